@@ -1,0 +1,1 @@
+"""The Alibaba Cloud KMS RPC adapter: the only place that knows wire names, codes and encodings."""

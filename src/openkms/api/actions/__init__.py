@@ -1,0 +1,13 @@
+"""The action table: Action name -> handler. One module per action group; each handler turns
+Params into a service call and the result into Alibaba's response fields."""
+
+from __future__ import annotations
+
+from openkms.api.actions import account, crypto, keys
+from openkms.api.actions.base import Action
+
+ACTIONS: dict[str, Action] = {
+    action.name: action for group in (keys, crypto, account) for action in group.ACTIONS
+}
+
+__all__ = ["ACTIONS", "Action"]

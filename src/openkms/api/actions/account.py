@@ -1,0 +1,75 @@
+"""Account, region and instance actions: DescribeRegions, DescribeAccountKmsStatus, OpenKmsService,
+ListKmsInstances, GetKmsInstance."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from openkms.api.actions.base import Action, page_params
+from openkms.api.params import Params
+from openkms.clock import iso_utc
+from openkms.repository.instances import InstanceRow
+from openkms.service.container import Services
+from openkms.service.context import RequestContext
+
+
+def instance_arn(row: InstanceRow) -> str:
+    return f"acs:kms:{row.region_id}:{row.account_id}:keystore/{row.instance_id}"
+
+
+def describe_regions(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    regions = services.instances.regions(ctx)
+    return {"Regions": {"Region": [{"RegionId": region} for region in regions]}}
+
+
+def describe_account_kms_status(
+    params: Params, ctx: RequestContext, services: Services
+) -> Mapping[str, object]:
+    return {"AccountStatus": services.instances.account_status(ctx)}
+
+
+def open_kms_service(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    services.instances.open_service(ctx)
+    return {}
+
+
+def list_kms_instances(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    page_number, page_size = page_params(params)
+    rows, total = services.instances.list_instances(ctx, page_number, page_size)
+    return {
+        "KmsInstances": {
+            "KmsInstance": [
+                {"KmsInstanceId": row.instance_id, "KmsInstanceArn": instance_arn(row)} for row in rows
+            ]
+        },
+        "TotalCount": total,
+        "PageNumber": page_number,
+        "PageSize": page_size,
+    }
+
+
+def get_kms_instance(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    row = services.instances.get_instance(ctx, params.required_str("KmsInstanceId"))
+    return {
+        "KmsInstance": {
+            "InstanceId": row.instance_id,
+            "InstanceName": row.name,
+            "Status": "Connected",
+            "ProductType": f"openkms_{row.kind.value}",
+            "KeyNum": row.key_count,
+            "SecretNum": 0,
+            "VpcNum": 0,
+            "CreateTime": iso_utc(row.created_at),
+            "StartDate": iso_utc(row.created_at),
+            "BindVpcs": {"BindVpc": []},
+        }
+    }
+
+
+ACTIONS = (
+    Action("DescribeRegions", describe_regions),
+    Action("DescribeAccountKmsStatus", describe_account_kms_status),
+    Action("OpenKmsService", open_kms_service),
+    Action("ListKmsInstances", list_kms_instances),
+    Action("GetKmsInstance", get_kms_instance),
+)

@@ -1,0 +1,27 @@
+"""What an action is: a name, a handler, and whether it may block on the database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from openkms.api.params import Params
+from openkms.service.container import Services
+from openkms.service.context import RequestContext
+
+Handler = Callable[[Params, RequestContext, Services], Mapping[str, object]]
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    name: str
+    handler: Handler
+    # Blocking handlers run in a worker thread. Hot-path crypto runs on the event loop: its steady
+    # state touches only the caches.
+    blocking: bool = True
+
+
+def page_params(params: Params) -> tuple[int, int]:
+    page_number = params.optional_int("PageNumber", 1, minimum=1, maximum=1_000_000)
+    page_size = params.optional_int("PageSize", 10, minimum=1, maximum=100)
+    return page_number, page_size

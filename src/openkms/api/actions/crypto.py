@@ -1,0 +1,111 @@
+"""Cryptographic actions: Encrypt, Decrypt, ReEncrypt, GenerateDataKey, GenerateDataKeyWithoutPlaintext.
+
+Wire encodings live here: Encrypt's Plaintext is an opaque UTF-8 string (Decrypt returns it as
+given); CiphertextBlob is base64 of our blob; GenerateDataKey's Plaintext is base64 of the key.
+"""
+
+from __future__ import annotations
+
+import binascii
+from base64 import b64decode, b64encode
+from collections.abc import Mapping
+
+from openkms.api.actions.base import Action
+from openkms.api.params import Params
+from openkms.errors import InvalidArgument, InvalidCiphertext, UnsupportedOperation
+from openkms.service.container import Services
+from openkms.service.context import RequestContext
+from openkms.service.crypto import PLAINTEXT_LIMIT, Sealed
+
+
+def _blob(params: Params, name: str = "CiphertextBlob") -> bytes:
+    raw = params.required_str(name)
+    try:
+        return b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidCiphertext(f"{name} is not valid base64.") from None
+
+
+def _sealed(result: Sealed) -> dict[str, object]:
+    return {
+        "CiphertextBlob": b64encode(result.blob).decode("ascii"),
+        "KeyId": result.key_id,
+        "KeyVersionId": result.version_id,
+    }
+
+
+def _dry_run(params: Params) -> bool:
+    if params.optional_bool("DryRun", False):
+        raise UnsupportedOperation("DryRun is not supported by this server yet.")
+    return False
+
+
+def encrypt(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    _dry_run(params)
+    plaintext = params.required_str("Plaintext").encode("utf-8")
+    if len(plaintext) > PLAINTEXT_LIMIT:
+        raise InvalidArgument(f"Plaintext is longer than {PLAINTEXT_LIMIT} bytes.", parameter="Plaintext")
+    result = services.crypto.encrypt(
+        ctx, params.required_str("KeyId"), plaintext, params.json_object("EncryptionContext")
+    )
+    return _sealed(result)
+
+
+def decrypt(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    _dry_run(params)
+    opened = services.crypto.decrypt(ctx, _blob(params), params.json_object("EncryptionContext"))
+    try:
+        text = opened.plaintext.reveal().decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidCiphertext() from None
+    return {"KeyId": opened.key_id, "KeyVersionId": opened.version_id, "Plaintext": text}
+
+
+def re_encrypt(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    _dry_run(params)
+    algorithm = params.optional_str("SourceEncryptionAlgorithm")
+    if algorithm:
+        raise UnsupportedOperation("SourceEncryptionAlgorithm applies to asymmetric keys, not available yet.")
+    result = services.crypto.re_encrypt(
+        ctx,
+        _blob(params),
+        params.json_object("SourceEncryptionContext"),
+        params.required_str("DestinationKeyId"),
+        params.json_object("DestinationEncryptionContext"),
+    )
+    return _sealed(result)
+
+
+def _generate(params: Params, ctx: RequestContext, services: Services, action: str) -> tuple[str, Sealed]:
+    _dry_run(params)
+    number_of_bytes = params.optional_int("NumberOfBytes", None, minimum=1, maximum=1024)
+    data_key = services.crypto.generate_data_key(
+        ctx,
+        params.required_str("KeyId"),
+        number_of_bytes,
+        params.optional_str("KeySpec"),
+        params.json_object("EncryptionContext"),
+        action=action,
+    )
+    return data_key.plaintext_base64.reveal().decode("ascii"), data_key.sealed
+
+
+def generate_data_key(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    plaintext, sealed = _generate(params, ctx, services, "GenerateDataKey")
+    return {**_sealed(sealed), "Plaintext": plaintext}
+
+
+def generate_data_key_without_plaintext(
+    params: Params, ctx: RequestContext, services: Services
+) -> Mapping[str, object]:
+    _, sealed = _generate(params, ctx, services, "GenerateDataKeyWithoutPlaintext")
+    return _sealed(sealed)
+
+
+ACTIONS = (
+    Action("Encrypt", encrypt, blocking=False),
+    Action("Decrypt", decrypt, blocking=False),
+    Action("ReEncrypt", re_encrypt, blocking=False),
+    Action("GenerateDataKey", generate_data_key, blocking=False),
+    Action("GenerateDataKeyWithoutPlaintext", generate_data_key_without_plaintext, blocking=False),
+)

@@ -1,0 +1,137 @@
+"""Key management actions: CreateKey, DescribeKey, ListKeys, EnableKey, DisableKey."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from openkms.api.actions.base import Action, page_params
+from openkms.api.params import Params
+from openkms.clock import iso_utc
+from openkms.domain.key import Key, KeyFilter
+from openkms.errors import InvalidArgument
+from openkms.service.container import Services
+from openkms.service.context import RequestContext
+from openkms.service.keys import CreateKeyRequest
+
+_FILTER_FIELDS = {
+    "KeyState": "states",
+    "KeySpec": "specs",
+    "KeyUsage": "usages",
+    "ProtectionLevel": "protection_levels",
+    "CreatorType": "creator_types",
+}
+
+
+def key_metadata(key: Key) -> dict[str, object]:
+    """KeyMetadata exactly as the SDK models it; fields without a value are left out."""
+    metadata: dict[str, object] = {
+        "KeyId": key.key_id,
+        "Arn": key.arn,
+        "KeyState": key.state.value,
+        "CreationDate": iso_utc(key.created_at),
+        "Creator": key.creator,
+        "Description": key.description,
+        "KeySpec": key.spec.value,
+        "KeyUsage": key.usage.value,
+        "Origin": key.origin.value,
+        "ProtectionLevel": key.protection_level.value,
+        "AutomaticRotation": "Disabled",
+        "DeletionProtection": "Disabled",
+        "DeletionProtectionDescription": "",
+        "MaterialExpireTime": "",
+        "LastRotationDate": iso_utc(key.created_at),
+    }
+    if key.primary_version_id is not None:
+        metadata["PrimaryKeyVersion"] = key.primary_version_id
+    if key.instance_id is not None:
+        metadata["DKMSInstanceId"] = key.instance_id
+    if key.delete_date is not None:
+        metadata["DeleteDate"] = iso_utc(key.delete_date)
+    return metadata
+
+
+def create_key(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    if params.optional_bool("EnableAutomaticRotation", False):
+        raise InvalidArgument(
+            "Automatic rotation is not available yet in this server.",
+            parameter="EnableAutomaticRotation",
+        )
+    if params.optional_str("Tags"):
+        raise InvalidArgument("Tags are not available yet in this server.", parameter="Tags")
+    if params.optional_str("Policy"):
+        raise InvalidArgument("Key policies are not available yet in this server.", parameter="Policy")
+    key = services.keys.create_key(
+        ctx,
+        CreateKeyRequest(
+            key_spec=params.optional_str("KeySpec"),
+            key_usage=params.optional_str("KeyUsage"),
+            origin=params.optional_str("Origin"),
+            protection_level=params.optional_str("ProtectionLevel"),
+            description=params.optional_str("Description") or "",
+            instance_id=params.optional_str("DKMSInstanceId") or None,
+        ),
+    )
+    return {"KeyMetadata": key_metadata(key)}
+
+
+def describe_key(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    return {"KeyMetadata": key_metadata(services.keys.describe_key(ctx, params.required_str("KeyId")))}
+
+
+def list_keys(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    page_number, page_size = page_params(params)
+    found, total = services.keys.list_keys(ctx, _filters(params), page_number, page_size)
+    return {
+        "Keys": {"Key": [{"KeyId": key.key_id, "KeyArn": key.arn} for key in found]},
+        "TotalCount": total,
+        "PageNumber": page_number,
+        "PageSize": page_size,
+    }
+
+
+def _filters(params: Params) -> KeyFilter:
+    raw = params.json_list("Filters")
+    if raw is None:
+        return KeyFilter()
+    if len(raw) > 10:
+        raise InvalidArgument("Filters takes at most 10 key-value pairs.", parameter="Filters")
+    chosen: dict[str, list[str]] = {}
+    for item in raw:
+        if not isinstance(item, dict) or set(item) != {"Key", "Values"}:
+            raise InvalidArgument(
+                'Each filter is {"Key": ..., "Values": [...]}.', parameter="Filters"
+            )
+        field = _FILTER_FIELDS.get(item["Key"]) if isinstance(item["Key"], str) else None
+        values = item["Values"]
+        if field is None:
+            raise InvalidArgument(
+                f"Filter key {item['Key']!r} is not one of {', '.join(_FILTER_FIELDS)}.",
+                parameter="Filters",
+            )
+        if (
+            not isinstance(values, list)
+            or not 1 <= len(values) <= 10
+            or not all(isinstance(value, str) for value in values)
+        ):
+            raise InvalidArgument("Filter Values is a list of 1 to 10 strings.", parameter="Filters")
+        chosen.setdefault(field, []).extend(values)
+    return KeyFilter(**chosen)
+
+
+def enable_key(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    services.keys.enable_key(ctx, params.required_str("KeyId"))
+    return {}
+
+
+def disable_key(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    services.keys.disable_key(ctx, params.required_str("KeyId"))
+    return {}
+
+
+ACTIONS = (
+    Action("CreateKey", create_key),
+    Action("DescribeKey", describe_key, blocking=False),
+    Action("ListKeys", list_keys),
+    Action("EnableKey", enable_key),
+    Action("DisableKey", disable_key),
+)

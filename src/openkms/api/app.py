@@ -1,0 +1,170 @@
+"""The application factory and the one place where the request path is fixed.
+
+`/` is the Alibaba RPC endpoint, served by a raw ASGI handler (the hot path pays for no framework);
+everything else (`/healthz`, later the console) is a Starlette app. Everything a process needs is
+built here once and passed down: no module-global engines, sessions or singletons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from openkms.api.dispatch import BODY_LIMIT, RawRequest, RpcDispatcher
+from openkms.api.unseal import UnsealListener
+from openkms.audit import AuditSink, JsonlAuditSink
+from openkms.clock import Clock, SystemClock
+from openkms.config import Settings, load_settings
+from openkms.keystore import Keystore
+from openkms.node.generation import ChangeGeneration
+from openkms.node.nonces import SharedNonceStore
+from openkms.repository.database import Database
+from openkms.repository.keyring import DatabaseKeyringStore
+from openkms.service.bootstrap import ensure_root_access_key
+from openkms.service.container import Services, build_services
+from openkms.service.seal import root_of_trust
+
+log = logging.getLogger("openkms.server")
+
+
+class OpenKMSApp:
+    """Top-level ASGI app: routes `/` to the RPC dispatcher, the rest to Starlette."""
+
+    def __init__(self, settings: Settings, services: Services, dispatcher: RpcDispatcher, audit: AuditSink):
+        self.settings = settings
+        self.services = services
+        self.dispatcher = dispatcher
+        self.audit = audit
+        self.unseal_listener = UnsealListener(settings, services.keystore, self._after_unseal)
+        self.web = Starlette(routes=[Route("/healthz", self.healthz)], lifespan=self._lifespan)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/":
+            await self._rpc(scope, receive, send)
+        else:
+            await self.web(scope, receive, send)
+
+    async def _rpc(self, scope: Scope, receive: Receive, send: Send) -> None:
+        chunks: list[bytes] = []
+        size = 0
+        too_large = False
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > BODY_LIMIT:
+                too_large = True
+            elif chunk:
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        client = scope.get("client")
+        reply = await self.dispatcher.handle(
+            RawRequest(
+                method=scope["method"],
+                path=scope["path"],
+                query_string=scope["query_string"],
+                headers=scope["headers"],
+                body=b"".join(chunks),
+                source_ip=client[0] if client else None,
+                too_large=too_large,
+            )
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": reply.status,
+                "headers": [
+                    (b"content-type", reply.content_type),
+                    (b"x-acs-request-id", reply.request_id.encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": reply.body})
+
+    async def healthz(self, request: Request) -> JSONResponse:
+        sealed = self.services.keystore.sealed
+        return JSONResponse(
+            {"status": "sealed" if sealed else "ready", "pid": os.getpid()},
+            status_code=503 if sealed else 200,
+        )
+
+    def _after_unseal(self) -> None:
+        created = ensure_root_access_key(
+            self.services.db,
+            self.services.keystore,
+            self.services.clock,
+            self.settings.data_dir,
+            _preset(self.settings),
+        )
+        if created is not None and created.written_to is not None:
+            log.warning("root access key %s created; its secret is in %s", created.access_key_id, created.written_to)
+
+    @asynccontextmanager
+    async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        keystore = self.services.keystore
+        try:
+            root = root_of_trust(self.settings, passphrase=self.settings.unseal_passphrase)
+        except Exception:
+            log.exception("the root of trust could not be prepared")
+            raise
+        if root is not None:
+            await asyncio.to_thread(keystore.unseal, root)
+            await asyncio.to_thread(self._after_unseal)
+        else:
+            log.warning("sealed: run `openkms unseal --data-dir %s` to unseal", self.settings.data_dir)
+        await self.unseal_listener.start()
+        try:
+            yield
+        finally:
+            await self.unseal_listener.stop()
+            await self.audit.aclose()
+            self.services.db.dispose()
+
+
+def _preset(settings: Settings) -> tuple[str, str] | None:
+    if settings.root_access_key_id and settings.root_access_key_secret:
+        return settings.root_access_key_id, settings.root_access_key_secret
+    return None
+
+
+def create_app(
+    settings: Settings, *, audit: AuditSink | None = None, clock: Clock | None = None
+) -> OpenKMSApp:
+    clock = clock or SystemClock()
+    run_dir = settings.data_dir / "run"
+    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    db = Database(settings.effective_database_url)
+    keystore = Keystore(None, DatabaseKeyringStore(db.engine))
+    generation = ChangeGeneration(run_dir / "generation.shm")
+    services = build_services(db, keystore, clock, generation, settings.cache_ttl_seconds)
+    nonces = SharedNonceStore(run_dir / "nonces.shm", slots=settings.nonce_slots)
+    if audit is None:
+        audit = JsonlAuditSink(_audit_path(settings.data_dir), fsync=settings.audit_fsync)
+    dispatcher = RpcDispatcher(services, nonces, audit, settings.regions, settings.timestamp_window_seconds)
+    return OpenKMSApp(settings, services, dispatcher, audit)
+
+
+def _audit_path(data_dir: Path) -> Path:
+    directory = data_dir / "audit"
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return directory / f"audit-{stamp}-{os.getpid()}.jsonl"
+
+
+def app_from_environment() -> Any:
+    """Uvicorn factory for worker processes: `openkms serve` passes the settings through OPENKMS_*."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app(load_settings())

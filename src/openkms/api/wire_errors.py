@@ -1,0 +1,68 @@
+"""Domain error class -> (HTTP status, Alibaba Code). One table; the most specific class wins.
+
+Never choose a status by matching message text. Every row has a test (tests/unit/test_wire_errors.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from openkms import errors
+
+
+@dataclass(frozen=True, slots=True)
+class WireError:
+    status: int
+    code: str
+    message: str
+
+
+INTERNAL_FAILURE = WireError(500, "InternalFailure", "Internal Failure.")
+
+# Ordered most specific first only for readability; lookup walks each class's MRO.
+WIRE_ERRORS: dict[type[errors.OpenKMSError], tuple[int, str]] = {
+    errors.MissingParameter: (400, "MissingParameter"),
+    errors.InvalidCiphertext: (400, "Rejected.InvalidCiphertext"),
+    errors.UnsupportedOperation: (400, "UnsupportedOperation"),
+    errors.UnsupportedVersion: (400, "InvalidVersion"),
+    errors.InvalidArgument: (400, "InvalidParameter"),
+    errors.KeyNotFound: (404, "Forbidden.KeyNotFound"),
+    errors.KeyVersionNotFound: (404, "Forbidden.KeyVersionNotFound"),
+    errors.AliasNotFound: (404, "Forbidden.AliasNotFound"),
+    errors.InstanceNotFound: (404, "Forbidden.InstanceNotFound"),
+    errors.UnknownAction: (404, "InvalidAction.NotFound"),
+    errors.NotFound: (404, "Forbidden.ResourceNotFound"),
+    errors.KeyDisabled: (400, "Rejected.Disabled"),
+    errors.InvalidKeyState: (400, "Forbidden.KeyStateError"),
+    errors.Conflict: (400, "Rejected.ResourceExist"),
+    errors.QuotaExceeded: (400, "Rejected.LimitExceeded"),
+    errors.UnknownAccessKey: (404, "InvalidAccessKeyId.NotFound"),
+    errors.SignatureMismatch: (400, "SignatureDoesNotMatch"),
+    errors.IncompleteSignature: (400, "IncompleteSignature"),
+    errors.InvalidTimestamp: (400, "IllegalTimestamp"),
+    errors.ExpiredTimestamp: (400, "InvalidTimeStamp.Expired"),
+    errors.NonceReused: (400, "SignatureNonceUsed"),
+    errors.AuthenticationError: (400, "IncompleteSignature"),
+    errors.AccessDenied: (403, "Forbidden.NoPermission"),
+    errors.Sealed: (503, "ServiceUnavailableTemporary"),
+    errors.Unavailable: (503, "ServiceUnavailableTemporary"),
+    errors.AuditUnavailable: (500, "InternalFailure"),
+}
+
+
+def to_wire(error: BaseException) -> WireError:
+    """The wire form of any exception; anything unknown is an InternalFailure with no detail."""
+    if isinstance(error, errors.OpenKMSError):
+        for cls in type(error).__mro__:
+            row = WIRE_ERRORS.get(cls)
+            if row is not None:
+                status, code = row
+                if status >= 500 and not isinstance(error, errors.Unavailable):
+                    return INTERNAL_FAILURE
+                if isinstance(error, errors.MissingParameter) and error.parameter:
+                    return WireError(
+                        status, f"Missing{error.parameter}", f"{error.parameter} is mandatory for this action."
+                    )
+                return WireError(status, code, error.message)
+    return INTERNAL_FAILURE
+

@@ -1,0 +1,52 @@
+"""The audit event: one record per request, allowed, denied or failed.
+
+Owns the event's fields and their JSON form. An event names who did what to which key and how it
+ended; it never contains plaintext, ciphertext, data keys, signatures, passwords or any other secret.
+`reason` says why a request was denied or failed in words fit for an operator, never a secret value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+JsonScalar = str | int | bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    request_id: str
+    time: str  # ISO-8601 UTC with milliseconds, see `audit_time`
+    principal: str  # e.g. "acs:ram::1234567890123456:root"
+    account_id: str | None
+    action: str  # the API action, e.g. "Encrypt"
+    key_id: str | None
+    key_version_id: str | None
+    result: str  # "Success" or the error Code
+    http_status: int
+    source_ip: str | None
+    region: str | None
+    reason: str | None  # why denied or failed; never a secret
+    dev_clock: bool = False  # the development clock was in effect
+
+    def to_json_dict(self) -> dict[str, JsonScalar]:
+        return {
+            "request_id": self.request_id,
+            "time": self.time,
+            "principal": self.principal,
+            "account_id": self.account_id,
+            "action": self.action,
+            "key_id": self.key_id,
+            "key_version_id": self.key_version_id,
+            "result": self.result,
+            "http_status": self.http_status,
+            "source_ip": self.source_ip,
+            "region": self.region,
+            "reason": self.reason,
+            "dev_clock": self.dev_clock,
+        }
+
+
+def audit_time(moment: datetime) -> str:
+    """`YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC, the format of `AuditEvent.time`."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,243 @@
+"""Audit sinks: where audit events are written before an answer may leave.
+
+Owns the JSON-lines record format and its hash chain, and the group commit that makes appends cheap.
+Fails closed: an event that cannot be written raises `AuditUnavailable`, and after a failed write the
+sink stays broken (`check()` raises) until the process opens a new one. Writes only what an
+`AuditEvent` holds, so it never writes plaintext, data keys or secrets.
+
+Record format, one line per record, compact JSON with sorted keys (`canonical_json`):
+- the event's fields, plus `seq` (0, 1, 2, ... = line number - 1), `prev` (the previous record's
+  `hash`, 64 zeros on the first line) and `hash` (hex SHA-256 of the canonical JSON of the record
+  without `hash`);
+- each time a sink opens a file it first writes an `"action": "AuditLogOpened"` record naming `host`,
+  `pid` and `time`; it is not an `AuditEvent`. A file that already has records is continued (seq and
+  chain carry on), and one that ends in a partial line is refused rather than extended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import socket
+import stat
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import orjson
+
+from openkms.audit.event import AuditEvent, JsonScalar, audit_time
+from openkms.errors import AuditUnavailable
+
+GENESIS_ACTION = "AuditLogOpened"
+ZERO_HASH = "0" * 64
+
+_TAIL_BYTES = 1 << 16
+_SORTED = orjson.OPT_SORT_KEYS
+_SORTED_LINE = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+
+_log = logging.getLogger(__name__)
+
+
+def canonical_json(record: Mapping[str, JsonScalar]) -> bytes:
+    """The record's bytes as hashed and written: compact, keys sorted, UTF-8, no newline."""
+    return orjson.dumps(record, option=_SORTED)
+
+
+def record_hash(record: Mapping[str, JsonScalar]) -> str:
+    """The `hash` field of a record: hex SHA-256 of its canonical JSON without `hash`."""
+    return hashlib.sha256(canonical_json({k: v for k, v in record.items() if k != "hash"})).hexdigest()
+
+
+class AuditSink(Protocol):
+    async def append(self, event: AuditEvent) -> None:
+        """Return once the record is written (durably, per the sink's mode); else raise AuditUnavailable."""
+        ...
+
+    def check(self) -> None:
+        """Cheap pre-flight: raise AuditUnavailable if the sink is known broken or closed."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class JsonlAuditSink:
+    """One hash-chained JSON-lines file per server process, appended with group commit.
+
+    `append` chains its record synchronously on the event loop, queues the line and waits. A single
+    flusher writes everything queued with one `os.write` and, if `fsync`, one `os.fsync`, on a
+    dedicated thread, while new appends queue up for the next batch. Under load, batches form by
+    themselves. Use one event loop at a time: if the loop changes (tests), the next append starts a
+    new flusher in the running loop and lines still queued are written by it.
+    """
+
+    def __init__(self, path: Path, *, fsync: bool = True) -> None:
+        """Open (creating it 0600, O_APPEND) `path`. Give each server process its own file."""
+        self.path = path
+        self._fsync = fsync
+        self._failure: str | None = None
+        self._closed = False
+        try:
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise AuditUnavailable("The audit log cannot be opened.") from exc
+        try:
+            self._size, self._seq, self._prev = _resume(self._fd)
+            if fsync and self._size == 0 and stat.S_ISREG(os.fstat(self._fd).st_mode):
+                _sync_directory(path.parent)  # the new file's name must survive a crash too
+        except (OSError, ValueError) as exc:
+            os.close(self._fd)
+            raise AuditUnavailable("The audit log cannot be continued.") from exc
+        self._pending: list[bytes] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openkms-audit")
+        self.appends = 0  # records queued by `append`
+        self.batches = 0  # successful write (+ sync) calls
+        genesis: dict[str, JsonScalar] = {
+            "action": GENESIS_ACTION,
+            "time": audit_time(datetime.now(UTC)),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+        self._queue(genesis)
+
+    @property
+    def failure(self) -> str | None:
+        """Why the sink broke, for operators' logs (never sent to callers); None while healthy."""
+        return self._failure
+
+    def check(self) -> None:
+        if self._failure is not None or self._closed:
+            raise AuditUnavailable()
+
+    async def append(self, event: AuditEvent) -> None:
+        self.check()
+        loop = asyncio.get_running_loop()
+        try:
+            self._queue(event.to_json_dict())
+        except orjson.JSONEncodeError as exc:
+            raise AuditUnavailable() from exc
+        self.appends += 1
+        waiter = loop.create_future()
+        self._waiters.append(waiter)
+        if self._loop is not loop or self._flusher is None or self._flusher.done():
+            self._start_flusher(loop)
+        await waiter
+
+    async def aclose(self) -> None:
+        """Write what is queued, then close the file. Appends after this raise AuditUnavailable."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        flusher = self._flusher
+        if flusher is not None and not flusher.done() and self._loop is loop:
+            await asyncio.wait([flusher])
+        if self._pending and self._failure is None:
+            self._start_flusher(loop)
+            assert self._flusher is not None
+            await asyncio.wait([self._flusher])
+        await loop.run_in_executor(self._executor, os.close, self._fd)
+        self._executor.shutdown(wait=False)
+
+    def _queue(self, record: dict[str, JsonScalar]) -> None:
+        """Chain `record` after the previous one and queue its line. Runs on the event loop: keep cheap."""
+        record["seq"] = self._seq
+        record["prev"] = self._prev
+        digest = hashlib.sha256(orjson.dumps(record, option=_SORTED)).hexdigest()
+        record["hash"] = digest
+        self._pending.append(orjson.dumps(record, option=_SORTED_LINE))
+        self._seq += 1
+        self._prev = digest
+
+    def _start_flusher(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._loop is not loop:
+            # Waiters of a previous loop cannot be woken from this one; their lines stay queued.
+            self._waiters = [waiter for waiter in self._waiters if waiter.get_loop() is loop]
+            self._loop = loop
+        self._flusher = loop.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            lines, self._pending = self._pending, []
+            waiters, self._waiters = self._waiters, []
+            try:
+                await loop.run_in_executor(self._executor, self._write, b"".join(lines))
+            except BaseException as exc:
+                # A cancelled flush (the loop is shutting down) may still complete on the thread;
+                # its callers are told it failed, which errs on the safe side.
+                if not isinstance(exc, asyncio.CancelledError):
+                    self._failure = self._failure or f"audit flush failed: {exc!r}"
+                    self._pending = []
+                for waiter in waiters + self._waiters:
+                    if not waiter.done():
+                        waiter.set_exception(AuditUnavailable())
+                self._waiters = []
+                if isinstance(exc, Exception):
+                    return
+                raise
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _write(self, data: bytes) -> None:
+        """Runs on the sink's thread, one batch at a time, in queue order."""
+        if self._failure is not None:
+            raise OSError(self._failure)
+        try:
+            written = os.write(self._fd, data)
+            if written != len(data):
+                self._undo_partial_write()
+                raise OSError(f"short write: {written} of {len(data)} bytes")
+            self._size += written
+            if self._fsync:
+                os.fsync(self._fd)
+        except OSError as exc:
+            self._failure = f"audit write failed: {exc}"
+            _log.error("audit sink %s is broken: %s", self.path, exc)
+            raise
+        self.batches += 1
+
+    def _undo_partial_write(self) -> None:
+        """Cut a torn line off so the file still verifies. The sink stays broken regardless."""
+        try:
+            if stat.S_ISREG(os.fstat(self._fd).st_mode):
+                os.ftruncate(self._fd, self._size)
+        except OSError as exc:
+            _log.error("audit sink %s could not remove a partial record: %s", self.path, exc)
+
+
+def _resume(fd: int) -> tuple[int, int, str]:
+    """(file size, next seq, last hash) of an existing file; raises ValueError on a torn tail."""
+    status = os.fstat(fd)
+    if not stat.S_ISREG(status.st_mode) or status.st_size == 0:
+        return 0, 0, ZERO_HASH
+    tail_size = min(status.st_size, _TAIL_BYTES)
+    tail = os.pread(fd, tail_size, status.st_size - tail_size)
+    if not tail.endswith(b"\n"):
+        raise ValueError("the audit log ends in a partial record")
+    last = tail[:-1].rsplit(b"\n", 1)[-1]
+    if len(last) == len(tail) - 1 and tail_size < status.st_size:
+        raise ValueError("the last audit record is too long to find")
+    record = orjson.loads(last)
+    if not isinstance(record, dict):
+        raise ValueError("the last audit record is not an object")
+    seq, digest = record.get("seq"), record.get("hash")
+    if type(seq) is not int or not isinstance(digest, str):
+        raise ValueError("the last audit record has no seq or hash")
+    return status.st_size, seq + 1, digest
+
+
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,1 @@
+"""The `openkms` command line (Typer + Rich): serve, unseal, migrate, audit verify."""

@@ -1,0 +1,5 @@
+"""`python -m openkms.cli`."""
+
+from openkms.cli.main import app
+
+app()

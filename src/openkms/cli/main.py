@@ -1,0 +1,152 @@
+"""`openkms` commands. Each one loads the settings the same way the server does."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from openkms.config import ConfigError, Settings, load_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="OpenKMS: a self-hosted KMS.")
+audit_app = typer.Typer(no_args_is_help=True, help="Work with the audit log.")
+app.add_typer(audit_app, name="audit")
+console = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Folder for the database, key file, audit log.")
+]
+ConfigFile = Annotated[
+    Path | None, typer.Option("--config", help="TOML settings file (OPENKMS_* variables override).")
+]
+DatabaseUrl = Annotated[
+    str | None, typer.Option("--database-url", help="SQLAlchemy URL; default: SQLite in the data dir.")
+]
+
+
+def _settings(config: Path | None, **overrides: object) -> Settings:
+    try:
+        return load_settings(config, overrides=overrides)
+    except ConfigError as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default 9600).")] = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default 1).")] = None,
+) -> None:
+    """Start the server: migrate, bootstrap an empty store, then serve the Alibaba KMS API."""
+    import uvicorn
+
+    from openkms.cli.prepare import prepare_store
+
+    settings = _settings(
+        config, data_dir=data_dir, host=host, port=port, database_url=database_url, workers=workers
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    prepare_store(settings, console)
+    # Worker processes rebuild the same settings from the environment (secrets are already there).
+    for name, value in settings.redacted().items():
+        if name == "database_url":
+            continue
+        os.environ[f"OPENKMS_{name.upper()}"] = (
+            ",".join(value) if isinstance(value, list) else str(value)
+        )
+    os.environ["OPENKMS_DATA_DIR"] = str(settings.data_dir.resolve())
+    os.environ["OPENKMS_DATABASE_URL"] = settings.effective_database_url
+    console.print(
+        f"OpenKMS listening on http://{settings.host}:{settings.port} "
+        f"(regions {', '.join(settings.regions)}; {settings.workers} worker(s))"
+    )
+    uvicorn.run(
+        "openkms.api.app:app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level=settings.log_level,
+        server_header=False,
+    )
+
+
+@app.command()
+def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None) -> None:
+    """Bring the database schema to the newest version."""
+    from openkms.repository.database import Database
+    from openkms.repository.migrate import upgrade_to_head
+
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url)
+    upgrade_to_head(db.engine)
+    db.dispose()
+    console.print("schema is up to date")
+
+
+@app.command()
+def unseal(data_dir: DataDir = None, config: ConfigFile = None) -> None:
+    """Give the passphrase to every worker of a sealed server on this machine.
+
+    The passphrase comes from OPENKMS_UNSEAL_PASSPHRASE or a hidden prompt.
+    """
+    settings = _settings(config, data_dir=data_dir)
+    passphrase = settings.unseal_passphrase or typer.prompt("Unseal passphrase", hide_input=True)
+    sockets = sorted((settings.data_dir / "run").glob("unseal-*.sock"))
+    if not sockets:
+        console.print("no sealed server found (nothing is waiting in the data dir's run/ folder)")
+        raise typer.Exit(1)
+    failures = 0
+    for path in sockets:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+                connection.settimeout(30)
+                connection.connect(str(path))
+                connection.sendall(passphrase.encode("utf-8") + b"\n")
+                answer = connection.makefile("rb").readline().decode("utf-8").strip()
+        except (ConnectionRefusedError, FileNotFoundError):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()  # a socket left by a process that is gone
+            continue
+        console.print(f"{path.name}: {answer}")
+        failures += not answer.startswith("ok")
+    raise typer.Exit(1 if failures else 0)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Audit files or folders.")] = None,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Check the hash chain of audit files; exit 1 and name the first bad line if one is broken."""
+    from openkms.audit.verify import verify_directory, verify_file
+
+    if not paths:
+        paths = [_settings(config, data_dir=data_dir).data_dir / "audit"]
+    broken = 0
+    for target in paths:
+        reports = verify_directory(target) if target.is_dir() else [(target, verify_file(target))]
+        for path, report in reports:
+            if report.ok:
+                console.print(f"[green]ok[/green]      {path} ({report.records} records)")
+            else:
+                broken += 1
+                console.print(
+                    f"[red]broken[/red]  {path}: line {report.first_bad_line}: {report.reason}"
+                )
+    raise typer.Exit(1 if broken else 0)

@@ -1,0 +1,45 @@
+"""What `serve` does before the workers start: schema migration, bootstrap, root access key."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from openkms.clock import SystemClock
+from openkms.config import Settings
+from openkms.keystore import Keystore
+from openkms.repository.database import Database
+from openkms.repository.keyring import DatabaseKeyringStore
+from openkms.repository.migrate import upgrade_to_head
+from openkms.service.bootstrap import bootstrap_store, ensure_root_access_key
+from openkms.service.seal import root_of_trust
+
+
+def prepare_store(settings: Settings, console: Console) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    db = Database(settings.effective_database_url)
+    try:
+        upgrade_to_head(db.engine)
+        clock = SystemClock()
+        account = bootstrap_store(db, settings.regions, clock)
+        root = root_of_trust(settings, passphrase=settings.unseal_passphrase)
+        if root is None:
+            console.print("the key store is sealed: run `openkms unseal` once the server is up")
+            return
+        keystore = Keystore(None, DatabaseKeyringStore(db.engine))
+        keystore.unseal(root)
+        preset = None
+        if settings.root_access_key_id and settings.root_access_key_secret:
+            preset = (settings.root_access_key_id, settings.root_access_key_secret)
+        created = ensure_root_access_key(db, keystore, clock, settings.data_dir, preset)
+        keystore.seal()
+        if created is not None:
+            where = (
+                f"its secret is in {created.written_to} (mode 0600)"
+                if created.written_to
+                else "its secret is the one in OPENKMS_ROOT_ACCESS_KEY_SECRET"
+            )
+            console.print(
+                f"root account {account}: access key {created.access_key_id} created; {where}"
+            )
+    finally:
+        db.dispose()

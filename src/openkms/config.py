@@ -1,0 +1,162 @@
+"""Typed, validated, immutable settings: defaults < TOML file < OPENKMS_* environment < command-line flags.
+
+Unknown keys in the file are errors; one clear message names a bad value. `redacted()` is the only
+dump and never shows passphrases or database passwords.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from sqlalchemy.engine import make_url
+
+SealKind = Literal["keyfile", "passphrase"]
+
+_REGION = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
+
+
+class ConfigError(ValueError):
+    """A setting has a bad value; the message says which and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path = Path("openkms-data")
+    host: str = "127.0.0.1"
+    port: int = 9600
+    database_url: str | None = None
+    regions: tuple[str, ...] = ("cn-hangzhou",)
+    workers: int = 1
+    seal: SealKind = "keyfile"
+    audit_fsync: bool = True
+    nonce_slots: int = 1 << 22
+    cache_ttl_seconds: float = 2.0
+    timestamp_window_seconds: int = 900
+    log_level: str = "info"
+    # Not settable from files: only from the environment (secrets) at first start.
+    root_access_key_id: str | None = field(default=None, repr=False)
+    root_access_key_secret: str | None = field(default=None, repr=False)
+    unseal_passphrase: str | None = field(default=None, repr=False)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'openkms.db').resolve()}"
+
+    @property
+    def default_region(self) -> str:
+        return self.regions[0]
+
+    def redacted(self) -> dict[str, object]:
+        """A dump safe for logs: secrets are left out and DSN passwords masked."""
+        url = make_url(self.effective_database_url)
+        return {
+            "data_dir": str(self.data_dir),
+            "host": self.host,
+            "port": self.port,
+            "database_url": url.render_as_string(hide_password=True),
+            "regions": list(self.regions),
+            "workers": self.workers,
+            "seal": self.seal,
+            "audit_fsync": self.audit_fsync,
+            "nonce_slots": self.nonce_slots,
+            "cache_ttl_seconds": self.cache_ttl_seconds,
+            "timestamp_window_seconds": self.timestamp_window_seconds,
+            "log_level": self.log_level,
+        }
+
+
+_SECRET_FIELDS = {"root_access_key_id", "root_access_key_secret", "unseal_passphrase"}
+_FILE_FIELDS = {f.name for f in fields(Settings)} - _SECRET_FIELDS
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    """Turn a file or environment value into the field's type, or raise ConfigError."""
+    try:
+        if name == "data_dir":
+            return Path(str(raw))
+        if name in {"port", "workers", "nonce_slots", "timestamp_window_seconds"}:
+            if isinstance(raw, bool):
+                raise TypeError
+            return int(raw)
+        if name == "cache_ttl_seconds":
+            return float(raw)
+        if name == "audit_fsync":
+            if isinstance(raw, bool):
+                return raw
+            lowered = str(raw).strip().lower()
+            if lowered not in {"true", "false", "1", "0", "yes", "no"}:
+                raise ValueError
+            return lowered in {"true", "1", "yes"}
+        if name == "regions":
+            items = raw if isinstance(raw, list) else str(raw).split(",")
+            return tuple(str(item).strip() for item in items if str(item).strip())
+        return None if raw is None else str(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name!r}: cannot use {raw!r}") from exc
+
+
+def _validate(settings: Settings) -> Settings:
+    if not 0 < settings.port < 65536:
+        raise ConfigError(f"setting 'port': {settings.port} is not a TCP port")
+    if not 1 <= settings.workers <= 64:
+        raise ConfigError("setting 'workers': must be between 1 and 64")
+    if not settings.regions:
+        raise ConfigError("setting 'regions': at least one region is required")
+    for region in settings.regions:
+        if not _REGION.match(region):
+            raise ConfigError(f"setting 'regions': {region!r} is not a region id like cn-hangzhou")
+    if settings.seal not in get_args(SealKind):
+        raise ConfigError(f"setting 'seal': must be one of {', '.join(get_args(SealKind))}")
+    if settings.nonce_slots < 1024:
+        raise ConfigError("setting 'nonce_slots': must be at least 1024")
+    if not 0 <= settings.cache_ttl_seconds <= 60:
+        raise ConfigError("setting 'cache_ttl_seconds': must be between 0 and 60")
+    if not 60 <= settings.timestamp_window_seconds <= 3600:
+        raise ConfigError("setting 'timestamp_window_seconds': must be between 60 and 3600")
+    if settings.database_url:
+        try:
+            make_url(settings.database_url)
+        except Exception as exc:
+            raise ConfigError("setting 'database_url': not a database URL") from exc
+    if bool(settings.root_access_key_id) != bool(settings.root_access_key_secret):
+        raise ConfigError(
+            "OPENKMS_ROOT_ACCESS_KEY_ID and OPENKMS_ROOT_ACCESS_KEY_SECRET must be set together"
+        )
+    return settings
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings from a TOML file, the OPENKMS_* environment and explicit overrides."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            document = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from exc
+        unknown = sorted(set(document) - _FILE_FIELDS)
+        if unknown:
+            raise ConfigError(f"unknown setting(s) in {config_file}: {', '.join(unknown)}")
+        values.update({name: _coerce(name, raw) for name, raw in document.items()})
+    for name in _FILE_FIELDS | _SECRET_FIELDS:
+        env_value = environ.get(f"OPENKMS_{name.upper()}")
+        if env_value is not None and env_value != "":
+            values[name] = _coerce(name, env_value)
+    for name, raw in (overrides or {}).items():
+        if raw is not None:
+            values[name] = _coerce(name, raw)
+    return _validate(replace(Settings(), **values))

@@ -1,0 +1,66 @@
+"""Key and KeyVersion: the value objects every layer passes around. No material: only references."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from openkms.types import (
+    AccountId,
+    CreatorType,
+    InstanceId,
+    KeyId,
+    KeySpec,
+    KeyState,
+    KeyUsage,
+    KeyVersionId,
+    Origin,
+    ProtectionLevel,
+    RegionId,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyVersion:
+    key_id: KeyId
+    version_id: KeyVersionId
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    key_id: KeyId
+    account_id: AccountId
+    region_id: RegionId
+    instance_id: InstanceId | None  # None: a default key (the region's customer master key slot)
+    spec: KeySpec
+    usage: KeyUsage
+    origin: Origin
+    protection_level: ProtectionLevel
+    state: KeyState
+    description: str
+    creator: str
+    creator_type: CreatorType
+    primary_version_id: KeyVersionId | None
+    created_at: datetime
+    delete_date: datetime | None = None
+
+    @property
+    def arn(self) -> str:
+        return key_arn(self.region_id, self.account_id, self.key_id)
+
+
+def key_arn(region_id: str, account_id: str, key_id: str) -> str:
+    return f"acs:kms:{region_id}:{account_id}:key/{key_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFilter:
+    """ListKeys filters: each field, when set, admits any of its values."""
+
+    states: Sequence[str] = ()
+    specs: Sequence[str] = ()
+    usages: Sequence[str] = ()
+    protection_levels: Sequence[str] = ()
+    creator_types: Sequence[str] = ()

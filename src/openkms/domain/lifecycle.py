@@ -1,0 +1,42 @@
+"""The key state machine (seed F5) as one transition table, and the one usability guard for crypto.
+
+Every state change goes through `transition()`; every cryptographic operation asks `ensure_usable()`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from openkms.errors import InvalidKeyState, KeyDisabled
+from openkms.types import KeyState
+
+
+class KeyEvent(StrEnum):
+    ENABLE = "EnableKey"
+    DISABLE = "DisableKey"
+
+
+# (state, event) -> new state. A missing pair is a refused transition.
+_TRANSITIONS: dict[tuple[KeyState, KeyEvent], KeyState] = {
+    (KeyState.ENABLED, KeyEvent.ENABLE): KeyState.ENABLED,
+    (KeyState.DISABLED, KeyEvent.ENABLE): KeyState.ENABLED,
+    (KeyState.ENABLED, KeyEvent.DISABLE): KeyState.DISABLED,
+    (KeyState.DISABLED, KeyEvent.DISABLE): KeyState.DISABLED,
+}
+
+
+def transition(state: KeyState, event: KeyEvent) -> KeyState:
+    """The state after `event`, or InvalidKeyState when the table has no such move."""
+    try:
+        return _TRANSITIONS[(state, event)]
+    except KeyError:
+        raise InvalidKeyState(f"A key in state {state} cannot take {event}.") from None
+
+
+def ensure_usable(state: KeyState) -> None:
+    """Only Enabled keys take part in cryptographic operations (P8)."""
+    if state is KeyState.ENABLED:
+        return
+    if state is KeyState.DISABLED:
+        raise KeyDisabled()
+    raise InvalidKeyState(f"The key is {state}; cryptographic operations are refused.")

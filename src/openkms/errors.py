@@ -1,0 +1,176 @@
+"""The domain error hierarchy. No wire codes here: `api/wire_errors.py` maps each class to the wire.
+
+    OpenKMSError
+    ├── InvalidArgument            a parameter value breaks a rule
+    │   ├── MissingParameter       a required parameter is absent
+    │   ├── InvalidCiphertext      a blob that does not decrypt (tampered, moved, wrong context)
+    │   └── UnsupportedOperation   valid request, not supported for this key or instance
+    ├── NotFound
+    │   ├── KeyNotFound
+    │   ├── KeyVersionNotFound
+    │   ├── AliasNotFound
+    │   └── InstanceNotFound
+    ├── InvalidKeyState            the key's state forbids the operation (pending deletion, ...)
+    │   └── KeyDisabled            the key is disabled
+    ├── Conflict                   the request collides with existing state (second customer master key, ...)
+    ├── QuotaExceeded
+    ├── AuthenticationError        who is calling could not be established
+    │   ├── UnknownAccessKey
+    │   ├── SignatureMismatch
+    │   ├── IncompleteSignature
+    │   ├── InvalidTimestamp
+    │   ├── ExpiredTimestamp
+    │   └── NonceReused
+    ├── AccessDenied               authenticated, not allowed
+    ├── Unavailable                the service cannot answer now
+    │   └── Sealed                 the root of trust is not loaded
+    ├── AuditUnavailable           an audit record could not be written (fail closed)
+    ├── RootOfTrustError           the root key cannot be loaded or does not open the keyring (unseal)
+    └── StorageIntegrityError      stored key material or a keyring term failed its integrity check
+
+Messages are written for the caller: they never contain key material, secrets or internal paths.
+"""
+
+from __future__ import annotations
+
+
+class OpenKMSError(Exception):
+    """Base of every error a request can end in."""
+
+    default_message = "The request failed."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.default_message)
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class InvalidArgument(OpenKMSError):
+    default_message = "A parameter is invalid."
+
+    def __init__(self, message: str | None = None, *, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+class MissingParameter(InvalidArgument):
+    def __init__(self, parameter: str) -> None:
+        super().__init__(f"The parameter {parameter} is required.", parameter=parameter)
+
+
+class InvalidCiphertext(InvalidArgument):
+    default_message = "The CiphertextBlob is invalid or does not match the encryption context."
+
+
+class UnsupportedOperation(InvalidArgument):
+    default_message = "The operation is not supported."
+
+
+class NotFound(OpenKMSError):
+    default_message = "The specified resource is not found."
+
+
+class KeyNotFound(NotFound):
+    default_message = "The specified Key is not found."
+
+
+class KeyVersionNotFound(NotFound):
+    default_message = "The specified Key version is not found."
+
+
+class AliasNotFound(NotFound):
+    default_message = "The specified Alias is not found."
+
+
+class InstanceNotFound(NotFound):
+    default_message = "The specified KMS instance is not found."
+
+
+class InvalidKeyState(OpenKMSError):
+    default_message = "The key state does not allow this operation."
+
+
+class KeyDisabled(InvalidKeyState):
+    default_message = "The key is disabled."
+
+
+class Conflict(OpenKMSError):
+    default_message = "The request conflicts with existing state."
+
+
+class QuotaExceeded(OpenKMSError):
+    default_message = "A resource limit was exceeded."
+
+
+class AuthenticationError(OpenKMSError):
+    default_message = "The request could not be authenticated."
+
+
+class UnknownAccessKey(AuthenticationError):
+    default_message = "Specified access key is not found."
+
+
+class SignatureMismatch(AuthenticationError):
+    """The signature did not verify. Carries the server's string to sign (the legacy SDK parses it)."""
+
+    def __init__(self, string_to_sign: str) -> None:
+        super().__init__(
+            "Specified signature is not matched with our calculation. "
+            f"server string to sign is:{string_to_sign}"
+        )
+        self.string_to_sign = string_to_sign
+
+
+class IncompleteSignature(AuthenticationError):
+    default_message = "The request signature does not conform to Aliyun standards."
+
+
+class InvalidTimestamp(AuthenticationError):
+    default_message = "The input parameter Timestamp that is mandatory for processing this request is not supplied or invalid."
+
+
+class ExpiredTimestamp(AuthenticationError):
+    default_message = "The request timestamp is outside the allowed window of 15 minutes."
+
+
+class NonceReused(AuthenticationError):
+    default_message = "The request signature nonce has been used."
+
+
+class AccessDenied(OpenKMSError):
+    default_message = "You are not authorized to perform this operation."
+
+
+class Unavailable(OpenKMSError):
+    default_message = "The service is temporarily unavailable."
+
+
+class Sealed(Unavailable):
+    default_message = "The key store is sealed; unseal it to use keys."
+
+
+class AuditUnavailable(OpenKMSError):
+    default_message = "Internal Failure."
+
+
+class RootOfTrustError(OpenKMSError):
+    """Unsealing failed: the root key is missing, unsafe, or does not open the keyring. Operator-facing."""
+
+    default_message = "The root of trust could not be loaded."
+
+
+class StorageIntegrityError(OpenKMSError):
+    """Stored data failed authentication (tampered, moved between keys, unknown KEK term). A server fault:
+    the caller sees a generic message; the class name is what an operator searches the logs for."""
+
+    default_message = "Internal Failure."
+
+
+class UnknownAction(NotFound):
+    default_message = "Specified api is not found, please check your url and method."
+
+
+class UnsupportedVersion(InvalidArgument):
+    default_message = "Specified API version is not supported."

@@ -1,0 +1,1 @@
+"""Pure authorization: the action catalogue and the decision engine. No I/O."""

@@ -1,0 +1,25 @@
+"""The kms:* actions OpenKMS authorizes. Issue-6 policies refer to these names."""
+
+from __future__ import annotations
+
+from typing import Final
+
+KMS_ACTIONS: Final = frozenset(
+    {
+        "kms:CreateKey",
+        "kms:DescribeKey",
+        "kms:ListKeys",
+        "kms:EnableKey",
+        "kms:DisableKey",
+        "kms:Encrypt",
+        "kms:Decrypt",
+        "kms:ReEncrypt",
+        "kms:GenerateDataKey",
+        "kms:GenerateDataKeyWithoutPlaintext",
+        "kms:DescribeRegions",
+        "kms:DescribeAccountKmsStatus",
+        "kms:OpenKmsService",
+        "kms:ListKmsInstances",
+        "kms:GetKmsInstance",
+    }
+)

@@ -1,0 +1,52 @@
+"""The seam between the service layer and whatever holds key material (software keystore, HSM, proxy).
+
+Owns the `CryptoProvider` protocol, the opaque `MaterialRef` handle and the CSPRNG for data keys.
+Providers are the only code that touches key material; it never crosses this seam except as
+SecretBytes plaintext (decrypt output, data keys). A provider never logs, and never puts key bytes,
+plaintext or wrapped blobs into an exception message or a repr.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from openkms.secret import SecretBytes
+from openkms.types import KeyId, KeySpec, KeyVersionId
+
+
+@dataclass(frozen=True, slots=True)
+class MaterialRef:
+    """An opaque handle to one key version's material. The service stores and passes it; only the
+    provider that made it looks inside. For the software provider `wrapped` is the keystore blob."""
+
+    key_id: KeyId
+    version_id: KeyVersionId
+    spec: KeySpec
+    wrapped: bytes = field(repr=False)
+
+
+class CryptoProvider(Protocol):
+    def generate_symmetric(self, key_id: KeyId, version_id: KeyVersionId, spec: KeySpec) -> bytes:
+        """Make new material for a key version; return what to store for it (wrapped material)."""
+        ...
+
+    def encrypt(self, ref: MaterialRef, plaintext: bytes, aad: bytes) -> tuple[bytes, bytes]:
+        """AES-GCM with a fresh random 12-byte IV: (iv, ct || tag)."""
+        ...
+
+    def decrypt(self, ref: MaterialRef, iv: bytes, sealed: bytes, aad: bytes) -> SecretBytes:
+        """The plaintext of (iv, ct || tag). Raises InvalidCiphertext if it does not authenticate."""
+        ...
+
+    def forget(self, version_id: KeyVersionId) -> None:
+        """Drop any material cached for this version (it was disabled, deleted or rewrapped)."""
+        ...
+
+
+def random_bytes(n: int) -> SecretBytes:
+    """`n` bytes from the operating system's CSPRNG, for data keys and other secrets."""
+    if n < 0:
+        raise ValueError("n must not be negative")
+    return SecretBytes(os.urandom(n))

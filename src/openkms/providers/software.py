@@ -1,0 +1,118 @@
+"""The software provider: AES-256-GCM with pyca/cryptography over material wrapped by the keystore.
+
+Owns the in-memory cache of ready AESGCM objects, one per key version, bounded and least-recently-used:
+building one costs about 0.8 us and unwrapping the material much more, so the hot path must not. The
+cache is dropped when the keystore seals, and every call checks the seal first. Never logs, never
+returns key material, and answers every authentication failure with the same InvalidCiphertext.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from openkms.errors import InvalidCiphertext, Sealed, StorageIntegrityError, UnsupportedOperation
+from openkms.keystore import Keystore
+from openkms.providers.base import MaterialRef, random_bytes
+from openkms.secret import SecretBytes
+from openkms.types import KeyId, KeySpec, KeyVersionId
+
+IV_LEN: Final = 12
+TAG_LEN: Final = 16
+
+# Material length per symmetric spec; a spec missing here is not something this provider can use.
+_SYMMETRIC_KEY_LEN: Final[dict[KeySpec, int]] = {KeySpec.ALIYUN_AES_256: 32}
+
+
+class SoftwareProvider:
+    """CryptoProvider for software instances.
+
+    `iv_source` supplies IVs; it is `os.urandom` except in known-answer tests, which pin the IV.
+    Thread safety: the cache is an OrderedDict whose single operations are atomic under the GIL; a
+    lost race costs at most one extra unwrap, never a wrong cipher. A miss that races with `seal()`
+    inserts into the cache that `seal()` just discarded, so no material outlives the seal.
+    """
+
+    def __init__(
+        self,
+        keystore: Keystore,
+        cache_size: int = 10000,
+        *,
+        iv_source: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        if cache_size < 0:
+            raise ValueError("cache_size must not be negative")
+        self._keystore = keystore
+        self._cache_size = cache_size
+        self._iv_source = iv_source
+        self._cache: OrderedDict[KeyVersionId, AESGCM] = OrderedDict()
+        keystore.on_seal(self._drop_cache)
+
+    def __repr__(self) -> str:
+        return f"SoftwareProvider(cached_versions={len(self._cache)}, cache_size={self._cache_size})"
+
+    def generate_symmetric(self, key_id: KeyId, version_id: KeyVersionId, spec: KeySpec) -> bytes:
+        length = _SYMMETRIC_KEY_LEN.get(spec)
+        if length is None:
+            raise UnsupportedOperation(f"The software provider cannot generate {spec} keys.")
+        return self._keystore.wrap(key_id, version_id, spec, random_bytes(length))
+
+    def encrypt(self, ref: MaterialRef, plaintext: bytes, aad: bytes) -> tuple[bytes, bytes]:
+        cipher = self._cipher(ref)
+        iv = self._iv_source(IV_LEN)
+        return iv, cipher.encrypt(iv, plaintext, aad)
+
+    def decrypt(self, ref: MaterialRef, iv: bytes, sealed: bytes, aad: bytes) -> SecretBytes:
+        # Checked before the cipher is touched: we only ever make 12-byte IVs, and pyca would raise
+        # ValueError (not InvalidTag) on some other lengths.
+        if len(iv) != IV_LEN or len(sealed) < TAG_LEN:
+            raise InvalidCiphertext()
+        cipher = self._cipher(ref)
+        try:
+            return SecretBytes(cipher.decrypt(iv, sealed, aad))
+        except InvalidTag:
+            raise InvalidCiphertext() from None
+
+    def forget(self, version_id: KeyVersionId) -> None:
+        self._cache.pop(version_id, None)
+
+    def _drop_cache(self) -> None:
+        # Replace rather than clear(): a miss in flight holds the old dict and fills that one.
+        self._cache = OrderedDict()
+
+    def _cipher(self, ref: MaterialRef) -> AESGCM:
+        if self._keystore.sealed:
+            raise Sealed()
+        cache = self._cache
+        cipher = cache.get(ref.version_id)
+        if cipher is not None:
+            # Another thread may have evicted or forgotten it since the get(); the cipher is still good.
+            # Not contextlib.suppress: that costs about 0.3 us on every call of the hot path.
+            try:  # noqa: SIM105
+                cache.move_to_end(ref.version_id)
+            except KeyError:
+                pass
+            return cipher
+        return self._load(cache, ref)
+
+    def _load(self, cache: OrderedDict[KeyVersionId, AESGCM], ref: MaterialRef) -> AESGCM:
+        length = _SYMMETRIC_KEY_LEN.get(ref.spec)
+        if length is None:
+            raise UnsupportedOperation(f"The software provider cannot use {ref.spec} keys for AES-GCM.")
+        material = self._keystore.unwrap(ref.key_id, ref.version_id, ref.spec, ref.wrapped)
+        if len(material) != length:
+            raise StorageIntegrityError()
+        cipher = AESGCM(material.reveal())
+        if self._cache_size:
+            cache[ref.version_id] = cipher
+            while len(cache) > self._cache_size:
+                try:
+                    cache.popitem(last=False)
+                except KeyError:
+                    break
+        return cipher

@@ -1,0 +1,73 @@
+"""The engine and the unit of work. One Database per process, built by the application factory.
+
+SQLite runs in WAL mode with synchronous=FULL (a committed key survives power loss) and takes the
+write lock at BEGIN for writing units of work, so two worker processes never deadlock upgrading a
+read lock. PostgreSQL needs nothing special.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from openkms.repository.accounts import AccountRepository
+from openkms.repository.instances import InstanceRepository
+from openkms.repository.keyring import KeyringRepository
+from openkms.repository.keys import KeyRepository
+
+
+class UnitOfWork:
+    """The repositories of one transaction. Commit happens when the `with` block ends cleanly."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.accounts = AccountRepository(connection)
+        self.instances = InstanceRepository(connection)
+        self.keys = KeyRepository(connection)
+        self.keyring = KeyringRepository(connection)
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        self.engine = _build_engine(url, self.is_sqlite)
+
+    @contextmanager
+    def unit_of_work(self, *, write: bool = False) -> Iterator[UnitOfWork]:
+        with self.engine.connect() as connection:
+            connection.info["openkms_write"] = write
+            with connection.begin():
+                yield UnitOfWork(connection)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _build_engine(url: str, is_sqlite: bool) -> Engine:
+    if not is_sqlite:
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Let SQLAlchemy's begin event issue BEGIN itself (pysqlite's implicit BEGIN is too late).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.info.get("openkms_write", True)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine

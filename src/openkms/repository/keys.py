@@ -1,0 +1,167 @@
+"""Keys and their versions. Versions carry only wrapped material."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from openkms.domain.key import Key, KeyFilter, KeyVersion
+from openkms.errors import Conflict
+from openkms.repository.tables import as_utc, key_versions, keys
+from openkms.types import (
+    AccountId,
+    CreatorType,
+    InstanceId,
+    KeyId,
+    KeySpec,
+    KeyState,
+    KeyUsage,
+    KeyVersionId,
+    Origin,
+    ProtectionLevel,
+    RegionId,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    version: KeyVersion
+    seq: int
+    wrapped_material: bytes
+
+
+class KeyRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def add(self, key: Key, *, customer_master_key: bool) -> None:
+        """Insert a key. A second customer master key in the same account and region is a Conflict."""
+        try:
+            with self._c.begin_nested():
+                self._c.execute(
+                    insert(keys).values(
+                        key_id=key.key_id,
+                        account_id=key.account_id,
+                        region_id=key.region_id,
+                        instance_id=key.instance_id,
+                        default_slot="cmk" if customer_master_key else None,
+                        spec=key.spec.value,
+                        usage=key.usage.value,
+                        origin=key.origin.value,
+                        protection_level=key.protection_level.value,
+                        state=key.state.value,
+                        description=key.description,
+                        creator=key.creator,
+                        creator_type=key.creator_type.value,
+                        primary_version_id=key.primary_version_id,
+                        created_at=key.created_at,
+                        delete_date=key.delete_date,
+                    )
+                )
+        except IntegrityError as exc:
+            raise Conflict(
+                "This region already has its customer master key (at most one per region); "
+                "create more keys in a key management instance (DKMSInstanceId)."
+            ) from exc
+
+    def add_version(self, version: KeyVersion, seq: int, wrapped_material: bytes) -> None:
+        self._c.execute(
+            insert(key_versions).values(
+                version_id=version.version_id,
+                key_id=version.key_id,
+                seq=seq,
+                wrapped_material=wrapped_material,
+                created_at=version.created_at,
+            )
+        )
+
+    def get(self, key_id: str) -> Key | None:
+        row = self._c.execute(select(keys).where(keys.c.key_id == key_id)).first()
+        return None if row is None else _key(row)
+
+    def set_state(self, key_id: KeyId, state: KeyState) -> None:
+        self._c.execute(update(keys).where(keys.c.key_id == key_id).values(state=state.value))
+
+    def has_customer_master_key(self, account_id: AccountId, region_id: RegionId) -> bool:
+        row = self._c.execute(
+            select(keys.c.key_id).where(
+                keys.c.account_id == account_id,
+                keys.c.region_id == region_id,
+                keys.c.default_slot == "cmk",
+            )
+        ).first()
+        return row is not None
+
+    def page(
+        self,
+        account_id: AccountId,
+        region_id: RegionId,
+        key_filter: KeyFilter,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[Key], int]:
+        """One page of keys, oldest first, and the total count matching the filter."""
+        conditions = [keys.c.account_id == account_id, keys.c.region_id == region_id]
+        for column, values in (
+            (keys.c.state, key_filter.states),
+            (keys.c.spec, key_filter.specs),
+            (keys.c.usage, key_filter.usages),
+            (keys.c.protection_level, key_filter.protection_levels),
+            (keys.c.creator_type, key_filter.creator_types),
+        ):
+            if values:
+                conditions.append(column.in_(list(values)))
+        total = self._c.execute(select(func.count()).select_from(keys).where(*conditions)).scalar_one()
+        rows = self._c.execute(
+            select(keys)
+            .where(*conditions)
+            .order_by(keys.c.created_at, keys.c.key_id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return [_key(row) for row in rows], int(total)
+
+    def version(self, version_id: str) -> StoredVersion | None:
+        row = self._c.execute(
+            select(key_versions).where(key_versions.c.version_id == version_id)
+        ).first()
+        return None if row is None else _version(row)
+
+    def versions(self, key_id: KeyId) -> list[StoredVersion]:
+        rows = self._c.execute(
+            select(key_versions).where(key_versions.c.key_id == key_id).order_by(key_versions.c.seq)
+        )
+        return [_version(row) for row in rows]
+
+
+def _key(row: Row[Any]) -> Key:
+    return Key(
+        key_id=KeyId(row.key_id),
+        account_id=AccountId(row.account_id),
+        region_id=RegionId(row.region_id),
+        instance_id=None if row.instance_id is None else InstanceId(row.instance_id),
+        spec=KeySpec(row.spec),
+        usage=KeyUsage(row.usage),
+        origin=Origin(row.origin),
+        protection_level=ProtectionLevel(row.protection_level),
+        state=KeyState(row.state),
+        description=row.description,
+        creator=row.creator,
+        creator_type=CreatorType(row.creator_type),
+        primary_version_id=(
+            None if row.primary_version_id is None else KeyVersionId(row.primary_version_id)
+        ),
+        created_at=as_utc(row.created_at),
+        delete_date=None if row.delete_date is None else as_utc(row.delete_date),
+    )
+
+
+def _version(row: Row[Any]) -> StoredVersion:
+    return StoredVersion(
+        KeyVersion(KeyId(row.key_id), KeyVersionId(row.version_id), as_utc(row.created_at)),
+        int(row.seq),
+        bytes(row.wrapped_material),
+    )

@@ -1,0 +1,108 @@
+"""First start of an empty store: regions, the root account, one software instance per region, and
+the root access key (which needs the unsealed keystore, because its secret is stored wrapped).
+
+Idempotent: every step checks what exists, so restarts and several processes starting together are
+safe (the database's unique constraints settle races).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
+
+from openkms.clock import Clock
+from openkms.keystore import Keystore
+from openkms.repository.database import Database
+from openkms.secret import SecretBytes
+from openkms.service import ids
+from openkms.service.identities import secret_binding
+from openkms.types import AccessKeyId, AccountId, InstanceKind, RegionId
+
+CREDENTIALS_FILE = "root-credentials.json"
+
+
+@dataclass(frozen=True, slots=True)
+class RootAccessKey:
+    account_id: AccountId
+    access_key_id: AccessKeyId
+    written_to: Path | None  # where a generated secret was written, or None
+
+
+def bootstrap_store(db: Database, regions: tuple[str, ...], clock: Clock) -> AccountId:
+    """Create missing regions, the root account and its software instances; return the root uid."""
+    now = clock.now()
+    try:
+        with db.unit_of_work(write=True) as uow:
+            existing = set(uow.accounts.region_ids())
+            for region in regions:
+                if region not in existing:
+                    uow.accounts.add_region(RegionId(region), now)
+            accounts = uow.accounts.account_ids()
+            if accounts:
+                root = accounts[0]
+            else:
+                root = ids.new_account_id()
+                uow.accounts.add_account(root, now)
+            for region in regions:
+                if not uow.instances.in_region(root, RegionId(region)):
+                    uow.instances.add(
+                        ids.new_instance_id(RegionId(region)),
+                        root,
+                        RegionId(region),
+                        InstanceKind.SOFTWARE,
+                        "default software instance",
+                        now,
+                    )
+    except IntegrityError:
+        # Another process bootstrapped concurrently; its result stands.
+        with db.unit_of_work() as uow:
+            return uow.accounts.account_ids()[0]
+    return root
+
+
+def ensure_root_access_key(
+    db: Database,
+    keystore: Keystore,
+    clock: Clock,
+    data_dir: Path,
+    preset: tuple[str, str] | None,
+) -> RootAccessKey | None:
+    """Give the root account its access key if it has none. None when one already exists.
+
+    `preset` (from OPENKMS_ROOT_ACCESS_KEY_ID/SECRET) is used as given; otherwise a key is generated
+    and its secret written to root-credentials.json (mode 0600) in the data dir, never printed.
+    """
+    with db.unit_of_work() as uow:
+        root = uow.accounts.account_ids()[0]
+        if uow.accounts.access_key_ids(root):
+            return None
+    access_key_id, secret = (AccessKeyId(preset[0]), preset[1]) if preset else ids.new_access_key()
+    key_id, version_id, spec = secret_binding(access_key_id)
+    wrapped = keystore.wrap(key_id, version_id, spec, SecretBytes(secret.encode()))
+    try:
+        with db.unit_of_work(write=True) as uow:
+            if uow.accounts.access_key_ids(root):
+                return None
+            uow.accounts.add_access_key(access_key_id, root, "root", wrapped, clock.now())
+    except IntegrityError:
+        return None
+    written_to = None
+    if preset is None:
+        written_to = data_dir / CREDENTIALS_FILE
+        _write_private(
+            written_to,
+            {"AccountId": root, "AccessKeyId": access_key_id, "AccessKeySecret": secret},
+        )
+    return RootAccessKey(root, access_key_id, written_to)
+
+
+def _write_private(path: Path, document: dict[str, str]) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(document, handle, indent=2)
+        handle.write("\n")
+    os.chmod(path, 0o600)

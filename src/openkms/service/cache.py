@@ -1,0 +1,58 @@
+"""Bounded, short-lived caches of key records, version material references and credentials.
+
+They keep the hot path free of database round trips. Staleness is bounded twice: every entry expires
+after `ttl` seconds (the bound across nodes), and any change made on this node bumps the node-wide
+change generation, which empties every worker's caches on its next request.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Generic, Protocol, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Generation(Protocol):
+    def current(self) -> int: ...
+    def bump(self) -> int: ...
+
+
+class TtlCache(Generic[K, V]):
+    """A dict with per-entry expiry and a size bound; emptied when the change generation moves."""
+
+    def __init__(self, ttl: float, generation: Generation, max_entries: int = 100_000) -> None:
+        self._ttl = ttl
+        self._generation = generation
+        self._seen = generation.current()
+        self._max = max_entries
+        self._entries: dict[K, tuple[float, V]] = {}
+
+    def get(self, key: K) -> V | None:
+        seen = self._generation.current()
+        if seen != self._seen:
+            self._entries.clear()
+            self._seen = seen
+            return None
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires, value = entry
+        if expires < time.monotonic():
+            self._entries.pop(key, None)
+            return None
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        if self._ttl <= 0:
+            return
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic() + self._ttl, value)
+
+    def discard(self, key: K) -> None:
+        self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()

@@ -1,0 +1,42 @@
+"""The services of one process, built once by the application factory and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from openkms.clock import Clock
+from openkms.keystore import Keystore
+from openkms.providers.software import SoftwareProvider
+from openkms.repository.database import Database
+from openkms.service.cache import Generation
+from openkms.service.crypto import CryptoService
+from openkms.service.identities import IdentityService
+from openkms.service.instances import InstanceService
+from openkms.service.keys import KeyService
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    db: Database
+    keystore: Keystore
+    clock: Clock
+    identities: IdentityService
+    keys: KeyService
+    crypto: CryptoService
+    instances: InstanceService
+
+
+def build_services(
+    db: Database, keystore: Keystore, clock: Clock, generation: Generation, cache_ttl: float
+) -> Services:
+    provider = SoftwareProvider(keystore)
+    keys = KeyService(db, provider, clock, generation, cache_ttl)
+    return Services(
+        db=db,
+        keystore=keystore,
+        clock=clock,
+        identities=IdentityService(db, keystore, generation, cache_ttl),
+        keys=keys,
+        crypto=CryptoService(db, keys, provider, generation, cache_ttl),
+        instances=InstanceService(db),
+    )

@@ -1,0 +1,46 @@
+"""Identifier minting: account uids, access keys, instance and key ids. CSPRNG only."""
+
+from __future__ import annotations
+
+import secrets
+import string
+import uuid
+
+from openkms.types import AccessKeyId, AccountId, InstanceId, KeyId, KeyVersionId, RegionId
+
+_ALNUM = string.ascii_letters + string.digits
+_LOWER_ALNUM = string.ascii_lowercase + string.digits
+
+
+def _pick(alphabet: str, length: int) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def new_account_id() -> AccountId:
+    return AccountId(str(secrets.choice("123456789")) + _pick(string.digits, 15))
+
+
+def new_access_key() -> tuple[AccessKeyId, str]:
+    return AccessKeyId("LTAI" + _pick(_ALNUM, 20)), _pick(_ALNUM, 30)
+
+
+def region_code(region_id: RegionId) -> str:
+    """A short code for ids, e.g. cn-hangzhou -> hzz, like Alibaba's kst-hzz..."""
+    tail = region_id.split("-", 1)[-1].replace("-", "")
+    return (tail[:2] + tail[-1])[:3]
+
+
+def new_instance_id(region_id: RegionId) -> InstanceId:
+    return InstanceId(f"kst-{region_code(region_id)}{_pick(_LOWER_ALNUM, 21)}")
+
+
+def new_default_key_id() -> KeyId:
+    return KeyId(str(uuid.uuid4()))
+
+
+def new_instance_key_id(region_id: RegionId) -> KeyId:
+    return KeyId(f"key-{region_code(region_id)}{_pick(_LOWER_ALNUM, 21)}")
+
+
+def new_version_id() -> KeyVersionId:
+    return KeyVersionId(str(uuid.uuid4()))

@@ -1,0 +1,50 @@
+"""Account- and region-level use cases: regions, the account's KMS status, key management instances."""
+
+from __future__ import annotations
+
+from openkms.errors import InstanceNotFound
+from openkms.repository.database import Database
+from openkms.repository.instances import InstanceRow
+from openkms.service.context import RequestContext
+from openkms.service.keys import authorize
+from openkms.types import RegionId
+
+
+class InstanceService:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def regions(self, ctx: RequestContext) -> list[RegionId]:
+        authorize(ctx, "DescribeRegions")
+        with self._db.unit_of_work() as uow:
+            return uow.accounts.region_ids()
+
+    def account_status(self, ctx: RequestContext) -> str:
+        authorize(ctx, "DescribeAccountKmsStatus")
+        with self._db.unit_of_work() as uow:
+            return uow.accounts.kms_status(ctx.principal.account_id) or "NotEnabled"
+
+    def open_service(self, ctx: RequestContext) -> None:
+        """The service is always open for an OpenKMS account; the call only has to be allowed."""
+        authorize(ctx, "OpenKmsService")
+
+    def list_instances(
+        self, ctx: RequestContext, page_number: int, page_size: int
+    ) -> tuple[list[InstanceRow], int]:
+        authorize(ctx, "ListKmsInstances")
+        with self._db.unit_of_work() as uow:
+            rows = uow.instances.in_region(ctx.principal.account_id, ctx.region_id)
+        start = (page_number - 1) * page_size
+        return rows[start : start + page_size], len(rows)
+
+    def get_instance(self, ctx: RequestContext, instance_id: str) -> InstanceRow:
+        authorize(ctx, "GetKmsInstance")
+        with self._db.unit_of_work() as uow:
+            row = uow.instances.get(instance_id)
+        if (
+            row is None
+            or row.region_id != ctx.region_id
+            or row.account_id != ctx.principal.account_id
+        ):
+            raise InstanceNotFound()
+        return row

@@ -1,0 +1,221 @@
+"""Key management use cases: create, describe, list, enable, disable. Also key resolution, shared
+with the cryptographic use cases."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from openkms.clock import Clock
+from openkms.domain.key import Key, KeyFilter, KeyVersion
+from openkms.domain.lifecycle import KeyEvent, transition
+from openkms.domain.specs import parse_spec, parse_usage
+from openkms.errors import (
+    AccessDenied,
+    AliasNotFound,
+    InstanceNotFound,
+    InvalidArgument,
+    KeyNotFound,
+    UnsupportedOperation,
+)
+from openkms.policy.engine import AccessRequest, evaluate
+from openkms.providers.base import CryptoProvider
+from openkms.repository.database import Database
+from openkms.service import ids
+from openkms.service.cache import Generation, TtlCache
+from openkms.service.context import RequestContext
+from openkms.types import (
+    CreatorType,
+    InstanceKind,
+    InstanceId,
+    KeyState,
+    Origin,
+    ProtectionLevel,
+)
+
+_KEY_ARN = re.compile(r"^acs:kms:(?P<region>[^:]*):(?P<account>\d+):key/(?P<key>.+)$")
+DESCRIPTION_LIMIT = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class CreateKeyRequest:
+    key_spec: str | None = None
+    key_usage: str | None = None
+    origin: str | None = None
+    protection_level: str | None = None
+    description: str = ""
+    instance_id: str | None = None
+
+
+def authorize(ctx: RequestContext, action: str, key: Key | None = None) -> None:
+    """Deny by default: raise AccessDenied unless the policy engine allows the call."""
+    decision = evaluate(
+        AccessRequest(
+            principal_account=ctx.principal.account_id,
+            principal_arn=ctx.principal.arn,
+            action=f"kms:{action}",
+            resource_account=None if key is None else key.account_id,
+            resource_arn="*" if key is None else key.arn,
+        )
+    )
+    if not decision.allowed:
+        raise AccessDenied(f"You are not authorized to call {action}: {decision.reason}.")
+
+
+class KeyService:
+    def __init__(
+        self,
+        db: Database,
+        provider: CryptoProvider,
+        clock: Clock,
+        generation: Generation,
+        cache_ttl: float,
+    ) -> None:
+        self._db = db
+        self._provider = provider
+        self._clock = clock
+        self._generation = generation
+        self.key_cache: TtlCache[str, Key] = TtlCache(cache_ttl, generation)
+
+    # -- resolution -------------------------------------------------------------------------------
+    def resolve(self, ctx: RequestContext, key_ref: str) -> Key:
+        """A key by id or ARN (aliases arrive with the lifecycle issue). KeyNotFound if absent."""
+        key_id = self._key_id_of(ctx, key_ref)
+        key = self.key_cache.get(key_id)
+        if key is None:
+            with self._db.unit_of_work() as uow:
+                key = uow.keys.get(key_id)
+            if key is None:
+                raise KeyNotFound()
+            self.key_cache.put(key_id, key)
+        if key.region_id != ctx.region_id:
+            raise KeyNotFound(f"The specified Key is not found in region {ctx.region_id}.")
+        return key
+
+    @staticmethod
+    def _key_id_of(ctx: RequestContext, key_ref: str) -> str:
+        if key_ref.startswith("alias/"):
+            raise AliasNotFound()
+        if key_ref.startswith("acs:"):
+            match = _KEY_ARN.match(key_ref)
+            if match is None:
+                if ":alias/" in key_ref:
+                    raise AliasNotFound()
+                raise InvalidArgument(f"{key_ref!r} is not a key ARN.", parameter="KeyId")
+            if match["region"] != ctx.region_id:
+                raise KeyNotFound(f"The specified Key is not found in region {ctx.region_id}.")
+            return match["key"]
+        return key_ref
+
+    # -- use cases --------------------------------------------------------------------------------
+    def create_key(self, ctx: RequestContext, request: CreateKeyRequest) -> Key:
+        authorize(ctx, "CreateKey")
+        if len(request.description) > DESCRIPTION_LIMIT:
+            raise InvalidArgument(
+                f"Description is longer than {DESCRIPTION_LIMIT} characters.", parameter="Description"
+            )
+        origin = _parse_origin(request.origin)
+        kind = self._instance_kind(ctx, request.instance_id)
+        rule = parse_spec(request.key_spec, kind)
+        usage = parse_usage(request.key_usage, rule)
+        protection = _parse_protection_level(request.protection_level, kind)
+        now = self._clock.now()
+        key_id = ids.new_default_key_id() if kind is None else ids.new_instance_key_id(ctx.region_id)
+        version_id = ids.new_version_id()
+        wrapped = self._provider.generate_symmetric(key_id, version_id, rule.spec)
+        key = Key(
+            key_id=key_id,
+            account_id=ctx.principal.account_id,
+            region_id=ctx.region_id,
+            instance_id=None if request.instance_id is None else InstanceId(request.instance_id),
+            spec=rule.spec,
+            usage=usage,
+            origin=origin,
+            protection_level=protection,
+            state=KeyState.ENABLED,
+            description=request.description,
+            creator=ctx.principal.account_id,
+            creator_type=CreatorType.USER,
+            primary_version_id=version_id,
+            created_at=now,
+        )
+        with self._db.unit_of_work(write=True) as uow:
+            uow.keys.add(key, customer_master_key=kind is None)
+            uow.keys.add_version(KeyVersion(key_id, version_id, now), 1, wrapped)
+        ctx.touched(key_id, version_id)
+        return key
+
+    def _instance_kind(self, ctx: RequestContext, instance_id: str | None) -> InstanceKind | None:
+        if instance_id is None:
+            return None
+        with self._db.unit_of_work() as uow:
+            instance = uow.instances.get(instance_id)
+        if instance is None or instance.region_id != ctx.region_id:
+            raise InstanceNotFound(f"The KMS instance {instance_id!r} is not found in {ctx.region_id}.")
+        if instance.account_id != ctx.principal.account_id:
+            raise AccessDenied(f"The KMS instance {instance_id!r} belongs to another account.")
+        return instance.kind
+
+    def describe_key(self, ctx: RequestContext, key_ref: str) -> Key:
+        key = self.resolve(ctx, key_ref)
+        ctx.touched(key.key_id)
+        authorize(ctx, "DescribeKey", key)
+        return key
+
+    def list_keys(
+        self, ctx: RequestContext, key_filter: KeyFilter, page_number: int, page_size: int
+    ) -> tuple[list[Key], int]:
+        authorize(ctx, "ListKeys")
+        with self._db.unit_of_work() as uow:
+            return uow.keys.page(
+                ctx.principal.account_id,
+                ctx.region_id,
+                key_filter,
+                (page_number - 1) * page_size,
+                page_size,
+            )
+
+    def enable_key(self, ctx: RequestContext, key_ref: str) -> None:
+        self._change_state(ctx, key_ref, KeyEvent.ENABLE)
+
+    def disable_key(self, ctx: RequestContext, key_ref: str) -> None:
+        self._change_state(ctx, key_ref, KeyEvent.DISABLE)
+
+    def _change_state(self, ctx: RequestContext, key_ref: str, event: KeyEvent) -> None:
+        key_id = self._key_id_of(ctx, key_ref)
+        with self._db.unit_of_work(write=True) as uow:
+            key = uow.keys.get(key_id)
+            if key is None or key.region_id != ctx.region_id:
+                raise KeyNotFound()
+            ctx.touched(key.key_id)
+            authorize(ctx, event.value, key)
+            new_state = transition(key.state, event)
+            if new_state is not key.state:
+                uow.keys.set_state(key.key_id, new_state)
+        self.key_cache.put(key.key_id, replace(key, state=new_state))
+        self._generation.bump()
+
+
+def _parse_origin(raw: str | None) -> Origin:
+    if raw is None or raw == "":
+        return Origin.ALIYUN_KMS
+    if raw == Origin.ALIYUN_KMS.value:
+        return Origin.ALIYUN_KMS
+    if raw == Origin.EXTERNAL.value:
+        raise UnsupportedOperation(
+            "Origin EXTERNAL (imported key material) is not available yet in this server."
+        )
+    raise InvalidArgument(f"Origin {raw!r} is not Aliyun_KMS or EXTERNAL.", parameter="Origin")
+
+
+def _parse_protection_level(raw: str | None, kind: InstanceKind | None) -> ProtectionLevel:
+    if raw is None or raw == "" or raw == ProtectionLevel.SOFTWARE.value:
+        return ProtectionLevel.SOFTWARE
+    if raw == ProtectionLevel.HSM.value:
+        if kind is InstanceKind.SOFTWARE:
+            # Alibaba ignores ProtectionLevel inside an instance: the instance kind decides.
+            return ProtectionLevel.SOFTWARE
+        raise UnsupportedOperation("ProtectionLevel HSM needs a hardware key management instance.")
+    raise InvalidArgument(
+        f"ProtectionLevel {raw!r} is not SOFTWARE or HSM.", parameter="ProtectionLevel"
+    )

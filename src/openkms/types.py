@@ -1,0 +1,56 @@
+"""Identifier types and the closed vocabularies (specs, usages, states) shared by every layer."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import NewType
+
+AccountId = NewType("AccountId", str)
+"""A main account's 16-digit uid."""
+KeyId = NewType("KeyId", str)
+KeyVersionId = NewType("KeyVersionId", str)
+InstanceId = NewType("InstanceId", str)
+AccessKeyId = NewType("AccessKeyId", str)
+RegionId = NewType("RegionId", str)
+
+
+class KeySpec(StrEnum):
+    ALIYUN_AES_256 = "Aliyun_AES_256"
+
+
+class DataKeySpec(StrEnum):
+    AES_128 = "AES_128"
+    AES_256 = "AES_256"
+
+
+class KeyUsage(StrEnum):
+    ENCRYPT_DECRYPT = "ENCRYPT/DECRYPT"
+    SIGN_VERIFY = "SIGN/VERIFY"
+
+
+class KeyState(StrEnum):
+    ENABLED = "Enabled"
+    DISABLED = "Disabled"
+    PENDING_DELETION = "PendingDeletion"
+    PENDING_IMPORT = "PendingImport"
+
+
+class Origin(StrEnum):
+    ALIYUN_KMS = "Aliyun_KMS"
+    EXTERNAL = "EXTERNAL"
+
+
+class ProtectionLevel(StrEnum):
+    SOFTWARE = "SOFTWARE"
+    HSM = "HSM"
+
+
+class InstanceKind(StrEnum):
+    SOFTWARE = "software"
+    HARDWARE = "hardware"
+    EXTERNAL = "external"
+
+
+class CreatorType(StrEnum):
+    USER = "User"
+    SERVICE = "Service"

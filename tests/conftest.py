@@ -1,0 +1,78 @@
+"""Shared fixtures: live servers on SQLite and PostgreSQL, and SDK callers in every signing mode."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.support.sdk import SIGNING_MODES, KmsCaller
+from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
+
+POSTGRES_ADMIN_URL = os.environ.get("OPENKMS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def vectors_dir() -> Path:
+    override = os.environ.get("OPENKMS_VECTORS_DIR")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[1].parent / "shared" / "vectors"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    name = f"openkms_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN_URL} is required for the API suite: {exc}")
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    yield f"{base}/{name}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def new_postgres_database() -> str:
+    """A further fresh database (for tests that need an empty store); dropped with the server."""
+    name = f"openkms_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def server(backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    database_url = request.getfixturevalue("postgres_url") if backend == "postgres" else None
+    live = LiveServer(tmp_path_factory.mktemp(f"server-{backend}") / "data", database_url=database_url)
+    live.start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture(params=SIGNING_MODES)
+def kms(request: pytest.FixtureRequest, server: LiveServer) -> KmsCaller:
+    return KmsCaller(str(request.param), server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+
+
+@pytest.fixture
+def instance_id(kms: KmsCaller) -> str:
+    instances = kms.call("ListKmsInstances")["KmsInstances"]["KmsInstance"]
+    return str(instances[0]["KmsInstanceId"])
+
+
+@pytest.fixture
+def key_id(kms: KmsCaller, instance_id: str) -> str:
+    created = kms.call("CreateKey", DKMSInstanceId=instance_id, Description="test key")
+    return str(created["KeyMetadata"]["KeyId"])

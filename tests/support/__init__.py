@@ -1,0 +1,1 @@
+"""Test support: a live server in a subprocess, and one calling surface over the official SDKs."""

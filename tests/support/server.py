@@ -1,0 +1,90 @@
+"""Start `openkms serve` in a subprocess on a free loopback port and wait until it is ready."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ACCESS_KEY_ID = "LTAItestRootAccessKey01"
+ACCESS_KEY_SECRET = "testRootSecret0123456789abcdefXYZ"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    data_dir: Path
+    database_url: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    workers: int = 1
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.endpoint}"
+
+    def start(self, *, wait_ready: bool = True) -> LiveServer:
+        env = {
+            **os.environ,
+            "OPENKMS_ROOT_ACCESS_KEY_ID": ACCESS_KEY_ID,
+            "OPENKMS_ROOT_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET,
+            **self.extra_env,
+        }
+        args = [
+            sys.executable, "-m", "openkms.cli", "serve",
+            "--data-dir", str(self.data_dir), "--port", str(self.port),
+            "--workers", str(self.workers),
+        ]
+        if self.database_url:
+            args += ["--database-url", self.database_url]
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.data_dir.parent / f"server-{uuid.uuid4().hex[:8]}.log"
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.wait(ready=wait_ready)
+        return self
+
+    def wait(self, *, ready: bool = True, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                status = httpx.get(f"{self.url}/healthz", timeout=1.0).status_code
+                if (status == 200) if ready else status in (200, 503):
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not become ready:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

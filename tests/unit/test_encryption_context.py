@@ -1,0 +1,89 @@
+"""canonical_context: order-insensitive, injective, exact about values."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from openkms.domain.encryption_context import canonical_context
+from openkms.errors import InvalidArgument
+
+contexts = st.dictionaries(st.text(max_size=12), st.text(max_size=12), max_size=6)
+
+
+def test_empty_and_none_are_empty_bytes() -> None:
+    assert canonical_context(None) == b""
+    assert canonical_context({}) == b""
+
+
+def test_known_encoding() -> None:
+    assert canonical_context({"purpose": "test", "n": "1"}) == b'{"n":"1","purpose":"test"}'
+    assert canonical_context({"k": "\u4e2d"}) == '{"k":"\u4e2d"}'.encode()
+
+
+def test_whitespace_of_the_json_parameter_does_not_matter() -> None:
+    compact = json.loads('{"purpose":"test","n":"1"}')
+    spaced = json.loads('{ "n" : "1",\n  "purpose": "test" }')
+    assert canonical_context(compact) == canonical_context(spaced)
+
+
+def test_values_are_case_sensitive() -> None:
+    assert canonical_context({"a": "x"}) != canonical_context({"a": "X"})
+    assert canonical_context({"a": "x"}) != canonical_context({"A": "x"})
+
+
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [
+        ({"a": "b,c:d"}, {"a": "b", "c": "d"}),
+        ({"a": 'b","c":"d'}, {"a": "b", "c": "d"}),
+        ({"a=b": ""}, {"a": "b"}),
+        ({"": ""}, {}),
+        ({"a": ""}, {"a": " "}),
+    ],
+)
+def test_lookalike_maps_differ(left: dict[str, str], right: dict[str, str]) -> None:
+    assert canonical_context(left) != canonical_context(right)
+
+
+@given(contexts, st.randoms())
+def test_permutation_invariant(context: dict[str, str], rnd: random.Random) -> None:
+    items = list(context.items())
+    rnd.shuffle(items)
+    assert canonical_context(dict(items)) == canonical_context(context)
+
+
+@given(contexts, contexts)
+def test_different_maps_give_different_bytes(left: dict[str, str], right: dict[str, str]) -> None:
+    if left != right:
+        assert canonical_context(left) != canonical_context(right)
+    else:
+        assert canonical_context(left) == canonical_context(right)
+
+
+@given(contexts)
+def test_round_trips_through_json(context: dict[str, str]) -> None:
+    encoded = canonical_context(context)
+    assert (json.loads(encoded) if encoded else {}) == context
+
+
+def test_non_string_values_are_refused() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        canonical_context({"a": 1})  # type: ignore[dict-item]
+    assert caught.value.parameter == "EncryptionContext"
+
+
+def test_lone_surrogate_is_refused() -> None:
+    with pytest.raises(InvalidArgument):
+        canonical_context(json.loads('{"a": "\\ud800"}'))
+
+
+@given(contexts, st.text(max_size=12), st.text(max_size=12))
+def test_changing_one_entry_changes_the_bytes(context: dict[str, str], name: str, value: str) -> None:
+    changed = {**context, name: value}
+    if changed != context:
+        assert canonical_context(changed) != canonical_context(context)
