@@ -122,7 +122,7 @@ def unseal(data_dir: DataDir = None, config: ConfigFile = None) -> None:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()  # a socket left by a process that is gone
             continue
-        console.print(f"{path.name}: {answer}")
+        typer.echo(f"{path.name}: {answer}")
         failures += not answer.startswith("ok")
     raise typer.Exit(1 if failures else 0)
 

@@ -12,7 +12,6 @@ backwards may let an already expired entry be overwritten sooner; the timestamp 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import heapq
 import os
@@ -78,7 +77,6 @@ _SLOT_SIZE = 24
 _FINGERPRINT_SIZE = 16
 _EXPIRY = struct.Struct("<Q")
 _HOME = struct.Struct("<Q")
-_LOCK_BASE = 1 << 40
 
 
 class SharedNonceStore:
@@ -141,12 +139,7 @@ class SharedNonceStore:
         now_ms = round(now * 1000)
         start = _HEADER_SIZE + home * _SLOT_SIZE
         wrap = home + self._probe - slots
-        lock_at = _LOCK_BASE + home
-        lock_length = self._probe if wrap <= 0 else slots - home
-        self._file._thread_lock.acquire()
-        fcntl.lockf(self._file._fd, fcntl.LOCK_EX, lock_length, lock_at)
-        if wrap > 0:
-            fcntl.lockf(self._file._fd, fcntl.LOCK_EX, wrap, _LOCK_BASE)
+        self._file.acquire()
         try:
             if wrap <= 0:
                 window = mapped[start : start + self._window.size]
@@ -170,10 +163,7 @@ class SharedNonceStore:
             _EXPIRY.pack_into(mapped, offset + _FINGERPRINT_SIZE, round(expires_at * 1000))
             return True
         finally:
-            fcntl.lockf(self._file._fd, fcntl.LOCK_UN, lock_length, lock_at)
-            if wrap > 0:
-                fcntl.lockf(self._file._fd, fcntl.LOCK_UN, wrap, _LOCK_BASE)
-            self._file._thread_lock.release()
+            self._file.release()
 
     def _new_header(self) -> bytes:
         slots, probe = self._want

@@ -1,0 +1,78 @@
+"""Every row of the wire-error table, and the fallbacks."""
+
+from __future__ import annotations
+
+import pytest
+
+from openkms import errors
+from openkms.api.wire_errors import INTERNAL_FAILURE, WIRE_ERRORS, to_wire
+
+EXPECTED: dict[type[errors.OpenKMSError], tuple[int, str]] = {
+    errors.MissingParameter: (400, "MissingParameter"),
+    errors.InvalidCiphertext: (400, "Rejected.InvalidCiphertext"),
+    errors.UnsupportedOperation: (400, "UnsupportedOperation"),
+    errors.UnsupportedVersion: (400, "InvalidVersion"),
+    errors.InvalidArgument: (400, "InvalidParameter"),
+    errors.KeyNotFound: (404, "Forbidden.KeyNotFound"),
+    errors.KeyVersionNotFound: (404, "Forbidden.KeyVersionNotFound"),
+    errors.AliasNotFound: (404, "Forbidden.AliasNotFound"),
+    errors.InstanceNotFound: (404, "Forbidden.InstanceNotFound"),
+    errors.UnknownAction: (404, "InvalidAction.NotFound"),
+    errors.NotFound: (404, "Forbidden.ResourceNotFound"),
+    errors.KeyDisabled: (400, "Rejected.Disabled"),
+    errors.InvalidKeyState: (400, "Forbidden.KeyStateError"),
+    errors.Conflict: (400, "Rejected.ResourceExist"),
+    errors.QuotaExceeded: (400, "Rejected.LimitExceeded"),
+    errors.UnknownAccessKey: (404, "InvalidAccessKeyId.NotFound"),
+    errors.SignatureMismatch: (400, "SignatureDoesNotMatch"),
+    errors.IncompleteSignature: (400, "IncompleteSignature"),
+    errors.InvalidTimestamp: (400, "IllegalTimestamp"),
+    errors.ExpiredTimestamp: (400, "InvalidTimeStamp.Expired"),
+    errors.NonceReused: (400, "SignatureNonceUsed"),
+    errors.AuthenticationError: (400, "IncompleteSignature"),
+    errors.AccessDenied: (403, "Forbidden.NoPermission"),
+    errors.Sealed: (503, "ServiceUnavailableTemporary"),
+    errors.Unavailable: (503, "ServiceUnavailableTemporary"),
+    errors.AuditUnavailable: (500, "InternalFailure"),
+}
+
+
+def _instance(cls: type[errors.OpenKMSError]) -> errors.OpenKMSError:
+    if cls is errors.SignatureMismatch:
+        return errors.SignatureMismatch("POST&%2F&x")
+    if cls is errors.MissingParameter:
+        return errors.MissingParameter("")  # no parameter name: the generic code
+    return cls()
+
+
+def test_the_table_is_exactly_the_expected_rows() -> None:
+    assert WIRE_ERRORS == EXPECTED
+
+
+@pytest.mark.parametrize(("cls", "row"), list(EXPECTED.items()), ids=lambda v: getattr(v, "__name__", str(v)))
+def test_each_row_maps_its_class(cls: type[errors.OpenKMSError], row: tuple[int, str]) -> None:
+    wire = to_wire(_instance(cls))
+    assert (wire.status, wire.code) == row
+    if row[0] == 500:
+        assert wire == INTERNAL_FAILURE
+
+
+def test_missing_parameter_names_the_parameter() -> None:
+    wire = to_wire(errors.MissingParameter("KeyId"))
+    assert (wire.status, wire.code, wire.message) == (400, "MissingKeyId", "KeyId is mandatory for this action.")
+
+
+def test_signature_mismatch_message_ends_with_the_string_to_sign() -> None:
+    wire = to_wire(errors.SignatureMismatch("POST&%2F&Action%3DX"))
+    assert wire.message.endswith(":POST&%2F&Action%3DX")
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom /etc/secret"), errors.StorageIntegrityError(),
+                                   errors.RootOfTrustError("x"), KeyError("k")])
+def test_anything_else_is_an_internal_failure_without_detail(error: BaseException) -> None:
+    assert to_wire(error) == INTERNAL_FAILURE
+
+
+def test_unavailable_keeps_its_own_message() -> None:
+    wire = to_wire(errors.Sealed())
+    assert wire.status == 503 and "sealed" in wire.message
