@@ -53,7 +53,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def server(backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+def server(
+    backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[LiveServer]:
     database_url = request.getfixturevalue("postgres_url") if backend == "postgres" else None
     live = LiveServer(tmp_path_factory.mktemp(f"server-{backend}") / "data", database_url=database_url)
     live.start()

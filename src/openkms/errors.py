@@ -128,7 +128,10 @@ class IncompleteSignature(AuthenticationError):
 
 
 class InvalidTimestamp(AuthenticationError):
-    default_message = "The input parameter Timestamp that is mandatory for processing this request is not supplied or invalid."
+    default_message = (
+        "The input parameter Timestamp that is mandatory for processing this request "
+        "is not supplied or invalid."
+    )
 
 
 class ExpiredTimestamp(AuthenticationError):

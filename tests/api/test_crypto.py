@@ -21,7 +21,9 @@ def test_encrypt_decrypt_round_trip_returns_the_exact_string(kms: KmsCaller, key
 
 def test_encryption_context_is_bound_and_order_insensitive(kms: KmsCaller, key_id: str) -> None:
     sealed = kms.call("Encrypt", KeyId=key_id, Plaintext="secret", EncryptionContext={"a": "1", "b": "2"})
-    opened = kms.call("Decrypt", CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext={"b": "2", "a": "1"})
+    opened = kms.call(
+        "Decrypt", CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext={"b": "2", "a": "1"}
+    )
     assert opened["Plaintext"] == "secret"
     for wrong in ({"a": "1"}, {"a": "1", "b": "3"}, {"A": "1", "b": "2"}, None):
         with pytest.raises(KmsError) as caught:
@@ -69,15 +71,24 @@ def test_re_encrypt_moves_a_ciphertext_to_another_key_and_context(
     kms: KmsCaller, key_id: str, instance_id: str
 ) -> None:
     other = kms.call("CreateKey", DKMSInstanceId=instance_id)["KeyMetadata"]["KeyId"]
-    blob = kms.call("Encrypt", KeyId=key_id, Plaintext="move me", EncryptionContext={"from": "a"})["CiphertextBlob"]
-    moved = kms.call("ReEncrypt", CiphertextBlob=blob, SourceEncryptionContext={"from": "a"},
-                     DestinationKeyId=other, DestinationEncryptionContext={"to": "b"})
+    blob = kms.call("Encrypt", KeyId=key_id, Plaintext="move me", EncryptionContext={"from": "a"})[
+        "CiphertextBlob"
+    ]
+    moved = kms.call(
+        "ReEncrypt",
+        CiphertextBlob=blob,
+        SourceEncryptionContext={"from": "a"},
+        DestinationKeyId=other,
+        DestinationEncryptionContext={"to": "b"},
+    )
     assert moved["KeyId"] == other
     opened = kms.call("Decrypt", CiphertextBlob=moved["CiphertextBlob"], EncryptionContext={"to": "b"})
     assert (opened["Plaintext"], opened["KeyId"]) == ("move me", other)
 
 
-def test_generate_data_key_plaintext_is_base64_and_its_blob_decrypts_to_it(kms: KmsCaller, key_id: str) -> None:
+def test_generate_data_key_plaintext_is_base64_and_its_blob_decrypts_to_it(
+    kms: KmsCaller, key_id: str
+) -> None:
     generated = kms.call("GenerateDataKey", KeyId=key_id, EncryptionContext={"app": "x"})
     assert len(base64.b64decode(generated["Plaintext"], validate=True)) == 32
     opened = kms.call("Decrypt", CiphertextBlob=generated["CiphertextBlob"], EncryptionContext={"app": "x"})
@@ -85,9 +96,15 @@ def test_generate_data_key_plaintext_is_base64_and_its_blob_decrypts_to_it(kms: 
     assert generated["KeyVersionId"] == opened["KeyVersionId"]
 
 
-@pytest.mark.parametrize(("params", "length"), [({"KeySpec": "AES_128"}, 16), ({"NumberOfBytes": 1}, 1),
-                                                ({"NumberOfBytes": 1024}, 1024),
-                                                ({"NumberOfBytes": 24, "KeySpec": "AES_128"}, 24)])
+@pytest.mark.parametrize(
+    ("params", "length"),
+    [
+        ({"KeySpec": "AES_128"}, 16),
+        ({"NumberOfBytes": 1}, 1),
+        ({"NumberOfBytes": 1024}, 1024),
+        ({"NumberOfBytes": 24, "KeySpec": "AES_128"}, 24),
+    ],
+)
 def test_data_key_lengths(kms: KmsCaller, key_id: str, params: dict[str, object], length: int) -> None:
     generated = kms.call("GenerateDataKey", KeyId=key_id, **params)
     assert len(base64.b64decode(generated["Plaintext"])) == length

@@ -14,8 +14,14 @@ UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 
 def test_create_key_in_software_instance_returns_full_metadata(kms: KmsCaller, instance_id: str) -> None:
-    created = kms.call("CreateKey", DKMSInstanceId=instance_id, Description="orders", KeySpec="Aliyun_AES_256",
-                       KeyUsage="ENCRYPT/DECRYPT", Origin="Aliyun_KMS")
+    created = kms.call(
+        "CreateKey",
+        DKMSInstanceId=instance_id,
+        Description="orders",
+        KeySpec="Aliyun_AES_256",
+        KeyUsage="ENCRYPT/DECRYPT",
+        Origin="Aliyun_KMS",
+    )
     meta = created["KeyMetadata"]
     assert meta["KeyId"].startswith("key-")
     assert re.fullmatch(r"acs:kms:cn-hangzhou:\d{16}:key/" + re.escape(meta["KeyId"]), meta["Arn"])
@@ -52,8 +58,12 @@ def test_describe_without_key_id_names_the_missing_parameter(kms: KmsCaller) -> 
 
 def test_unknown_spec_and_usage_are_refused_and_create_nothing(kms: KmsCaller, instance_id: str) -> None:
     before = kms.call("ListKeys", PageSize=1)["TotalCount"]
-    for params in ({"KeySpec": "Aliyun_AES_512"}, {"KeyUsage": "SIGN/VERIFY"}, {"Origin": "Elsewhere"},
-                   {"Description": "x" * 8193}):
+    for params in (
+        {"KeySpec": "Aliyun_AES_512"},
+        {"KeyUsage": "SIGN/VERIFY"},
+        {"Origin": "Elsewhere"},
+        {"Description": "x" * 8193},
+    ):
         with pytest.raises(KmsError) as caught:
             kms.call("CreateKey", DKMSInstanceId=instance_id, **params)
         assert (caught.value.code, caught.value.status) == ("InvalidParameter", 400)
@@ -98,8 +108,9 @@ def test_list_keys_filters_by_state(kms: KmsCaller, key_id: str) -> None:
     filters = [{"Key": "KeyState", "Values": ["Disabled"]}]
     disabled = kms.call("ListKeys", PageSize=100, Filters=json.dumps(filters))["Keys"]["Key"]
     assert key_id in {key["KeyId"] for key in disabled}
-    enabled = kms.call("ListKeys", PageSize=100,
-                       Filters=json.dumps([{"Key": "KeyState", "Values": ["Enabled"]}]))["Keys"]["Key"]
+    enabled = kms.call(
+        "ListKeys", PageSize=100, Filters=json.dumps([{"Key": "KeyState", "Values": ["Enabled"]}])
+    )["Keys"]["Key"]
     assert key_id not in {key["KeyId"] for key in enabled}
     with pytest.raises(KmsError) as caught:
         kms.call("ListKeys", Filters=json.dumps([{"Key": "Colour", "Values": ["Blue"]}]))

@@ -16,9 +16,13 @@ from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
 ERROR_FIELDS = {"RequestId", "HostId", "Code", "Message", "Recommend"}
 
 
-def _call(server: LiveServer, action: str, *, method: str = "POST", as_form: bool = True, **params: str):  # noqa: ANN202
-    return send(server.url, signed_params(action, ACCESS_KEY_ID, ACCESS_KEY_SECRET, method=method, **params),
-                method=method, as_form=as_form)
+def _call(server: LiveServer, action: str, *, method: str = "POST", as_form: bool = True, **params: str):
+    return send(
+        server.url,
+        signed_params(action, ACCESS_KEY_ID, ACCESS_KEY_SECRET, method=method, **params),
+        method=method,
+        as_form=as_form,
+    )
 
 
 @pytest.mark.parametrize(("method", "as_form"), [("POST", True), ("POST", False), ("GET", False)])
@@ -44,8 +48,9 @@ def test_bad_signature_names_the_server_string_to_sign(server: LiveServer) -> No
     response = send(server.url, params)
     body = response.json()
     assert (response.status_code, body["Code"]) == (400, "SignatureDoesNotMatch")
-    canonical = "&".join(f"{quote(k, safe='~')}={quote(v, safe='~')}"
-                         for k, v in sorted(params.items()) if k != "Signature")
+    canonical = "&".join(
+        f"{quote(k, safe='~')}={quote(v, safe='~')}" for k, v in sorted(params.items()) if k != "Signature"
+    )
     assert body["Message"].endswith(":POST&%2F&" + quote(canonical, safe="~"))
     assert ACCESS_KEY_SECRET not in response.text
 
@@ -81,7 +86,9 @@ def test_missing_or_garbled_timestamp(server: LiveServer) -> None:
     assert (response.status_code, response.json()["Code"]) == (400, "IllegalTimestamp")
 
 
-def test_replayed_nonce_is_refused_and_changes_nothing(server: LiveServer, kms: KmsCaller, instance_id: str) -> None:
+def test_replayed_nonce_is_refused_and_changes_nothing(
+    server: LiveServer, kms: KmsCaller, instance_id: str
+) -> None:
     before = kms.call("ListKeys", PageSize=1)["TotalCount"]
     params = signed_params("CreateKey", ACCESS_KEY_ID, ACCESS_KEY_SECRET, DKMSInstanceId=instance_id)
     assert send(server.url, params).status_code == 200
@@ -102,8 +109,11 @@ def test_xml_format(server: LiveServer) -> None:
     response = _call(server, "DescribeRegions", Format="XML")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/xml")
-    assert re.search(r"<DescribeRegionsResponse><RequestId>[0-9A-F-]+</RequestId><Regions><Region>"
-                     r"<RegionId>cn-hangzhou</RegionId></Region></Regions></DescribeRegionsResponse>", response.text)
+    assert re.search(
+        r"<DescribeRegionsResponse><RequestId>[0-9A-F-]+</RequestId><Regions><Region>"
+        r"<RegionId>cn-hangzhou</RegionId></Region></Regions></DescribeRegionsResponse>",
+        response.text,
+    )
     error = _call(server, "DescribeKey", Format="XML", KeyId="key-none")
     assert error.status_code == 404
     assert "<Code>Forbidden.KeyNotFound</Code>" in error.text

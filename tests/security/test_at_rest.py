@@ -36,10 +36,14 @@ def _version_material(data_dir: Path) -> list[bytes]:
     keystore.unseal()
     with engine.connect() as conn:
         rows = conn.execute(
-            text("SELECT v.key_id, v.version_id, k.spec, v.wrapped_material FROM key_versions v "
-                 "JOIN keys k ON k.key_id = v.key_id")
+            text(
+                "SELECT v.key_id, v.version_id, k.spec, v.wrapped_material FROM key_versions v "
+                "JOIN keys k ON k.key_id = v.key_id"
+            )
         ).all()
-    material = [keystore.unwrap(r.key_id, r.version_id, r.spec, bytes(r.wrapped_material)).reveal() for r in rows]
+    material = [
+        keystore.unwrap(r.key_id, r.version_id, r.spec, bytes(r.wrapped_material)).reveal() for r in rows
+    ]
     engine.dispose()
     return material
 
@@ -84,17 +88,25 @@ def test_a_wrapped_row_moved_to_another_key_fails_closed(live: LiveServer) -> No
     live.stop()
 
     with sqlite3.connect(live.data_dir / "openkms.db") as db:
-        a = db.execute("SELECT wrapped_material FROM key_versions WHERE version_id=?",
-                       (first["PrimaryKeyVersion"],)).fetchone()[0]
-        b = db.execute("SELECT wrapped_material FROM key_versions WHERE version_id=?",
-                       (second["PrimaryKeyVersion"],)).fetchone()[0]
-        db.execute("UPDATE key_versions SET wrapped_material=? WHERE version_id=?", (b, first["PrimaryKeyVersion"]))
-        db.execute("UPDATE key_versions SET wrapped_material=? WHERE version_id=?", (a, second["PrimaryKeyVersion"]))
+        a = db.execute(
+            "SELECT wrapped_material FROM key_versions WHERE version_id=?", (first["PrimaryKeyVersion"],)
+        ).fetchone()[0]
+        b = db.execute(
+            "SELECT wrapped_material FROM key_versions WHERE version_id=?", (second["PrimaryKeyVersion"],)
+        ).fetchone()[0]
+        db.execute(
+            "UPDATE key_versions SET wrapped_material=? WHERE version_id=?", (b, first["PrimaryKeyVersion"])
+        )
+        db.execute(
+            "UPDATE key_versions SET wrapped_material=? WHERE version_id=?", (a, second["PrimaryKeyVersion"])
+        )
 
     live.start()
-    for action, params in [("Decrypt", {"CiphertextBlob": blob}),
-                           ("Encrypt", {"KeyId": first["KeyId"], "Plaintext": "x"}),
-                           ("Encrypt", {"KeyId": second["KeyId"], "Plaintext": "x"})]:
+    for action, params in [
+        ("Decrypt", {"CiphertextBlob": blob}),
+        ("Encrypt", {"KeyId": first["KeyId"], "Plaintext": "x"}),
+        ("Encrypt", {"KeyId": second["KeyId"], "Plaintext": "x"}),
+    ]:
         with pytest.raises(KmsError) as caught:
             kms.call(action, **params)
         assert (caught.value.code, caught.value.status) == ("InternalFailure", 500)

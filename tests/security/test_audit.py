@@ -30,8 +30,13 @@ def _kms(endpoint: str) -> KmsCaller:
 
 
 def _audit_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "openkms.cli", "audit", "verify", *args],
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "openkms.cli", "audit", "verify", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_one_chained_record_per_request_and_the_verifier(tmp_path: Path) -> None:
@@ -53,10 +58,20 @@ def test_one_chained_record_per_request_and_the_verifier(tmp_path: Path) -> None
     assert len(files) == 1
     records = [json.loads(line) for line in files[0].read_text().splitlines()]
     requests = [r for r in records if r["action"] != "AuditLogOpened"]
-    assert [r["action"] for r in requests] == ["ListKmsInstances", "CreateKey", "Encrypt", "DescribeKey",
-                                               "DescribeRegions"]
-    assert [r["result"] for r in requests] == ["Success", "Success", "Success", "Forbidden.KeyNotFound",
-                                               "SignatureDoesNotMatch"]
+    assert [r["action"] for r in requests] == [
+        "ListKmsInstances",
+        "CreateKey",
+        "Encrypt",
+        "DescribeKey",
+        "DescribeRegions",
+    ]
+    assert [r["result"] for r in requests] == [
+        "Success",
+        "Success",
+        "Success",
+        "Forbidden.KeyNotFound",
+        "SignatureDoesNotMatch",
+    ]
     encrypt = requests[2]
     assert encrypt["key_id"] == key_id and encrypt["key_version_id"]
     assert encrypt["principal"].startswith("acs:ram::") and encrypt["source_ip"] == "127.0.0.1"
@@ -77,12 +92,18 @@ def test_one_chained_record_per_request_and_the_verifier(tmp_path: Path) -> None
 @contextmanager
 def _in_process_server(data_dir: Path, audit_path: Path) -> Iterator[str]:
     """The real application in this process, with the audit log pointed at `audit_path`."""
-    settings = load_settings(environ={"OPENKMS_DATA_DIR": str(data_dir),
-                                      "OPENKMS_ROOT_ACCESS_KEY_ID": ACCESS_KEY_ID,
-                                      "OPENKMS_ROOT_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET})
+    settings = load_settings(
+        environ={
+            "OPENKMS_DATA_DIR": str(data_dir),
+            "OPENKMS_ROOT_ACCESS_KEY_ID": ACCESS_KEY_ID,
+            "OPENKMS_ROOT_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET,
+        }
+    )
     app = create_app(settings, audit=JsonlAuditSink(audit_path, fsync=True))
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -117,10 +138,12 @@ def test_an_unwritable_audit_log_refuses_every_request(tmp_path: Path) -> None:
 
     with _in_process_server(data_dir, Path("/dev/full")) as endpoint:
         kms = _kms(endpoint)
-        for action, params in [("Decrypt", {"CiphertextBlob": blob}),
-                               ("GenerateDataKey", {"KeyId": key_id}),
-                               ("CreateKey", {"DKMSInstanceId": instance}),
-                               ("Encrypt", {"KeyId": key_id, "Plaintext": "x"})]:
+        for action, params in [
+            ("Decrypt", {"CiphertextBlob": blob}),
+            ("GenerateDataKey", {"KeyId": key_id}),
+            ("CreateKey", {"DKMSInstanceId": instance}),
+            ("Encrypt", {"KeyId": key_id, "Plaintext": "x"}),
+        ]:
             with pytest.raises(KmsError) as caught:
                 kms.call(action, **params)
             assert (caught.value.code, caught.value.status) == ("InternalFailure", 500), action

@@ -29,7 +29,11 @@ def _unseal(server: LiveServer, passphrase: str) -> subprocess.CompletedProcess[
     env = {**os.environ, "OPENKMS_UNSEAL_PASSPHRASE": passphrase, "OPENKMS_SEAL": "passphrase"}
     return subprocess.run(
         [sys.executable, "-m", "openkms.cli", "unseal", "--data-dir", str(server.data_dir)],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 

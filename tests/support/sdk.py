@@ -78,14 +78,15 @@ class KmsCaller:
         request_class = getattr(models, f"{action}Request", None)
         method = getattr(self._tea, _snake(action))
         try:
-            if request_class is None:
-                response = method()
-            else:
-                response = method(request_class().from_map(params))
+            response = method() if request_class is None else method(request_class().from_map(params))
         except TeaException as exc:
             data = exc.data or {}
-            status = int(data.get("statusCode") or data.get("httpCode") or getattr(exc, "status_code", 0) or 0)
-            raise KmsError(str(exc.code), status, str(data.get("Message", exc.message)), data.get("RequestId")) from None
+            status = int(
+                data.get("statusCode") or data.get("httpCode") or getattr(exc, "status_code", 0) or 0
+            )
+            raise KmsError(
+                str(exc.code), status, str(data.get("Message", exc.message)), data.get("RequestId")
+            ) from None
         return response.body.to_map()
 
     def _call_legacy(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -102,5 +103,7 @@ class KmsCaller:
         try:
             raw = self._legacy.do_action_with_exception(request)
         except ServerException as exc:
-            raise KmsError(exc.get_error_code(), exc.get_http_status(), exc.get_error_msg(), exc.get_request_id()) from None
+            raise KmsError(
+                exc.get_error_code(), exc.get_http_status(), exc.get_error_msg(), exc.get_request_id()
+            ) from None
         return json.loads(raw)

@@ -49,9 +49,16 @@ class LiveServer:
             **self.extra_env,
         }
         args = [
-            sys.executable, "-m", "openkms.cli", "serve",
-            "--data-dir", str(self.data_dir), "--port", str(self.port),
-            "--workers", str(self.workers),
+            sys.executable,
+            "-m",
+            "openkms.cli",
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
         ]
         if self.database_url:
             args += ["--database-url", self.database_url]

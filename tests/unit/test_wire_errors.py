@@ -59,7 +59,11 @@ def test_each_row_maps_its_class(cls: type[errors.OpenKMSError], row: tuple[int,
 
 def test_missing_parameter_names_the_parameter() -> None:
     wire = to_wire(errors.MissingParameter("KeyId"))
-    assert (wire.status, wire.code, wire.message) == (400, "MissingKeyId", "KeyId is mandatory for this action.")
+    assert (wire.status, wire.code, wire.message) == (
+        400,
+        "MissingKeyId",
+        "KeyId is mandatory for this action.",
+    )
 
 
 def test_signature_mismatch_message_ends_with_the_string_to_sign() -> None:
@@ -67,8 +71,15 @@ def test_signature_mismatch_message_ends_with_the_string_to_sign() -> None:
     assert wire.message.endswith(":POST&%2F&Action%3DX")
 
 
-@pytest.mark.parametrize("error", [RuntimeError("boom /etc/secret"), errors.StorageIntegrityError(),
-                                   errors.RootOfTrustError("x"), KeyError("k")])
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError("boom /etc/secret"),
+        errors.StorageIntegrityError(),
+        errors.RootOfTrustError("x"),
+        KeyError("k"),
+    ],
+)
 def test_anything_else_is_an_internal_failure_without_detail(error: BaseException) -> None:
     assert to_wire(error) == INTERNAL_FAILURE
 

@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from openkms.api.dispatch import BODY_LIMIT, RawRequest, RpcDispatcher
 from openkms.api.unseal import UnsealListener
@@ -110,7 +110,9 @@ class OpenKMSApp:
             _preset(self.settings),
         )
         if created is not None and created.written_to is not None:
-            log.warning("root access key %s created; its secret is in %s", created.access_key_id, created.written_to)
+            log.warning(
+                "root access key %s created; its secret is in %s", created.access_key_id, created.written_to
+            )
 
     @asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:

@@ -23,8 +23,8 @@ from openkms.api.actions import ACTIONS
 from openkms.api.params import Params, RpcRequest, parse_request
 from openkms.api.render import JSON_CONTENT_TYPE, XML_CONTENT_TYPE, render_json, render_xml
 from openkms.api.signature import SignedRequest, check_freshness, identify, verify
-from openkms.api.wire_errors import INTERNAL_FAILURE, to_wire
-from openkms.audit import AuditEvent, AuditSink
+from openkms.api.wire_errors import INTERNAL_FAILURE, WireError, to_wire
+from openkms.audit import AuditEvent, AuditSink, audit_time
 from openkms.node.nonces import NonceStore
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
@@ -49,6 +49,18 @@ class RawRequest:
     body: bytes
     source_ip: str | None
     too_large: bool = False
+
+
+@dataclass(slots=True)
+class _Trace:
+    """What is known about a request so far, for its audit record and its reply."""
+
+    request_id: str
+    request: RpcRequest | None = None
+    action: str = ""
+    principal: str = "anonymous"
+    region: str | None = None
+    ctx: RequestContext | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,101 +88,106 @@ class RpcDispatcher:
         self._window = timestamp_window
 
     async def handle(self, raw: RawRequest) -> Reply:
-        request_id = str(uuid.uuid4()).upper()
-        source_ip = raw.source_ip
-        request = RpcRequest(raw.method, raw.path, "", {}, {}, b"")
-        action_name = ""
-        principal = "anonymous"
-        ctx: RequestContext | None = None
-        region: str | None = None
+        trace = _Trace(request_id=str(uuid.uuid4()).upper())
         body: Mapping[str, object] | None = None
         failure: BaseException | None = None
         try:
-            if raw.too_large:
-                raise errors.InvalidArgument(f"The request is larger than {BODY_LIMIT} bytes.")
-            if raw.method not in ("GET", "POST"):
-                raise errors.UnknownAction(f"The RPC endpoint takes GET or POST, not {raw.method}.")
-            request = parse_request(raw.method, raw.path, raw.query_string, raw.headers, raw.body)
-            action_name = request.params.get("Action") or request.headers.get("x-acs-action", "")
-            if self._services.keystore.sealed:
-                raise errors.Sealed()
-            signed = identify(request)
-            action_name = signed.action
-            principal = f"acs:ram::unknown:access-key/{signed.access_key_id}"
-            check_freshness(signed, self._services.clock.timestamp(), self._window)
-            credential = self._services.identities.credential(signed.access_key_id)
-            verify(request, signed, credential.secret.reveal().decode("utf-8"))
-            principal = credential.principal.arn
-            if not self._nonces.remember(
-                signed.access_key_id,
-                signed.nonce,
-                signed.timestamp + self._window,
-                self._services.clock.timestamp(),
-            ):
-                raise errors.NonceReused()
-            if signed.version != API_VERSION:
-                raise errors.UnsupportedVersion(
-                    f"Version {signed.version!r} is not supported; use {API_VERSION}."
-                )
-            action = ACTIONS.get(signed.action)
-            if action is None:
-                raise errors.UnknownAction(f"Specified api {signed.action!r} is not found.")
-            region = self._region(request, signed)
-            ctx = RequestContext(request_id, credential.principal, RegionId(region), source_ip)
-            self._audit.check()
-            params = Params(request.params)
-            if action.blocking:
-                body = await run_in_threadpool(action.handler, params, ctx, self._services)
-            else:
-                body = action.handler(params, ctx, self._services)
+            body = await self._execute(raw, trace)
         except errors.OpenKMSError as exc:
             failure = exc
         except Exception as exc:
-            log.exception("request %s (%s) failed unexpectedly", request_id, action_name)
+            log.exception("request %s (%s) failed unexpectedly", trace.request_id, trace.action)
             failure = exc
-
         wire = None if failure is None else to_wire(failure)
-        event = AuditEvent(
-            request_id=request_id,
-            time=self._services.clock.now().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            principal=principal,
+        try:
+            await self._audit.append(self._event(trace, raw.source_ip, wire))
+        except errors.AuditUnavailable:
+            log.error("request %s: audit record not written; answering InternalFailure", trace.request_id)
+            wire, body = INTERNAL_FAILURE, None
+        except Exception:
+            log.exception("request %s: audit sink failed; answering InternalFailure", trace.request_id)
+            wire, body = INTERNAL_FAILURE, None
+        return self._reply(trace, wire, body)
+
+    async def _execute(self, raw: RawRequest, trace: _Trace) -> Mapping[str, object]:
+        """Authenticate, authorize and run one request; raise on any failure."""
+        if raw.too_large:
+            raise errors.InvalidArgument(f"The request is larger than {BODY_LIMIT} bytes.")
+        if raw.method not in ("GET", "POST"):
+            raise errors.UnknownAction(f"The RPC endpoint takes GET or POST, not {raw.method}.")
+        request = parse_request(raw.method, raw.path, raw.query_string, raw.headers, raw.body)
+        trace.request = request
+        trace.action = request.params.get("Action") or request.headers.get("x-acs-action", "")
+        if self._services.keystore.sealed:
+            raise errors.Sealed()
+        signed = identify(request)
+        trace.action = signed.action
+        trace.principal = f"acs:ram::unknown:access-key/{signed.access_key_id}"
+        now = self._services.clock.timestamp()
+        check_freshness(signed, now, self._window)
+        credential = self._services.identities.credential(signed.access_key_id)
+        verify(request, signed, credential.secret.reveal().decode("utf-8"))
+        trace.principal = credential.principal.arn
+        # Only a verified request may spend a nonce; it is remembered until its timestamp expires.
+        if not self._nonces.remember(
+            signed.access_key_id, signed.nonce, signed.timestamp + self._window, now
+        ):
+            raise errors.NonceReused()
+        if signed.version != API_VERSION:
+            raise errors.UnsupportedVersion(
+                f"Version {signed.version!r} is not supported; use {API_VERSION}."
+            )
+        action = ACTIONS.get(signed.action)
+        if action is None:
+            raise errors.UnknownAction(f"Specified api {signed.action!r} is not found.")
+        trace.region = self._region(request, signed)
+        ctx = RequestContext(trace.request_id, credential.principal, RegionId(trace.region), raw.source_ip)
+        trace.ctx = ctx
+        # Refuse before acting when the audit log is known to be broken, so nothing changes unrecorded.
+        self._audit.check()
+        params = Params(request.params)
+        if action.blocking:
+            return await run_in_threadpool(action.handler, params, ctx, self._services)
+        return action.handler(params, ctx, self._services)
+
+    def _event(self, trace: _Trace, source_ip: str | None, wire: WireError | None) -> AuditEvent:
+        ctx = trace.ctx
+        return AuditEvent(
+            request_id=trace.request_id,
+            time=audit_time(self._services.clock.now()),
+            principal=trace.principal,
             account_id=None if ctx is None else ctx.principal.account_id,
-            action=action_name,
+            action=trace.action,
             key_id=None if ctx is None else ctx.key_id,
             key_version_id=None if ctx is None else ctx.key_version_id,
             result="Success" if wire is None else wire.code,
             http_status=200 if wire is None else wire.status,
             source_ip=source_ip,
-            region=region,
+            region=trace.region,
             reason=None if wire is None or wire.status >= 500 else wire.message,
         )
-        try:
-            await self._audit.append(event)
-        except errors.AuditUnavailable:
-            log.error("request %s: audit record could not be written; answering InternalFailure", request_id)
-            wire, body = INTERNAL_FAILURE, None
-        except Exception:
-            log.exception("request %s: audit sink failed; answering InternalFailure", request_id)
-            wire, body = INTERNAL_FAILURE, None
 
-        as_xml = request.params.get("Format", "").lower() == "xml"
+    def _reply(self, trace: _Trace, wire: WireError | None, body: Mapping[str, object] | None) -> Reply:
+        request = trace.request
+        as_xml = request is not None and request.params.get("Format", "").lower() == "xml"
         if wire is None and body is not None:
-            document = {"RequestId": request_id, **body}
-            if as_xml:
-                return Reply(200, XML_CONTENT_TYPE, render_xml(f"{action_name}Response", document), request_id)
-            return Reply(200, JSON_CONTENT_TYPE, render_json(document), request_id)
-        assert wire is not None
-        error = {
-            "RequestId": request_id,
-            "HostId": request.headers.get("host", ""),
-            "Code": wire.code,
-            "Message": wire.message,
-            "Recommend": RECOMMEND,
-            "HttpStatus": wire.status,
-        }
+            document: dict[str, object] = {"RequestId": trace.request_id, **body}
+            root = f"{trace.action}Response"
+        else:
+            wire = wire or INTERNAL_FAILURE
+            document = {
+                "RequestId": trace.request_id,
+                "HostId": "" if request is None else request.headers.get("host", ""),
+                "Code": wire.code,
+                "Message": wire.message,
+                "Recommend": RECOMMEND,
+                "HttpStatus": wire.status,
+            }
+            root = "Error"
+        status = 200 if wire is None else wire.status
         if as_xml:
-            return Reply(wire.status, XML_CONTENT_TYPE, render_xml("Error", error), request_id)
-        return Reply(wire.status, JSON_CONTENT_TYPE, render_json(error), request_id)
+            return Reply(status, XML_CONTENT_TYPE, render_xml(root, document), trace.request_id)
+        return Reply(status, JSON_CONTENT_TYPE, render_json(document), trace.request_id)
 
     def _region(self, request: RpcRequest, signed: SignedRequest) -> str:
         """RegionId param, else the ACS4 credential scope, else the endpoint host, else the default."""

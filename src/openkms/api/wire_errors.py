@@ -61,8 +61,9 @@ def to_wire(error: BaseException) -> WireError:
                     return INTERNAL_FAILURE
                 if isinstance(error, errors.MissingParameter) and error.parameter:
                     return WireError(
-                        status, f"Missing{error.parameter}", f"{error.parameter} is mandatory for this action."
+                        status,
+                        f"Missing{error.parameter}",
+                        f"{error.parameter} is mandatory for this action.",
                     )
                 return WireError(status, code, error.message)
     return INTERNAL_FAILURE
-

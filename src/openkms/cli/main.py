@@ -61,9 +61,7 @@ def serve(
     for name, value in settings.redacted().items():
         if name == "database_url":
             continue
-        os.environ[f"OPENKMS_{name.upper()}"] = (
-            ",".join(value) if isinstance(value, list) else str(value)
-        )
+        os.environ[f"OPENKMS_{name.upper()}"] = ",".join(value) if isinstance(value, list) else str(value)
     os.environ["OPENKMS_DATA_DIR"] = str(settings.data_dir.resolve())
     os.environ["OPENKMS_DATABASE_URL"] = settings.effective_database_url
     console.print(
@@ -146,7 +144,5 @@ def audit_verify(
                 console.print(f"[green]ok[/green]      {path} ({report.records} records)")
             else:
                 broken += 1
-                console.print(
-                    f"[red]broken[/red]  {path}: line {report.first_bad_line}: {report.reason}"
-                )
+                console.print(f"[red]broken[/red]  {path}: line {report.first_bad_line}: {report.reason}")
     raise typer.Exit(1 if broken else 0)

@@ -38,8 +38,6 @@ def prepare_store(settings: Settings, console: Console) -> None:
                 if created.written_to
                 else "its secret is the one in OPENKMS_ROOT_ACCESS_KEY_SECRET"
             )
-            console.print(
-                f"root account {account}: access key {created.access_key_id} created; {where}"
-            )
+            console.print(f"root account {account}: access key {created.access_key_id} created; {where}")
     finally:
         db.dispose()

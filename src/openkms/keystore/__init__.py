@@ -16,7 +16,6 @@ from openkms.keystore.envelope import unwrap_material, wrap_material
 from openkms.keystore.keyring import Keyring, KeyringStore, TermExists
 from openkms.keystore.root import KeyFileRoot, PassphraseRoot, RootOfTrust
 from openkms.secret import SecretBytes
-from openkms.types import KeyId, KeySpec, KeyVersionId
 
 __all__ = [
     "KeyFileRoot",

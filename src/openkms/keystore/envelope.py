@@ -16,7 +16,6 @@ from typing import Final
 from openkms.errors import StorageIntegrityError
 from openkms.keystore.keyring import Keyring
 from openkms.secret import SecretBytes
-from openkms.types import KeyId, KeySpec, KeyVersionId
 
 MATERIAL_FORMAT_V1: Final = 0x01
 _AAD_LABEL: Final = b"openkms/material/v1"
@@ -37,9 +36,7 @@ def material_aad(prefix: bytes, key_id: str, version_id: str, spec: str) -> byte
     return _AAD_LABEL + prefix + _field(key_id) + _field(version_id) + _field(spec)
 
 
-def wrap_material(
-    keyring: Keyring, key_id: str, version_id: str, spec: str, material: SecretBytes
-) -> bytes:
+def wrap_material(keyring: Keyring, key_id: str, version_id: str, spec: str, material: SecretBytes) -> bytes:
     """Encrypt `material` under the active KEK term, bound to (key id, version id, spec)."""
     term = keyring.active_term
     prefix = _PREFIX.pack(MATERIAL_FORMAT_V1, term)
@@ -47,9 +44,7 @@ def wrap_material(
     return prefix + iv + sealed
 
 
-def unwrap_material(
-    keyring: Keyring, key_id: str, version_id: str, spec: str, wrapped: bytes
-) -> SecretBytes:
+def unwrap_material(keyring: Keyring, key_id: str, version_id: str, spec: str, wrapped: bytes) -> SecretBytes:
     """The material of a wrapped row, or StorageIntegrityError if the row is not this key version's."""
     wrapped = bytes(wrapped)
     if len(wrapped) < _MIN_LEN or wrapped[0] != MATERIAL_FORMAT_V1:

@@ -36,9 +36,7 @@ class AccountRepository:
         return [AccountId(row.account_id) for row in rows]
 
     def add_account(self, account_id: AccountId, now: datetime) -> None:
-        self._c.execute(
-            insert(accounts).values(account_id=account_id, kms_status="Enabled", created_at=now)
-        )
+        self._c.execute(insert(accounts).values(account_id=account_id, kms_status="Enabled", created_at=now))
 
     def kms_status(self, account_id: AccountId) -> str | None:
         row = self._c.execute(
@@ -66,9 +64,7 @@ class AccountRepository:
         )
 
     def access_key(self, access_key_id: str) -> AccessKeyRow | None:
-        row = self._c.execute(
-            select(access_keys).where(access_keys.c.access_key_id == access_key_id)
-        ).first()
+        row = self._c.execute(select(access_keys).where(access_keys.c.access_key_id == access_key_id)).first()
         if row is None:
             return None
         return AccessKeyRow(

@@ -125,9 +125,7 @@ class KeyRepository:
         return [_key(row) for row in rows], int(total)
 
     def version(self, version_id: str) -> StoredVersion | None:
-        row = self._c.execute(
-            select(key_versions).where(key_versions.c.version_id == version_id)
-        ).first()
+        row = self._c.execute(select(key_versions).where(key_versions.c.version_id == version_id)).first()
         return None if row is None else _version(row)
 
     def versions(self, key_id: KeyId) -> list[StoredVersion]:
@@ -151,9 +149,7 @@ def _key(row: Row[Any]) -> Key:
         description=row.description,
         creator=row.creator,
         creator_type=CreatorType(row.creator_type),
-        primary_version_id=(
-            None if row.primary_version_id is None else KeyVersionId(row.primary_version_id)
-        ),
+        primary_version_id=(None if row.primary_version_id is None else KeyVersionId(row.primary_version_id)),
         created_at=as_utc(row.created_at),
         delete_date=None if row.delete_date is None else as_utc(row.delete_date),
     )

@@ -8,15 +8,12 @@ change generation, which empties every worker's caches on its next request.
 from __future__ import annotations
 
 import time
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
+
+from openkms.node.generation import Generation
 
 K = TypeVar("K")
 V = TypeVar("V")
-
-
-class Generation(Protocol):
-    def current(self) -> int: ...
-    def bump(self) -> int: ...
 
 
 class TtlCache(Generic[K, V]):

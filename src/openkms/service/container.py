@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from openkms.clock import Clock
 from openkms.keystore import Keystore
+from openkms.node.generation import Generation
 from openkms.providers.software import SoftwareProvider
 from openkms.repository.database import Database
-from openkms.service.cache import Generation
 from openkms.service.crypto import CryptoService
 from openkms.service.identities import IdentityService
 from openkms.service.instances import InstanceService

@@ -16,10 +16,11 @@ from openkms.domain.encryption_context import canonical_context
 from openkms.domain.key import Key
 from openkms.domain.lifecycle import ensure_usable
 from openkms.errors import InvalidArgument, InvalidCiphertext, UnsupportedOperation
+from openkms.node.generation import Generation
 from openkms.providers.base import CryptoProvider, MaterialRef, random_bytes
 from openkms.repository.database import Database
 from openkms.secret import SecretBytes
-from openkms.service.cache import Generation, TtlCache
+from openkms.service.cache import TtlCache
 from openkms.service.context import RequestContext
 from openkms.service.keys import KeyService, authorize
 from openkms.types import DataKeySpec, KeyId, KeyUsage, KeyVersionId
@@ -123,9 +124,7 @@ class CryptoService:
         self, ctx: RequestContext, key_ref: str, plaintext: bytes, context: Mapping[str, str] | None
     ) -> Sealed:
         if len(plaintext) > PLAINTEXT_LIMIT:
-            raise InvalidArgument(
-                f"Plaintext is longer than {PLAINTEXT_LIMIT} bytes.", parameter="Plaintext"
-            )
+            raise InvalidArgument(f"Plaintext is longer than {PLAINTEXT_LIMIT} bytes.", parameter="Plaintext")
         key = self._keys.resolve(ctx, key_ref)
         self._usable(ctx, key, "Encrypt")
         return self._seal(ctx, key, plaintext, context)

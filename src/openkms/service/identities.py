@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 from openkms.errors import UnknownAccessKey
 from openkms.keystore import Keystore
+from openkms.node.generation import Generation
 from openkms.repository.database import Database
 from openkms.secret import SecretBytes
-from openkms.service.cache import Generation, TtlCache
+from openkms.service.cache import TtlCache
 from openkms.service.context import Principal
 
 ACCESS_KEY_SPEC = "AccessKeySecret"
@@ -27,9 +28,7 @@ class Credential:
 
 
 class IdentityService:
-    def __init__(
-        self, db: Database, keystore: Keystore, generation: Generation, cache_ttl: float
-    ) -> None:
+    def __init__(self, db: Database, keystore: Keystore, generation: Generation, cache_ttl: float) -> None:
         self._db = db
         self._keystore = keystore
         self._cache: TtlCache[str, Credential] = TtlCache(cache_ttl, generation)
@@ -45,8 +44,6 @@ class IdentityService:
             raise UnknownAccessKey()
         key_id, version_id, spec = secret_binding(row.access_key_id)
         secret = self._keystore.unwrap(key_id, version_id, spec, row.wrapped_secret)
-        credential = Credential(
-            row.access_key_id, Principal(row.account_id, row.principal_name), secret
-        )
+        credential = Credential(row.access_key_id, Principal(row.account_id, row.principal_name), secret)
         self._cache.put(access_key_id, credential)
         return credential

@@ -41,10 +41,6 @@ class InstanceService:
         authorize(ctx, "GetKmsInstance")
         with self._db.unit_of_work() as uow:
             row = uow.instances.get(instance_id)
-        if (
-            row is None
-            or row.region_id != ctx.region_id
-            or row.account_id != ctx.principal.account_id
-        ):
+        if row is None or row.region_id != ctx.region_id or row.account_id != ctx.principal.account_id:
             raise InstanceNotFound()
         return row

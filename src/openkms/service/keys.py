@@ -18,16 +18,17 @@ from openkms.errors import (
     KeyNotFound,
     UnsupportedOperation,
 )
+from openkms.node.generation import Generation
 from openkms.policy.engine import AccessRequest, evaluate
 from openkms.providers.base import CryptoProvider
 from openkms.repository.database import Database
 from openkms.service import ids
-from openkms.service.cache import Generation, TtlCache
+from openkms.service.cache import TtlCache
 from openkms.service.context import RequestContext
 from openkms.types import (
     CreatorType,
-    InstanceKind,
     InstanceId,
+    InstanceKind,
     KeyState,
     Origin,
     ProtectionLevel,
@@ -209,13 +210,11 @@ def _parse_origin(raw: str | None) -> Origin:
 
 
 def _parse_protection_level(raw: str | None, kind: InstanceKind | None) -> ProtectionLevel:
-    if raw is None or raw == "" or raw == ProtectionLevel.SOFTWARE.value:
+    if raw in (None, "", ProtectionLevel.SOFTWARE.value):
         return ProtectionLevel.SOFTWARE
     if raw == ProtectionLevel.HSM.value:
         if kind is InstanceKind.SOFTWARE:
             # Alibaba ignores ProtectionLevel inside an instance: the instance kind decides.
             return ProtectionLevel.SOFTWARE
         raise UnsupportedOperation("ProtectionLevel HSM needs a hardware key management instance.")
-    raise InvalidArgument(
-        f"ProtectionLevel {raw!r} is not SOFTWARE or HSM.", parameter="ProtectionLevel"
-    )
+    raise InvalidArgument(f"ProtectionLevel {raw!r} is not SOFTWARE or HSM.", parameter="ProtectionLevel")

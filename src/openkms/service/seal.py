@@ -12,7 +12,7 @@ from openkms.secret import SecretBytes
 log = logging.getLogger("openkms.seal")
 
 KEY_FILE = "root.key"
-PASSPHRASE_PARAMS = "seal.json"
+KDF_PARAMS_FILE = "seal.json"
 
 
 def root_of_trust(settings: Settings, passphrase: str | None) -> RootOfTrust | None:
@@ -25,4 +25,4 @@ def root_of_trust(settings: Settings, passphrase: str | None) -> RootOfTrust | N
         return root
     if not passphrase:
         return None
-    return PassphraseRoot(settings.data_dir / PASSPHRASE_PARAMS, SecretBytes(passphrase.encode("utf-8")))
+    return PassphraseRoot(settings.data_dir / KDF_PARAMS_FILE, SecretBytes(passphrase.encode("utf-8")))

@@ -98,9 +98,7 @@ def _filters(params: Params) -> KeyFilter:
     chosen: dict[str, list[str]] = {}
     for item in raw:
         if not isinstance(item, dict) or set(item) != {"Key", "Values"}:
-            raise InvalidArgument(
-                'Each filter is {"Key": ..., "Values": [...]}.', parameter="Filters"
-            )
+            raise InvalidArgument('Each filter is {"Key": ..., "Values": [...]}.', parameter="Filters")
         field = _FILTER_FIELDS.get(item["Key"]) if isinstance(item["Key"], str) else None
         values = item["Values"]
         if field is None:
