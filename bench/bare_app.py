@@ -1,0 +1,94 @@
+"""The stack's ceiling for Encrypt: a raw ASGI app that does only what Encrypt cannot avoid.
+
+Per request: read the body, parse it with OpenKMS's own `parse_request`, check the RPC signature with
+`identify` + `verify` (the secret is known in advance), AES-256-GCM encrypt the Plaintext with a cached
+AESGCM object, base64 the blob and answer JSON (orjson) with RequestId, CiphertextBlob, KeyId and
+KeyVersionId. No timestamp window, nonce store, audit, database, key lookup or authorization.
+
+Run it the way bench/run.py does (same stack as `openkms serve`):
+
+    BENCH_ACCESS_KEY_ID=... BENCH_ACCESS_KEY_SECRET=... python -m uvicorn bench.bare_app:app \
+        --host 127.0.0.1 --port P --workers 2 --loop uvloop --http httptools --no-access-log --lifespan off
+
+GET /healthz answers 200 so the runner can wait for it. Each worker makes its own random key.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from base64 import b64encode
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any
+
+import orjson
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from openkms.api.params import parse_request
+from openkms.api.signature import identify, verify
+from openkms.errors import OpenKMSError
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_ACCESS_KEY_ID = os.environ.get("BENCH_ACCESS_KEY_ID", "")
+_SECRET = os.environ.get("BENCH_ACCESS_KEY_SECRET", "")
+_AEAD = AESGCM(AESGCM.generate_key(bit_length=256))
+_VERSION_ID = str(uuid.uuid4())
+_BLOB_HEADER = b"\x01" + uuid.UUID(_VERSION_ID).bytes  # same layout as domain.ciphertext v1
+_JSON = b"application/json"
+_HEALTHY = b'{"status":"ready"}'
+
+
+async def _answer(send: Send, status: int, body: bytes, request_id: str = "") -> None:
+    headers = [(b"content-type", _JSON), (b"content-length", str(len(body)).encode())]
+    if request_id:
+        headers.append((b"x-acs-request-id", request_id.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _encrypt(params: Mapping[str, str], request_id: str) -> bytes:
+    plaintext = params["Plaintext"].encode()
+    context = params.get("EncryptionContext")
+    iv = os.urandom(12)
+    sealed = _AEAD.encrypt(iv, plaintext, context.encode() if context else None)
+    return orjson.dumps(
+        {
+            "RequestId": request_id,
+            "CiphertextBlob": b64encode(_BLOB_HEADER + iv + sealed).decode(),
+            "KeyId": params["KeyId"],
+            "KeyVersionId": _VERSION_ID,
+        }
+    )
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] != "http":
+        return
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    if scope["path"] == "/healthz":
+        await _answer(send, 200, _HEALTHY)
+        return
+    request_id = str(uuid.uuid4()).upper()
+    try:
+        request = parse_request(
+            scope["method"], scope["path"], scope["query_string"], scope["headers"], b"".join(chunks)
+        )
+        signed = identify(request)
+        if signed.access_key_id != _ACCESS_KEY_ID or signed.action != "Encrypt":
+            raise OpenKMSError("only Encrypt with the benchmark's access key")
+        verify(request, signed, _SECRET)
+        body = _encrypt(request.params, request_id)
+    except (OpenKMSError, KeyError) as exc:
+        error = {"RequestId": request_id, "Code": type(exc).__name__, "Message": str(exc)}
+        await _answer(send, 400, orjson.dumps(error), request_id)
+        return
+    await _answer(send, 200, body, request_id)
