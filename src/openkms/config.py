@@ -30,7 +30,7 @@ class Settings:
     data_dir: Path = Path("openkms-data")
     host: str = "127.0.0.1"
     port: int = 9600
-    database_url: str | None = None
+    database_url: str | None = field(default=None, repr=False)  # may hold a password
     regions: tuple[str, ...] = ("cn-hangzhou",)
     workers: int = 1
     seal: SealKind = "keyfile"

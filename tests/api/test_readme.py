@@ -27,8 +27,15 @@ def test_readme_example_prints_hello(tmp_path: Path) -> None:
         assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
         assert set(json.loads(credentials.read_text())) == {"AccountId", "AccessKeyId", "AccessKeySecret"}
         code = snippet.group(1).replace("127.0.0.1:9600", server.endpoint)
-        result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env_without_preset,
-                                capture_output=True, text=True, timeout=60, check=False)
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=tmp_path,
+            env=env_without_preset,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == "hello"
         assert "root-credentials.json" in server.log()

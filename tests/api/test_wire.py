@@ -160,3 +160,21 @@ def test_unknown_path_is_not_the_rpc_endpoint(server: LiveServer) -> None:
     assert httpx.get(server.url + "/nothing-here", timeout=30).status_code == 404
     health = httpx.get(server.url + "/healthz", timeout=30)
     assert (health.status_code, health.json()["status"]) == (200, "ready")
+
+
+def test_unknown_parameter_is_refused_and_changes_nothing(
+    server: LiveServer, kms: KmsCaller, instance_id: str
+) -> None:
+    before = kms.call("ListKeys", PageSize=1)["TotalCount"]
+    response = _call(server, "CreateKey", DKMSInstanceId=instance_id, Colour="blue")
+    body = response.json()
+    assert (response.status_code, body["Code"]) == (400, "InvalidParameter")
+    assert "Colour" in body["Message"]
+    assert kms.call("ListKeys", PageSize=1)["TotalCount"] == before
+
+
+def test_legacy_common_parameters_are_accepted(server: LiveServer) -> None:
+    response = _call(server, "DescribeRegions", RegionId="cn-hangzhou", SignatureType="")
+    assert response.status_code == 200, response.text
+    response = _call(server, "DescribeRegions", RegionId="eu-nowhere-1")
+    assert (response.status_code, response.json()["Code"]) == (400, "InvalidParameter")

@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import stat
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -258,6 +259,48 @@ def test_the_sink_follows_the_running_loop(tmp_path: Path) -> None:
     assert report.ok and report.records == 3
 
 
+@pytest.mark.parametrize("yields", range(6))
+def test_a_loop_that_ends_mid_batch_loses_no_line(tmp_path: Path, yields: int) -> None:
+    path = tmp_path / "audit.jsonl"
+    sink = JsonlAuditSink(path, fsync=True)
+
+    async def abandon() -> None:
+        asyncio.create_task(sink.append(_event(1)))  # noqa: RUF006 - left running on purpose
+        for _ in range(yields):
+            await asyncio.sleep(0)
+
+    asyncio.run(abandon())  # cancels the append and the flusher wherever they are
+    asyncio.run(sink.append(_event(2)))
+    asyncio.run(sink.aclose())
+    report = verify_file(path)
+    assert report.ok and report.records == 3
+
+
+def test_a_batch_queued_behind_a_slow_write_survives_its_loop_ending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        time.sleep(0.2)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    path = tmp_path / "audit.jsonl"
+    sink = JsonlAuditSink(path, fsync=True)
+
+    async def abandon(number: int) -> None:
+        asyncio.create_task(sink.append(_event(number)))  # noqa: RUF006 - left running on purpose
+        await asyncio.sleep(0.05)  # the flusher has handed its batch to the writer thread
+
+    asyncio.run(abandon(1))  # its batch is being written (slowly) when the loop ends
+    asyncio.run(abandon(2))  # its batch waits behind the first one when this loop ends
+    asyncio.run(sink.append(_event(3)))
+    asyncio.run(sink.aclose())
+    report = verify_file(path)
+    assert report.ok and report.records == 4
+
+
 def test_a_cancelled_append_still_leaves_a_valid_chain(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
 
@@ -311,7 +354,9 @@ def test_a_failed_fsync_breaks_the_sink(tmp_path: Path, monkeypatch: pytest.Monk
         sink.check()
 
 
-def test_a_partial_write_breaks_the_sink_and_is_cut_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_partial_write_breaks_the_sink_and_is_cut_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "audit.jsonl"
     real_write = os.write
 

@@ -143,6 +143,7 @@ class RpcDispatcher:
         trace.region = self._region(request, signed)
         ctx = RequestContext(trace.request_id, credential.principal, RegionId(trace.region), raw.source_ip)
         trace.ctx = ctx
+        action.check_parameters(request.params)
         # Refuse before acting when the audit log is known to be broken, so nothing changes unrecorded.
         self._audit.check()
         params = Params(request.params)

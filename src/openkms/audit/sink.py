@@ -171,10 +171,11 @@ class JsonlAuditSink:
             batch, self._pending = self._pending, bytearray()
             waiters, self._waiters = self._waiters, []
             try:
-                await loop.run_in_executor(self._executor, self._write, batch)
+                # Shielded: cancelling the flusher (its loop is shutting down) must not cancel a write
+                # that has not started, or the chain would lose these lines. The write goes ahead on
+                # the thread; its callers are told it failed, which errs on the safe side.
+                await asyncio.shield(loop.run_in_executor(self._executor, self._write, batch))
             except BaseException as exc:
-                # A cancelled flush (the loop is shutting down) may still complete on the thread;
-                # its callers are told it failed, which errs on the safe side.
                 if not isinstance(exc, asyncio.CancelledError):
                     self._failure = self._failure or f"audit flush failed: {exc!r}"
                     self._pending = bytearray()

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from openkms.api.actions.base import Action, page_params
 from openkms.api.params import Params
 from openkms.clock import iso_utc
+from openkms.errors import UnsupportedOperation
 from openkms.repository.instances import InstanceRow
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
@@ -34,6 +35,8 @@ def open_kms_service(params: Params, ctx: RequestContext, services: Services) ->
 
 
 def list_kms_instances(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    if params.optional_str("Filters"):
+        raise UnsupportedOperation("ListKmsInstances Filters are not supported yet.")
     page_number, page_size = page_params(params)
     rows, total = services.instances.list_instances(ctx, page_number, page_size)
     return {
@@ -70,6 +73,6 @@ ACTIONS = (
     Action("DescribeRegions", describe_regions),
     Action("DescribeAccountKmsStatus", describe_account_kms_status),
     Action("OpenKmsService", open_kms_service),
-    Action("ListKmsInstances", list_kms_instances),
-    Action("GetKmsInstance", get_kms_instance),
+    Action("ListKmsInstances", list_kms_instances, frozenset({"Filters", "PageNumber", "PageSize"})),
+    Action("GetKmsInstance", get_kms_instance, frozenset({"KmsInstanceId"})),
 )

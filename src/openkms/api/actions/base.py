@@ -2,23 +2,50 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from openkms.api.params import Params
+from openkms.errors import InvalidArgument
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
 
 Handler = Callable[[Params, RequestContext, Services], Mapping[str, object]]
 
 
+# Parameters every RPC request may carry besides its action's own (signing, format, region).
+COMMON_PARAMETERS = frozenset(
+    {
+        "Action",
+        "Version",
+        "Format",
+        "AccessKeyId",
+        "SignatureMethod",
+        "SignatureVersion",
+        "SignatureNonce",
+        "SignatureType",
+        "Signature",
+        "Timestamp",
+        "RegionId",
+        "SecurityToken",
+    }
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Action:
     name: str
     handler: Handler
+    parameters: frozenset[str] = frozenset()
     # Blocking handlers run in a worker thread. Hot-path crypto runs on the event loop: its steady
     # state touches only the caches.
     blocking: bool = True
+
+    def check_parameters(self, given: Iterable[str]) -> None:
+        """Refuse a parameter this action does not take, before anything runs."""
+        for name in given:
+            if name not in self.parameters and name not in COMMON_PARAMETERS:
+                raise InvalidArgument(f"{self.name} takes no parameter {name}.", parameter=name)
 
 
 def page_params(params: Params) -> tuple[int, int]:

@@ -63,9 +63,9 @@ def decrypt(params: Params, ctx: RequestContext, services: Services) -> Mapping[
 
 def re_encrypt(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
     _dry_run(params)
-    algorithm = params.optional_str("SourceEncryptionAlgorithm")
-    if algorithm:
-        raise UnsupportedOperation("SourceEncryptionAlgorithm applies to asymmetric keys, not available yet.")
+    for name in ("SourceEncryptionAlgorithm", "SourceKeyId", "SourceKeyVersionId"):
+        if params.optional_str(name):
+            raise UnsupportedOperation(f"{name} applies to asymmetric keys, not available yet.")
     result = services.crypto.re_encrypt(
         ctx,
         _blob(params),
@@ -102,10 +102,31 @@ def generate_data_key_without_plaintext(
     return _sealed(sealed)
 
 
+_DATA_KEY = frozenset({"KeyId", "KeySpec", "NumberOfBytes", "EncryptionContext", "DryRun"})
+_RE_ENCRYPT = frozenset(
+    {
+        "CiphertextBlob",
+        "DestinationKeyId",
+        "DestinationEncryptionContext",
+        "SourceEncryptionAlgorithm",
+        "SourceEncryptionContext",
+        "SourceKeyId",
+        "SourceKeyVersionId",
+        "DryRun",
+    }
+)
+
 ACTIONS = (
-    Action("Encrypt", encrypt, blocking=False),
-    Action("Decrypt", decrypt, blocking=False),
-    Action("ReEncrypt", re_encrypt, blocking=False),
-    Action("GenerateDataKey", generate_data_key, blocking=False),
-    Action("GenerateDataKeyWithoutPlaintext", generate_data_key_without_plaintext, blocking=False),
+    Action(
+        "Encrypt", encrypt, frozenset({"KeyId", "Plaintext", "EncryptionContext", "DryRun"}), blocking=False
+    ),
+    Action("Decrypt", decrypt, frozenset({"CiphertextBlob", "EncryptionContext", "DryRun"}), blocking=False),
+    Action("ReEncrypt", re_encrypt, _RE_ENCRYPT, blocking=False),
+    Action("GenerateDataKey", generate_data_key, _DATA_KEY, blocking=False),
+    Action(
+        "GenerateDataKeyWithoutPlaintext",
+        generate_data_key_without_plaintext,
+        _DATA_KEY,
+        blocking=False,
+    ),
 )

@@ -60,6 +60,15 @@ def create_key(params: Params, ctx: RequestContext, services: Services) -> Mappi
         raise InvalidArgument("Tags are not available yet in this server.", parameter="Tags")
     if params.optional_str("Policy"):
         raise InvalidArgument("Key policies are not available yet in this server.", parameter="Policy")
+    if params.optional_str("RotationInterval"):
+        raise InvalidArgument(
+            "Automatic rotation is not available yet in this server.", parameter="RotationInterval"
+        )
+    if params.optional_str("KeyStorageMechanism"):
+        raise InvalidArgument(
+            "KeyStorageMechanism is not supported; the instance decides where a key is stored.",
+            parameter="KeyStorageMechanism",
+        )
     key = services.keys.create_key(
         ctx,
         CreateKeyRequest(
@@ -126,10 +135,27 @@ def disable_key(params: Params, ctx: RequestContext, services: Services) -> Mapp
     return {}
 
 
+_KEY_ID = frozenset({"KeyId"})
+_CREATE_KEY = frozenset(
+    {
+        "DKMSInstanceId",
+        "Description",
+        "EnableAutomaticRotation",
+        "KeySpec",
+        "KeyStorageMechanism",
+        "KeyUsage",
+        "Origin",
+        "Policy",
+        "ProtectionLevel",
+        "RotationInterval",
+        "Tags",
+    }
+)
+
 ACTIONS = (
-    Action("CreateKey", create_key),
-    Action("DescribeKey", describe_key, blocking=False),
-    Action("ListKeys", list_keys),
-    Action("EnableKey", enable_key),
-    Action("DisableKey", disable_key),
+    Action("CreateKey", create_key, _CREATE_KEY),
+    Action("DescribeKey", describe_key, _KEY_ID, blocking=False),
+    Action("ListKeys", list_keys, frozenset({"Filters", "PageNumber", "PageSize"})),
+    Action("EnableKey", enable_key, _KEY_ID),
+    Action("DisableKey", disable_key, _KEY_ID),
 )

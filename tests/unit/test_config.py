@@ -1,0 +1,81 @@
+"""Settings: defaults < TOML < OPENKMS_* environment < flags; bad values fail with one clear message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from openkms.config import ConfigError, Settings, load_settings
+
+
+def test_defaults() -> None:
+    settings = load_settings(environ={})
+    assert settings == Settings()
+    assert settings.host == "127.0.0.1"
+    assert settings.regions == ("cn-hangzhou",)
+    assert settings.effective_database_url.startswith("sqlite:///")
+    assert settings.effective_database_url.endswith("openkms-data/openkms.db")
+
+
+def test_precedence_file_then_environment_then_flags(tmp_path: Path) -> None:
+    config = tmp_path / "openkms.toml"
+    config.write_text(
+        'port = 7000\nregions = ["cn-shanghai", "cn-beijing"]\nworkers = 3\nseal = "passphrase"\n'
+    )
+    settings = load_settings(
+        config,
+        environ={"OPENKMS_PORT": "7100", "OPENKMS_WORKERS": "2"},
+        overrides={"port": 7200, "host": None},
+    )
+    assert (settings.port, settings.workers, settings.seal) == (7200, 2, "passphrase")
+    assert settings.regions == ("cn-shanghai", "cn-beijing")
+    assert settings.default_region == "cn-shanghai"
+
+
+@pytest.mark.parametrize(
+    ("document", "fragment"),
+    [
+        ("colour = 'blue'\n", "unknown setting"),
+        ("port = 70000\n", "'port'"),
+        ("port = 'many'\n", "'port'"),
+        ("regions = []\n", "'regions'"),
+        ("regions = ['Hangzhou!']\n", "'regions'"),
+        ("seal = 'hope'\n", "'seal'"),
+        ("workers = 0\n", "'workers'"),
+        ("audit_fsync = 'sometimes'\n", "'audit_fsync'"),
+        ("root_access_key_secret = 'x'\n", "unknown setting"),
+        ("port = \n", "not valid TOML"),
+    ],
+)
+def test_bad_values_are_named(tmp_path: Path, document: str, fragment: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(document)
+    with pytest.raises(ConfigError, match=fragment):
+        load_settings(config, environ={})
+
+
+def test_root_access_key_needs_both_halves() -> None:
+    with pytest.raises(ConfigError, match="set together"):
+        load_settings(environ={"OPENKMS_ROOT_ACCESS_KEY_ID": "LTAIx"})
+
+
+def test_redacted_dump_hides_secrets_and_passwords() -> None:
+    settings = load_settings(
+        environ={
+            "OPENKMS_DATABASE_URL": "postgresql+psycopg://kms:hunter2@db/kms",
+            "OPENKMS_UNSEAL_PASSPHRASE": "open sesame",
+            "OPENKMS_ROOT_ACCESS_KEY_ID": "LTAIexample",
+            "OPENKMS_ROOT_ACCESS_KEY_SECRET": "very-secret",
+        }
+    )
+    dump = str(settings.redacted())
+    for secret in ("hunter2", "open sesame", "very-secret"):
+        assert secret not in dump
+        assert secret not in repr(settings)
+    assert "***" in dump
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings(tmp_path / "absent.toml", environ={})
