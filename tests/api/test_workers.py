@@ -4,7 +4,6 @@ them (P15 within a node), and a change made through one worker reaches every wor
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest

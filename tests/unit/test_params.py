@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, quote, quote_plus, urlencode
+from urllib.parse import parse_qsl, quote, quote_plus, unquote_plus, urlencode
 
 import pytest
 from hypothesis import given, settings
@@ -165,6 +165,44 @@ def test_round_trip_query_and_form_body(query_params: dict[str, str], body_param
     body_params = {k: v for k, v in body_params.items() if k not in query_params}
     request = parse(urlencode(query_params).encode(), urlencode(body_params).encode(), [FORM])
     assert request.params == {**query_params, **body_params}
+
+
+def reference_parse(text: str) -> dict[str, str] | None:
+    """The same rules written with urllib only; ``None`` where parse_form must raise InvalidArgument."""
+    out: dict[str, str] = {}
+    for piece in text.split("&"):
+        if not piece:
+            continue
+        name, _, value = piece.partition("=")
+        try:
+            name = unquote_plus(name, errors="strict")
+            value = unquote_plus(value, errors="strict")
+        except UnicodeDecodeError:
+            return None
+        if name in out:
+            return None
+        out[name] = value
+    return out
+
+
+tricky_text = st.text(
+    st.sampled_from(list("%%%=+&&0123456789abcdefABCDEFxyzXYZ_~.- \t\r\n\x00é中😀")), max_size=60
+)
+escaped_bytes = st.lists(st.integers(0, 255), max_size=12).map(
+    lambda bs: "".join(f"%{b:02x}" if b % 3 else f"%{b:02X}" for b in bs)
+)
+
+
+@settings(max_examples=1000)
+@given(st.lists(st.one_of(tricky_text, escaped_bytes), max_size=6).map("".join))
+def test_decoding_matches_urllib(text: str) -> None:
+    """parse_form's fast decoding (binascii for good escapes) agrees with urllib on adversarial input."""
+    expected = reference_parse(text)
+    if expected is None:
+        with pytest.raises(InvalidArgument):
+            parse_form(text)
+    else:
+        assert parse_form(text) == expected
 
 
 # ---------------------------------------------------------------------------------------------- Params

@@ -21,7 +21,7 @@ from urllib.parse import unquote
 
 from openkms.errors import InvalidArgument, MissingParameter
 
-__all__ = ["Params", "RpcRequest", "parse_form", "parse_request"]
+__all__ = ["Params", "RpcRequest", "is_form", "parse_form", "parse_request"]
 
 _FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _INT = re.compile(r"-?[0-9]{1,18}").fullmatch
@@ -38,7 +38,7 @@ class RpcRequest:
     path: str
     """The decoded path, usually ``"/"``."""
     raw_query: str
-    """The query string as received (no decoding)."""
+    """The query string as received, as UTF-8 text; not percent-decoded."""
     headers: Mapping[str, str]
     """Header names lower-cased, values decoded as latin-1; repeated headers joined with ``","``."""
     params: Mapping[str, str]

@@ -75,7 +75,7 @@ _UNRESERVED_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
 # byte -> itself if unreserved, else "%XX": str.translate over the UTF-8 bytes (seen as latin-1) is RFC 3986
 # percent-encoding (quote(s, safe="~")) in one C loop.
-_PCT_TABLE = [chr(b) if chr(b) in _UNRESERVED_CHARS else f"%{b:02X}" for b in range(256)]
+_PCT_TABLE = tuple(chr(b) if chr(b) in _UNRESERVED_CHARS else f"%{b:02X}" for b in range(256))
 
 
 def _escape(text: str) -> str:
