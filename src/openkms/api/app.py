@@ -150,6 +150,8 @@ def create_app(
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = Database(settings.effective_database_url)
     keystore = Keystore(None, DatabaseKeyringStore(db.engine))
+    # The replay cache lives in the data dir, not in /dev/shm, so a restart or a reboot does not
+    # reopen the 15-minute replay window of requests already seen.
     generation = ChangeGeneration(run_dir / "generation.shm")
     services = build_services(db, keystore, clock, generation, settings.cache_ttl_seconds)
     nonces = SharedNonceStore(run_dir / "nonces.shm", slots=settings.nonce_slots)
