@@ -19,10 +19,10 @@ import base64
 import hmac
 import json
 import multiprocessing
-import multiprocessing.pool
 import os
 import re
-import signal
+import shutil
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -147,22 +147,13 @@ class Template:
         return body_head + nonce + body_tail + pct(base64.b64encode(digest).decode())
 
 
-def _render_chunk(job: tuple[Template, int]) -> bytes:
-    template, count = job
+def _render_to_file(template: Template, count: int, path: str) -> None:
     render = template.render
-    lines = [render(str(uuid.uuid4())) for _ in range(count)]
-    lines.append("")
-    return "\n".join(lines).encode()
-
-
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def make_pool(processes: int | None = None) -> multiprocessing.pool.Pool:
-    """Signing workers. Forked now, while the parent holds no server or socket worth inheriting."""
-    context = multiprocessing.get_context("fork")
-    return context.Pool(processes or os.cpu_count() or 1, initializer=_ignore_sigint)
+    with open(path, "w", encoding="ascii") as out:
+        for start in range(0, count, _CHUNK):
+            lines = [render(str(uuid.uuid4())) for _ in range(min(_CHUNK, count - start))]
+            lines.append("")
+            out.write("\n".join(lines))
 
 
 def check_body(body: str, creds: Credentials) -> None:
@@ -177,20 +168,49 @@ def check_body(body: str, creds: Credentials) -> None:
 
 def write_request_file(
     path: Path,
-    pool: multiprocessing.pool.Pool,
     action: str,
     creds: Credentials,
     extra: Mapping[str, str],
     count: int,
+    *,
+    processes: int | None = None,
+    timeout: float = 600.0,
 ) -> int:
-    """Write `count` freshly signed bodies for `action` to `path`, one per line; returns bytes written."""
+    """Write `count` freshly signed bodies for `action` to `path`, one per line; returns bytes written.
+
+    Forks `processes` (default: one per CPU) plain worker processes that each write a part file, then
+    joins the parts. No process pool, so nothing is left to tear down: each worker is joined here.
+    """
     template = Template.build(action, creds, extra, timestamp_now())
-    jobs = [(template, min(_CHUNK, count - start)) for start in range(0, count, _CHUNK)]
-    written = 0
-    with path.open("wb") as out:
-        for index, chunk in enumerate(pool.imap(_render_chunk, jobs)):
-            if index == 0:
-                check_body(chunk.split(b"\n", 1)[0].decode(), creds)
-            out.write(chunk)
-            written += len(chunk)
-    return written
+    workers = max(1, min(processes or os.cpu_count() or 1, count))
+    shares = [count // workers + (1 if index < count % workers else 0) for index in range(workers)]
+    parts = [path.with_name(f"{path.name}.part{index}") for index in range(workers)]
+    context = multiprocessing.get_context("fork")
+    children = [
+        context.Process(target=_render_to_file, args=(template, share, str(part)), daemon=True)
+        for share, part in zip(shares, parts, strict=True)
+    ]
+    try:
+        for child in children:
+            child.start()
+        deadline = time.monotonic() + timeout
+        for child in children:
+            child.join(max(0.0, deadline - time.monotonic()))
+            if child.exitcode != 0:
+                raise RuntimeError(f"a signing process failed (exit code {child.exitcode})")
+        written = 0
+        with path.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as source:
+                    shutil.copyfileobj(source, out, 1 << 20)
+                written += part.stat().st_size
+        with path.open("rb") as first:
+            check_body(first.readline().decode().rstrip("\n"), creds)
+        return written
+    finally:
+        for child in children:
+            if child.is_alive():
+                child.kill()
+                child.join()
+        for part in parts:
+            part.unlink(missing_ok=True)

@@ -1,0 +1,923 @@
+"""`make bench`: throughput and latency of a live OpenKMS server, next to the bare stack's Encrypt ceiling.
+
+What it does (details and caveats in bench/README.md):
+
+1. starts `openkms serve --workers 2` on a free 127.0.0.1 port in a temporary data dir, with a known root
+   access key; creates a key through the real API (ListKmsInstances, CreateKey) and one CiphertextBlob;
+2. for Encrypt, Decrypt, GenerateDataKey and DescribeKey at 1, 8 and 32 connections: a short warm-up, then
+   `--runs` measured wrk runs (`wrk -t1 -cC -dDs --latency -s bench/replay.lua`), each replaying a file of
+   requests signed just before it, every request exactly once;
+3. the same Encrypt file shape against bench/bare_app.py on the same stack (uvicorn + uvloop + httptools,
+   2 workers): the ceiling;
+4. in-process costs of the nonce store and the audit sink (bench/micro.py);
+5. writes bench/results/latest.{md,json} and the README's performance block (or prints it).
+
+Every server runs in its own session and is killed by process group on exit, failure or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import datetime as dt
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import micro
+from bench.presign import Credentials, rpc_call, write_request_file
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+LUA_SCRIPT = BENCH_DIR / "replay.lua"
+ACTIONS = ("Encrypt", "Decrypt", "GenerateDataKey", "DescribeKey")
+ENCRYPTION_CONTEXT = '{"app":"billing","purpose":"bench"}'
+README_START = "<!-- bench:start -->"
+README_END = "<!-- bench:end -->"
+P99_GOAL_MS = 10.0
+NOISE_CORES = 0.3  # busy cores outside server + wrk above which a run is flagged as disturbed
+HEADROOM = 1.3  # requests signed per second of run = min(max_rate, 2 x warm-up rate) x HEADROOM
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def loud(message: str) -> None:
+    bar = "!" * 78
+    print(f"\n{bar}\n!! {message}\n{bar}\n", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------------
+# machine and process accounting
+
+
+def machine_facts() -> dict[str, Any]:
+    model = "unknown"
+    flags: set[str] = set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model == "unknown":
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    versions: dict[str, str | None] = {}
+    for package in ("uvicorn", "uvloop", "httptools", "cryptography", "orjson", "starlette", "SQLAlchemy"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    wrk_text = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout
+    wrk_version = re.search(r"wrk (\S+)", wrk_text)
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "nproc": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)),
+        "cpu_model": model,
+        "cpu_flags": sorted(flags & {"aes", "vaes", "avx512f", "sha_ni", "pclmulqdq", "vpclmulqdq"}),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "packages": versions,
+        "wrk": f"wrk {wrk_version.group(1)}" if wrk_version else None,
+        "openssl_bundled_by_cryptography": _cryptography_openssl(),
+    }
+
+
+def _cryptography_openssl() -> str | None:
+    try:
+        from cryptography.hazmat.backends.openssl.backend import backend
+
+        return str(backend.openssl_version_text())
+    except Exception:
+        return None
+
+
+def _cpu_stat() -> tuple[int, int, int]:
+    """(total, idle + iowait, steal) jiffies of the whole box."""
+    values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(values[:8]), values[3] + values[4], values[7]
+
+
+def _session_cpu(session: int) -> dict[int, int]:
+    """utime + stime jiffies of every process in `session`."""
+    out: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue
+        rest = text[text.rfind(")") + 2 :].split()
+        if int(rest[3]) == session:
+            out[int(entry.name)] = int(rest[11]) + int(rest[12])
+    return out
+
+
+@dataclass
+class Usage:
+    wrk_cores: float
+    box_busy: float
+    steal: float
+    server_cores: list[float]
+    """Cores used by each process of the server's session, largest first (workers split the load)."""
+    other_cores: float
+    """Busy cores not used by the server or wrk: kernel work, and anything else running on the box."""
+
+
+class UsageMeter:
+    def __init__(self, session: int | None) -> None:
+        self._session = session
+        self._ticks = os.sysconf("SC_CLK_TCK")
+
+    @contextlib.contextmanager
+    def measure(self) -> Iterator[list[Usage]]:
+        out: list[Usage] = []
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        s0 = _cpu_stat()
+        p0 = _session_cpu(self._session) if self._session else {}
+        t0 = time.monotonic()
+        yield out
+        elapsed = max(time.monotonic() - t0, 1e-9)
+        p1 = _session_cpu(self._session) if self._session else {}
+        s1 = _cpu_stat()
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        total = max(s1[0] - s0[0], 1)
+        wrk = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / elapsed
+        cores = sorted(
+            ((p1[pid] - p0.get(pid, 0)) / self._ticks / elapsed for pid in p1 if pid in p0), reverse=True
+        )
+        busy = 1 - (s1[1] - s0[1]) / total
+        out.append(
+            Usage(
+                wrk_cores=round(wrk, 3),
+                box_busy=round(busy, 3),
+                steal=round((s1[2] - s0[2]) / total, 4),
+                server_cores=[round(c, 2) for c in cores if c >= 0.01],
+                other_cores=round(busy * (os.cpu_count() or 1) - sum(cores) - wrk, 2),
+            )
+        )
+
+
+# ----------------------------------------------------------------------------------------------------
+# servers
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ManagedServer:
+    """A server started in its own session; `stop()` kills the whole process group."""
+
+    def __init__(self, name: str, args: Sequence[str], env: Mapping[str, str], log_path: Path) -> None:
+        self.name = name
+        self.args = list(args)
+        self.env = dict(env)
+        self.log_path = log_path
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def session(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def start(self, timeout: float = 90.0) -> None:
+        args = [a.replace("{port}", str(self.port)) for a in self.args]
+        log(f"starting {self.name}: {' '.join(args)}")
+        with self.log_path.open("wb") as out:
+            self.process = subprocess.Popen(
+                args, env=self.env, cwd=REPO_DIR, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited early (rc {self.process.returncode}):\n{self.log_tail()}"
+                )
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as answer:
+                    if answer.status == 200:
+                        log(f"{self.name} is ready on {self.url} (session {self.process.pid})")
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} did not become ready in {timeout:.0f} s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        process = self.process
+        if process is None:
+            return
+        self.process = None
+        for sig, wait in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 10.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, sig)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                process.poll()
+                if not _session_cpu(process.pid) and process.returncode is not None:
+                    log(f"{self.name} stopped")
+                    return
+                time.sleep(0.1)
+        loud(f"{self.name}: processes of session {process.pid} survived SIGKILL")
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def _child_env(extra: Mapping[str, str]) -> dict[str, str]:
+    """Our environment without OPENKMS_* settings (the server runs its defaults), plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENKMS_", "BENCH_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_DIR), os.environ.get("PYTHONPATH", "")]))
+    env.update(extra)
+    return env
+
+
+def openkms_server(
+    work: Path, creds: Credentials, workers: int, server_env: Mapping[str, str]
+) -> ManagedServer:
+    data_dir = work / "openkms-data"
+    env = _child_env(
+        {
+            "OPENKMS_ROOT_ACCESS_KEY_ID": creds.access_key_id,
+            "OPENKMS_ROOT_ACCESS_KEY_SECRET": creds.secret,
+            **server_env,
+        }
+    )
+    args = [
+        sys.executable, "-m", "openkms.cli", "serve",
+        "--data-dir", str(data_dir), "--port", "{port}", "--workers", str(workers),
+    ]  # fmt: skip
+    return ManagedServer("openkms", args, env, work / "openkms-server.log")
+
+
+def bare_server(work: Path, creds: Credentials, workers: int) -> ManagedServer:
+    env = _child_env({"BENCH_ACCESS_KEY_ID": creds.access_key_id, "BENCH_ACCESS_KEY_SECRET": creds.secret})
+    args = [
+        sys.executable, "-m", "uvicorn", "bench.bare_app:app",
+        "--host", "127.0.0.1", "--port", "{port}", "--workers", str(workers),
+        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+        "--lifespan", "off",
+    ]  # fmt: skip
+    return ManagedServer("bare", args, env, work / "bare-server.log")
+
+
+# ----------------------------------------------------------------------------------------------------
+# wrk
+
+
+@dataclass
+class RunResult:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non200: int
+    statuses: dict[str, int]
+    socket_errors: dict[str, int]
+    exhausted: int
+    loaded: int
+    signed: int
+    usage: Usage | None = None
+
+    @property
+    def errors(self) -> int:
+        return self.non200 + sum(self.socket_errors.values())
+
+    @property
+    def valid(self) -> bool:
+        return self.errors == 0 and self.exhausted == 0
+
+
+_UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if not match:
+        raise ValueError(f"cannot read wrk latency {text!r}")
+    return float(match.group(1)) * _UNITS_MS[match.group(2)]
+
+
+def parse_wrk(output: str, signed: int) -> RunResult:
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
+    p50 = re.search(r"^\s+50%\s+(\S+)", output, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", output, re.M)
+    lua = re.search(r"^BENCH-RESULT (\{.*\})$", output, re.M)
+    if not (rps and p50 and p99 and lua):
+        raise RuntimeError(f"cannot parse wrk output:\n{output}")
+    extra = json.loads(lua.group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    socket_errors = dict(
+        zip(("connect", "read", "write", "timeout"), (int(x) for x in sockets.groups()), strict=True)
+        if sockets
+        else {}
+    )
+    non200 = max(int(extra["non200"]), int(non2xx.group(1)) if non2xx else 0)
+    return RunResult(
+        rps=float(rps.group(1)),
+        # the Lua percentiles are exact microseconds; the text ones are rounded to 2 decimals
+        p50_ms=round(float(extra["p50_us"]) / 1000, 3) if extra.get("p50_us") else _ms(p50.group(1)),
+        p99_ms=round(float(extra["p99_us"]) / 1000, 3) if extra.get("p99_us") else _ms(p99.group(1)),
+        requests=int(extra["requests"]),
+        non200=non200,
+        statuses={str(k): int(v) for k, v in extra["statuses"].items()},
+        socket_errors={k: v for k, v in socket_errors.items() if v},
+        exhausted=int(extra["exhausted"]),
+        loaded=int(extra["loaded"]),
+        signed=signed,
+    )
+
+
+def run_wrk(
+    url: str, bodies: Path, signed: int, connections: int, duration: float, threads: int, meter: UsageMeter
+) -> RunResult:
+    threads = max(1, min(threads, connections))
+    cmd = [
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency",
+        "-s", str(LUA_SCRIPT), url + "/", "--", str(bodies), str(threads),
+    ]  # fmt: skip
+    with meter.measure() as usage:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed (rc {done.returncode}):\n{done.stdout}\n{done.stderr}")
+    result = parse_wrk(done.stdout, signed)
+    result.usage = usage[0]
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------
+# one configuration: warm-up + runs
+
+
+@dataclass
+class Row:
+    target: str
+    action: str
+    connections: int
+    runs: list[RunResult] = field(default_factory=list)
+    warmup_rps: float = 0.0
+
+    def median(self, name: str) -> float:
+        return float(statistics.median(getattr(run, name) for run in self.runs))
+
+    @property
+    def rps(self) -> float:
+        return self.median("rps")
+
+    @property
+    def p50_ms(self) -> float:
+        return self.median("p50_ms")
+
+    @property
+    def p99_ms(self) -> float:
+        return self.median("p99_ms")
+
+    @property
+    def errors(self) -> int:
+        return sum(run.errors for run in self.runs)
+
+    @property
+    def valid(self) -> bool:
+        return bool(self.runs) and all(run.valid for run in self.runs)
+
+    @property
+    def spread(self) -> float:
+        values = [run.rps for run in self.runs]
+        return (max(values) - min(values)) / statistics.median(values) if len(values) > 1 else 0.0
+
+    def problems(self) -> list[str]:
+        out: list[str] = []
+        for index, run in enumerate(self.runs, 1):
+            if run.non200:
+                out.append(f"run {index}: {run.non200} non-200 responses {run.statuses}")
+            if run.socket_errors:
+                out.append(f"run {index}: socket errors {run.socket_errors}")
+            if run.exhausted:
+                out.append(f"run {index}: ran out of pre-signed requests ({run.loaded} loaded)")
+        return out
+
+    def noisy_runs(self) -> list[int]:
+        """Runs during which something besides the server and wrk kept the CPUs busy."""
+        return [
+            index
+            for index, run in enumerate(self.runs, 1)
+            if run.usage and (run.usage.other_cores > NOISE_CORES or run.usage.steal > 0.02)
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "action": self.action,
+            "connections": self.connections,
+            "rps": round(self.rps, 1),
+            "p50_ms": round(self.p50_ms, 3),
+            "p99_ms": round(self.p99_ms, 3),
+            "errors": self.errors,
+            "valid": self.valid,
+            "problems": self.problems(),
+            "noisy_runs": self.noisy_runs(),
+            "spread": round(self.spread, 3),
+            "warmup_rps": round(self.warmup_rps, 1),
+            "runs": [asdict(run) | {"valid": run.valid} for run in self.runs],
+        }
+
+
+@dataclass
+class Plan:
+    duration: float
+    warmup: float
+    runs: int
+    connections: tuple[int, ...]
+    threads: int
+    max_rate: float
+    workers: int
+
+
+class Bench:
+    def __init__(self, plan: Plan, work: Path, creds: Credentials) -> None:
+        self.plan = plan
+        self.work = work
+        self.creds = creds
+        self.rows: list[Row] = []
+
+    def _sign(self, action: str, params: Mapping[str, str], count: int) -> tuple[Path, int]:
+        path = self.work / f"requests-{action}.txt"
+        started = time.monotonic()
+        size = write_request_file(path, action, self.creds, params, count)
+        log(
+            f"  signed {count:,} {action} requests ({size / 1e6:.0f} MB) "
+            f"in {time.monotonic() - started:.1f} s"
+        )
+        return path, count
+
+    def _once(
+        self,
+        server: ManagedServer,
+        action: str,
+        params: Mapping[str, str],
+        conns: int,
+        seconds: float,
+        n: int,
+    ) -> RunResult:
+        path, signed = self._sign(action, params, n)
+        try:
+            return run_wrk(
+                server.url, path, signed, conns, seconds, self.plan.threads, UsageMeter(server.session)
+            )
+        finally:
+            path.unlink(missing_ok=True)
+
+    def config(
+        self, server: ManagedServer, target: str, action: str, params: Mapping[str, str], conns: int
+    ) -> Row:
+        plan = self.plan
+        row = Row(target, action, conns)
+        cap = plan.max_rate * HEADROOM
+        warm = self._once(server, action, params, conns, plan.warmup, math.ceil(cap * plan.warmup) + 100)
+        row.warmup_rps = warm.rps
+        log(
+            f"  warm-up {target} {action} c={conns}: {warm.rps:,.0f} req/s"
+            + ("" if warm.valid else " (INVALID)")
+        )
+        if not warm.valid:
+            loud(f"{target} {action} c={conns}: warm-up problems: {warm.statuses} {warm.socket_errors}")
+        rate = min(cap, max(2.0 * warm.rps * HEADROOM, 2000.0))
+        for index in range(plan.runs):
+            count = math.ceil(rate * plan.duration) + 1000
+            result = self._once(server, action, params, conns, plan.duration, count)
+            if result.exhausted:
+                loud(f"{target} {action} c={conns}: ran out of {count:,} requests; repeating with the cap")
+                count = math.ceil(cap * plan.duration) + 1000
+                result = self._once(server, action, params, conns, plan.duration, count)
+            row.runs.append(result)
+            u = result.usage
+            log(
+                f"  run {index + 1}/{plan.runs} {target} {action} c={conns}: {result.rps:,.0f} req/s "
+                f"p50 {result.p50_ms:.2f} ms p99 {result.p99_ms:.2f} ms errors {result.errors}"
+                + (
+                    f"; server cores {u.server_cores}, wrk {u.wrk_cores}, other {u.other_cores}, "
+                    f"busy {u.box_busy:.0%}"
+                    if u
+                    else ""
+                )
+            )
+            if u and (u.other_cores > NOISE_CORES or u.steal > 0.02):
+                loud(
+                    f"{target} {action} c={conns} run {index + 1}: the box is not quiet "
+                    f"({u.other_cores} cores busy outside the server and wrk, steal {u.steal:.1%})"
+                )
+            if not result.valid:
+                loud(f"{target} {action} c={conns} run {index + 1} INVALID: {'; '.join(row.problems())}")
+        self.rows.append(row)
+        return row
+
+
+# ----------------------------------------------------------------------------------------------------
+# targets
+
+
+@dataclass
+class Fixture:
+    instance_id: str
+    key_id: str
+    plaintext: str
+    blob: str
+
+    def params(self, action: str) -> dict[str, str]:
+        if action == "Encrypt":
+            return {
+                "KeyId": self.key_id,
+                "Plaintext": self.plaintext,
+                "EncryptionContext": ENCRYPTION_CONTEXT,
+            }
+        if action == "Decrypt":
+            return {"CiphertextBlob": self.blob, "EncryptionContext": ENCRYPTION_CONTEXT}
+        if action in ("GenerateDataKey", "DescribeKey"):
+            return {"KeyId": self.key_id}
+        raise ValueError(action)
+
+
+def make_fixture(url: str, creds: Credentials) -> Fixture:
+    instances = rpc_call(url, creds, "ListKmsInstances")["KmsInstances"]["KmsInstance"]
+    if not instances:
+        raise RuntimeError("ListKmsInstances returned no instance")
+    instance_id = str(instances[0]["KmsInstanceId"])
+    key_id = str(rpc_call(url, creds, "CreateKey", DKMSInstanceId=instance_id)["KeyMetadata"]["KeyId"])
+    plaintext = base64.b64encode(os.urandom(48)).decode()  # 64 bytes of text
+    assert len(plaintext.encode()) == 64
+    answer = rpc_call(
+        url, creds, "Encrypt", KeyId=key_id, Plaintext=plaintext, EncryptionContext=ENCRYPTION_CONTEXT
+    )
+    fixture = Fixture(instance_id, key_id, plaintext, str(answer["CiphertextBlob"]))
+    # one call of each benchmarked action through the same signer: a broken setup fails here, not in wrk
+    for action in ACTIONS:
+        answer = rpc_call(url, creds, action, **fixture.params(action))
+        if action == "Decrypt" and answer.get("Plaintext") != plaintext:
+            raise RuntimeError("Decrypt did not give the plaintext back")
+    log(f"instance {instance_id}, key {key_id}")
+    return fixture
+
+
+def audit_outcomes(data_dir: Path) -> dict[str, Any]:
+    """Tally the server's audit records that are not Success (the server's own account of the errors)."""
+    failures: Counter[str] = Counter()
+    total = 0
+    for path in sorted((data_dir / "audit").glob("*.jsonl")):
+        with path.open("rb") as lines:
+            for line in lines:
+                total += 1
+                if b'"result":"Success"' in line or b'"AuditLogOpened"' in line:
+                    continue
+                record = json.loads(line)
+                failures[f"{record.get('action')} {record.get('http_status')} {record.get('result')}"] += 1
+    return {"records": total, "not_success": dict(failures.most_common())}
+
+
+def server_log_issues(server: ManagedServer) -> list[str]:
+    try:
+        text = server.log_path.read_text(errors="replace")
+    except OSError:
+        return []
+    lines = [line for line in text.splitlines() if re.search(r"ERROR|CRITICAL|Traceback|WARNING", line)]
+    return lines[:50]
+
+
+def bench_openkms(
+    bench: Bench, stack: contextlib.ExitStack, actions: Sequence[str], args: argparse.Namespace
+) -> dict[str, Any]:
+    server_env = dict(item.split("=", 1) for item in args.server_env)
+    server = openkms_server(bench.work, bench.creds, args.workers, server_env)
+    stack.callback(server.stop)
+    server.start()
+    fixture = make_fixture(server.url, bench.creds)
+    for action in actions:
+        for conns in bench.plan.connections:
+            bench.config(server, "openkms", action, fixture.params(action), conns)
+    server.stop()
+    findings = {
+        "audit": audit_outcomes(bench.work / "openkms-data"),
+        "server_log": server_log_issues(server),
+        "server_env": server_env,
+    }
+    findings["fixture"] = {"instance_id": fixture.instance_id, "key_id": fixture.key_id}
+    return findings
+
+
+def bench_bare(bench: Bench, stack: contextlib.ExitStack, args: argparse.Namespace) -> dict[str, Any]:
+    server = bare_server(bench.work, bench.creds, args.workers)
+    stack.callback(server.stop)
+    server.start()
+    params = {"KeyId": "bench-key", "Plaintext": base64.b64encode(os.urandom(48)).decode(),
+              "EncryptionContext": ENCRYPTION_CONTEXT}  # fmt: skip
+    rpc_call(server.url, bench.creds, "Encrypt", **params)
+    for conns in bench.plan.connections:
+        bench.config(server, "bare", "Encrypt", params, conns)
+    server.stop()
+    return {"server_log": server_log_issues(server)}
+
+
+# ----------------------------------------------------------------------------------------------------
+# reporting
+
+
+def _find(rows: Sequence[Row], target: str, action: str, conns: int) -> Row | None:
+    for row in rows:
+        if (row.target, row.action, row.connections) == (target, action, conns):
+            return row
+    return None
+
+
+def summary(rows: Sequence[Row], connections: Sequence[int]) -> dict[str, Any]:
+    top = max(connections)
+    full = _find(rows, "openkms", "Encrypt", top)
+    bare = _find(rows, "bare", "Encrypt", top)
+    out: dict[str, Any] = {"connections": top}
+    if full and bare and bare.rps:
+        out["encrypt_over_bare"] = round(full.rps / bare.rps, 3)
+        out["both_valid"] = full.valid and bare.valid
+    out["p99_below_10ms"] = {
+        f"{row.target} {row.action}": row.p99_ms < P99_GOAL_MS for row in rows if row.connections == top
+    }
+    return out
+
+
+def _fmt_rate(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def markdown_table(rows: Sequence[Row]) -> str:
+    lines = [
+        "| target | action | connections | req/s | p50 ms | p99 ms | errors | runs (req/s) | server cores |",
+        "|---|---|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for row in rows:
+        errors = str(row.errors) if row.valid else f"**{row.errors} INVALID**"
+        if row.noisy_runs():
+            errors += " (noisy: run " + ", ".join(map(str, row.noisy_runs())) + ")"
+        runs = " / ".join(_fmt_rate(run.rps) for run in row.runs)
+        middle = sorted(row.runs, key=lambda run: run.rps)[len(row.runs) // 2]
+        cores = " + ".join(f"{c:.2f}" for c in middle.usage.server_cores) if middle.usage else ""
+        lines.append(
+            f"| {row.target} | {row.action} | {row.connections} | {_fmt_rate(row.rps)} | "
+            f"{row.p50_ms:.2f} | {row.p99_ms:.2f} | {errors} | {runs} | {cores} |"
+        )
+    return "\n".join(lines)
+
+
+def summary_lines(rows: Sequence[Row], info: Mapping[str, Any]) -> list[str]:
+    top = info["connections"]
+    lines = []
+    if "encrypt_over_bare" in info:
+        full = _find(rows, "openkms", "Encrypt", top)
+        bare = _find(rows, "bare", "Encrypt", top)
+        assert full and bare
+        lines.append(
+            f"- **Encrypt, full path / bare ceiling at {top} connections: {info['encrypt_over_bare']:.2f}** "
+            f"({_fmt_rate(full.rps)} / {_fmt_rate(bare.rps)} req/s)"
+            + ("" if info["both_valid"] else " (**one of the rows is INVALID**)")
+        )
+    for name, ok in info["p99_below_10ms"].items():
+        row = next(r for r in rows if f"{r.target} {r.action}" == name and r.connections == top)
+        lines.append(
+            f"- p99 < {P99_GOAL_MS:g} ms at {top} connections, {name}: "
+            f"{'yes' if ok else '**no**'} ({row.p99_ms:.2f} ms)"
+        )
+    return lines
+
+
+def machine_line(machine: Mapping[str, Any]) -> str:
+    packages = machine["packages"]
+    return (
+        f"{machine['date']}, {machine['nproc']} CPUs ({machine['cpu_model']}), kernel {machine['kernel']}, "
+        f"Python {machine['python']}, uvicorn {packages.get('uvicorn')}, uvloop {packages.get('uvloop')}, "
+        f"httptools {packages.get('httptools')}, cryptography {packages.get('cryptography')}, "
+        f"{machine['wrk']}"
+    )
+
+
+def write_markdown(
+    path: Path, rows: Sequence[Row], info: Mapping[str, Any], result: Mapping[str, Any]
+) -> str:
+    plan = result["plan"]
+    machine = result["machine"]
+    micro_part = result.get("micro") or {}
+    block = [
+        f"Measured {machine_line(machine)}.",
+        "",
+        f"wrk -t{plan['threads']} -cC -d{plan['duration']:g}s --latency, warm-up {plan['warmup']:g} s, "
+        f"{plan['runs']} run(s) per row, median shown (runs listed); "
+        f"server: {plan['workers']} uvicorn workers, wrk on the same {machine['nproc']} cores. "
+        "Any error makes a row INVALID.",
+        "",
+        markdown_table(rows),
+        "",
+        *summary_lines(rows, info),
+    ]
+    readme_block = "\n".join(block)
+    doc = ["# OpenKMS benchmark: latest results", "", readme_block, ""]
+    invalid = [row for row in rows if not row.valid]
+    if invalid:
+        doc += ["## INVALID rows", ""]
+        doc += [f"- {r.target} {r.action} c={r.connections}: {'; '.join(r.problems())}" for r in invalid]
+        doc.append("")
+    findings = result.get("findings", {}).get("openkms", {})
+    if findings.get("audit", {}).get("not_success"):
+        doc += ["Server audit log, records that are not Success (action, HTTP status, code: count):", ""]
+        doc += [f"- {name}: {count:,}" for name, count in findings["audit"]["not_success"].items()]
+        doc.append("")
+    if micro_part:
+        nonce = micro_part["nonce_store"]
+        doc += [
+            "## Per-request components, in process",
+            "",
+            f"- `SharedNonceStore.remember` ({nonce['slots']:,} slots, one process, fresh nonce per call): "
+            f"**{nonce['shared_us_per_call']:.2f} µs/call** (MemoryNonceStore for reference: "
+            f"{nonce['memory_us_per_call']:.2f} µs); "
+            f"median of {nonce['runs']} runs of {nonce['calls_per_run']:,} calls.",
+            "- `JsonlAuditSink.append` in one uvloop event loop, N tasks appending as fast as they can:",
+            "",
+            "| tasks | fsync | appends/s | write(+fsync) batches/s | mean batch "
+            "| CPU µs/append | CPU µs/batch |",
+            "|---:|---|---:|---:|---:|---:|---:|",
+        ]
+        for case in micro_part["audit"]:
+            batches = case.get("fsyncs_per_s", case.get("writes_per_s"))
+            doc.append(
+                f"| {case['tasks']} | {'yes' if case['fsync'] else 'no'} | {case['appends_per_s']:,} | "
+                f"{batches:,} | {case['mean_batch']} | {case['cpu_us_per_append']} | "
+                f"{case['cpu_us_per_batch']} |"
+            )
+        doc.append("")
+    doc += [
+        "## Machine",
+        "",
+        "```json",
+        json.dumps(machine, indent=2),
+        "```",
+        "",
+        "Raw numbers, every run, CPU split per server process: `latest.json`. "
+        "How to read them: bench/README.md.",
+        "",
+    ]
+    path.write_text("\n".join(doc))
+    return readme_block
+
+
+def update_readme(readme: Path, block: str) -> None:
+    text = readme.read_text() if readme.exists() else ""
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        print(
+            f"\n{readme} has no {README_START} ... {README_END} markers; "
+            "this is what would go between them:\n"
+        )
+        print(block)
+        print()
+        return
+    updated = text[: start + len(README_START)] + "\n" + block + "\n" + text[end:]
+    readme.write_text(updated)
+    log(f"updated the performance block of {readme}")
+
+
+# ----------------------------------------------------------------------------------------------------
+# main
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=None, help="seconds per measured run (default 10)")
+    parser.add_argument("--quick", action="store_true", help="3 s runs, 1 s warm-up, 1 run per row")
+    parser.add_argument(
+        "--runs", type=int, default=None, help="measured runs per row, median reported (default 3)"
+    )
+    parser.add_argument("--warmup", type=float, default=None, help="warm-up seconds per row (default 2)")
+    parser.add_argument("--connections", default="1,8,32", help="comma-separated wrk -c values")
+    parser.add_argument("--threads", type=int, default=1, help="wrk -t (default 1)")
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes (default 2)")
+    parser.add_argument("--actions", default=",".join(ACTIONS), help="actions against the full server")
+    parser.add_argument("--targets", default="openkms,bare", help="openkms, bare or both")
+    parser.add_argument(
+        "--max-rate", type=float, default=30_000, help="req/s the request files are sized for"
+    )
+    parser.add_argument("--no-micro", action="store_true", help="skip the nonce store / audit sink timings")
+    parser.add_argument(
+        "--server-env", action="append", default=[], metavar="NAME=VALUE",
+        help="extra environment for openkms serve, e.g. OPENKMS_NONCE_SLOTS=16777216 (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--results", type=Path, default=BENCH_DIR / "results", help="results folder")
+    parser.add_argument("--readme", type=Path, default=REPO_DIR / "README.md", help="README to update")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary work folder (data dir, logs)")
+    args = parser.parse_args(argv)
+    args.duration = args.duration or (3.0 if args.quick else 10.0)
+    args.runs = args.runs or (1 if args.quick else 3)
+    args.warmup = args.warmup or (1.0 if args.quick else 2.0)
+    for item in args.server_env:
+        if "=" not in item or not item.startswith("OPENKMS_"):
+            parser.error(f"--server-env wants OPENKMS_NAME=VALUE, not {item!r}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+    plan = Plan(
+        duration=args.duration,
+        warmup=args.warmup,
+        runs=args.runs,
+        connections=tuple(int(c) for c in args.connections.split(",")),
+        threads=args.threads,
+        max_rate=args.max_rate,
+        workers=args.workers,
+    )
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    actions = [a.strip() for a in args.actions.split(",") if a.strip()]
+    creds = Credentials("LTAIbench" + os.urandom(6).hex(), base64.b64encode(os.urandom(24)).decode())
+    machine = machine_facts()
+    log(f"machine: {machine_line(machine)}")
+    result: dict[str, Any] = {"machine": machine, "plan": asdict(plan), "findings": {}}
+    work = Path(tempfile.mkdtemp(prefix="openkms-bench-"))
+    try:
+        with contextlib.ExitStack() as stack:
+            bench = Bench(plan, work, creds)
+            started = time.monotonic()
+            if "openkms" in targets:
+                result["findings"]["openkms"] = bench_openkms(bench, stack, actions, args)
+            if "bare" in targets:
+                result["findings"]["bare"] = bench_bare(bench, stack, args)
+            result["elapsed_s"] = round(time.monotonic() - started, 1)
+        if not args.no_micro:
+            log("in-process costs: nonce store, audit sink")
+            result["micro"] = {
+                "nonce_store": micro.nonce_store_cost(),
+                "audit": micro.audit_append_cost(base_dir=work),
+            }
+    finally:
+        if args.keep:
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    rows = bench.rows
+    info = summary(rows, plan.connections)
+    result["summary"] = info
+    result["rows"] = [row.to_json() for row in rows]
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
+    block = write_markdown(args.results / "latest.md", rows, info, result)
+    print(block)
+    update_readme(args.readme, block)
+    invalid = [row for row in rows if not row.valid]
+    if invalid:
+        loud(
+            f"{len(invalid)} row(s) INVALID: "
+            + ", ".join(f"{r.target} {r.action} c={r.connections}" for r in invalid)
+        )
+    log(f"results: {args.results / 'latest.md'}, {args.results / 'latest.json'}")
+    return 1 if invalid else 0
+
+
+if __name__ == "__main__":
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:
+        loud("interrupted: servers stopped, temporary files removed, no results written")
+        raise SystemExit(130) from None
