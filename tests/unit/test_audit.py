@@ -432,3 +432,46 @@ def test_the_failing_sink_always_fails() -> None:
 
     asyncio.run(main())
     assert sink.attempts == [_event(1)]
+
+
+def test_write_through_mode_writes_before_append_returns_and_syncs_in_the_background(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "through.jsonl"
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    monkeypatch.setattr(JsonlAuditSink, "SYNC_INTERVAL", 0.05)
+
+    async def scenario() -> None:
+        sink = JsonlAuditSink(path, fsync=False)
+        await sink.append(_event(1))
+        # Written to the file before append returned, without waiting for any fsync.
+        assert [r["action"] for r in _records(path)][-1] == _event(1).action
+        before = len(synced)
+        await asyncio.sleep(0.3)
+        assert len(synced) > before
+        await sink.aclose()
+
+    asyncio.run(scenario())
+    assert verify_file(path).ok
+
+
+def test_write_through_mode_fails_closed(tmp_path: Path) -> None:
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full")
+
+    async def scenario() -> None:
+        sink = JsonlAuditSink(Path("/dev/full"), fsync=False)
+        with pytest.raises(AuditUnavailable):
+            await sink.append(_event(1))
+        with pytest.raises(AuditUnavailable):
+            sink.check()
+        await sink.aclose()
+
+    asyncio.run(scenario())

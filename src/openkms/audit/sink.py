@@ -22,6 +22,7 @@ import logging
 import os
 import socket
 import stat
+import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -66,14 +67,21 @@ class AuditSink(Protocol):
 
 
 class JsonlAuditSink:
-    """One hash-chained JSON-lines file per server process, appended with group commit.
+    """One hash-chained JSON-lines file per server process.
 
-    `append` chains its record synchronously on the event loop, queues the line and waits. A single
-    flusher writes everything queued with one `os.write` and, if `fsync`, one `os.fsync`, on a
-    dedicated thread, while new appends queue up for the next batch. Under load, batches form by
-    themselves. Use one event loop at a time: if the loop changes (tests), the next append starts a
-    new flusher in the running loop and lines still queued are written by it.
+    With `fsync` (the default), appends are group-committed: `append` chains its record
+    synchronously on the event loop, queues the line and waits. A single flusher writes everything
+    queued with one `os.write` and one `os.fsync`, on a dedicated thread, while new appends queue up
+    for the next batch. Under load, batches form by themselves. Use one event loop at a time: if the
+    loop changes (tests), the next append starts a new flusher in the running loop and lines still
+    queued are written by it.
+
+    Without `fsync`, `append` writes its line to the file (the operating system) before it returns,
+    so a record survives a crash of the process, and a background thread fsyncs what was written at
+    least every `SYNC_INTERVAL` seconds: a power loss can cost the records of that last interval.
     """
+
+    SYNC_INTERVAL = 1.0
 
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         """Open (creating it 0600, O_APPEND) `path`. Give each server process its own file."""
@@ -87,6 +95,7 @@ class JsonlAuditSink:
             raise AuditUnavailable("The audit log cannot be opened.") from exc
         try:
             self._size, self._seq, self._prev = _resume(self._fd)
+            self._durable_size = self._size  # what was in the file when it was opened
             if fsync and self._size == 0 and stat.S_ISREG(os.fstat(self._fd).st_mode):
                 _sync_directory(path.parent)  # the new file's name must survive a crash too
         except (OSError, ValueError) as exc:
@@ -99,6 +108,8 @@ class JsonlAuditSink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openkms-audit")
+        self._syncer: threading.Thread | None = None
+        self._stop_syncing = threading.Event()
         self.appends = 0  # records queued by `append`
         self.batches = 0  # successful write (+ sync) calls
         genesis: dict[str, JsonScalar] = {
@@ -126,6 +137,9 @@ class JsonlAuditSink:
         except orjson.JSONEncodeError as exc:
             raise AuditUnavailable() from exc
         self.appends += 1
+        if not self._fsync:
+            self._write_through()
+            return
         waiter = loop.create_future()
         self._waiters.append(waiter)
         if self._loop is not loop or self._flusher is None or self._flusher.done():
@@ -145,8 +159,44 @@ class JsonlAuditSink:
             self._start_flusher(loop)
             assert self._flusher is not None
             await asyncio.wait([self._flusher])
+        self._stop_syncing.set()
+        if self._syncer is not None:
+            await asyncio.to_thread(self._syncer.join)
+            if self._failure is None:
+                try:
+                    await loop.run_in_executor(self._executor, os.fsync, self._fd)
+                except OSError as exc:
+                    _log.error("audit sink %s: final fsync failed: %s", self.path, exc)
         await loop.run_in_executor(self._executor, os.close, self._fd)
         self._executor.shutdown(wait=False)
+
+    def _write_through(self) -> None:
+        """Write what is queued now, on the event loop (a page-cache write takes microseconds)."""
+        batch, self._pending = self._pending, bytearray()
+        try:
+            self._write(batch)
+        except OSError as exc:
+            raise AuditUnavailable() from exc
+        if self._syncer is None:
+            self._syncer = threading.Thread(
+                target=self._sync_periodically, name="openkms-audit-sync", daemon=True
+            )
+            self._syncer.start()
+
+    def _sync_periodically(self) -> None:
+        """Background fsync of write-through mode; a failure breaks the sink like a failed write."""
+        synced = self._durable_size
+        while not self._stop_syncing.wait(self.SYNC_INTERVAL):
+            size = self._size
+            if size == synced:
+                continue
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                self._failure = self._failure or f"audit fsync failed: {exc}"
+                _log.error("audit sink %s is broken: %s", self.path, exc)
+                return
+            synced = size
 
     def _queue(self, record: dict[str, JsonScalar]) -> None:
         """Chain `record` after the previous one and queue its line. Runs on the event loop: keep cheap."""
