@@ -88,6 +88,8 @@ class OpenKMSApp:
                 "status": reply.status,
                 "headers": [
                     (b"content-type", reply.content_type),
+                    # A known length lets the server send the answer in one write, not chunked.
+                    (b"content-length", str(len(reply.body)).encode()),
                     (b"x-acs-request-id", reply.request_id.encode()),
                 ],
             }
