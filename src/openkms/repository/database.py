@@ -2,7 +2,8 @@
 
 SQLite runs in WAL mode with synchronous=FULL (a committed key survives power loss) and takes the
 write lock at BEGIN for writing units of work, so two worker processes never deadlock upgrading a
-read lock. PostgreSQL needs nothing special.
+read lock. PostgreSQL needs nothing special. Statement parameters never appear in errors or logs
+(`hide_parameters`): they can hold wrapped material.
 """
 
 from __future__ import annotations
@@ -51,8 +52,10 @@ class Database:
 
 def _build_engine(url: str, is_sqlite: bool) -> Engine:
     if not is_sqlite:
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
-    engine = create_engine(url, connect_args={"timeout": 30})
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True
+        )
+    engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
