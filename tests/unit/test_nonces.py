@@ -82,13 +82,14 @@ def test_a_second_opener_attaches_to_the_same_table(tmp_path: Path) -> None:
         assert not reopened.remember(AK, "nonce", NOW + 60, NOW)  # survives a restart of the workers
 
 
-def test_the_file_is_sparse_and_private(tmp_path: Path) -> None:
+def test_the_file_is_allocated_up_front_and_private(tmp_path: Path) -> None:
+    # Allocated in full at creation, so no request pays for a block allocation in a page fault.
     path = tmp_path / "nonces.shm"
     with SharedNonceStore(path) as store:
         assert store.slots == 1 << 22
         status = path.stat()
         assert status.st_size > 96 * 1024 * 1024
-        assert status.st_blocks * 512 < 1024 * 1024
+        assert status.st_blocks * 512 >= status.st_size
         assert status.st_mode & 0o077 == 0
 
 

@@ -79,6 +79,9 @@ def serve(
         access_log=False,
         log_level=settings.log_level,
         server_header=False,
+        # No proxy is supported yet: never let X-Forwarded-For rewrite the source address that the
+        # audit log records.
+        proxy_headers=False,
     )
 
 

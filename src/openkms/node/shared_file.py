@@ -119,7 +119,9 @@ class SharedFile:
             fit = self._fit(os.pread(fd, self._header_size, 0), status.st_size)
             if fit is Fit.EXACT or (fit is Fit.USABLE and not _alone(fd)):
                 fcntl.lockf(fd, fcntl.LOCK_SH, 1, 0)
-                return fd, mmap.mmap(fd, status.st_size), status.st_ino
+                # MAP_POPULATE maps every page now, so no request pays a page fault later.
+                flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+                return fd, mmap.mmap(fd, status.st_size, flags=flags), status.st_ino
             if fit is Fit.UNUSABLE and not _alone(fd):
                 raise errors.Unavailable("The node state file is in use with an incompatible format.")
             self._create(replace=True)
@@ -132,7 +134,11 @@ class SharedFile:
         tmp_fd, tmp_name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
         try:
             try:
-                os.ftruncate(tmp_fd, self._size)
+                # Written out in full rather than left sparse: a first write to a hole would
+                # allocate a disk block inside a page fault, on some request's path.
+                zeros = bytes(1 << 20)
+                for offset in range(0, self._size, len(zeros)):
+                    os.pwrite(tmp_fd, zeros[: min(len(zeros), self._size - offset)], offset)
                 os.pwrite(tmp_fd, self._new_header(), 0)
             finally:
                 os.close(tmp_fd)
