@@ -52,9 +52,7 @@ class Database:
 
 def _build_engine(url: str, is_sqlite: bool) -> Engine:
     if not is_sqlite:
-        return create_engine(
-            url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True
-        )
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True)
     engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
