@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,8 +11,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from openkms.service.replay import node_memory_dir
 from tests.support.sdk import SIGNING_MODES, KmsCaller
-from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
+from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, STARTED_DATA_DIRS, LiveServer
 
 POSTGRES_ADMIN_URL = os.environ.get("OPENKMS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -21,6 +23,14 @@ def vectors_dir() -> Path:
     if override:
         return Path(override)
     return Path(__file__).resolve().parents[1].parent / "shared" / "vectors"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _release_node_memory() -> Iterator[None]:
+    """Test servers keep their replay cache in /dev/shm; give that memory back at the end."""
+    yield
+    for data_dir in STARTED_DATA_DIRS:
+        shutil.rmtree(node_memory_dir(data_dir), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

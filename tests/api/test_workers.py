@@ -4,6 +4,7 @@ them (P15 within a node), and a change made through one worker reaches every wor
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -56,3 +57,23 @@ def test_disabling_a_key_reaches_every_worker_at_once(two_workers: LiveServer) -
         assert (response.status_code, response.json()["Code"]) == (400, "Rejected.Disabled")
     with pytest.raises(KmsError):
         kms.call("Encrypt", KeyId=key_id, Plaintext="x")
+
+
+def test_replay_protection_survives_a_restart_and_a_reboot(tmp_path: Path) -> None:
+    server = LiveServer(tmp_path / "data").start()
+    try:
+        params = signed_params("DescribeRegions", ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+        assert _fresh_connection_post(server, params).status_code == 200
+        server.stop()
+        server.start()  # a restart: the workers attach to the node's replay cache again
+        assert _fresh_connection_post(server, params).json()["Code"] == "SignatureNonceUsed"
+        server.stop()
+        server.forget_node_memory()  # a reboot: the cache is rebuilt from the audit log
+        server.start()
+        assert _fresh_connection_post(server, params).json()["Code"] == "SignatureNonceUsed"
+        assert "replay cache rebuilt" in server.log()
+        fresh = signed_params("DescribeRegions", ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+        assert _fresh_connection_post(server, fresh).status_code == 200
+    finally:
+        server.stop()
+        server.forget_node_memory()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -13,8 +14,13 @@ from pathlib import Path
 
 import httpx
 
+from openkms.service.replay import node_memory_dir
+
 ACCESS_KEY_ID = "LTAItestRootAccessKey01"
 ACCESS_KEY_SECRET = "testRootSecret0123456789abcdefXYZ"
+
+
+STARTED_DATA_DIRS: set[Path] = set()  # for the session's clean-up of node memory
 
 
 def free_port() -> int:
@@ -46,6 +52,7 @@ class LiveServer:
             **os.environ,
             "OPENKMS_ROOT_ACCESS_KEY_ID": ACCESS_KEY_ID,
             "OPENKMS_ROOT_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET,
+            "OPENKMS_NONCE_SLOTS": "65536",  # 1.5 MiB of shared memory per test server
             **self.extra_env,
         }
         args = [
@@ -63,6 +70,7 @@ class LiveServer:
         if self.database_url:
             args += ["--database-url", self.database_url]
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        STARTED_DATA_DIRS.add(self.data_dir)
         self.log_path = self.data_dir.parent / f"server-{uuid.uuid4().hex[:8]}.log"
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -95,3 +103,7 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def forget_node_memory(self) -> None:
+        """What a reboot does to a stopped server: its shared memory (the replay cache) is gone."""
+        shutil.rmtree(node_memory_dir(self.data_dir), ignore_errors=True)

@@ -42,6 +42,9 @@ EVENT_FIELDS = {
     "region",
     "reason",
     "dev_clock",
+    "access_key_id",
+    "nonce",
+    "nonce_expires",
 }
 
 

@@ -34,6 +34,7 @@ from openkms.repository.database import Database
 from openkms.repository.keyring import DatabaseKeyringStore
 from openkms.service.bootstrap import ensure_root_access_key
 from openkms.service.container import Services, build_services
+from openkms.service.replay import NONCE_FILE, node_memory_dir
 from openkms.service.seal import root_of_trust
 
 log = logging.getLogger("openkms.server")
@@ -156,7 +157,7 @@ def create_app(
     # reopen the 15-minute replay window of requests already seen.
     generation = ChangeGeneration(run_dir / "generation.shm")
     services = build_services(db, keystore, clock, generation, settings.cache_ttl_seconds)
-    nonces = SharedNonceStore(run_dir / "nonces.shm", slots=settings.nonce_slots)
+    nonces = SharedNonceStore(node_memory_dir(settings.data_dir) / NONCE_FILE, slots=settings.nonce_slots)
     if audit is None:
         audit = JsonlAuditSink(_audit_path(settings.data_dir), fsync=settings.audit_fsync)
     dispatcher = RpcDispatcher(services, nonces, audit, settings.regions, settings.timestamp_window_seconds)

@@ -11,6 +11,7 @@ no result. Unexpected exceptions are logged with their traceback here and answer
 from __future__ import annotations
 
 import logging
+import math
 import re
 import uuid
 from collections.abc import Mapping
@@ -61,6 +62,7 @@ class _Trace:
     principal: str = "anonymous"
     region: str | None = None
     ctx: RequestContext | None = None
+    spent: tuple[str, str, int] | None = None  # (access key id, nonce, expiry) once the nonce is spent
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +131,10 @@ class RpcDispatcher:
         verify(request, signed, credential.secret.reveal().decode("utf-8"))
         trace.principal = credential.principal.arn
         # Only a verified request may spend a nonce; it is remembered until its timestamp expires.
-        if not self._nonces.remember(
-            signed.access_key_id, signed.nonce, signed.timestamp + self._window, now
-        ):
+        expires = signed.timestamp + self._window
+        if not self._nonces.remember(signed.access_key_id, signed.nonce, expires, now):
             raise errors.NonceReused()
+        trace.spent = (signed.access_key_id, signed.nonce, math.ceil(expires))
         if signed.version != API_VERSION:
             raise errors.UnsupportedVersion(
                 f"Version {signed.version!r} is not supported; use {API_VERSION}."
@@ -166,6 +168,9 @@ class RpcDispatcher:
             source_ip=source_ip,
             region=trace.region,
             reason=None if wire is None or wire.status >= 500 else wire.message,
+            access_key_id=None if trace.spent is None else trace.spent[0],
+            nonce=None if trace.spent is None else trace.spent[1],
+            nonce_expires=None if trace.spent is None else trace.spent[2],
         )
 
     def _reply(self, trace: _Trace, wire: WireError | None, body: Mapping[str, object] | None) -> Reply:

@@ -28,6 +28,11 @@ class AuditEvent:
     region: str | None
     reason: str | None  # why denied or failed; never a secret
     dev_clock: bool = False  # the development clock was in effect
+    # Set once the request's SignatureNonce was spent, so a node that lost its replay cache (a
+    # reboot) can rebuild it from the log. A nonce is not a secret: it travels in the clear.
+    access_key_id: str | None = None
+    nonce: str | None = None
+    nonce_expires: int | None = None  # epoch seconds after which a replay fails the time window
 
     def to_json_dict(self) -> dict[str, JsonScalar]:
         return {
@@ -44,6 +49,9 @@ class AuditEvent:
             "region": self.region,
             "reason": self.reason,
             "dev_clock": self.dev_clock,
+            "access_key_id": self.access_key_id,
+            "nonce": self.nonce,
+            "nonce_expires": self.nonce_expires,
         }
 
 

@@ -2,20 +2,41 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Console
 
 from openkms.clock import SystemClock
 from openkms.config import Settings
 from openkms.keystore import Keystore
+from openkms.node.nonces import SharedNonceStore
 from openkms.repository.database import Database
 from openkms.repository.keyring import DatabaseKeyringStore
 from openkms.repository.migrate import upgrade_to_head
 from openkms.service.bootstrap import bootstrap_store, ensure_root_access_key
+from openkms.service.replay import NONCE_FILE, node_memory_dir, rebuild_replay_cache
 from openkms.service.seal import root_of_trust
+
+
+def prepare_replay_cache(settings: Settings, console: Console) -> None:
+    """Create the node's replay cache before any worker serves; after a reboot, refill it from the
+    audit log so requests seen before the reboot cannot be replayed."""
+    path = node_memory_dir(settings.data_dir) / NONCE_FILE
+    fresh = not path.exists()
+    with SharedNonceStore(path, slots=settings.nonce_slots) as store:
+        if fresh:
+            rebuilt = rebuild_replay_cache(
+                store, settings.data_dir / "audit", time.time(), settings.timestamp_window_seconds
+            )
+            if rebuilt.nonces:
+                console.print(
+                    f"replay cache rebuilt: {rebuilt.nonces} nonces from {rebuilt.files} audit files"
+                )
 
 
 def prepare_store(settings: Settings, console: Console) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    prepare_replay_cache(settings, console)
     db = Database(settings.effective_database_url)
     try:
         upgrade_to_head(db.engine)
