@@ -46,6 +46,7 @@ from typing import Any
 
 from bench import micro
 from bench.presign import Credentials, rpc_call, write_request_file
+from openkms.service.replay import node_memory_dir
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -895,6 +896,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.keep:
             log(f"kept {work}")
         else:
+            # The servers' replay caches live in /dev/shm, named after their data dirs.
+            for data_dir in work.glob("**/openkms-data"):
+                shutil.rmtree(node_memory_dir(data_dir), ignore_errors=True)
             shutil.rmtree(work, ignore_errors=True)
     rows = bench.rows
     info = summary(rows, plan.connections)
