@@ -51,6 +51,13 @@ class Settings:
         return f"sqlite:///{(self.data_dir / 'openkms.db').resolve()}"
 
     @property
+    def root_access_key(self) -> tuple[str, str] | None:
+        """The root access key preset from the environment, used at first start; None if not set."""
+        if self.root_access_key_id and self.root_access_key_secret:
+            return self.root_access_key_id, self.root_access_key_secret
+        return None
+
+    @property
     def default_region(self) -> str:
         return self.regions[0]
 

@@ -110,7 +110,7 @@ class OpenKMSApp:
             self.services.keystore,
             self.services.clock,
             self.settings.data_dir,
-            _preset(self.settings),
+            self.settings.root_access_key,
         )
         if created is not None and created.written_to is not None:
             log.warning(
@@ -137,12 +137,6 @@ class OpenKMSApp:
             await self.unseal_listener.stop()
             await self.audit.aclose()
             self.services.db.dispose()
-
-
-def _preset(settings: Settings) -> tuple[str, str] | None:
-    if settings.root_access_key_id and settings.root_access_key_secret:
-        return settings.root_access_key_id, settings.root_access_key_secret
-    return None
 
 
 def create_app(

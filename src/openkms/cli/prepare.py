@@ -48,10 +48,7 @@ def prepare_store(settings: Settings, console: Console) -> None:
             return
         keystore = Keystore(None, DatabaseKeyringStore(db.engine))
         keystore.unseal(root)
-        preset = None
-        if settings.root_access_key_id and settings.root_access_key_secret:
-            preset = (settings.root_access_key_id, settings.root_access_key_secret)
-        created = ensure_root_access_key(db, keystore, clock, settings.data_dir, preset)
+        created = ensure_root_access_key(db, keystore, clock, settings.data_dir, settings.root_access_key)
         keystore.seal()
         if created is not None:
             where = (

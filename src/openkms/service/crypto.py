@@ -51,11 +51,6 @@ class DataKey:
     sealed: Sealed
 
 
-@dataclass(frozen=True, slots=True)
-class _CachedVersion:
-    ref: MaterialRef
-
-
 class CryptoService:
     def __init__(
         self,
@@ -68,7 +63,7 @@ class CryptoService:
         self._db = db
         self._keys = keys
         self._provider = provider
-        self._versions: TtlCache[str, _CachedVersion] = TtlCache(cache_ttl, generation)
+        self._versions: TtlCache[str, MaterialRef] = TtlCache(cache_ttl, generation)
 
     # -- the shared pipeline ----------------------------------------------------------------------
     def _usable(self, ctx: RequestContext, key: Key, action: str) -> None:
@@ -81,14 +76,14 @@ class CryptoService:
     def _material(self, version_id: str) -> MaterialRef | None:
         cached = self._versions.get(version_id)
         if cached is not None:
-            return cached.ref
+            return cached
         with self._db.unit_of_work() as uow:
             stored = uow.keys.version(version_id)
             key = None if stored is None else uow.keys.get(stored.version.key_id)
         if stored is None or key is None:
             return None
         ref = MaterialRef(key.key_id, stored.version.version_id, key.spec, stored.wrapped_material)
-        self._versions.put(version_id, _CachedVersion(ref))
+        self._versions.put(version_id, ref)
         return ref
 
     def _seal(

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 
 from openkms.api.actions.base import Action
 from openkms.api.params import Params
-from openkms.errors import InvalidArgument, InvalidCiphertext, UnsupportedOperation
+from openkms.errors import InvalidCiphertext, UnsupportedOperation
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
-from openkms.service.crypto import PLAINTEXT_LIMIT, Sealed
+from openkms.service.crypto import Sealed
 
 
 def _blob(params: Params, name: str = "CiphertextBlob") -> bytes:
@@ -34,17 +34,14 @@ def _sealed(result: Sealed) -> dict[str, object]:
     }
 
 
-def _dry_run(params: Params) -> bool:
+def _dry_run(params: Params) -> None:
     if params.optional_bool("DryRun", False):
         raise UnsupportedOperation("DryRun is not supported by this server yet.")
-    return False
 
 
 def encrypt(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
     _dry_run(params)
     plaintext = params.required_str("Plaintext").encode("utf-8")
-    if len(plaintext) > PLAINTEXT_LIMIT:
-        raise InvalidArgument(f"Plaintext is longer than {PLAINTEXT_LIMIT} bytes.", parameter="Plaintext")
     result = services.crypto.encrypt(
         ctx, params.required_str("KeyId"), plaintext, params.json_object("EncryptionContext")
     )
