@@ -68,6 +68,12 @@ class UnsupportedOperation(InvalidArgument):
     default_message = "The operation is not supported."
 
 
+class MalformedPolicy(InvalidArgument):
+    """A policy document that OpenKMS would not enforce exactly as written."""
+
+    default_message = "The policy document is malformed."
+
+
 class NotFound(OpenKMSError):
     default_message = "The specified resource is not found."
 
@@ -104,6 +110,30 @@ class QuotaExceeded(OpenKMSError):
     default_message = "A resource limit was exceeded."
 
 
+class EntityError(OpenKMSError):
+    """A RAM entity rule: the wire code is the family's code plus `.<entity>` (e.g. EntityNotExist.User)."""
+
+    def __init__(self, entity: str, message: str | None = None) -> None:
+        super().__init__(message)
+        self.entity = entity
+
+
+class EntityNotExist(EntityError):
+    default_message = "The specified entity does not exist."
+
+
+class EntityAlreadyExists(EntityError):
+    default_message = "The specified entity already exists."
+
+
+class DeleteConflict(EntityError):
+    default_message = "The entity cannot be deleted while other entities depend on it."
+
+
+class EntityLimitExceeded(EntityError):
+    default_message = "The limit for this entity was reached."
+
+
 class AuthenticationError(OpenKMSError):
     default_message = "The request could not be authenticated."
 
@@ -138,12 +168,26 @@ class ExpiredTimestamp(AuthenticationError):
     default_message = "The request timestamp is outside the allowed window of 15 minutes."
 
 
+class SecurityTokenExpired(UnknownAccessKey):
+    default_message = "The security token has expired; request new credentials with AssumeRole."
+
+
+class InvalidSecurityToken(AuthenticationError):
+    default_message = "The security token is missing, malformed or does not belong to this access key."
+
+
 class NonceReused(AuthenticationError):
     default_message = "The request signature nonce has been used."
 
 
 class AccessDenied(OpenKMSError):
+    """A policy decision said no. `detail` becomes the answer's AccessDeniedDetail (no secrets in it)."""
+
     default_message = "You are not authorized to perform this operation."
+
+    def __init__(self, message: str | None = None, *, detail: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class Unavailable(OpenKMSError):

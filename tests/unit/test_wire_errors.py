@@ -12,6 +12,7 @@ EXPECTED: dict[type[errors.OpenKMSError], tuple[int, str]] = {
     errors.InvalidCiphertext: (400, "Rejected.InvalidCiphertext"),
     errors.UnsupportedOperation: (400, "UnsupportedOperation"),
     errors.UnsupportedVersion: (400, "InvalidVersion"),
+    errors.MalformedPolicy: (400, "MalformedPolicyDocument"),
     errors.InvalidArgument: (400, "InvalidParameter"),
     errors.KeyNotFound: (404, "Forbidden.KeyNotFound"),
     errors.KeyVersionNotFound: (404, "Forbidden.KeyVersionNotFound"),
@@ -24,6 +25,11 @@ EXPECTED: dict[type[errors.OpenKMSError], tuple[int, str]] = {
     errors.Conflict: (400, "Rejected.ResourceExist"),
     errors.QuotaExceeded: (400, "Rejected.LimitExceeded"),
     errors.UnknownAccessKey: (404, "InvalidAccessKeyId.NotFound"),
+    errors.InvalidSecurityToken: (400, "InvalidSecurityToken.Malformed"),
+    errors.EntityNotExist: (404, "EntityNotExist"),
+    errors.EntityAlreadyExists: (409, "EntityAlreadyExists"),
+    errors.DeleteConflict: (409, "DeleteConflict"),
+    errors.EntityLimitExceeded: (409, "LimitExceeded"),
     errors.SignatureMismatch: (400, "SignatureDoesNotMatch"),
     errors.IncompleteSignature: (400, "IncompleteSignature"),
     errors.InvalidTimestamp: (400, "IllegalTimestamp"),
@@ -40,6 +46,8 @@ EXPECTED: dict[type[errors.OpenKMSError], tuple[int, str]] = {
 def _instance(cls: type[errors.OpenKMSError]) -> errors.OpenKMSError:
     if cls is errors.SignatureMismatch:
         return errors.SignatureMismatch("POST&%2F&x")
+    if issubclass(cls, errors.EntityError):
+        return cls("")
     if cls is errors.MissingParameter:
         return errors.MissingParameter("")  # no parameter name: the generic code
     return cls()
@@ -87,3 +95,18 @@ def test_anything_else_is_an_internal_failure_without_detail(error: BaseExceptio
 def test_unavailable_keeps_its_own_message() -> None:
     wire = to_wire(errors.Sealed())
     assert wire.status == 503 and "sealed" in wire.message
+
+
+def test_entity_errors_name_their_entity() -> None:
+    wire = to_wire(errors.EntityNotExist("User", "The user alice does not exist."))
+    assert (wire.status, wire.code, wire.message) == (
+        404,
+        "EntityNotExist.User",
+        "The user alice does not exist.",
+    )
+    assert to_wire(errors.DeleteConflict("User.AccessKey")).code == "DeleteConflict.User.AccessKey"
+
+
+def test_access_denied_carries_its_detail() -> None:
+    wire = to_wire(errors.AccessDenied("no", detail={"AuthAction": "kms:Encrypt"}))
+    assert wire.access_denied_detail == {"AuthAction": "kms:Encrypt"}

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from starlette.concurrency import run_in_threadpool
 
 from openkms import errors
-from openkms.api.actions import ACTIONS
+from openkms.api.actions import PRODUCTS
 from openkms.api.params import Params, RpcRequest, parse_request
 from openkms.api.render import JSON_CONTENT_TYPE, XML_CONTENT_TYPE, render_json, render_xml
 from openkms.api.signature import SignedRequest, check_freshness, identify, verify
@@ -127,7 +127,7 @@ class RpcDispatcher:
         trace.principal = f"acs:ram::unknown:access-key/{signed.access_key_id}"
         now = self._services.clock.timestamp()
         check_freshness(signed, now, self._window)
-        credential = self._services.identities.credential(signed.access_key_id)
+        credential = self._services.identities.credential(signed.access_key_id, signed.security_token, now)
         verify(request, signed, credential.secret.reveal().decode("utf-8"))
         trace.principal = credential.principal.arn
         # Only a verified request may spend a nonce; it is remembered until its timestamp expires.
@@ -135,15 +135,21 @@ class RpcDispatcher:
         if not self._nonces.remember(signed.access_key_id, signed.nonce, expires, now):
             raise errors.NonceReused()
         trace.spent = (signed.access_key_id, signed.nonce, math.ceil(expires))
-        if signed.version != API_VERSION:
+        product = PRODUCTS.get(signed.version)
+        if product is None:
             raise errors.UnsupportedVersion(
-                f"Version {signed.version!r} is not supported; use {API_VERSION}."
+                f"Version {signed.version!r} is not supported; use {API_VERSION} (KMS), "
+                "2015-05-01 (RAM) or 2015-04-01 (STS)."
             )
-        action = ACTIONS.get(signed.action)
+        if product.prefix != "kms":
+            trace.action = f"{product.prefix}:{signed.action}"
+        action = product.actions.get(signed.action)
         if action is None:
             raise errors.UnknownAction(f"Specified api {signed.action!r} is not found.")
         trace.region = self._region(request, signed)
-        ctx = RequestContext(trace.request_id, credential.principal, RegionId(trace.region), raw.source_ip)
+        ctx = RequestContext(
+            trace.request_id, credential.principal, RegionId(trace.region), raw.source_ip, received_at=now
+        )
         trace.ctx = ctx
         action.check_parameters(request.params)
         # Refuse before acting when the audit log is known to be broken, so nothing changes unrecorded.
@@ -178,7 +184,7 @@ class RpcDispatcher:
         as_xml = request is not None and request.params.get("Format", "").lower() == "xml"
         if wire is None and body is not None:
             document: dict[str, object] = {"RequestId": trace.request_id, **body}
-            root = f"{trace.action}Response"
+            root = f"{trace.action.rpartition(':')[2]}Response"
         else:
             wire = wire or INTERNAL_FAILURE
             document = {
@@ -189,6 +195,8 @@ class RpcDispatcher:
                 "Recommend": RECOMMEND,
                 "HttpStatus": wire.status,
             }
+            if wire.access_denied_detail:
+                document["AccessDeniedDetail"] = wire.access_denied_detail
             root = "Error"
         status = 200 if wire is None else wire.status
         if as_xml:

@@ -15,6 +15,7 @@ class WireError:
     status: int
     code: str
     message: str
+    access_denied_detail: dict[str, str] | None = None
 
 
 INTERNAL_FAILURE = WireError(500, "InternalFailure", "Internal Failure.")
@@ -25,6 +26,7 @@ WIRE_ERRORS: dict[type[errors.OpenKMSError], tuple[int, str]] = {
     errors.InvalidCiphertext: (400, "Rejected.InvalidCiphertext"),
     errors.UnsupportedOperation: (400, "UnsupportedOperation"),
     errors.UnsupportedVersion: (400, "InvalidVersion"),
+    errors.MalformedPolicy: (400, "MalformedPolicyDocument"),
     errors.InvalidArgument: (400, "InvalidParameter"),
     errors.KeyNotFound: (404, "Forbidden.KeyNotFound"),
     errors.KeyVersionNotFound: (404, "Forbidden.KeyVersionNotFound"),
@@ -37,6 +39,11 @@ WIRE_ERRORS: dict[type[errors.OpenKMSError], tuple[int, str]] = {
     errors.Conflict: (400, "Rejected.ResourceExist"),
     errors.QuotaExceeded: (400, "Rejected.LimitExceeded"),
     errors.UnknownAccessKey: (404, "InvalidAccessKeyId.NotFound"),
+    errors.InvalidSecurityToken: (400, "InvalidSecurityToken.Malformed"),
+    errors.EntityNotExist: (404, "EntityNotExist"),
+    errors.EntityAlreadyExists: (409, "EntityAlreadyExists"),
+    errors.DeleteConflict: (409, "DeleteConflict"),
+    errors.EntityLimitExceeded: (409, "LimitExceeded"),
     errors.SignatureMismatch: (400, "SignatureDoesNotMatch"),
     errors.IncompleteSignature: (400, "IncompleteSignature"),
     errors.InvalidTimestamp: (400, "IllegalTimestamp"),
@@ -65,5 +72,9 @@ def to_wire(error: BaseException) -> WireError:
                         f"Missing{error.parameter}",
                         f"{error.parameter} is mandatory for this action.",
                     )
+                if isinstance(error, errors.EntityError) and error.entity:
+                    return WireError(status, f"{code}.{error.entity}", error.message)
+                if isinstance(error, errors.AccessDenied) and error.detail:
+                    return WireError(status, code, error.message, dict(error.detail))
                 return WireError(status, code, error.message)
     return INTERNAL_FAILURE

@@ -17,6 +17,8 @@ from openkms.config import ConfigError, Settings, load_settings
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="OpenKMS: a self-hosted KMS.")
 audit_app = typer.Typer(no_args_is_help=True, help="Work with the audit log.")
 app.add_typer(audit_app, name="audit")
+account_app = typer.Typer(no_args_is_help=True, help="Manage main accounts (tenants) of this OpenKMS.")
+app.add_typer(account_app, name="account")
 console = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[
@@ -126,6 +128,58 @@ def unseal(data_dir: DataDir = None, config: ConfigFile = None) -> None:
         typer.echo(f"{path.name}: {answer}")
         failures += not answer.startswith("ok")
     raise typer.Exit(1 if failures else 0)
+
+
+@account_app.command("create")
+def account_create(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print uid, access key id and secret as JSON.")
+    ] = False,
+) -> None:
+    """Create a main account with a software instance per region and its root access key.
+
+    Works against the store of a running server. The secret is printed once, here, and stored wrapped;
+    the root of trust is needed for that (the key file, or OPENKMS_UNSEAL_PASSPHRASE or a prompt).
+    """
+    import json
+
+    from openkms.clock import SystemClock
+    from openkms.keystore import Keystore
+    from openkms.repository.database import Database
+    from openkms.repository.keyring import DatabaseKeyringStore
+    from openkms.repository.migrate import upgrade_to_head
+    from openkms.service.bootstrap import bootstrap_store, create_account
+    from openkms.service.seal import root_of_trust
+
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    root = root_of_trust(settings, passphrase=settings.unseal_passphrase)
+    if root is None:
+        root = root_of_trust(settings, passphrase=typer.prompt("Unseal passphrase", hide_input=True))
+    db = Database(settings.effective_database_url)
+    try:
+        upgrade_to_head(db.engine)  # both idempotent: a store a server already runs on is left as it is
+        bootstrap_store(db, settings.regions, SystemClock())
+        keystore = Keystore(root, DatabaseKeyringStore(db.engine))
+        keystore.unseal()
+        created = create_account(db, keystore, SystemClock(), settings.regions)
+    finally:
+        db.dispose()
+    secret = created.secret.reveal().decode("ascii")
+    if as_json:
+        document = {
+            "AccountId": created.account_id,
+            "AccessKeyId": created.access_key_id,
+            "AccessKeySecret": secret,
+        }
+        typer.echo(json.dumps(document))
+    else:
+        typer.echo(f"AccountId:       {created.account_id}")
+        typer.echo(f"AccessKeyId:     {created.access_key_id}")
+        typer.echo(f"AccessKeySecret: {secret}   (shown once; store it now)")
 
 
 @audit_app.command("verify")

@@ -45,6 +45,7 @@ class Key:
     primary_version_id: KeyVersionId | None
     created_at: datetime
     delete_date: datetime | None = None
+    policy: str | None = None  # the key policy as written; None: the default policy
 
     @property
     def arn(self) -> str:

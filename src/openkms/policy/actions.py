@@ -21,5 +21,7 @@ KMS_ACTIONS: Final = frozenset(
         "kms:OpenKmsService",
         "kms:ListKmsInstances",
         "kms:GetKmsInstance",
+        "kms:GetKeyPolicy",
+        "kms:SetKeyPolicy",
     }
 )

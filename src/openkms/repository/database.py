@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from openkms.repository.accounts import AccountRepository
+from openkms.repository.identities import IdentityRepository
 from openkms.repository.instances import InstanceRepository
 from openkms.repository.keyring import KeyringRepository
 from openkms.repository.keys import KeyRepository
@@ -31,6 +32,7 @@ class UnitOfWork:
         self.instances = InstanceRepository(connection)
         self.keys = KeyRepository(connection)
         self.keyring = KeyringRepository(connection)
+        self.identities = IdentityRepository(connection)
 
 
 class Database:

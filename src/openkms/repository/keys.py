@@ -59,6 +59,7 @@ class KeyRepository:
                         primary_version_id=key.primary_version_id,
                         created_at=key.created_at,
                         delete_date=key.delete_date,
+                        policy=key.policy,
                     )
                 )
         except IntegrityError as exc:
@@ -81,6 +82,9 @@ class KeyRepository:
     def get(self, key_id: str) -> Key | None:
         row = self._c.execute(select(keys).where(keys.c.key_id == key_id)).first()
         return None if row is None else _key(row)
+
+    def set_policy(self, key_id: KeyId, policy: str) -> None:
+        self._c.execute(update(keys).where(keys.c.key_id == key_id).values(policy=policy))
 
     def set_state(self, key_id: KeyId, state: KeyState) -> None:
         self._c.execute(update(keys).where(keys.c.key_id == key_id).values(state=state.value))
@@ -152,6 +156,7 @@ def _key(row: Row[Any]) -> Key:
         primary_version_id=(None if row.primary_version_id is None else KeyVersionId(row.primary_version_id)),
         created_at=as_utc(row.created_at),
         delete_date=None if row.delete_date is None else as_utc(row.delete_date),
+        policy=row.policy,
     )
 
 

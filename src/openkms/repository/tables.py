@@ -87,6 +87,7 @@ keys = Table(
     Column("primary_version_id", String(36), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("delete_date", DateTime(timezone=True), nullable=True),
+    Column("policy", Text, nullable=True),  # the key policy as written; NULL: the default policy
     UniqueConstraint("account_id", "region_id", "default_slot"),
     Index(None, "account_id", "region_id", "created_at"),
 )
@@ -107,6 +108,66 @@ keyring_terms = Table(
     metadata,
     Column("term", Integer, primary_key=True, autoincrement=False),
     Column("wrapped_kek", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+# ---- identities (RAM users, roles, policies) and service secrets ------------------------------------
+
+ram_users = Table(
+    "ram_users",
+    metadata,
+    Column("account_id", String(16), ForeignKey("accounts.account_id"), primary_key=True),
+    Column("user_name", String(64), primary_key=True),
+    Column("user_id", String(32), nullable=False, unique=True),
+    Column("display_name", String(128), nullable=False),
+    Column("comments", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+ram_roles = Table(
+    "ram_roles",
+    metadata,
+    Column("account_id", String(16), ForeignKey("accounts.account_id"), primary_key=True),
+    Column("role_name", String(64), primary_key=True),
+    Column("role_id", String(32), nullable=False, unique=True),
+    Column("description", Text, nullable=False),
+    Column("assume_role_policy", Text, nullable=False),
+    Column("max_session_duration", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+ram_policies = Table(
+    "ram_policies",
+    metadata,
+    Column("account_id", String(16), ForeignKey("accounts.account_id"), primary_key=True),
+    Column("policy_name", String(128), primary_key=True),
+    Column("description", Text, nullable=False),
+    Column("document", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# A policy (Custom: of the account; System: built in) attached to a user or a role of the account.
+ram_attachments = Table(
+    "ram_attachments",
+    metadata,
+    Column("account_id", String(16), ForeignKey("accounts.account_id"), primary_key=True),
+    Column("principal_type", String(8), primary_key=True),  # "User" | "Role"
+    Column("principal_name", String(64), primary_key=True),
+    Column("policy_type", String(8), primary_key=True),  # "Custom" | "System"
+    Column("policy_name", String(128), primary_key=True),
+    Column("attached_at", DateTime(timezone=True), nullable=False),
+)
+
+# Server-wide secrets (the STS token key), wrapped by the keystore like key material.
+service_secrets = Table(
+    "service_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("wrapped_value", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 

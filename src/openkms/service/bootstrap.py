@@ -100,6 +100,39 @@ def ensure_root_access_key(
     return RootAccessKey(root, access_key_id, written_to)
 
 
+@dataclass(frozen=True, slots=True)
+class NewAccount:
+    account_id: AccountId
+    access_key_id: AccessKeyId
+    secret: SecretBytes
+
+
+def create_account(db: Database, keystore: Keystore, clock: Clock, regions: tuple[str, ...]) -> NewAccount:
+    """A new main account: a fresh uid, one software instance per region, and its root access key.
+
+    The secret is returned once, to the administrator who asked; the store keeps it wrapped.
+    """
+    account_id = ids.new_account_id()
+    access_key_id, secret_text = ids.new_access_key()
+    secret = SecretBytes(secret_text.encode())
+    key_id, version_id, spec = secret_binding(access_key_id)
+    wrapped = keystore.wrap(key_id, version_id, spec, secret)
+    now = clock.now()
+    with db.unit_of_work(write=True) as uow:
+        uow.accounts.add_account(account_id, now)
+        for region in regions:
+            uow.instances.add(
+                ids.new_instance_id(RegionId(region)),
+                account_id,
+                RegionId(region),
+                InstanceKind.SOFTWARE,
+                "default software instance",
+                now,
+            )
+        uow.accounts.add_access_key(access_key_id, account_id, "root", wrapped, now)
+    return NewAccount(account_id, access_key_id, secret)
+
+
 def _write_private(path: Path, document: dict[str, str]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:

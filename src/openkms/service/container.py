@@ -12,7 +12,11 @@ from openkms.repository.database import Database
 from openkms.service.crypto import CryptoService
 from openkms.service.identities import IdentityService
 from openkms.service.instances import InstanceService
+from openkms.service.key_policy import KeyPolicyService
 from openkms.service.keys import KeyService
+from openkms.service.ram import RamService
+from openkms.service.sts import StsService
+from openkms.service.sts_tokens import TokenCodec
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +28,9 @@ class Services:
     keys: KeyService
     crypto: CryptoService
     instances: InstanceService
+    ram: RamService
+    key_policies: KeyPolicyService
+    sts: StsService
 
 
 def build_services(
@@ -31,12 +38,16 @@ def build_services(
 ) -> Services:
     provider = SoftwareProvider(keystore)
     keys = KeyService(db, provider, clock, generation, cache_ttl)
+    identities = IdentityService(db, keystore, generation, cache_ttl, TokenCodec(db, keystore, clock))
     return Services(
         db=db,
         keystore=keystore,
         clock=clock,
-        identities=IdentityService(db, keystore, generation, cache_ttl),
+        identities=identities,
         keys=keys,
         crypto=CryptoService(db, keys, provider, generation, cache_ttl),
         instances=InstanceService(db),
+        ram=RamService(db, keystore, clock, generation),
+        key_policies=KeyPolicyService(db, keys, generation),
+        sts=StsService(db, clock, identities),
     )

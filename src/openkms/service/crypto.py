@@ -20,9 +20,10 @@ from openkms.node.generation import Generation
 from openkms.providers.base import CryptoProvider, MaterialRef, random_bytes
 from openkms.repository.database import Database
 from openkms.secret import SecretBytes
+from openkms.service.authorization import authorize
 from openkms.service.cache import TtlCache
 from openkms.service.context import RequestContext
-from openkms.service.keys import KeyService, authorize
+from openkms.service.keys import KeyService
 from openkms.types import DataKeySpec, KeyId, KeyUsage, KeyVersionId
 
 PLAINTEXT_LIMIT = 6144

@@ -24,6 +24,11 @@ def new_access_key() -> tuple[AccessKeyId, str]:
     return AccessKeyId("LTAI" + _pick(_ALNUM, 20)), _pick(_ALNUM, 30)
 
 
+def new_numeric_id() -> str:
+    """A RAM UserId or RoleId: 16 to 19 digits, like Alibaba's."""
+    return str(secrets.choice("123456789")) + _pick(string.digits, 17)
+
+
 def region_code(region_id: RegionId) -> str:
     """A short code for ids, e.g. cn-hangzhou -> hzz, like Alibaba's kst-hzz..."""
     tail = region_id.split("-", 1)[-1].replace("-", "")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from openkms.errors import InstanceNotFound
 from openkms.repository.database import Database
 from openkms.repository.instances import InstanceRow
+from openkms.service.authorization import authorize
 from openkms.service.context import RequestContext
-from openkms.service.keys import authorize
 from openkms.types import RegionId
 
 

@@ -19,10 +19,11 @@ from openkms.errors import (
     UnsupportedOperation,
 )
 from openkms.node.generation import Generation
-from openkms.policy.engine import AccessRequest, evaluate
+from openkms.policy.document import PolicyKind, parse_policy
 from openkms.providers.base import CryptoProvider
 from openkms.repository.database import Database
 from openkms.service import ids
+from openkms.service.authorization import authorize
 from openkms.service.cache import TtlCache
 from openkms.service.context import RequestContext
 from openkms.types import (
@@ -46,21 +47,7 @@ class CreateKeyRequest:
     protection_level: str | None = None
     description: str = ""
     instance_id: str | None = None
-
-
-def authorize(ctx: RequestContext, action: str, key: Key | None = None) -> None:
-    """Deny by default: raise AccessDenied unless the policy engine allows the call."""
-    decision = evaluate(
-        AccessRequest(
-            principal_account=ctx.principal.account_id,
-            principal_arn=ctx.principal.arn,
-            action=f"kms:{action}",
-            resource_account=None if key is None else key.account_id,
-            resource_arn="*" if key is None else key.arn,
-        )
-    )
-    if not decision.allowed:
-        raise AccessDenied(f"You are not authorized to call {action}: {decision.reason}.")
+    policy: str | None = None  # a key policy document; None: the default policy
 
 
 class KeyService:
@@ -120,6 +107,8 @@ class KeyService:
         rule = parse_spec(request.key_spec, kind)
         usage = parse_usage(request.key_usage, rule)
         protection = _parse_protection_level(request.protection_level, kind)
+        if request.policy is not None:
+            parse_policy(request.policy, PolicyKind.KEY)  # refuse a malformed policy before anything exists
         now = self._clock.now()
         key_id = ids.new_default_key_id() if kind is None else ids.new_instance_key_id(ctx.region_id)
         version_id = ids.new_version_id()
@@ -139,6 +128,7 @@ class KeyService:
             creator_type=CreatorType.USER,
             primary_version_id=version_id,
             created_at=now,
+            policy=request.policy,
         )
         with self._db.unit_of_work(write=True) as uow:
             uow.keys.add(key, customer_master_key=kind is None)

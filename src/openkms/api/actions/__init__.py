@@ -3,11 +3,32 @@ Params into a service call and the result into Alibaba's response fields."""
 
 from __future__ import annotations
 
-from openkms.api.actions import account, crypto, keys
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from openkms.api.actions import account, crypto, key_policy, keys, ram, sts
 from openkms.api.actions.base import Action
 
+KMS_VERSION = "2016-01-20"
+
+# The KMS actions (2016-01-20).
 ACTIONS: dict[str, Action] = {
-    action.name: action for group in (keys, crypto, account) for action in group.ACTIONS
+    action.name: action for group in (keys, crypto, account, key_policy) for action in group.ACTIONS
 }
 
-__all__ = ["ACTIONS", "Action"]
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    """One API served on the RPC endpoint: its Version, its policy prefix, its actions."""
+
+    prefix: str  # "kms", "ram", "sts": authorization actions are "<prefix>:<Action>"
+    actions: Mapping[str, Action]
+
+
+PRODUCTS: Mapping[str, Product] = {
+    KMS_VERSION: Product("kms", ACTIONS),
+    ram.API_VERSION: Product("ram", {action.name: action for action in ram.ACTIONS}),
+    sts.API_VERSION: Product("sts", {action.name: action for action in sts.ACTIONS}),
+}
+
+__all__ = ["ACTIONS", "KMS_VERSION", "PRODUCTS", "Action", "Product"]

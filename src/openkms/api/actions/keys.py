@@ -58,8 +58,6 @@ def create_key(params: Params, ctx: RequestContext, services: Services) -> Mappi
         )
     if params.optional_str("Tags"):
         raise InvalidArgument("Tags are not available yet in this server.", parameter="Tags")
-    if params.optional_str("Policy"):
-        raise InvalidArgument("Key policies are not available yet in this server.", parameter="Policy")
     if params.optional_str("RotationInterval"):
         raise InvalidArgument(
             "Automatic rotation is not available yet in this server.", parameter="RotationInterval"
@@ -78,6 +76,7 @@ def create_key(params: Params, ctx: RequestContext, services: Services) -> Mappi
             protection_level=params.optional_str("ProtectionLevel"),
             description=params.optional_str("Description") or "",
             instance_id=params.optional_str("DKMSInstanceId") or None,
+            policy=params.optional_str("Policy") or None,
         ),
     )
     return {"KeyMetadata": key_metadata(key)}

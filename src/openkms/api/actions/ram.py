@@ -1,0 +1,297 @@
+"""RAM (2015-05-01) actions served on the same RPC endpoint, shaped as the official
+`alibabacloud-ram20150501` SDK models them: users, access keys, roles, policies and attachments."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from openkms.api.actions.base import Action
+from openkms.api.params import Params
+from openkms.clock import iso_utc
+from openkms.errors import UnsupportedOperation
+from openkms.repository.identities import RoleRow, UserRow
+from openkms.service.container import Services
+from openkms.service.context import RequestContext
+from openkms.service.ram import SESSION_MAX, SESSION_MIN, PolicyView, role_arn
+
+API_VERSION = "2015-05-01"
+
+
+def _user(row: UserRow) -> dict[str, object]:
+    return {
+        "UserName": row.user_name,
+        "UserId": row.user_id,
+        "DisplayName": row.display_name,
+        "Comments": row.comments,
+        "CreateDate": iso_utc(row.created_at),
+        "UpdateDate": iso_utc(row.updated_at),
+    }
+
+
+def _role(row: RoleRow) -> dict[str, object]:
+    return {
+        "RoleName": row.role_name,
+        "RoleId": row.role_id,
+        "Arn": role_arn(row.account_id, row.role_name),
+        "Description": row.description,
+        "AssumeRolePolicyDocument": row.assume_role_policy,
+        "MaxSessionDuration": row.max_session_duration,
+        "CreateDate": iso_utc(row.created_at),
+        "UpdateDate": iso_utc(row.updated_at),
+    }
+
+
+def _policy(view: PolicyView, *, document: bool) -> dict[str, object]:
+    out: dict[str, object] = {
+        "PolicyName": view.policy_name,
+        "PolicyType": view.policy_type,
+        "Description": view.description,
+        "DefaultVersion": "v1",
+        "AttachmentCount": view.attachment_count,
+    }
+    if view.created_at is not None:
+        out["CreateDate"] = iso_utc(view.created_at)
+    if view.updated_at is not None:
+        out["UpdateDate"] = iso_utc(view.updated_at)
+    if document:
+        out["PolicyDocument"] = view.document
+    return out
+
+
+def _no_tags(params: Params) -> None:
+    """The SDK sends `Tag=[]` even when no tag is given; actual tags on RAM entities are refused."""
+    tags = params.json_list("Tag")
+    if tags:
+        raise UnsupportedOperation("Tags on RAM users, roles and policies are not supported.")
+
+
+def _page(params: Params) -> tuple[str | None, int]:
+    return params.optional_str("Marker") or None, params.optional_int(
+        "MaxItems", 100, minimum=1, maximum=1000
+    )
+
+
+def _truncated(marker: str | None) -> dict[str, object]:
+    return {"IsTruncated": True, "Marker": marker} if marker else {"IsTruncated": False}
+
+
+# -- users ----------------------------------------------------------------------------------------
+def create_user(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    row = services.ram.create_user(
+        ctx,
+        params.required_str("UserName"),
+        params.optional_str("DisplayName"),
+        params.optional_str("Comments", ""),
+    )
+    return {"User": _user(row)}
+
+
+def get_user(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    return {"User": _user(services.ram.get_user(ctx, params.required_str("UserName")))}
+
+
+def list_users(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    marker, limit = _page(params)
+    rows, next_marker = services.ram.list_users(ctx, marker, limit)
+    return {"Users": {"User": [_user(row) for row in rows]}, **_truncated(next_marker)}
+
+
+def delete_user(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    services.ram.delete_user(ctx, params.required_str("UserName"))
+    return {}
+
+
+# -- access keys ----------------------------------------------------------------------------------
+def create_access_key(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    created = services.ram.create_access_key(ctx, params.optional_str("UserName"))
+    return {
+        "AccessKey": {
+            "AccessKeyId": created.access_key_id,
+            # The one explicit export of an access-key secret: at creation, to its owner.
+            "AccessKeySecret": created.secret.reveal().decode("ascii"),
+            "Status": "Active",
+            "CreateDate": iso_utc(created.created_at),
+        }
+    }
+
+
+def list_access_keys(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    keys = services.ram.list_access_keys(ctx, params.optional_str("UserName"))
+    return {
+        "AccessKeys": {
+            "AccessKey": [
+                {"AccessKeyId": k.access_key_id, "Status": k.status, "CreateDate": iso_utc(k.created_at)}
+                for k in keys
+            ]
+        }
+    }
+
+
+def update_access_key(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    services.ram.update_access_key(
+        ctx,
+        params.optional_str("UserName"),
+        params.required_str("UserAccessKeyId"),
+        params.required_str("Status"),
+    )
+    return {}
+
+
+def delete_access_key(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    services.ram.delete_access_key(
+        ctx, params.optional_str("UserName"), params.required_str("UserAccessKeyId")
+    )
+    return {}
+
+
+# -- roles ----------------------------------------------------------------------------------------
+def create_role(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    _no_tags(params)
+    row = services.ram.create_role(
+        ctx,
+        params.required_str("RoleName"),
+        params.required_str("AssumeRolePolicyDocument"),
+        params.optional_str("Description", ""),
+        params.optional_int("MaxSessionDuration", None, minimum=SESSION_MIN, maximum=SESSION_MAX),
+    )
+    return {"Role": _role(row)}
+
+
+def get_role(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    return {"Role": _role(services.ram.get_role(ctx, params.required_str("RoleName")))}
+
+
+def list_roles(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    _no_tags(params)
+    marker, limit = _page(params)
+    rows, next_marker = services.ram.list_roles(ctx, marker, limit)
+    roles = []
+    for row in rows:
+        role = _role(row)
+        del role["AssumeRolePolicyDocument"]
+        roles.append(role)
+    return {"Roles": {"Role": roles}, **_truncated(next_marker)}
+
+
+def delete_role(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    services.ram.delete_role(ctx, params.required_str("RoleName"))
+    return {}
+
+
+# -- policies -------------------------------------------------------------------------------------
+def create_policy(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    _no_tags(params)
+    row = services.ram.create_policy(
+        ctx,
+        params.required_str("PolicyName"),
+        params.required_str("PolicyDocument"),
+        params.optional_str("Description", ""),
+    )
+    return {
+        "Policy": {
+            "PolicyName": row.policy_name,
+            "PolicyType": "Custom",
+            "Description": row.description,
+            "DefaultVersion": "v1",
+            "CreateDate": iso_utc(row.created_at),
+        }
+    }
+
+
+def get_policy(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    view = services.ram.get_policy(ctx, params.required_str("PolicyName"), params.required_str("PolicyType"))
+    default_version: dict[str, object] = {
+        "VersionId": "v1",
+        "IsDefaultVersion": True,
+        "PolicyDocument": view.document,
+    }
+    if view.created_at is not None:
+        default_version["CreateDate"] = iso_utc(view.created_at)
+    return {"Policy": _policy(view, document=True), "DefaultPolicyVersion": default_version}
+
+
+def list_policies(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    _no_tags(params)
+    marker, limit = _page(params)
+    views, next_marker = services.ram.list_policies(ctx, params.optional_str("PolicyType"), marker, limit)
+    return {"Policies": {"Policy": [_policy(v, document=False) for v in views]}, **_truncated(next_marker)}
+
+
+def delete_policy(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    services.ram.delete_policy(
+        ctx, params.required_str("PolicyName"), params.optional_bool("CascadingDelete", False)
+    )
+    return {}
+
+
+def _attachment(principal_type: str, attach: bool) -> Action:
+    name_param = f"{principal_type}Name"
+
+    def handler(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+        if params.optional_str("ResourceGroupId"):
+            raise UnsupportedOperation("Resource groups are not supported; attach at account level.")
+        call = services.ram.attach if attach else services.ram.detach
+        call(
+            ctx,
+            principal_type,
+            params.required_str(name_param),
+            params.required_str("PolicyType"),
+            params.required_str("PolicyName"),
+        )
+        return {}
+
+    name = f"AttachPolicyTo{principal_type}" if attach else f"DetachPolicyFrom{principal_type}"
+    return Action(name, handler, frozenset({name_param, "PolicyType", "PolicyName", "ResourceGroupId"}))
+
+
+def _listing(principal_type: str) -> Action:
+    name_param = f"{principal_type}Name"
+
+    def handler(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+        attached = services.ram.attached(ctx, principal_type, params.required_str(name_param))
+        return {
+            "Policies": {
+                "Policy": [
+                    {
+                        "PolicyName": a.policy_name,
+                        "PolicyType": a.policy_type,
+                        "Description": a.description,
+                        "DefaultVersion": "v1",
+                        "AttachDate": iso_utc(a.attached_at),
+                    }
+                    for a in attached
+                ]
+            }
+        }
+
+    return Action(f"ListPoliciesFor{principal_type}", handler, frozenset({name_param}))
+
+
+ACTIONS = (
+    Action("CreateUser", create_user, frozenset({"UserName", "DisplayName", "Comments"})),
+    Action("GetUser", get_user, frozenset({"UserName"})),
+    Action("ListUsers", list_users, frozenset({"Marker", "MaxItems"})),
+    Action("DeleteUser", delete_user, frozenset({"UserName"})),
+    Action("CreateAccessKey", create_access_key, frozenset({"UserName"})),
+    Action("ListAccessKeys", list_access_keys, frozenset({"UserName"})),
+    Action("UpdateAccessKey", update_access_key, frozenset({"UserName", "UserAccessKeyId", "Status"})),
+    Action("DeleteAccessKey", delete_access_key, frozenset({"UserName", "UserAccessKeyId"})),
+    Action(
+        "CreateRole",
+        create_role,
+        frozenset({"RoleName", "AssumeRolePolicyDocument", "Description", "MaxSessionDuration", "Tag"}),
+    ),
+    Action("GetRole", get_role, frozenset({"RoleName"})),
+    Action("ListRoles", list_roles, frozenset({"Marker", "MaxItems", "Tag"})),
+    Action("DeleteRole", delete_role, frozenset({"RoleName"})),
+    Action("CreatePolicy", create_policy, frozenset({"PolicyName", "PolicyDocument", "Description", "Tag"})),
+    Action("GetPolicy", get_policy, frozenset({"PolicyName", "PolicyType"})),
+    Action("ListPolicies", list_policies, frozenset({"PolicyType", "Marker", "MaxItems", "Tag"})),
+    Action("DeletePolicy", delete_policy, frozenset({"PolicyName", "CascadingDelete"})),
+    _attachment("User", attach=True),
+    _attachment("Role", attach=True),
+    _attachment("User", attach=False),
+    _attachment("Role", attach=False),
+    _listing("User"),
+    _listing("Role"),
+)

@@ -1,0 +1,102 @@
+"""Identities and key policies: RAM users, roles, policies and attachments; service secrets; keys.policy.
+
+Revision ID: 0004
+Revises: 0001
+Create Date: 2026-11-28
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("keys") as batch:
+        batch.add_column(sa.Column("policy", sa.Text(), nullable=True))
+    op.create_table(
+        "ram_users",
+        sa.Column("account_id", sa.String(length=16), nullable=False),
+        sa.Column("user_name", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.String(length=32), nullable=False),
+        sa.Column("display_name", sa.String(length=128), nullable=False),
+        sa.Column("comments", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.account_id"], name=op.f("fk_ram_users_account_id_accounts")
+        ),
+        sa.PrimaryKeyConstraint("account_id", "user_name", name=op.f("pk_ram_users")),
+        sa.UniqueConstraint("user_id", name=op.f("uq_ram_users_user_id")),
+    )
+    op.create_table(
+        "ram_roles",
+        sa.Column("account_id", sa.String(length=16), nullable=False),
+        sa.Column("role_name", sa.String(length=64), nullable=False),
+        sa.Column("role_id", sa.String(length=32), nullable=False),
+        sa.Column("description", sa.Text(), nullable=False),
+        sa.Column("assume_role_policy", sa.Text(), nullable=False),
+        sa.Column("max_session_duration", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.account_id"], name=op.f("fk_ram_roles_account_id_accounts")
+        ),
+        sa.PrimaryKeyConstraint("account_id", "role_name", name=op.f("pk_ram_roles")),
+        sa.UniqueConstraint("role_id", name=op.f("uq_ram_roles_role_id")),
+    )
+    op.create_table(
+        "ram_policies",
+        sa.Column("account_id", sa.String(length=16), nullable=False),
+        sa.Column("policy_name", sa.String(length=128), nullable=False),
+        sa.Column("description", sa.Text(), nullable=False),
+        sa.Column("document", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.account_id"], name=op.f("fk_ram_policies_account_id_accounts")
+        ),
+        sa.PrimaryKeyConstraint("account_id", "policy_name", name=op.f("pk_ram_policies")),
+    )
+    op.create_table(
+        "ram_attachments",
+        sa.Column("account_id", sa.String(length=16), nullable=False),
+        sa.Column("principal_type", sa.String(length=8), nullable=False),
+        sa.Column("principal_name", sa.String(length=64), nullable=False),
+        sa.Column("policy_type", sa.String(length=8), nullable=False),
+        sa.Column("policy_name", sa.String(length=128), nullable=False),
+        sa.Column("attached_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.account_id"], name=op.f("fk_ram_attachments_account_id_accounts")
+        ),
+        sa.PrimaryKeyConstraint(
+            "account_id",
+            "principal_type",
+            "principal_name",
+            "policy_type",
+            "policy_name",
+            name=op.f("pk_ram_attachments"),
+        ),
+    )
+    op.create_table(
+        "service_secrets",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("wrapped_value", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_service_secrets")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("service_secrets")
+    op.drop_table("ram_attachments")
+    op.drop_table("ram_policies")
+    op.drop_table("ram_roles")
+    op.drop_table("ram_users")
+    with op.batch_alter_table("keys") as batch:
+        batch.drop_column("policy")
