@@ -21,5 +21,13 @@ KMS_ACTIONS: Final = frozenset(
         "kms:OpenKmsService",
         "kms:ListKmsInstances",
         "kms:GetKmsInstance",
+        "kms:AsymmetricSign",
+        "kms:AsymmetricVerify",
+        "kms:AsymmetricEncrypt",
+        "kms:AsymmetricDecrypt",
+        "kms:GetPublicKey",
+        "kms:GenerateAndExportDataKey",
+        "kms:ExportDataKey",
+        "kms:GenerateCertificateSigningRequest",
     }
 )

@@ -9,7 +9,9 @@ from openkms.keystore import Keystore
 from openkms.node.generation import Generation
 from openkms.providers.software import SoftwareProvider
 from openkms.repository.database import Database
+from openkms.service.asymmetric import AsymmetricService
 from openkms.service.crypto import CryptoService
+from openkms.service.data_key_export import DataKeyExportService
 from openkms.service.identities import IdentityService
 from openkms.service.instances import InstanceService
 from openkms.service.keys import KeyService
@@ -24,6 +26,8 @@ class Services:
     keys: KeyService
     crypto: CryptoService
     instances: InstanceService
+    asymmetric: AsymmetricService
+    data_key_export: DataKeyExportService
 
 
 def build_services(
@@ -31,12 +35,15 @@ def build_services(
 ) -> Services:
     provider = SoftwareProvider(keystore)
     keys = KeyService(db, provider, clock, generation, cache_ttl)
+    crypto = CryptoService(db, keys, provider, generation, cache_ttl)
     return Services(
         db=db,
         keystore=keystore,
         clock=clock,
         identities=IdentityService(db, keystore, generation, cache_ttl),
         keys=keys,
-        crypto=CryptoService(db, keys, provider, generation, cache_ttl),
+        crypto=crypto,
         instances=InstanceService(db),
+        asymmetric=AsymmetricService(db, keys, provider, generation, cache_ttl),
+        data_key_export=DataKeyExportService(crypto),
     )

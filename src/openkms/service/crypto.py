@@ -15,6 +15,7 @@ from openkms.domain.ciphertext import Ciphertext, blob_aad, header_for, parse_ci
 from openkms.domain.encryption_context import canonical_context
 from openkms.domain.key import Key
 from openkms.domain.lifecycle import ensure_usable
+from openkms.domain.specs import SPEC_RULES
 from openkms.errors import InvalidArgument, InvalidCiphertext, UnsupportedOperation
 from openkms.node.generation import Generation
 from openkms.providers.base import CryptoProvider, MaterialRef, random_bytes
@@ -70,6 +71,8 @@ class CryptoService:
         ctx.touched(key.key_id)
         authorize(ctx, action, key)
         ensure_usable(key.state)
+        if not SPEC_RULES[key.spec].symmetric:
+            raise UnsupportedOperation(f"{action} needs a symmetric key; this key is {key.spec}.")
         if key.usage is not KeyUsage.ENCRYPT_DECRYPT:
             raise UnsupportedOperation(f"{action} needs a key with usage ENCRYPT/DECRYPT.")
 
@@ -126,6 +129,12 @@ class CryptoService:
 
     def decrypt(self, ctx: RequestContext, blob: bytes, context: Mapping[str, str] | None) -> Opened:
         return self._open(ctx, blob, context, "Decrypt")
+
+    def open_for(
+        self, ctx: RequestContext, blob: bytes, context: Mapping[str, str] | None, action: str
+    ) -> Opened:
+        """Decrypt a blob for another use case (ExportDataKey), authorizing `action` instead of Decrypt."""
+        return self._open(ctx, blob, context, action)
 
     def re_encrypt(
         self,
