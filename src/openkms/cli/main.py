@@ -12,11 +12,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from openkms.cli.csr import csr
 from openkms.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="OpenKMS: a self-hosted KMS.")
 audit_app = typer.Typer(no_args_is_help=True, help="Work with the audit log.")
 app.add_typer(audit_app, name="audit")
+app.command("csr")(csr)
 console = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[
