@@ -4,6 +4,7 @@ equal to GetPublicKey."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -214,3 +215,27 @@ def test_cli_reports_a_refusal_and_writes_nothing(
     assert result.exit_code == 1
     assert "InvalidParameter" in result.output
     assert not out.exists()
+
+
+def test_the_official_sdk_generic_request_reaches_the_extension(
+    server: LiveServer, rsa_key: tuple[str, str]
+) -> None:
+    """The SDK has no model for our action, but its generic CommonRequest signs and sends it as any other."""
+    from aliyunsdkcore.client import AcsClient
+    from aliyunsdkcore.request import CommonRequest
+
+    request = CommonRequest(
+        domain=server.endpoint, version="2016-01-20", action_name="GenerateCertificateSigningRequest"
+    )
+    request.set_protocol_type("http")
+    request.set_method("POST")
+    for name, value in {
+        "KeyId": rsa_key[0],
+        "KeyVersionId": rsa_key[1],
+        "Algorithm": "RSA_PKCS1_SHA_256",
+        "CommonName": "sdk",
+    }.items():
+        request.add_query_param(name, value)
+    client = AcsClient(ACCESS_KEY_ID, ACCESS_KEY_SECRET, "cn-hangzhou")
+    answer = json.loads(client.do_action_with_exception(request))
+    _check(server, answer["Csr"], rsa_key, {"CommonName": "sdk"})
