@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
+from openkms.domain.ciphertext import Ciphertext
+from openkms.types import KeyVersionId
 from tests.support.sdk import KmsCaller, KmsError
 from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
 
@@ -405,3 +407,14 @@ def test_public_key_matches_the_spec(kms: KmsCaller, asym_keys: dict[tuple[str, 
             assert isinstance(public_key, ec.EllipticCurvePublicKey)
             expected = ec.SECP256R1 if spec == "EC_P256" else ec.SECP256K1
             assert isinstance(public_key.curve, expected)
+
+
+def test_blobs_never_name_key_pairs_and_re_encrypt_refuses_an_asymmetric_destination(
+    kms: KmsCaller, asym_keys: dict[tuple[str, str], AsymKey], key_id: str
+) -> None:
+    decrypter = asym_keys[("RSA_2048", ENCRYPT)]
+    forged = Ciphertext(KeyVersionId(decrypter.version_id), b"\x00" * 12, b"\x00" * 32).to_bytes()
+    _refused(kms, "Decrypt", "Rejected.InvalidCiphertext", CiphertextBlob=_b64(forged))
+    blob = kms.call("Encrypt", KeyId=key_id, Plaintext="stay")["CiphertextBlob"]
+    _refused(kms, "ReEncrypt", "UnsupportedOperation", CiphertextBlob=blob, DestinationKeyId=decrypter.key_id)
+    assert kms.call("Decrypt", CiphertextBlob=blob)["Plaintext"] == "stay"

@@ -107,8 +107,9 @@ class CryptoService:
     ) -> Opened:
         ciphertext = parse_ciphertext(blob)
         ref = self._material(ciphertext.version_id)
-        if ref is None:
-            # The blob names no version we hold: indistinguishable from a forged blob.
+        if ref is None or not SPEC_RULES[ref.spec].symmetric:
+            # The blob names no symmetric version we hold (key pairs never make blobs): indistinguishable
+            # from a forged blob.
             raise InvalidCiphertext()
         key = self._keys.resolve(ctx, ref.key_id)
         self._usable(ctx, key, action)
