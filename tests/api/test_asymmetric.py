@@ -85,6 +85,10 @@ def _verify_locally(public_key: object, algorithm: str, digest: bytes, signature
     public_key.verify(signature, digest, scheme, prehashed)
 
 
+def _on(key: AsymKey) -> dict[str, str]:
+    return {"KeyId": key.key_id, "KeyVersionId": key.version_id}
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
@@ -281,7 +285,6 @@ def test_wrong_usage_wrong_algorithm_and_wrong_kind_are_refused(
     decrypter = asym_keys[("RSA_2048", ENCRYPT)]
     ec_key = asym_keys[("EC_P256", SIGN)]
     digest = _b64(hashlib.sha256(b"d").digest())
-    on = lambda key: {"KeyId": key.key_id, "KeyVersionId": key.version_id}  # noqa: E731
     # Wrong usage: an ENCRYPT/DECRYPT key does not sign, a SIGN/VERIFY key does not decrypt.
     _refused(
         kms,
@@ -289,7 +292,7 @@ def test_wrong_usage_wrong_algorithm_and_wrong_kind_are_refused(
         "UnsupportedOperation",
         Algorithm="RSA_PSS_SHA_256",
         Digest=digest,
-        **on(decrypter),
+        **_on(decrypter),
     )
     _refused(
         kms,
@@ -297,7 +300,7 @@ def test_wrong_usage_wrong_algorithm_and_wrong_kind_are_refused(
         "UnsupportedOperation",
         Algorithm="RSAES_OAEP_SHA_256",
         Plaintext="AA==",
-        **on(signer),
+        **_on(signer),
     )
     _refused(
         kms,
@@ -305,23 +308,23 @@ def test_wrong_usage_wrong_algorithm_and_wrong_kind_are_refused(
         "UnsupportedOperation",
         Algorithm="RSAES_OAEP_SHA_256",
         CiphertextBlob=_b64(b"\x00" * 256),
-        **on(signer),
+        **_on(signer),
     )
     # Wrong algorithm for the spec.
     _refused(
-        kms, "AsymmetricSign", "InvalidParameter", Algorithm="ECDSA_SHA_256", Digest=digest, **on(signer)
+        kms, "AsymmetricSign", "InvalidParameter", Algorithm="ECDSA_SHA_256", Digest=digest, **_on(signer)
     )
     _refused(
-        kms, "AsymmetricSign", "InvalidParameter", Algorithm="RSA_PSS_SHA_256", Digest=digest, **on(ec_key)
+        kms, "AsymmetricSign", "InvalidParameter", Algorithm="RSA_PSS_SHA_256", Digest=digest, **_on(ec_key)
     )
-    _refused(kms, "AsymmetricSign", "InvalidParameter", Algorithm="SM2DSA", Digest=digest, **on(ec_key))
+    _refused(kms, "AsymmetricSign", "InvalidParameter", Algorithm="SM2DSA", Digest=digest, **_on(ec_key))
     _refused(
         kms,
         "AsymmetricDecrypt",
         "InvalidParameter",
         Algorithm="RSAES_PKCS1_V1_5",
         CiphertextBlob="AA==",
-        **on(decrypter),
+        **_on(decrypter),
     )
     # Symmetric-only calls on an asymmetric key.
     _refused(kms, "Encrypt", "UnsupportedOperation", KeyId=decrypter.key_id, Plaintext="x")
