@@ -4,6 +4,7 @@
     ├── InvalidArgument            a parameter value breaks a rule
     │   ├── MissingParameter       a required parameter is absent
     │   ├── InvalidCiphertext      a blob that does not decrypt (tampered, moved, wrong context)
+    │   ├── SignatureInvalid       a signature does not verify (AsymmetricVerify answers false instead)
     │   └── UnsupportedOperation   valid request, not supported for this key or instance
     ├── NotFound
     │   ├── KeyNotFound
@@ -62,6 +63,12 @@ class MissingParameter(InvalidArgument):
 
 class InvalidCiphertext(InvalidArgument):
     default_message = "The CiphertextBlob is invalid or does not match the encryption context."
+
+
+class SignatureInvalid(InvalidArgument):
+    """Raised by verification; the AsymmetricVerify adapter turns it into `Value: false`."""
+
+    default_message = "The signature does not verify."
 
 
 class UnsupportedOperation(InvalidArgument):

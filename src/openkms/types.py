@@ -16,6 +16,21 @@ RegionId = NewType("RegionId", str)
 
 class KeySpec(StrEnum):
     ALIYUN_AES_256 = "Aliyun_AES_256"
+    RSA_2048 = "RSA_2048"
+    RSA_3072 = "RSA_3072"
+    RSA_4096 = "RSA_4096"
+    EC_P256 = "EC_P256"
+    EC_P256K = "EC_P256K"
+
+
+class AsymmetricAlgorithm(StrEnum):
+    """Algorithm names of the asymmetric actions (Sign/Verify, Encrypt/Decrypt, data-key export, CSR)."""
+
+    RSA_PSS_SHA_256 = "RSA_PSS_SHA_256"
+    RSA_PKCS1_SHA_256 = "RSA_PKCS1_SHA_256"
+    ECDSA_SHA_256 = "ECDSA_SHA_256"
+    RSAES_OAEP_SHA_256 = "RSAES_OAEP_SHA_256"
+    RSAES_OAEP_SHA_1 = "RSAES_OAEP_SHA_1"
 
 
 class DataKeySpec(StrEnum):

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from openkms.cli.csr import csr
 from openkms.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="OpenKMS: a self-hosted KMS.")
@@ -19,6 +20,7 @@ audit_app = typer.Typer(no_args_is_help=True, help="Work with the audit log.")
 app.add_typer(audit_app, name="audit")
 account_app = typer.Typer(no_args_is_help=True, help="Manage main accounts (tenants) of this OpenKMS.")
 app.add_typer(account_app, name="account")
+app.command("csr")(csr)
 console = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[

@@ -1,14 +1,15 @@
-"""The seed's spec table (F2): which key specs each instance kind offers, with which usages.
+"""The seed's spec table (F2): which key specs each instance kind offers, with which usages and, for
+asymmetric specs, which algorithms per usage.
 
-Validation, the docs and (later) the console read this table; nothing else lists specs.
+Validation, the docs and (later) the console read this table; nothing else lists specs or algorithms.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from openkms.errors import InvalidArgument
-from openkms.types import InstanceKind, KeySpec, KeyUsage
+from openkms.errors import InvalidArgument, UnsupportedOperation
+from openkms.types import AsymmetricAlgorithm, InstanceKind, KeySpec, KeyUsage
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +18,16 @@ class SpecRule:
     usages: tuple[KeyUsage, ...]
     symmetric: bool
     material_bytes: int
+    # Asymmetric specs only: the modulus or curve size, and the algorithms each usage admits.
+    key_bits: int = 0
+    sign_algorithms: tuple[AsymmetricAlgorithm, ...] = ()
+    encrypt_algorithms: tuple[AsymmetricAlgorithm, ...] = ()
+
+    def algorithms(self, usage: KeyUsage) -> tuple[AsymmetricAlgorithm, ...]:
+        """The algorithms a key of this spec and usage admits (none for symmetric specs)."""
+        if usage is KeyUsage.SIGN_VERIFY:
+            return self.sign_algorithms
+        return self.encrypt_algorithms
 
 
 SPEC_RULES: dict[KeySpec, SpecRule] = {
@@ -25,10 +36,35 @@ SPEC_RULES: dict[KeySpec, SpecRule] = {
     ),
 }
 
+_RSA_SIGN = (AsymmetricAlgorithm.RSA_PSS_SHA_256, AsymmetricAlgorithm.RSA_PKCS1_SHA_256)
+_RSA_ENCRYPT = (AsymmetricAlgorithm.RSAES_OAEP_SHA_256, AsymmetricAlgorithm.RSAES_OAEP_SHA_1)
+_ECDSA = (AsymmetricAlgorithm.ECDSA_SHA_256,)
+# RSA keys default to ENCRYPT/DECRYPT (Alibaba's CreateKey default); EC keys only sign.
+_RSA_USAGES = (KeyUsage.ENCRYPT_DECRYPT, KeyUsage.SIGN_VERIFY)
+for _spec, _bits in ((KeySpec.RSA_2048, 2048), (KeySpec.RSA_3072, 3072), (KeySpec.RSA_4096, 4096)):
+    SPEC_RULES[_spec] = SpecRule(
+        _spec,
+        _RSA_USAGES,
+        False,
+        0,
+        key_bits=_bits,
+        sign_algorithms=_RSA_SIGN,
+        encrypt_algorithms=_RSA_ENCRYPT,
+    )
+for _spec in (KeySpec.EC_P256, KeySpec.EC_P256K):
+    SPEC_RULES[_spec] = SpecRule(
+        _spec, (KeyUsage.SIGN_VERIFY,), False, 0, key_bits=256, sign_algorithms=_ECDSA
+    )
+
+ASYMMETRIC_SPECS = (KeySpec.RSA_2048, KeySpec.RSA_3072, KeySpec.RSA_4096, KeySpec.EC_P256, KeySpec.EC_P256K)
+
+# Digest length of the hash inside each OAEP algorithm (label empty, MGF1 with the same hash).
+_OAEP_HASH_BYTES = {AsymmetricAlgorithm.RSAES_OAEP_SHA_256: 32, AsymmetricAlgorithm.RSAES_OAEP_SHA_1: 20}
+
 # Where a key lives decides which specs it may have. None is the default-key slot of a region.
 SPECS_BY_KIND: dict[InstanceKind | None, tuple[KeySpec, ...]] = {
     None: (KeySpec.ALIYUN_AES_256,),
-    InstanceKind.SOFTWARE: (KeySpec.ALIYUN_AES_256,),
+    InstanceKind.SOFTWARE: (KeySpec.ALIYUN_AES_256, *ASYMMETRIC_SPECS),
 }
 
 
@@ -58,3 +94,33 @@ def parse_usage(raw: str | None, rule: SpecRule) -> KeyUsage:
         f"KeyUsage {raw!r} is not valid for {rule.spec}; choose one of {', '.join(rule.usages)}.",
         parameter="KeyUsage",
     )
+
+
+def parse_algorithm(raw: str, rule: SpecRule, usage: KeyUsage) -> AsymmetricAlgorithm:
+    """The requested Algorithm if the spec and usage admit it, else InvalidArgument naming the choices."""
+    offered = rule.algorithms(usage)
+    for algorithm in offered:
+        if algorithm.value == raw:
+            return algorithm
+    raise InvalidArgument(
+        f"Algorithm {raw!r} is not valid for a {rule.spec} key with usage {usage}; "
+        f"choose one of {', '.join(offered)}.",
+        parameter="Algorithm",
+    )
+
+
+def max_plaintext(rule: SpecRule, algorithm: AsymmetricAlgorithm) -> int:
+    """The longest plaintext RSAES-OAEP takes with this key size: k - 2 * hLen - 2 bytes."""
+    return rule.key_bits // 8 - 2 * _OAEP_HASH_BYTES[algorithm] - 2
+
+
+def ensure_rotation_allowed(raw_spec: str | None) -> None:
+    """Automatic rotation is for symmetric keys only (F3.4): UnsupportedOperation for any other spec."""
+    if raw_spec is None:
+        return
+    try:
+        rule = SPEC_RULES[KeySpec(raw_spec)]
+    except (KeyError, ValueError):
+        return  # not a spec we know: CreateKey's own spec validation answers that
+    if not rule.symmetric:
+        raise UnsupportedOperation(f"Automatic rotation applies to symmetric keys only, not {rule.spec}.")

@@ -23,5 +23,13 @@ KMS_ACTIONS: Final = frozenset(
         "kms:GetKmsInstance",
         "kms:GetKeyPolicy",
         "kms:SetKeyPolicy",
+        "kms:AsymmetricSign",
+        "kms:AsymmetricVerify",
+        "kms:AsymmetricEncrypt",
+        "kms:AsymmetricDecrypt",
+        "kms:GetPublicKey",
+        "kms:GenerateAndExportDataKey",
+        "kms:ExportDataKey",
+        "kms:GenerateCertificateSigningRequest",
     }
 )

@@ -12,8 +12,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from openkms.domain.csr import CsrSubject
 from openkms.secret import SecretBytes
-from openkms.types import KeyId, KeySpec, KeyVersionId
+from openkms.types import AsymmetricAlgorithm, KeyId, KeySpec, KeyVersionId
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,39 @@ class CryptoProvider(Protocol):
 
     def decrypt(self, ref: MaterialRef, iv: bytes, sealed: bytes, aad: bytes) -> SecretBytes:
         """The plaintext of (iv, ct || tag). Raises InvalidCiphertext if it does not authenticate."""
+        ...
+
+    def generate_key_pair(self, key_id: KeyId, version_id: KeyVersionId, spec: KeySpec) -> bytes:
+        """Make a new key pair for an asymmetric key version; return what to store (the wrapped private
+        key). Slow for large RSA keys: callers run it off the event loop."""
+        ...
+
+    def public_key_pem(self, ref: MaterialRef) -> str:
+        """The version's public key as SubjectPublicKeyInfo PEM. The private key never leaves."""
+        ...
+
+    def sign(self, ref: MaterialRef, algorithm: AsymmetricAlgorithm, digest: bytes) -> bytes:
+        """Sign a 32-byte SHA-256 digest with the version's private key."""
+        ...
+
+    def verify(
+        self, ref: MaterialRef, algorithm: AsymmetricAlgorithm, digest: bytes, signature: bytes
+    ) -> None:
+        """Return if the signature is valid; raise SignatureInvalid if not."""
+        ...
+
+    def asymmetric_encrypt(self, ref: MaterialRef, algorithm: AsymmetricAlgorithm, plaintext: bytes) -> bytes:
+        """RSAES-OAEP encryption to the version's public key."""
+        ...
+
+    def asymmetric_decrypt(
+        self, ref: MaterialRef, algorithm: AsymmetricAlgorithm, ciphertext: bytes
+    ) -> SecretBytes:
+        """RSAES-OAEP decryption; raises InvalidCiphertext for anything that does not decrypt."""
+        ...
+
+    def sign_csr(self, ref: MaterialRef, algorithm: AsymmetricAlgorithm, subject: CsrSubject) -> str:
+        """A PEM certificate signing request for the version's public key, signed inside the provider."""
         ...
 
     def forget(self, version_id: KeyVersionId) -> None:

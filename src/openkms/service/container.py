@@ -9,7 +9,9 @@ from openkms.keystore import Keystore
 from openkms.node.generation import Generation
 from openkms.providers.software import SoftwareProvider
 from openkms.repository.database import Database
+from openkms.service.asymmetric import AsymmetricService
 from openkms.service.crypto import CryptoService
+from openkms.service.data_key_export import DataKeyExportService
 from openkms.service.identities import IdentityService
 from openkms.service.instances import InstanceService
 from openkms.service.key_policy import KeyPolicyService
@@ -31,6 +33,8 @@ class Services:
     ram: RamService
     key_policies: KeyPolicyService
     sts: StsService
+    asymmetric: AsymmetricService
+    data_key_export: DataKeyExportService
 
 
 def build_services(
@@ -39,15 +43,18 @@ def build_services(
     provider = SoftwareProvider(keystore)
     keys = KeyService(db, provider, clock, generation, cache_ttl)
     identities = IdentityService(db, keystore, generation, cache_ttl, TokenCodec(db, keystore, clock))
+    crypto = CryptoService(db, keys, provider, generation, cache_ttl)
     return Services(
         db=db,
         keystore=keystore,
         clock=clock,
         identities=identities,
         keys=keys,
-        crypto=CryptoService(db, keys, provider, generation, cache_ttl),
+        crypto=crypto,
         instances=InstanceService(db),
         ram=RamService(db, keystore, clock, generation),
         key_policies=KeyPolicyService(db, keys, generation),
         sts=StsService(db, clock, identities),
+        asymmetric=AsymmetricService(db, keys, provider, generation, cache_ttl),
+        data_key_export=DataKeyExportService(crypto),
     )

@@ -15,6 +15,7 @@ from openkms.domain.ciphertext import Ciphertext, blob_aad, header_for, parse_ci
 from openkms.domain.encryption_context import canonical_context
 from openkms.domain.key import Key
 from openkms.domain.lifecycle import ensure_usable
+from openkms.domain.specs import SPEC_RULES
 from openkms.errors import InvalidArgument, InvalidCiphertext, UnsupportedOperation
 from openkms.node.generation import Generation
 from openkms.providers.base import CryptoProvider, MaterialRef, random_bytes
@@ -71,6 +72,8 @@ class CryptoService:
         ctx.touched(key.key_id)
         authorize(ctx, action, key)
         ensure_usable(key.state)
+        if not SPEC_RULES[key.spec].symmetric:
+            raise UnsupportedOperation(f"{action} needs a symmetric key; this key is {key.spec}.")
         if key.usage is not KeyUsage.ENCRYPT_DECRYPT:
             raise UnsupportedOperation(f"{action} needs a key with usage ENCRYPT/DECRYPT.")
 
@@ -105,8 +108,9 @@ class CryptoService:
     ) -> Opened:
         ciphertext = parse_ciphertext(blob)
         ref = self._material(ciphertext.version_id)
-        if ref is None:
-            # The blob names no version we hold: indistinguishable from a forged blob.
+        if ref is None or not SPEC_RULES[ref.spec].symmetric:
+            # The blob names no symmetric version we hold (key pairs never make blobs): indistinguishable
+            # from a forged blob.
             raise InvalidCiphertext()
         key = self._keys.resolve(ctx, ref.key_id)
         self._usable(ctx, key, action)
@@ -127,6 +131,12 @@ class CryptoService:
 
     def decrypt(self, ctx: RequestContext, blob: bytes, context: Mapping[str, str] | None) -> Opened:
         return self._open(ctx, blob, context, "Decrypt")
+
+    def open_for(
+        self, ctx: RequestContext, blob: bytes, context: Mapping[str, str] | None, action: str
+    ) -> Opened:
+        """Decrypt a blob for another use case (ExportDataKey), authorizing `action` instead of Decrypt."""
+        return self._open(ctx, blob, context, action)
 
     def re_encrypt(
         self,

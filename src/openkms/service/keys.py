@@ -112,7 +112,10 @@ class KeyService:
         now = self._clock.now()
         key_id = ids.new_default_key_id() if kind is None else ids.new_instance_key_id(ctx.region_id)
         version_id = ids.new_version_id()
-        wrapped = self._provider.generate_symmetric(key_id, version_id, rule.spec)
+        if rule.symmetric:
+            wrapped = self._provider.generate_symmetric(key_id, version_id, rule.spec)
+        else:
+            wrapped = self._provider.generate_key_pair(key_id, version_id, rule.spec)
         key = Key(
             key_id=key_id,
             account_id=ctx.principal.account_id,

@@ -6,14 +6,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from openkms.api.actions import account, crypto, key_policy, keys, ram, sts
+from openkms.api.actions import account, asymmetric, crypto, data_key_export, key_policy, keys, ram, sts
 from openkms.api.actions.base import Action
 
 KMS_VERSION = "2016-01-20"
 
 # The KMS actions (2016-01-20).
 ACTIONS: dict[str, Action] = {
-    action.name: action for group in (keys, crypto, account, key_policy) for action in group.ACTIONS
+    action.name: action
+    for group in (keys, crypto, account, asymmetric, data_key_export, key_policy)
+    for action in group.ACTIONS
 }
 
 

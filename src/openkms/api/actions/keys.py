@@ -8,6 +8,7 @@ from openkms.api.actions.base import Action, page_params
 from openkms.api.params import Params
 from openkms.clock import iso_utc
 from openkms.domain.key import Key, KeyFilter
+from openkms.domain.specs import ensure_rotation_allowed
 from openkms.errors import InvalidArgument
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
@@ -52,6 +53,7 @@ def key_metadata(key: Key) -> dict[str, object]:
 
 def create_key(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
     if params.optional_bool("EnableAutomaticRotation", False):
+        ensure_rotation_allowed(params.optional_str("KeySpec"))
         raise InvalidArgument(
             "Automatic rotation is not available yet in this server.",
             parameter="EnableAutomaticRotation",
@@ -59,6 +61,7 @@ def create_key(params: Params, ctx: RequestContext, services: Services) -> Mappi
     if params.optional_str("Tags"):
         raise InvalidArgument("Tags are not available yet in this server.", parameter="Tags")
     if params.optional_str("RotationInterval"):
+        ensure_rotation_allowed(params.optional_str("KeySpec"))
         raise InvalidArgument(
             "Automatic rotation is not available yet in this server.", parameter="RotationInterval"
         )

@@ -1,0 +1,122 @@
+"""GenerateAndExportDataKey and ExportDataKey: a data key encrypted to a caller's RSA public key.
+
+Owns the rules for the wrapping public key (PublicKeyBlob, WrappingKeySpec, WrappingAlgorithm) and what
+is exported: the raw data key bytes, RSAES-OAEP-encrypted, so a cryptographic module holding the private
+key imports the key itself. (The KMS CiphertextBlob keeps Alibaba's convention and holds the base64 text
+of the key, so base64(unwrapped ExportedDataKey) equals Decrypt(CiphertextBlob).Plaintext.)
+Every wrapping parameter is checked before a data key is made or a blob is opened.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from openkms.domain.specs import SPEC_RULES, max_plaintext
+from openkms.errors import InvalidArgument, UnsupportedOperation
+from openkms.providers import keypairs
+from openkms.service.context import RequestContext
+from openkms.service.crypto import CryptoService, Sealed, data_key_length
+from openkms.types import AsymmetricAlgorithm, KeyId, KeySpec, KeyVersionId
+
+WRAPPING_KEY_SPECS = (KeySpec.RSA_2048,)
+WRAPPING_ALGORITHMS = (AsymmetricAlgorithm.RSAES_OAEP_SHA_256, AsymmetricAlgorithm.RSAES_OAEP_SHA_1)
+# Alibaba values for SM2 wrapping keys: valid requests this server does not support.
+_SM2 = ("EC_SM2", "SM2PKE")
+
+
+@dataclass(frozen=True, slots=True)
+class WrappingKey:
+    public_key: rsa.RSAPublicKey
+    algorithm: AsymmetricAlgorithm
+    limit: int  # the longest data key this key and algorithm can carry
+
+
+@dataclass(frozen=True, slots=True)
+class Exported:
+    exported: bytes  # the data key encrypted to the caller's public key
+    key_id: KeyId
+    version_id: KeyVersionId
+    sealed: Sealed | None = None  # the KMS CiphertextBlob (GenerateAndExportDataKey only)
+
+
+def parse_wrapping_key(public_key_blob: str, algorithm: str, key_spec: str) -> WrappingKey:
+    """The caller's public key and algorithm, or InvalidArgument/UnsupportedOperation naming the parameter."""
+    if key_spec in _SM2:
+        raise UnsupportedOperation("SM2 wrapping keys (EC_SM2) are not supported; use RSA_2048.")
+    spec = next((spec for spec in WRAPPING_KEY_SPECS if spec.value == key_spec), None)
+    if spec is None:
+        raise InvalidArgument(f"WrappingKeySpec {key_spec!r} is not RSA_2048.", parameter="WrappingKeySpec")
+    if algorithm in _SM2:
+        raise UnsupportedOperation(
+            "SM2PKE wrapping is not supported; use RSAES_OAEP_SHA_256 or RSAES_OAEP_SHA_1."
+        )
+    chosen = next((choice for choice in WRAPPING_ALGORITHMS if choice.value == algorithm), None)
+    if chosen is None:
+        raise InvalidArgument(
+            f"WrappingAlgorithm {algorithm!r} is not one of {', '.join(WRAPPING_ALGORITHMS)}.",
+            parameter="WrappingAlgorithm",
+        )
+    rule = SPEC_RULES[spec]
+    try:
+        der = base64.b64decode(public_key_blob, validate=True)
+        public_key = keypairs.load_rsa_public_key(der, rule.key_bits)
+    except (binascii.Error, ValueError):
+        raise InvalidArgument(
+            f"PublicKeyBlob is not the base64 of an {spec} public key (SubjectPublicKeyInfo DER).",
+            parameter="PublicKeyBlob",
+        ) from None
+    return WrappingKey(public_key, chosen, max_plaintext(rule, chosen))
+
+
+class DataKeyExportService:
+    def __init__(self, crypto: CryptoService) -> None:
+        self._crypto = crypto
+
+    def generate_and_export(
+        self,
+        ctx: RequestContext,
+        key_ref: str,
+        number_of_bytes: int | None,
+        key_spec: str | None,
+        context: Mapping[str, str] | None,
+        wrapping: WrappingKey,
+    ) -> Exported:
+        length = data_key_length(number_of_bytes, key_spec)
+        if length > wrapping.limit:
+            raise InvalidArgument(
+                f"A {length}-byte data key does not fit {wrapping.algorithm} with RSA_2048 "
+                f"(at most {wrapping.limit} bytes).",
+                parameter="NumberOfBytes",
+            )
+        data_key = self._crypto.generate_data_key(
+            ctx, key_ref, length, None, context, action="GenerateAndExportDataKey"
+        )
+        raw = base64.b64decode(data_key.plaintext_base64.reveal())
+        exported = keypairs.oaep_encrypt(wrapping.public_key, wrapping.algorithm, raw)
+        sealed = data_key.sealed
+        return Exported(exported, sealed.key_id, sealed.version_id, sealed)
+
+    def export(
+        self, ctx: RequestContext, blob: bytes, context: Mapping[str, str] | None, wrapping: WrappingKey
+    ) -> Exported:
+        opened = self._crypto.open_for(ctx, blob, context, "ExportDataKey")
+        try:
+            raw = base64.b64decode(opened.plaintext.reveal(), validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidArgument(
+                "CiphertextBlob does not hold a data key (the base64 text GenerateDataKey makes).",
+                parameter="CiphertextBlob",
+            ) from None
+        if not raw or len(raw) > wrapping.limit:
+            raise InvalidArgument(
+                f"The data key is {len(raw)} bytes; {wrapping.algorithm} with RSA_2048 carries 1 to "
+                f"{wrapping.limit}.",
+                parameter="CiphertextBlob",
+            )
+        exported = keypairs.oaep_encrypt(wrapping.public_key, wrapping.algorithm, raw)
+        return Exported(exported, opened.key_id, opened.version_id)
