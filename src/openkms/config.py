@@ -38,6 +38,8 @@ class Settings:
     nonce_slots: int = 1 << 22
     cache_ttl_seconds: float = 2.0
     timestamp_window_seconds: int = 900
+    access_quota: int = 10  # other main accounts an instance's keys may grant (F4.3), per instance
+    grant_release_seconds: int = 300  # how long a removed grant keeps its quota unit
     log_level: str = "info"
     # Not settable from files: only from the environment (secrets) at first start.
     root_access_key_id: str | None = field(default=None, repr=False)
@@ -76,6 +78,8 @@ class Settings:
             "nonce_slots": self.nonce_slots,
             "cache_ttl_seconds": self.cache_ttl_seconds,
             "timestamp_window_seconds": self.timestamp_window_seconds,
+            "access_quota": self.access_quota,
+            "grant_release_seconds": self.grant_release_seconds,
             "log_level": self.log_level,
         }
 
@@ -89,7 +93,14 @@ def _coerce(name: str, raw: Any) -> Any:
     try:
         if name == "data_dir":
             return Path(str(raw))
-        if name in {"port", "workers", "nonce_slots", "timestamp_window_seconds"}:
+        if name in {
+            "port",
+            "workers",
+            "nonce_slots",
+            "timestamp_window_seconds",
+            "access_quota",
+            "grant_release_seconds",
+        }:
             if isinstance(raw, bool):
                 raise TypeError
             return int(raw)
@@ -126,6 +137,10 @@ def _validate(settings: Settings) -> Settings:
         raise ConfigError("setting 'nonce_slots': must be at least 1024")
     if not 0 <= settings.cache_ttl_seconds <= 60:
         raise ConfigError("setting 'cache_ttl_seconds': must be between 0 and 60")
+    if not 0 <= settings.access_quota <= 10_000:
+        raise ConfigError("setting 'access_quota': must be between 0 and 10000")
+    if not 0 <= settings.grant_release_seconds <= 86_400:
+        raise ConfigError("setting 'grant_release_seconds': must be between 0 and 86400")
     if not 60 <= settings.timestamp_window_seconds <= 3600:
         raise ConfigError("setting 'timestamp_window_seconds': must be between 60 and 3600")
     if settings.database_url:

@@ -150,7 +150,15 @@ def create_app(
     # The replay cache lives in the data dir, not in /dev/shm, so a restart or a reboot does not
     # reopen the 15-minute replay window of requests already seen.
     generation = ChangeGeneration(run_dir / "generation.shm")
-    services = build_services(db, keystore, clock, generation, settings.cache_ttl_seconds)
+    services = build_services(
+        db,
+        keystore,
+        clock,
+        generation,
+        settings.cache_ttl_seconds,
+        access_quota=settings.access_quota,
+        grant_release_seconds=settings.grant_release_seconds,
+    )
     nonces = SharedNonceStore(node_memory_dir(settings.data_dir) / NONCE_FILE, slots=settings.nonce_slots)
     if audit is None:
         audit = JsonlAuditSink(_audit_path(settings.data_dir), fsync=settings.audit_fsync)

@@ -6,8 +6,9 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -20,8 +21,11 @@ audit_app = typer.Typer(no_args_is_help=True, help="Work with the audit log.")
 app.add_typer(audit_app, name="audit")
 account_app = typer.Typer(no_args_is_help=True, help="Manage main accounts (tenants) of this OpenKMS.")
 app.add_typer(account_app, name="account")
+instance_app = typer.Typer(no_args_is_help=True, help="Share key management instances and set their quota.")
+app.add_typer(instance_app, name="instance")
 app.command("csr")(csr)
 console = Console(stderr=True, soft_wrap=True)
+T = TypeVar("T")
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Folder for the database, key file, audit log.")
@@ -182,6 +186,84 @@ def account_create(
         typer.echo(f"AccountId:       {created.account_id}")
         typer.echo(f"AccessKeyId:     {created.access_key_id}")
         typer.echo(f"AccessKeySecret: {secret}   (shown once; store it now)")
+
+
+def _instance_access(settings: Settings) -> tuple[Any, Any]:
+    from openkms.clock import SystemClock
+    from openkms.repository.database import Database
+    from openkms.service.sharing import InstanceAccess
+
+    db = Database(settings.effective_database_url)
+    return db, InstanceAccess(db, SystemClock(), settings.access_quota, settings.grant_release_seconds)
+
+
+def _admin_call(action: Callable[[], T]) -> T:
+    from openkms.errors import OpenKMSError
+
+    try:
+        return action()
+    except OpenKMSError as exc:
+        console.print(f"[red]refused:[/red] {exc.message}")
+        raise typer.Exit(1) from exc
+
+
+@instance_app.command("share")
+def instance_share(
+    instance_id: Annotated[str, typer.Argument(help="The instance (kst-...) to share.")],
+    account: Annotated[str, typer.Option("--account", help="The main account (uid) to share it with.")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Share an instance with another main account: it may create keys there, usable by both (F4.1)."""
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    db, access = _instance_access(settings)
+    try:
+        added = _admin_call(lambda: access.share(instance_id, account))
+    finally:
+        db.dispose()
+    typer.echo(f"{instance_id} {'is now' if added else 'was already'} shared with {account}")
+
+
+@instance_app.command("unshare")
+def instance_unshare(
+    instance_id: Annotated[str, typer.Argument(help="The shared instance (kst-...).")],
+    account: Annotated[str, typer.Option("--account", help="The main account (uid) to stop sharing with.")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Stop sharing: the account creates no more keys there; keys it made keep their policies."""
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    db, access = _instance_access(settings)
+    try:
+        removed = _admin_call(lambda: access.unshare(instance_id, account))
+    finally:
+        db.dispose()
+    typer.echo(f"{instance_id} {'is no longer' if removed else 'was not'} shared with {account}")
+
+
+@instance_app.command("quota")
+def instance_quota(
+    instance_id: Annotated[str, typer.Argument(help="The instance (kst-...).")],
+    quota: Annotated[
+        int | None, typer.Argument(help="New access quota; omit to show the current use.")
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Show or set how many other main accounts the instance's key policies may grant (F4.3)."""
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    db, access = _instance_access(settings)
+    try:
+        if quota is not None:
+            _admin_call(lambda: access.set_quota(instance_id, quota))
+        limit, held, cooling = access.usage(instance_id)
+    finally:
+        db.dispose()
+    typer.echo(f"quota {limit}; held by {len(held)}: {', '.join(held) or '-'}; "
+               f"returning soon: {', '.join(cooling) or '-'}")  # fmt: skip
 
 
 @audit_app.command("verify")

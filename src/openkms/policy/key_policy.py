@@ -70,6 +70,13 @@ def default_key_policy(account_id: str) -> str:
     return _text([_statement(DEFAULT_SID, [f"acs:ram::{account_id}:*"], ["kms:*"])])
 
 
+def shared_instance_key_policy(account_id: str, instance_owner: str) -> str:
+    """The default policy of a key made by `account_id` in an instance `instance_owner` shared with it:
+    usable by both accounts (F4.1)."""
+    principals = [f"acs:ram::{account_id}:*", f"acs:ram::{instance_owner}:*"]
+    return _text([_statement(DEFAULT_SID, principals, ["kms:*"])])
+
+
 def custom_key_policy(
     account_id: str,
     administrators: Sequence[str] = (),

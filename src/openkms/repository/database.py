@@ -21,6 +21,7 @@ from openkms.repository.identities import IdentityRepository
 from openkms.repository.instances import InstanceRepository
 from openkms.repository.keyring import KeyringRepository
 from openkms.repository.keys import KeyRepository
+from openkms.repository.sharing import SharingRepository
 
 
 class UnitOfWork:
@@ -33,6 +34,7 @@ class UnitOfWork:
         self.keys = KeyRepository(connection)
         self.keyring = KeyringRepository(connection)
         self.identities = IdentityRepository(connection)
+        self.sharing = SharingRepository(connection)
 
 
 class Database:

@@ -162,6 +162,34 @@ ram_attachments = Table(
     Column("attached_at", DateTime(timezone=True), nullable=False),
 )
 
+# F4.1: an instance shared with other main accounts, who may then create keys in it.
+instance_shares = Table(
+    "instance_shares",
+    metadata,
+    Column("instance_id", String(64), ForeignKey("instances.instance_id"), primary_key=True),
+    Column("account_id", String(16), ForeignKey("accounts.account_id"), primary_key=True),
+    Column("shared_at", DateTime(timezone=True), nullable=False),
+)
+
+# F4.3: the other main accounts granted on an instance's keys, each using one unit of the instance's
+# access quota; a released grant keeps its unit until `released_at` + the release delay.
+instance_grants = Table(
+    "instance_grants",
+    metadata,
+    Column("instance_id", String(64), ForeignKey("instances.instance_id"), primary_key=True),
+    Column("grantee_account_id", String(20), primary_key=True),
+    Column("granted_at", DateTime(timezone=True), nullable=False),
+    Column("released_at", DateTime(timezone=True), nullable=True),
+)
+
+# The access quota of an instance when an administrator set one (otherwise the server's default).
+instance_quotas = Table(
+    "instance_quotas",
+    metadata,
+    Column("instance_id", String(64), ForeignKey("instances.instance_id"), primary_key=True),
+    Column("access_quota", Integer, nullable=False),
+)
+
 # Server-wide secrets (the STS token key), wrapped by the keystore like key material.
 service_secrets = Table(
     "service_secrets",

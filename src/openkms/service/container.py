@@ -17,6 +17,7 @@ from openkms.service.instances import InstanceService
 from openkms.service.key_policy import KeyPolicyService
 from openkms.service.keys import KeyService
 from openkms.service.ram import RamService
+from openkms.service.sharing import DEFAULT_QUOTA, DEFAULT_RELEASE_SECONDS, InstanceAccess
 from openkms.service.sts import StsService
 from openkms.service.sts_tokens import TokenCodec
 
@@ -35,13 +36,22 @@ class Services:
     sts: StsService
     asymmetric: AsymmetricService
     data_key_export: DataKeyExportService
+    access: InstanceAccess
 
 
 def build_services(
-    db: Database, keystore: Keystore, clock: Clock, generation: Generation, cache_ttl: float
+    db: Database,
+    keystore: Keystore,
+    clock: Clock,
+    generation: Generation,
+    cache_ttl: float,
+    *,
+    access_quota: int = DEFAULT_QUOTA,
+    grant_release_seconds: float = DEFAULT_RELEASE_SECONDS,
 ) -> Services:
     provider = SoftwareProvider(keystore)
-    keys = KeyService(db, provider, clock, generation, cache_ttl)
+    access = InstanceAccess(db, clock, access_quota, grant_release_seconds)
+    keys = KeyService(db, provider, clock, generation, cache_ttl, access)
     identities = IdentityService(db, keystore, generation, cache_ttl, TokenCodec(db, keystore, clock))
     crypto = CryptoService(db, keys, provider, generation, cache_ttl)
     return Services(
@@ -53,7 +63,8 @@ def build_services(
         crypto=crypto,
         instances=InstanceService(db),
         ram=RamService(db, keystore, clock, generation),
-        key_policies=KeyPolicyService(db, keys, generation),
+        key_policies=KeyPolicyService(db, keys, generation, access, clock),
+        access=access,
         sts=StsService(db, clock, identities),
         asymmetric=AsymmetricService(db, keys, provider, generation, cache_ttl),
         data_key_export=DataKeyExportService(crypto),

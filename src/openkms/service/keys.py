@@ -20,12 +20,15 @@ from openkms.errors import (
 )
 from openkms.node.generation import Generation
 from openkms.policy.document import PolicyKind, parse_policy
+from openkms.policy.key_policy import shared_instance_key_policy
 from openkms.providers.base import CryptoProvider
 from openkms.repository.database import Database
+from openkms.repository.instances import InstanceRow
 from openkms.service import ids
 from openkms.service.authorization import authorize
 from openkms.service.cache import TtlCache
 from openkms.service.context import RequestContext
+from openkms.service.sharing import InstanceAccess
 from openkms.types import (
     CreatorType,
     InstanceId,
@@ -58,8 +61,10 @@ class KeyService:
         clock: Clock,
         generation: Generation,
         cache_ttl: float,
+        access: InstanceAccess | None = None,
     ) -> None:
         self._db = db
+        self._access = access
         self._provider = provider
         self._clock = clock
         self._generation = generation
@@ -103,7 +108,11 @@ class KeyService:
                 f"Description is longer than {DESCRIPTION_LIMIT} characters.", parameter="Description"
             )
         origin = _parse_origin(request.origin)
-        kind = self._instance_kind(ctx, request.instance_id)
+        instance = self._instance(ctx, request.instance_id)
+        kind = None if instance is None else instance.kind
+        policy = request.policy
+        if policy is None and instance is not None and instance.account_id != ctx.principal.account_id:
+            policy = shared_instance_key_policy(ctx.principal.account_id, instance.account_id)
         rule = parse_spec(request.key_spec, kind)
         usage = parse_usage(request.key_usage, rule)
         protection = _parse_protection_level(request.protection_level, kind)
@@ -131,24 +140,32 @@ class KeyService:
             creator_type=CreatorType.USER,
             primary_version_id=version_id,
             created_at=now,
-            policy=request.policy,
+            policy=policy,
         )
         with self._db.unit_of_work(write=True) as uow:
+            if self._access is not None:
+                self._access.enforce(uow, key.instance_id, key_id, key.account_id, policy, now)
             uow.keys.add(key, customer_master_key=kind is None)
             uow.keys.add_version(KeyVersion(key_id, version_id, now), 1, wrapped)
         ctx.touched(key_id, version_id)
         return key
 
     def _instance_kind(self, ctx: RequestContext, instance_id: str | None) -> InstanceKind | None:
+        instance = self._instance(ctx, instance_id)
+        return None if instance is None else instance.kind
+
+    def _instance(self, ctx: RequestContext, instance_id: str | None) -> InstanceRow | None:
+        """The instance a key is created in: the caller's own, or one shared with its account (F4.1)."""
         if instance_id is None:
             return None
         with self._db.unit_of_work() as uow:
             instance = uow.instances.get(instance_id)
+            shared = instance is not None and uow.sharing.is_shared(instance_id, ctx.principal.account_id)
         if instance is None or instance.region_id != ctx.region_id:
             raise InstanceNotFound(f"The KMS instance {instance_id!r} is not found in {ctx.region_id}.")
-        if instance.account_id != ctx.principal.account_id:
+        if instance.account_id != ctx.principal.account_id and not shared:
             raise AccessDenied(f"The KMS instance {instance_id!r} belongs to another account.")
-        return instance.kind
+        return instance
 
     def describe_key(self, ctx: RequestContext, key_ref: str) -> Key:
         key = self.resolve(ctx, key_ref)

@@ -1,4 +1,5 @@
-"""Identities and key policies: RAM users, roles, policies and attachments; service secrets; keys.policy.
+"""Identities and key policies: RAM users, roles, policies and attachments; service secrets; keys.policy;
+instance sharing, grants and access quotas.
 
 Revision ID: 0004
 Revises: 0001
@@ -84,6 +85,39 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "instance_shares",
+        sa.Column("instance_id", sa.String(length=64), nullable=False),
+        sa.Column("account_id", sa.String(length=16), nullable=False),
+        sa.Column("shared_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.account_id"], name=op.f("fk_instance_shares_account_id_accounts")
+        ),
+        sa.ForeignKeyConstraint(
+            ["instance_id"], ["instances.instance_id"], name=op.f("fk_instance_shares_instance_id_instances")
+        ),
+        sa.PrimaryKeyConstraint("instance_id", "account_id", name=op.f("pk_instance_shares")),
+    )
+    op.create_table(
+        "instance_grants",
+        sa.Column("instance_id", sa.String(length=64), nullable=False),
+        sa.Column("grantee_account_id", sa.String(length=20), nullable=False),
+        sa.Column("granted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("released_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["instance_id"], ["instances.instance_id"], name=op.f("fk_instance_grants_instance_id_instances")
+        ),
+        sa.PrimaryKeyConstraint("instance_id", "grantee_account_id", name=op.f("pk_instance_grants")),
+    )
+    op.create_table(
+        "instance_quotas",
+        sa.Column("instance_id", sa.String(length=64), nullable=False),
+        sa.Column("access_quota", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["instance_id"], ["instances.instance_id"], name=op.f("fk_instance_quotas_instance_id_instances")
+        ),
+        sa.PrimaryKeyConstraint("instance_id", name=op.f("pk_instance_quotas")),
+    )
+    op.create_table(
         "service_secrets",
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("wrapped_value", sa.LargeBinary(), nullable=False),
@@ -94,6 +128,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("service_secrets")
+    op.drop_table("instance_quotas")
+    op.drop_table("instance_grants")
+    op.drop_table("instance_shares")
     op.drop_table("ram_attachments")
     op.drop_table("ram_policies")
     op.drop_table("ram_roles")
