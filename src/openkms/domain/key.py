@@ -45,6 +45,12 @@ class Key:
     primary_version_id: KeyVersionId | None
     created_at: datetime
     delete_date: datetime | None = None
+    # Lifecycle (issue 3).
+    deletion_protection: bool = False
+    deletion_protection_description: str = ""
+    rotation_interval: int | None = None  # seconds; None: no automatic rotation
+    last_rotation_date: datetime | None = None
+    next_rotation_date: datetime | None = None
 
     @property
     def arn(self) -> str:

@@ -17,9 +17,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from openkms.repository.accounts import AccountRepository
+from openkms.repository.aliases import AliasRepository
 from openkms.repository.instances import InstanceRepository
 from openkms.repository.keyring import KeyringRepository
 from openkms.repository.keys import KeyRepository
+from openkms.repository.lifecycle import LifecycleRepository
+from openkms.repository.tags import TagRepository
 
 
 class UnitOfWork:
@@ -31,6 +34,9 @@ class UnitOfWork:
         self.instances = InstanceRepository(connection)
         self.keys = KeyRepository(connection)
         self.keyring = KeyringRepository(connection)
+        self.aliases = AliasRepository(connection)
+        self.tags = TagRepository(connection)
+        self.lifecycle = LifecycleRepository(connection)
 
 
 class Database:
@@ -45,6 +51,25 @@ class Database:
             connection.info["openkms_write"] = write
             with connection.begin():
                 yield UnitOfWork(connection)
+
+    def scrub(self) -> None:
+        """After destroying key material: make sure no copy of it survives in the database files.
+
+        SQLite: secure_delete already zeroed the freed cells; a TRUNCATE checkpoint moves those pages
+        into the main file and empties the WAL, whose old frames still held the rows. PostgreSQL:
+        VACUUM the tables that held material so dead tuples are reclaimed (best effort, P10).
+        """
+        if self.is_sqlite:
+            raw = self.engine.raw_connection()  # autocommit (isolation_level None): no open transaction
+            try:
+                cursor = raw.cursor()
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                cursor.close()
+            finally:
+                raw.close()
+            return
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM key_versions")
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -64,6 +89,8 @@ def _build_engine(url: str, is_sqlite: bool) -> Engine:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # Deleted rows are overwritten with zeros, so destroyed key material leaves no bytes behind (P10).
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -59,6 +59,11 @@ class KeyRepository:
                         primary_version_id=key.primary_version_id,
                         created_at=key.created_at,
                         delete_date=key.delete_date,
+                        deletion_protection=key.deletion_protection,
+                        deletion_protection_description=key.deletion_protection_description,
+                        rotation_interval=key.rotation_interval,
+                        last_rotation_date=key.last_rotation_date,
+                        next_rotation_date=key.next_rotation_date,
                     )
                 )
         except IntegrityError as exc:
@@ -152,6 +157,11 @@ def _key(row: Row[Any]) -> Key:
         primary_version_id=(None if row.primary_version_id is None else KeyVersionId(row.primary_version_id)),
         created_at=as_utc(row.created_at),
         delete_date=None if row.delete_date is None else as_utc(row.delete_date),
+        deletion_protection=bool(row.deletion_protection),
+        deletion_protection_description=row.deletion_protection_description,
+        rotation_interval=row.rotation_interval,
+        last_rotation_date=None if row.last_rotation_date is None else as_utc(row.last_rotation_date),
+        next_rotation_date=None if row.next_rotation_date is None else as_utc(row.next_rotation_date),
     )
 
 

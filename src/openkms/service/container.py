@@ -9,10 +9,13 @@ from openkms.keystore import Keystore
 from openkms.node.generation import Generation
 from openkms.providers.software import SoftwareProvider
 from openkms.repository.database import Database
+from openkms.service.aliases import AliasService
 from openkms.service.crypto import CryptoService
 from openkms.service.identities import IdentityService
 from openkms.service.instances import InstanceService
 from openkms.service.keys import KeyService
+from openkms.service.lifecycle import LifecycleService
+from openkms.service.tags import TagService
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +27,10 @@ class Services:
     keys: KeyService
     crypto: CryptoService
     instances: InstanceService
+    lifecycle: LifecycleService
+    aliases: AliasService
+    tags: TagService
+    generation: Generation
 
 
 def build_services(
@@ -39,4 +46,8 @@ def build_services(
         keys=keys,
         crypto=CryptoService(db, keys, provider, generation, cache_ttl),
         instances=InstanceService(db),
+        lifecycle=LifecycleService(db, keys, provider, clock, generation),
+        aliases=AliasService(db, keys, clock, generation),
+        tags=TagService(db, keys),
+        generation=generation,
     )

@@ -3,11 +3,13 @@ Params into a service call and the result into Alibaba's response fields."""
 
 from __future__ import annotations
 
-from openkms.api.actions import account, crypto, keys
+from openkms.api.actions import account, aliases, crypto, keys, lifecycle, tags
 from openkms.api.actions.base import Action
 
 ACTIONS: dict[str, Action] = {
-    action.name: action for group in (keys, crypto, account) for action in group.ACTIONS
+    action.name: action
+    for group in (keys, crypto, account, lifecycle, aliases, tags)
+    for action in group.ACTIONS
 }
 
 __all__ = ["ACTIONS", "Action"]
