@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -21,6 +22,7 @@ from openkms.repository.aliases import AliasRepository
 from openkms.repository.instances import InstanceRepository
 from openkms.repository.keyring import KeyringRepository
 from openkms.repository.keys import KeyRepository
+from openkms.repository.leader import AdvisoryLeaderLock, FileLeaderLock, LeaderLock
 from openkms.repository.lifecycle import LifecycleRepository
 from openkms.repository.tags import TagRepository
 
@@ -70,6 +72,13 @@ class Database:
             return
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("VACUUM key_versions")
+
+    def leader_lock(self) -> LeaderLock:
+        """The lock that elects this database's one job runner."""
+        if self.is_sqlite:
+            database = make_url(self.url).database or ""
+            return FileLeaderLock(Path(f"{database}.jobs.lock"))
+        return AdvisoryLeaderLock(self.engine)
 
     def dispose(self) -> None:
         self.engine.dispose()
