@@ -147,7 +147,7 @@ def test_concurrent_manual_rotations_make_distinct_ordered_versions(stack: Stack
             version = services.lifecycle.create_key_version(stack.ctx(), key_id)
             with lock:
                 made.append(version.version_id)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             with lock:
                 errors.append(exc)
 
