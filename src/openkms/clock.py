@@ -34,6 +34,9 @@ def iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+DEV_CLOCK_FILE = "dev-clock"  # in the data dir's run/ folder; present only while the dev clock is on
+
+
 class DevClock:
     """The development clock (`serve --dev-clock`): the wall clock plus an offset that only moves forward.
 

@@ -41,5 +41,7 @@ KMS_ACTIONS: Final = frozenset(
         "kms:TagResources",
         "kms:UntagResources",
         "kms:ListTagResources",
+        # OpenKMS extension: the development clock (`serve --dev-clock`).
+        "kms:DevAdvanceClock",
     }
 )

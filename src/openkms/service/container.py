@@ -15,6 +15,7 @@ from openkms.service.identities import IdentityService
 from openkms.service.instances import InstanceService
 from openkms.service.keys import KeyService
 from openkms.service.lifecycle import LifecycleService
+from openkms.service.service_keys import ServiceKeyService
 from openkms.service.tags import TagService
 
 
@@ -31,13 +32,15 @@ class Services:
     aliases: AliasService
     tags: TagService
     generation: Generation
+    service_keys: ServiceKeyService
 
 
 def build_services(
     db: Database, keystore: Keystore, clock: Clock, generation: Generation, cache_ttl: float
 ) -> Services:
     provider = SoftwareProvider(keystore)
-    keys = KeyService(db, provider, clock, generation, cache_ttl)
+    service_keys = ServiceKeyService(db, provider, clock, generation)
+    keys = KeyService(db, provider, clock, generation, cache_ttl, service_keys)
     return Services(
         db=db,
         keystore=keystore,
@@ -50,4 +53,5 @@ def build_services(
         aliases=AliasService(db, keys, clock, generation),
         tags=TagService(db, keys),
         generation=generation,
+        service_keys=service_keys,
     )

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from openkms.clock import Clock
 from openkms.domain.key import Key, KeyFilter, KeyVersion
@@ -29,6 +30,9 @@ from openkms.repository.database import Database
 from openkms.service import ids
 from openkms.service.cache import TtlCache
 from openkms.service.context import RequestContext
+
+if TYPE_CHECKING:
+    from openkms.service.service_keys import ServiceKeyService
 from openkms.types import (
     CreatorType,
     InstanceId,
@@ -81,8 +85,10 @@ class KeyService:
         clock: Clock,
         generation: Generation,
         cache_ttl: float,
+        service_keys: ServiceKeyService | None = None,
     ) -> None:
         self._db = db
+        self._service_keys = service_keys
         self._provider = provider
         self._clock = clock
         self._generation = generation
@@ -114,11 +120,17 @@ class KeyService:
         if key_id is None:
             with self._db.unit_of_work() as uow:
                 alias = uow.aliases.get(ctx.principal.account_id, ctx.region_id, name)
-            if alias is None:
-                raise AliasNotFound()
-            key_id = alias.key_id
+            key_id = alias.key_id if alias is not None else self._first_use_of_service_key(ctx, name)
             self.alias_cache.put(cache_key, key_id)
         return key_id
+
+    def _first_use_of_service_key(self, ctx: RequestContext, name: str) -> KeyId:
+        """An integrated service naming its own missing service key gets it made (F1.1)."""
+        principal = ctx.principal
+        if principal.kind != "service" or self._service_keys is None or name != f"alias/acs/{principal.name}":
+            raise AliasNotFound()
+        key, _ = self._service_keys.ensure(ctx, principal.name)
+        return key.key_id
 
     def _key_id_of(self, ctx: RequestContext, key_ref: str) -> str:
         if key_ref.startswith("alias/"):
