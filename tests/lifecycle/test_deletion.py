@@ -128,3 +128,23 @@ def test_the_job_destroys_material_aliases_and_tags_after_the_window(stack: Stac
     assert delete_due_keys(services) == []
     if stack.db_path is not None:
         assert _files_holding(stack.db_path, canaries) == []  # P10: not in the database file nor the WAL
+
+
+def test_a_service_key_is_made_on_first_use_by_its_service(stack: Stack) -> None:
+    from openkms.service.context import RequestContext, service_principal
+    from tests.lifecycle.conftest import REGION
+
+    services = stack.services
+    ctx = RequestContext("r1", service_principal(stack.account_id, "ecs"), REGION)
+    first = services.crypto.encrypt(ctx, "alias/acs/ecs", b"disk key", None)
+    again = services.crypto.encrypt(ctx, "alias/acs/ecs", b"disk key", None)
+    assert first.key_id == again.key_id
+    key = services.keys.describe_key(stack.ctx(), "alias/acs/ecs")
+    assert (key.creator, key.creator_type.value, key.instance_id) == ("ecs", "Service", None)
+    # a user naming a missing service alias does not create anything
+    with pytest.raises(AliasNotFound):
+        services.crypto.encrypt(stack.ctx(), "alias/acs/rds", b"x", None)
+    # another service cannot claim it either
+    other = RequestContext("r2", service_principal(stack.account_id, "oss"), REGION)
+    with pytest.raises(AliasNotFound):
+        services.crypto.encrypt(other, "alias/acs/rds", b"x", None)
