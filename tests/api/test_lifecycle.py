@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.support.sdk import KmsCaller, KmsError
+from tests.support.sdk import KmsCaller, KmsError, list_all
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -97,9 +97,13 @@ def test_schedule_and_cancel_deletion(kms: KmsCaller, key_id: str) -> None:
     _refused(kms, "EnableKey", "Forbidden.KeyStateError", KeyId=key_id)
     _refused(kms, "ScheduleKeyDeletion", "Forbidden.KeyStateError", KeyId=key_id, PendingWindowInDays=30)
     assert _meta(kms, key_id)["DeleteDate"] == meta["DeleteDate"]
-    pending = kms.call(
-        "ListKeys", PageSize=100, Filters=json.dumps([{"Key": "KeyState", "Values": ["PendingDeletion"]}])
-    )["Keys"]["Key"]
+    pending = list_all(
+        kms,
+        "ListKeys",
+        "Keys",
+        "Key",
+        Filters=json.dumps([{"Key": "KeyState", "Values": ["PendingDeletion"]}]),
+    )
     assert key_id in {key["KeyId"] for key in pending}
     kms.call("CancelKeyDeletion", KeyId=key_id)
     meta = _meta(kms, key_id)

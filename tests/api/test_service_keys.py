@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from tests.support.sdk import KmsCaller, KmsError
+from tests.support.sdk import KmsCaller, KmsError, list_all
 from tests.support.server import LiveServer
 
 
@@ -41,9 +41,9 @@ def test_service_key_is_usable_but_protected_from_users(kms: KmsCaller, service:
     meta = kms.call("DescribeKey", KeyId=alias)["KeyMetadata"]
     assert meta["Creator"] == service and meta["KeyState"] == "Enabled"
     service_key = meta["KeyId"]
-    services_listed = kms.call(
-        "ListKeys", PageSize=100, Filters=json.dumps([{"Key": "CreatorType", "Values": ["Service"]}])
-    )["Keys"]["Key"]
+    services_listed = list_all(
+        kms, "ListKeys", "Keys", "Key", Filters=json.dumps([{"Key": "CreatorType", "Values": ["Service"]}])
+    )
     assert service_key in {key["KeyId"] for key in services_listed}
     sealed = kms.call("Encrypt", KeyId=alias, Plaintext="by a service key")
     assert kms.call("Decrypt", CiphertextBlob=sealed["CiphertextBlob"])["Plaintext"] == "by a service key"

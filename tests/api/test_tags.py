@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.support.sdk import KmsCaller, KmsError
+from tests.support.sdk import KmsCaller, KmsError, list_all
 
 
 def _tags(kms: KmsCaller, key_id: str) -> dict[str, str]:
@@ -114,8 +114,7 @@ def test_create_key_with_tags(kms: KmsCaller, instance_id: str) -> None:
 
 def test_list_keys_filters(kms: KmsCaller, key_id: str) -> None:
     def listed(filters: list[dict[str, object]]) -> set[str]:
-        body = kms.call("ListKeys", PageSize=100, Filters=json.dumps(filters))
-        return {key["KeyId"] for key in body["Keys"]["Key"]}
+        return {key["KeyId"] for key in list_all(kms, "ListKeys", "Keys", "Key", Filters=json.dumps(filters))}
 
     assert key_id in listed([{"Key": "CreatorType", "Values": ["User"]}])
     assert key_id not in listed([{"Key": "CreatorType", "Values": ["Service"]}])

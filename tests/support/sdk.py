@@ -114,3 +114,15 @@ class KmsCaller:
                 exc.get_error_code(), exc.get_http_status(), exc.get_error_msg(), exc.get_request_id()
             ) from None
         return json.loads(raw)
+
+
+def list_all(kms: KmsCaller, action: str, outer: str, inner: str, **params: Any) -> list[dict[str, Any]]:
+    """Every item of a paged list action (ListKeys, ListAliases, ...), page by page."""
+    items: list[dict[str, Any]] = []
+    page = 1
+    while True:
+        body = kms.call(action, PageNumber=page, PageSize=100, **params)
+        items += body[outer][inner]
+        if page * 100 >= body["TotalCount"]:
+            return items
+        page += 1
