@@ -25,10 +25,13 @@ DAY = 86400
 @pytest.fixture(params=["sqlite", "postgres"])
 def dev_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
     url = new_postgres_database() if request.param == "postgres" else None
+    # The flag on one backend, the setting's environment variable on the other: both turn it on.
+    flag = request.param == "sqlite"
     live = LiveServer(
         tmp_path / "data",
         database_url=url,
-        extra_env={"OPENKMS_DEV_CLOCK": "true", "OPENKMS_JOB_INTERVAL_SECONDS": "0.2"},
+        extra_env={"OPENKMS_JOB_INTERVAL_SECONDS": "0.2", **({} if flag else {"OPENKMS_DEV_CLOCK": "true"})},
+        extra_args=["--dev-clock"] if flag else [],
     ).start()
     yield live
     live.stop()

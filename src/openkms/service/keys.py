@@ -30,9 +30,6 @@ from openkms.repository.database import Database
 from openkms.service import ids
 from openkms.service.cache import TtlCache
 from openkms.service.context import RequestContext
-
-if TYPE_CHECKING:
-    from openkms.service.service_keys import ServiceKeyService
 from openkms.types import (
     CreatorType,
     InstanceId,
@@ -42,6 +39,9 @@ from openkms.types import (
     Origin,
     ProtectionLevel,
 )
+
+if TYPE_CHECKING:  # service_keys builds on this module; the type is only named here
+    from openkms.service.service_keys import ServiceKeyService
 
 _KEY_ARN = re.compile(r"^acs:kms:(?P<region>[^:]*):(?P<account>\d+):key/(?P<key>.+)$")
 _ALIAS_ARN = re.compile(r"^acs:kms:(?P<region>[^:]*):(?P<account>\d+):(?P<alias>alias/.+)$")
