@@ -5,10 +5,12 @@ Off by default and refused then; visible in /healthz and in every audit record w
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -42,6 +44,17 @@ def _advance(server: LiveServer, duration: str) -> httpx.Response:
     return send(server.url, params)
 
 
+def _wrapped_material(server: LiveServer, key_id: str) -> list[bytes]:
+    """The stored (wrapped) material of a key's versions, read straight from the store: the canaries."""
+    if server.database_url is not None:
+        return []
+    with closing(sqlite3.connect(server.data_dir / "openkms.db")) as connection:
+        rows = connection.execute("SELECT wrapped_material FROM key_versions WHERE key_id = ?", (key_id,))
+        found = [bytes(row[0]) for row in rows]
+    assert found
+    return found
+
+
 def _eventually(check: object, timeout: float = 30.0) -> None:
     """The job runner works on its own interval: wait for its result (bounded)."""
     assert callable(check)
@@ -63,6 +76,7 @@ def test_dev_clock_drives_rotation_and_deletion(dev_server: LiveServer) -> None:
     blob = kms.call("Encrypt", KeyId=doomed, Plaintext="secret")["CiphertextBlob"]
     old_blob = kms.call("Encrypt", KeyId=rotating_id, Plaintext="v1")["CiphertextBlob"]
     kms.call("ScheduleKeyDeletion", KeyId=doomed, PendingWindowInDays=7)
+    canaries = _wrapped_material(dev_server, doomed)
 
     health = httpx.get(dev_server.url + "/healthz", timeout=10).json()
     assert health["dev_clock"]["offset_seconds"] == 0
@@ -89,6 +103,12 @@ def test_dev_clock_drives_rotation_and_deletion(dev_server: LiveServer) -> None:
         kms.call("DescribeKey", KeyId="alias/doomed")
     assert caught.value.code == "Forbidden.AliasNotFound"
     assert kms.call("Decrypt", CiphertextBlob=old_blob)["Plaintext"] == "v1"
+    if dev_server.database_url is None:  # P10 on the live server: not in the database file nor its WAL
+        database = dev_server.data_dir / "openkms.db"
+        for path in (database, database.with_name("openkms.db-wal")):
+            if path.exists():
+                data = path.read_bytes()
+                assert not any(canary in data for canary in canaries), path.name
 
     # the CLI moves the same clock
     cli = subprocess.run(
