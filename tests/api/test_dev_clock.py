@@ -148,3 +148,39 @@ def test_dev_clock_is_off_by_default(server: LiveServer) -> None:
         check=False,
     )
     assert cli.returncode == 1 and "not started with --dev-clock" in cli.stderr
+
+
+def test_one_job_runner_among_several_workers(tmp_path: Path) -> None:
+    live = LiveServer(
+        tmp_path / "data",
+        workers=2,
+        extra_env={"OPENKMS_JOB_INTERVAL_SECONDS": "0.2"},
+        extra_args=["--dev-clock"],
+    ).start()
+    try:
+        kms = KmsCaller("tea-acs3", live.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+        instance = kms.call("ListKmsInstances")["KmsInstances"]["KmsInstance"][0]["KmsInstanceId"]
+        keys = [
+            kms.call(
+                "CreateKey", DKMSInstanceId=instance, EnableAutomaticRotation=True, RotationInterval="7d"
+            )["KeyMetadata"]["KeyId"]
+            for _ in range(3)
+        ]
+        for expected in (2, 3):
+            assert _advance(live, "8d").status_code == 200
+
+            def rotated(expected: int = expected) -> bool:
+                return all(kms.call("ListKeyVersions", KeyId=k)["TotalCount"] >= expected for k in keys)
+
+            _eventually(rotated)
+        # every job record was written by one process (each worker has its own audit file)
+        writers = {
+            path.name
+            for path in (live.data_dir / "audit").glob("*.jsonl")
+            for line in path.read_text().splitlines()
+            if '"rotation-job"' in line or "system/rotation-job" in line
+        }
+        assert len(writers) == 1
+        assert all(kms.call("ListKeyVersions", KeyId=k)["TotalCount"] == 3 for k in keys)
+    finally:
+        live.stop()
