@@ -11,21 +11,22 @@ from openkms.types import AccountId, RegionId
 class Principal:
     account_id: AccountId
     name: str  # "root" for an account's own access key; RAM users and roles come with issue 6
+    # Who acts (named `actor`, not `kind`: issue 6 gives Principal a `kind` property of its own):
     # "user" for callers with an access key; "service" for an integrated cloud service (it may manage
     # service keys, alias/acs/<service>); "system" for the server's own jobs.
-    kind: str = "user"
+    actor: str = "user"
 
     @property
     def is_user(self) -> bool:
-        return self.kind == "user"
+        return self.actor == "user"
 
     @property
     def arn(self) -> str:
         if self.name == "root":
             return f"acs:ram::{self.account_id}:root"
-        if self.kind == "system":
+        if self.actor == "system":
             return f"acs:kms::{self.account_id}:system/{self.name}"
-        if self.kind == "service":
+        if self.actor == "service":
             return f"acs:ram::{self.account_id}:service/{self.name}"
         return f"acs:ram::{self.account_id}:{self.name}"
 
@@ -48,9 +49,9 @@ class RequestContext:
 
 def system_principal(account_id: AccountId, job: str) -> Principal:
     """The principal a server job acts as: the key's own account, so policy and audit apply."""
-    return Principal(account_id, job, kind="system")
+    return Principal(account_id, job, actor="system")
 
 
 def service_principal(account_id: AccountId, service: str) -> Principal:
     """An integrated cloud service acting in an account (creates and uses its service key)."""
-    return Principal(account_id, service, kind="service")
+    return Principal(account_id, service, actor="service")

@@ -127,7 +127,8 @@ class KeyService:
     def _first_use_of_service_key(self, ctx: RequestContext, name: str) -> KeyId:
         """An integrated service naming its own missing service key gets it made (F1.1)."""
         principal = ctx.principal
-        if principal.kind != "service" or self._service_keys is None or name != f"alias/acs/{principal.name}":
+        own_alias = f"alias/acs/{principal.name}"
+        if principal.actor != "service" or self._service_keys is None or name != own_alias:
             raise AliasNotFound()
         key, _ = self._service_keys.ensure(ctx, principal.name)
         return key.key_id
