@@ -41,6 +41,10 @@ class Settings:
     access_quota: int = 10  # other main accounts an instance's keys may grant (F4.3), per instance
     grant_release_seconds: int = 300  # how long a removed grant keeps its quota unit
     log_level: str = "info"
+    # Lifecycle jobs (issue 3): seconds between job runs (0: no job runner in this process), and the
+    # development clock that `openkms dev advance` moves (off unless `serve --dev-clock`).
+    job_interval_seconds: float = 60.0
+    dev_clock: bool = False
     # Not settable from files: only from the environment (secrets) at first start.
     root_access_key_id: str | None = field(default=None, repr=False)
     root_access_key_secret: str | None = field(default=None, repr=False)
@@ -81,6 +85,8 @@ class Settings:
             "access_quota": self.access_quota,
             "grant_release_seconds": self.grant_release_seconds,
             "log_level": self.log_level,
+            "job_interval_seconds": self.job_interval_seconds,
+            "dev_clock": self.dev_clock,
         }
 
 
@@ -104,9 +110,9 @@ def _coerce(name: str, raw: Any) -> Any:
             if isinstance(raw, bool):
                 raise TypeError
             return int(raw)
-        if name == "cache_ttl_seconds":
+        if name in {"cache_ttl_seconds", "job_interval_seconds"}:
             return float(raw)
-        if name == "audit_fsync":
+        if name in {"audit_fsync", "dev_clock"}:
             if isinstance(raw, bool):
                 return raw
             lowered = str(raw).strip().lower()
@@ -141,6 +147,8 @@ def _validate(settings: Settings) -> Settings:
         raise ConfigError("setting 'access_quota': must be between 0 and 10000")
     if not 0 <= settings.grant_release_seconds <= 86_400:
         raise ConfigError("setting 'grant_release_seconds': must be between 0 and 86400")
+    if not 0 <= settings.job_interval_seconds <= 86400:
+        raise ConfigError("setting 'job_interval_seconds': must be between 0 and 86400")
     if not 60 <= settings.timestamp_window_seconds <= 3600:
         raise ConfigError("setting 'timestamp_window_seconds': must be between 60 and 3600")
     if settings.database_url:

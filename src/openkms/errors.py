@@ -12,7 +12,8 @@
     │   ├── AliasNotFound
     │   └── InstanceNotFound
     ├── InvalidKeyState            the key's state forbids the operation (pending deletion, ...)
-    │   └── KeyDisabled            the key is disabled
+    │   ├── KeyDisabled            the key is disabled
+    │   └── DeletionProtected      deletion protection is on (issue 3)
     ├── Conflict                   the request collides with existing state (second customer master key, ...)
     ├── QuotaExceeded
     ├── AuthenticationError        who is calling could not be established
@@ -107,6 +108,10 @@ class InvalidKeyState(OpenKMSError):
 
 class KeyDisabled(InvalidKeyState):
     default_message = "The key is disabled."
+
+
+class DeletionProtected(InvalidKeyState):
+    default_message = "Deletion protection is enabled for the key; disable it first."
 
 
 class Conflict(OpenKMSError):

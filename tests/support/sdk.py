@@ -19,6 +19,10 @@ from typing import Any
 
 SIGNING_MODES = ("tea-acs3", "tea-rpc", "tea-acs4", "legacy")
 
+# The legacy SDK names its repeat-list setters in the plural and takes Python lists for them.
+_LEGACY_REPEAT_LISTS = {"ResourceId": "ResourceIds", "Tag": "Tags", "TagKey": "TagKeys"}
+_NEW_TAG_ACTIONS = {"TagResources", "UntagResources", "ListTagResources"}
+
 
 class KmsError(Exception):
     def __init__(self, code: str, status: int, message: str, request_id: str | None) -> None:
@@ -97,6 +101,9 @@ class KmsCaller:
         request.set_endpoint(self.endpoint)
         request.set_protocol_type("http")
         for name, value in params.items():
+            if action in _NEW_TAG_ACTIONS and name in _LEGACY_REPEAT_LISTS:
+                getattr(request, f"set_{_LEGACY_REPEAT_LISTS[name]}")(value)
+                continue
             if isinstance(value, dict | list):
                 value = json.dumps(value)
             getattr(request, f"set_{name}")(value)
@@ -107,3 +114,15 @@ class KmsCaller:
                 exc.get_error_code(), exc.get_http_status(), exc.get_error_msg(), exc.get_request_id()
             ) from None
         return json.loads(raw)
+
+
+def list_all(kms: KmsCaller, action: str, outer: str, inner: str, **params: Any) -> list[dict[str, Any]]:
+    """Every item of a paged list action (ListKeys, ListAliases, ...), page by page."""
+    items: list[dict[str, Any]] = []
+    page = 1
+    while True:
+        body = kms.call(action, PageNumber=page, PageSize=100, **params)
+        items += body[outer][inner]
+        if page * 100 >= body["TotalCount"]:
+            return items
+        page += 1

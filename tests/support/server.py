@@ -34,6 +34,7 @@ class LiveServer:
     data_dir: Path
     database_url: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    extra_args: list[str] = field(default_factory=list)
     workers: int = 1
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -69,6 +70,7 @@ class LiveServer:
         ]
         if self.database_url:
             args += ["--database-url", self.database_url]
+        args += self.extra_args
         self.data_dir.mkdir(parents=True, exist_ok=True)
         STARTED_DATA_DIRS.add(self.data_dir)
         self.log_path = self.data_dir.parent / f"server-{uuid.uuid4().hex[:8]}.log"

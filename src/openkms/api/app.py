@@ -25,8 +25,9 @@ from starlette.types import Receive, Scope, Send
 from openkms.api.dispatch import BODY_LIMIT, RawRequest, RpcDispatcher
 from openkms.api.unseal import UnsealListener
 from openkms.audit import AuditSink, JsonlAuditSink
-from openkms.clock import Clock, SystemClock
+from openkms.clock import DEV_CLOCK_FILE, Clock, DevClock, SystemClock, iso_utc
 from openkms.config import Settings, load_settings
+from openkms.jobs.scheduler import JobScheduler
 from openkms.keystore import Keystore
 from openkms.node.generation import ChangeGeneration
 from openkms.node.nonces import SharedNonceStore
@@ -48,6 +49,7 @@ class OpenKMSApp:
         self.services = services
         self.dispatcher = dispatcher
         self.audit = audit
+        self.jobs = JobScheduler(services, audit, settings.job_interval_seconds)
         self.unseal_listener = UnsealListener(settings, services.keystore, self._after_unseal)
         self.web = Starlette(routes=[Route("/healthz", self.healthz)], lifespan=self._lifespan)
 
@@ -99,10 +101,11 @@ class OpenKMSApp:
 
     async def healthz(self, request: Request) -> JSONResponse:
         sealed = self.services.keystore.sealed
-        return JSONResponse(
-            {"status": "sealed" if sealed else "ready", "pid": os.getpid()},
-            status_code=503 if sealed else 200,
-        )
+        document: dict[str, object] = {"status": "sealed" if sealed else "ready", "pid": os.getpid()}
+        clock = self.services.clock
+        if isinstance(clock, DevClock):
+            document["dev_clock"] = {"now": iso_utc(clock.now()), "offset_seconds": clock.offset()}
+        return JSONResponse(document, status_code=503 if sealed else 200)
 
     def _after_unseal(self) -> None:
         created = ensure_root_access_key(
@@ -131,9 +134,11 @@ class OpenKMSApp:
         else:
             log.warning("sealed: run `openkms unseal --data-dir %s` to unseal", self.settings.data_dir)
         await self.unseal_listener.start()
+        self.jobs.start()
         try:
             yield
         finally:
+            await self.jobs.stop()
             await self.unseal_listener.stop()
             await self.audit.aclose()
             self.services.db.dispose()
@@ -142,9 +147,10 @@ class OpenKMSApp:
 def create_app(
     settings: Settings, *, audit: AuditSink | None = None, clock: Clock | None = None
 ) -> OpenKMSApp:
-    clock = clock or SystemClock()
     run_dir = settings.data_dir / "run"
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if clock is None:
+        clock = DevClock(run_dir / DEV_CLOCK_FILE) if settings.dev_clock else SystemClock()
     db = Database(settings.effective_database_url)
     keystore = Keystore(None, DatabaseKeyringStore(db.engine))
     # The replay cache lives in the data dir, not in /dev/shm, so a restart or a reboot does not

@@ -174,6 +174,7 @@ class RpcDispatcher:
             source_ip=source_ip,
             region=trace.region,
             reason=None if wire is None or wire.status >= 500 else wire.message,
+            dev_clock=bool(getattr(self._services.clock, "dev", False)),
             access_key_id=None if trace.spent is None else trace.spent[0],
             nonce=None if trace.spent is None else trace.spent[1],
             nonce_expires=None if trace.spent is None else trace.spent[2],

@@ -35,6 +35,7 @@ WIRE_ERRORS: dict[type[errors.OpenKMSError], tuple[int, str]] = {
     errors.UnknownAction: (404, "InvalidAction.NotFound"),
     errors.NotFound: (404, "Forbidden.ResourceNotFound"),
     errors.KeyDisabled: (400, "Rejected.Disabled"),
+    errors.DeletionProtected: (400, "Rejected.DeletionProtection"),
     errors.InvalidKeyState: (400, "Forbidden.KeyStateError"),
     errors.Conflict: (400, "Rejected.ResourceExist"),
     errors.QuotaExceeded: (400, "Rejected.LimitExceeded"),

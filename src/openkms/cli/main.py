@@ -24,6 +24,10 @@ app.add_typer(account_app, name="account")
 instance_app = typer.Typer(no_args_is_help=True, help="Share key management instances and set their quota.")
 app.add_typer(instance_app, name="instance")
 app.command("csr")(csr)
+dev_app = typer.Typer(no_args_is_help=True, help="The development clock (servers started with --dev-clock).")
+app.add_typer(dev_app, name="dev")
+service_key_app = typer.Typer(no_args_is_help=True, help="Service keys (alias/acs/<service>).")
+app.add_typer(service_key_app, name="service-key")
 console = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
@@ -54,17 +58,30 @@ def serve(
     database_url: DatabaseUrl = None,
     config: ConfigFile = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default 1).")] = None,
+    dev_clock: Annotated[
+        bool,
+        typer.Option(
+            "--dev-clock", help="Development only: a clock that `openkms dev advance` moves forward."
+        ),
+    ] = False,
 ) -> None:
     """Start the server: migrate, bootstrap an empty store, then serve the Alibaba KMS API."""
     import uvicorn
 
-    from openkms.cli.prepare import prepare_store
+    from openkms.cli.prepare import prepare_dev_clock, prepare_store
 
     settings = _settings(
-        config, data_dir=data_dir, host=host, port=port, database_url=database_url, workers=workers
+        config,
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        database_url=database_url,
+        workers=workers,
+        dev_clock=True if dev_clock else None,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     prepare_store(settings, console)
+    prepare_dev_clock(settings, console)
     # Worker processes rebuild the same settings from the environment (secrets are already there).
     for name, value in settings.redacted().items():
         if name == "database_url":
@@ -287,3 +304,47 @@ def audit_verify(
                 broken += 1
                 console.print(f"[red]broken[/red]  {path}: line {report.first_bad_line}: {report.reason}")
     raise typer.Exit(1 if broken else 0)
+
+
+@dev_app.command("advance")
+def dev_advance(
+    duration: Annotated[str, typer.Argument(help="How far to move the clock: 30d, 12h, 15m or 90s.")],
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Move the development clock of the server in this data dir forward (it never goes back)."""
+    from openkms.clock import DEV_CLOCK_FILE, DevClock, iso_utc, parse_duration
+
+    settings = _settings(config, data_dir=data_dir)
+    path = settings.data_dir / "run" / DEV_CLOCK_FILE
+    if not path.exists():
+        console.print("the server in this data dir was not started with --dev-clock; refusing")
+        raise typer.Exit(1)
+    try:
+        seconds = parse_duration(duration)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    clock = DevClock(path)
+    offset = clock.advance(seconds)
+    typer.echo(f"development clock now {iso_utc(clock.now())} (offset {int(offset)}s)")
+
+
+@service_key_app.command("create")
+def service_key_create(
+    service: Annotated[str, typer.Argument(help="The service, e.g. oss: the key is alias/acs/<service>.")],
+    region: Annotated[str | None, typer.Option(help="Region (default: the first configured).")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Create the service key of a service in the root account (idempotent: prints the existing one)."""
+    from openkms.cli.service_keys import create_service_key
+
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    try:
+        key_id, created = create_service_key(settings, service, region or settings.default_region)
+    except Exception as exc:
+        console.print(f"[red]service key not created:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    typer.echo(f"{'created' if created else 'exists'} alias/acs/{service} -> {key_id}")

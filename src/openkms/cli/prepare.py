@@ -6,7 +6,7 @@ import time
 
 from rich.console import Console
 
-from openkms.clock import SystemClock
+from openkms.clock import DEV_CLOCK_FILE, SystemClock, advance_offset_file
 from openkms.config import Settings
 from openkms.keystore import Keystore
 from openkms.node.nonces import SharedNonceStore
@@ -59,3 +59,15 @@ def prepare_store(settings: Settings, console: Console) -> None:
             console.print(f"root account {account}: access key {created.access_key_id} created; {where}")
     finally:
         db.dispose()
+
+
+def prepare_dev_clock(settings: Settings, console: Console) -> None:
+    """The dev clock's offset file exists exactly while the server runs with --dev-clock (the CLI's
+    `dev advance` refuses otherwise). A restart with --dev-clock keeps the offset: time never goes back."""
+    path = settings.data_dir / "run" / DEV_CLOCK_FILE
+    if settings.dev_clock:
+        if not path.exists():
+            advance_offset_file(path, 0.0)
+        console.print("[yellow]development clock ON[/yellow]: `openkms dev advance 30d` moves time forward")
+    else:
+        path.unlink(missing_ok=True)

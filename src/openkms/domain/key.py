@@ -46,6 +46,12 @@ class Key:
     created_at: datetime
     delete_date: datetime | None = None
     policy: str | None = None  # the key policy as written; None: the default policy
+    # Lifecycle (issue 3).
+    deletion_protection: bool = False
+    deletion_protection_description: str = ""
+    rotation_interval: int | None = None  # seconds; None: no automatic rotation
+    last_rotation_date: datetime | None = None
+    next_rotation_date: datetime | None = None
 
     @property
     def arn(self) -> str:

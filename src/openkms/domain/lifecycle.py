@@ -14,6 +14,8 @@ from openkms.types import KeyState
 class KeyEvent(StrEnum):
     ENABLE = "EnableKey"
     DISABLE = "DisableKey"
+    SCHEDULE_DELETION = "ScheduleKeyDeletion"
+    CANCEL_DELETION = "CancelKeyDeletion"
 
 
 # (state, event) -> new state. A missing pair is a refused transition.
@@ -22,6 +24,10 @@ _TRANSITIONS: dict[tuple[KeyState, KeyEvent], KeyState] = {
     (KeyState.DISABLED, KeyEvent.ENABLE): KeyState.ENABLED,
     (KeyState.ENABLED, KeyEvent.DISABLE): KeyState.DISABLED,
     (KeyState.DISABLED, KeyEvent.DISABLE): KeyState.DISABLED,
+    (KeyState.ENABLED, KeyEvent.SCHEDULE_DELETION): KeyState.PENDING_DELETION,
+    (KeyState.DISABLED, KeyEvent.SCHEDULE_DELETION): KeyState.PENDING_DELETION,
+    # Alibaba returns a cancelled key to Enabled (not to its state before, as AWS does).
+    (KeyState.PENDING_DELETION, KeyEvent.CANCEL_DELETION): KeyState.ENABLED,
 }
 
 

@@ -31,5 +31,27 @@ KMS_ACTIONS: Final = frozenset(
         "kms:GenerateAndExportDataKey",
         "kms:ExportDataKey",
         "kms:GenerateCertificateSigningRequest",
+        # Lifecycle (issue 3).
+        "kms:UpdateKeyDescription",
+        "kms:SetDeletionProtection",
+        "kms:ScheduleKeyDeletion",
+        "kms:CancelKeyDeletion",
+        "kms:UpdateRotationPolicy",
+        "kms:CreateKeyVersion",
+        "kms:DescribeKeyVersion",
+        "kms:ListKeyVersions",
+        "kms:CreateAlias",
+        "kms:UpdateAlias",
+        "kms:DeleteAlias",
+        "kms:ListAliases",
+        "kms:ListAliasesByKeyId",
+        "kms:TagResource",
+        "kms:UntagResource",
+        "kms:ListResourceTags",
+        "kms:TagResources",
+        "kms:UntagResources",
+        "kms:ListTagResources",
+        # OpenKMS extension: the development clock (`serve --dev-clock`).
+        "kms:DevAdvanceClock",
     }
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -17,11 +18,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from openkms.repository.accounts import AccountRepository
+from openkms.repository.aliases import AliasRepository
 from openkms.repository.identities import IdentityRepository
 from openkms.repository.instances import InstanceRepository
 from openkms.repository.keyring import KeyringRepository
 from openkms.repository.keys import KeyRepository
+from openkms.repository.leader import AdvisoryLeaderLock, FileLeaderLock, LeaderLock
+from openkms.repository.lifecycle import LifecycleRepository
 from openkms.repository.sharing import SharingRepository
+from openkms.repository.tags import TagRepository
 
 
 class UnitOfWork:
@@ -35,6 +40,9 @@ class UnitOfWork:
         self.keyring = KeyringRepository(connection)
         self.identities = IdentityRepository(connection)
         self.sharing = SharingRepository(connection)
+        self.aliases = AliasRepository(connection)
+        self.tags = TagRepository(connection)
+        self.lifecycle = LifecycleRepository(connection)
 
 
 class Database:
@@ -49,6 +57,32 @@ class Database:
             connection.info["openkms_write"] = write
             with connection.begin():
                 yield UnitOfWork(connection)
+
+    def scrub(self) -> None:
+        """After destroying key material: make sure no copy of it survives in the database files.
+
+        SQLite: secure_delete already zeroed the freed cells; a TRUNCATE checkpoint moves those pages
+        into the main file and empties the WAL, whose old frames still held the rows. PostgreSQL:
+        VACUUM the tables that held material so dead tuples are reclaimed (best effort, P10).
+        """
+        if self.is_sqlite:
+            raw = self.engine.raw_connection()  # autocommit (isolation_level None): no open transaction
+            try:
+                cursor = raw.cursor()
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                cursor.close()
+            finally:
+                raw.close()
+            return
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM key_versions")
+
+    def leader_lock(self) -> LeaderLock:
+        """The lock that elects this database's one job runner."""
+        if self.is_sqlite:
+            database = make_url(self.url).database or ""
+            return FileLeaderLock(Path(f"{database}.jobs.lock"))
+        return AdvisoryLeaderLock(self.engine)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -68,6 +102,8 @@ def _build_engine(url: str, is_sqlite: bool) -> Engine:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # Deleted rows are overwritten with zeros, so destroyed key material leaves no bytes behind (P10).
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -60,6 +60,11 @@ class KeyRepository:
                         created_at=key.created_at,
                         delete_date=key.delete_date,
                         policy=key.policy,
+                        deletion_protection=key.deletion_protection,
+                        deletion_protection_description=key.deletion_protection_description,
+                        rotation_interval=key.rotation_interval,
+                        last_rotation_date=key.last_rotation_date,
+                        next_rotation_date=key.next_rotation_date,
                     )
                 )
         except IntegrityError as exc:
@@ -157,6 +162,11 @@ def _key(row: Row[Any]) -> Key:
         created_at=as_utc(row.created_at),
         delete_date=None if row.delete_date is None else as_utc(row.delete_date),
         policy=row.policy,
+        deletion_protection=bool(row.deletion_protection),
+        deletion_protection_description=row.deletion_protection_description,
+        rotation_interval=row.rotation_interval,
+        last_rotation_date=None if row.last_rotation_date is None else as_utc(row.last_rotation_date),
+        next_rotation_date=None if row.next_rotation_date is None else as_utc(row.next_rotation_date),
     )
 
 

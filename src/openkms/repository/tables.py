@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData(
@@ -90,6 +92,14 @@ keys = Table(
     Column("policy", Text, nullable=True),  # the key policy as written; NULL: the default policy
     UniqueConstraint("account_id", "region_id", "default_slot"),
     Index(None, "account_id", "region_id", "created_at"),
+    # Lifecycle (migration 0002).
+    Column("deletion_protection", Boolean, nullable=False, server_default=false()),
+    Column("deletion_protection_description", Text, nullable=False, server_default=""),
+    Column("rotation_interval", Integer, nullable=True),  # seconds; NULL: no automatic rotation
+    Column("last_rotation_date", DateTime(timezone=True), nullable=True),
+    Column("next_rotation_date", DateTime(timezone=True), nullable=True),
+    Index(None, "next_rotation_date"),
+    Index(None, "state", "delete_date"),
 )
 
 key_versions = Table(
@@ -101,6 +111,25 @@ key_versions = Table(
     Column("wrapped_material", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("key_id", "seq"),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("account_id", String(16), primary_key=True),
+    Column("region_id", String(64), primary_key=True),
+    Column("alias_name", String(255), primary_key=True),
+    Column("key_id", String(64), ForeignKey("keys.key_id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index(None, "key_id"),
+)
+
+key_tags = Table(
+    "key_tags",
+    metadata,
+    Column("key_id", String(64), ForeignKey("keys.key_id"), primary_key=True),
+    Column("tag_key", String(128), primary_key=True),
+    Column("tag_value", String(128), nullable=False),
 )
 
 keyring_terms = Table(

@@ -9,6 +9,7 @@ from openkms.keystore import Keystore
 from openkms.node.generation import Generation
 from openkms.providers.software import SoftwareProvider
 from openkms.repository.database import Database
+from openkms.service.aliases import AliasService
 from openkms.service.asymmetric import AsymmetricService
 from openkms.service.crypto import CryptoService
 from openkms.service.data_key_export import DataKeyExportService
@@ -16,10 +17,13 @@ from openkms.service.identities import IdentityService
 from openkms.service.instances import InstanceService
 from openkms.service.key_policy import KeyPolicyService
 from openkms.service.keys import KeyService
+from openkms.service.lifecycle import LifecycleService
 from openkms.service.ram import RamService
+from openkms.service.service_keys import ServiceKeyService
 from openkms.service.sharing import DEFAULT_QUOTA, DEFAULT_RELEASE_SECONDS, InstanceAccess
 from openkms.service.sts import StsService
 from openkms.service.sts_tokens import TokenCodec
+from openkms.service.tags import TagService
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +41,11 @@ class Services:
     asymmetric: AsymmetricService
     data_key_export: DataKeyExportService
     access: InstanceAccess
+    lifecycle: LifecycleService
+    aliases: AliasService
+    tags: TagService
+    generation: Generation
+    service_keys: ServiceKeyService
 
 
 def build_services(
@@ -51,7 +60,8 @@ def build_services(
 ) -> Services:
     provider = SoftwareProvider(keystore)
     access = InstanceAccess(db, clock, access_quota, grant_release_seconds)
-    keys = KeyService(db, provider, clock, generation, cache_ttl, access)
+    service_keys = ServiceKeyService(db, provider, clock, generation)
+    keys = KeyService(db, provider, clock, generation, cache_ttl, service_keys, access)
     identities = IdentityService(db, keystore, generation, cache_ttl, TokenCodec(db, keystore, clock))
     crypto = CryptoService(db, keys, provider, generation, cache_ttl)
     return Services(
@@ -68,4 +78,9 @@ def build_services(
         sts=StsService(db, clock, identities),
         asymmetric=AsymmetricService(db, keys, provider, generation, cache_ttl),
         data_key_export=DataKeyExportService(crypto),
+        lifecycle=LifecycleService(db, keys, provider, clock, generation),
+        aliases=AliasService(db, keys, clock, generation),
+        tags=TagService(db, keys),
+        generation=generation,
+        service_keys=service_keys,
     )

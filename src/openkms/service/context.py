@@ -13,23 +13,41 @@ class Principal:
     """An authenticated caller: an account's root, a RAM user, or an STS session of a RAM role."""
 
     account_id: AccountId
-    name: str  # "root" | "user/<name>" | "assumed-role/<role>/<session>"
+    name: str  # "root" | "user/<name>" | "assumed-role/<role>/<session>"; a job or service name
     policies: tuple[PolicyDocument, ...] = ()  # identity policies attached to the user or role
+    # Who acts (named `actor`, not `kind`): "user" for callers with an access key; "service" for an
+    # integrated cloud service (it may manage service keys, alias/acs/<service>); "system" for the
+    # server's own jobs. Services and jobs run in the server or the admin CLI, never over the API.
+    actor: str = "user"
+
+    @property
+    def is_user(self) -> bool:
+        return self.actor == "user"
 
     @property
     def arn(self) -> str:
+        if self.actor == "system":
+            return f"acs:kms::{self.account_id}:system/{self.name}"
+        if self.actor == "service":
+            return f"acs:ram::{self.account_id}:service/{self.name}"
         return f"acs:ram::{self.account_id}:{self.name}"
 
     @property
     def policy_arn(self) -> str:
-        """The ARN policies name: a session answers to its role's ARN."""
+        """The ARN policies name: a session answers to its role's ARN; the server's jobs and the
+        integrated services (in-process actors an administrator runs) act with their account's
+        authority, as its root does."""
+        if self.actor in ("system", "service"):
+            return f"acs:ram::{self.account_id}:root"
         if self.name.startswith("assumed-role/"):
             return f"acs:ram::{self.account_id}:role/{self.name.split('/')[1]}"
         return self.arn
 
     @property
     def kind(self) -> str:
-        """Alibaba's AuthPrincipalType: Account, SubUser or AssumedRoleUser."""
+        """Alibaba's AuthPrincipalType: Account, SubUser or AssumedRoleUser (System, Service: ours)."""
+        if self.actor != "user":
+            return self.actor.capitalize()
         if self.name == "root":
             return "Account"
         return "AssumedRoleUser" if self.name.startswith("assumed-role/") else "SubUser"
@@ -51,3 +69,13 @@ class RequestContext:
         self.key_id = key_id
         if key_version_id is not None:
             self.key_version_id = key_version_id
+
+
+def system_principal(account_id: AccountId, job: str) -> Principal:
+    """The principal a server job acts as: the key's own account, so policy and audit apply."""
+    return Principal(account_id, job, actor="system")
+
+
+def service_principal(account_id: AccountId, service: str) -> Principal:
+    """An integrated cloud service acting in an account (creates and uses its service key)."""
+    return Principal(account_id, service, actor="service")

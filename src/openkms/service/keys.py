@@ -4,18 +4,23 @@ with the cryptographic use cases."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from openkms.clock import Clock
 from openkms.domain.key import Key, KeyFilter, KeyVersion
 from openkms.domain.lifecycle import KeyEvent, transition
-from openkms.domain.specs import parse_spec, parse_usage
+from openkms.domain.names import parse_rotation_interval
+from openkms.domain.specs import SpecRule, parse_spec, parse_usage
 from openkms.errors import (
     AccessDenied,
     AliasNotFound,
     InstanceNotFound,
     InvalidArgument,
     KeyNotFound,
+    MissingParameter,
     UnsupportedOperation,
 )
 from openkms.node.generation import Generation
@@ -33,12 +38,17 @@ from openkms.types import (
     CreatorType,
     InstanceId,
     InstanceKind,
+    KeyId,
     KeyState,
     Origin,
     ProtectionLevel,
 )
 
+if TYPE_CHECKING:  # service_keys builds on this module; the type is only named here
+    from openkms.service.service_keys import ServiceKeyService
+
 _KEY_ARN = re.compile(r"^acs:kms:(?P<region>[^:]*):(?P<account>\d+):key/(?P<key>.+)$")
+_ALIAS_ARN = re.compile(r"^acs:kms:(?P<region>[^:]*):(?P<account>\d+):(?P<alias>alias/.+)$")
 DESCRIPTION_LIMIT = 8192
 
 
@@ -51,6 +61,10 @@ class CreateKeyRequest:
     description: str = ""
     instance_id: str | None = None
     policy: str | None = None  # a key policy document; None: the default policy
+    # Lifecycle (issue 3): automatic rotation (interval as given, e.g. "30d") and tags at creation.
+    enable_automatic_rotation: bool = False
+    rotation_interval: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 class KeyService:
@@ -61,18 +75,21 @@ class KeyService:
         clock: Clock,
         generation: Generation,
         cache_ttl: float,
+        service_keys: ServiceKeyService | None = None,
         access: InstanceAccess | None = None,
     ) -> None:
         self._db = db
+        self._service_keys = service_keys
         self._access = access
         self._provider = provider
         self._clock = clock
         self._generation = generation
         self.key_cache: TtlCache[str, Key] = TtlCache(cache_ttl, generation)
+        self.alias_cache: TtlCache[tuple[str, str, str], KeyId] = TtlCache(cache_ttl, generation)
 
     # -- resolution -------------------------------------------------------------------------------
     def resolve(self, ctx: RequestContext, key_ref: str) -> Key:
-        """A key by id or ARN (aliases arrive with the lifecycle issue). KeyNotFound if absent."""
+        """A key by id, ARN, alias name or alias ARN. KeyNotFound (AliasNotFound) if absent."""
         key_id = self._key_id_of(ctx, key_ref)
         key = self.key_cache.get(key_id)
         if key is None:
@@ -85,15 +102,43 @@ class KeyService:
             raise KeyNotFound(f"The specified Key is not found in region {ctx.region_id}.")
         return key
 
-    @staticmethod
-    def _key_id_of(ctx: RequestContext, key_ref: str) -> str:
-        if key_ref.startswith("alias/"):
+    def key_id_of(self, ctx: RequestContext, key_ref: str) -> str:
+        """The key id a reference names; aliases are looked up (AliasNotFound if there is none)."""
+        return self._key_id_of(ctx, key_ref)
+
+    def _alias_target(self, ctx: RequestContext, name: str) -> KeyId:
+        cache_key = (ctx.principal.account_id, ctx.region_id, name)
+        key_id = self.alias_cache.get(cache_key)
+        if key_id is None:
+            with self._db.unit_of_work() as uow:
+                alias = uow.aliases.get(ctx.principal.account_id, ctx.region_id, name)
+            key_id = alias.key_id if alias is not None else self._first_use_of_service_key(ctx, name)
+            self.alias_cache.put(cache_key, key_id)
+        return key_id
+
+    def _first_use_of_service_key(self, ctx: RequestContext, name: str) -> KeyId:
+        """An integrated service naming its own missing service key gets it made (F1.1)."""
+        principal = ctx.principal
+        own_alias = f"alias/acs/{principal.name}"
+        if principal.actor != "service" or self._service_keys is None or name != own_alias:
             raise AliasNotFound()
+        key, _ = self._service_keys.ensure(ctx, principal.name)
+        return key.key_id
+
+    def _key_id_of(self, ctx: RequestContext, key_ref: str) -> str:
+        if key_ref.startswith("alias/"):
+            return self._alias_target(ctx, key_ref)
         if key_ref.startswith("acs:"):
             match = _KEY_ARN.match(key_ref)
             if match is None:
-                if ":alias/" in key_ref:
-                    raise AliasNotFound()
+                alias_match = _ALIAS_ARN.match(key_ref)
+                if alias_match is not None:
+                    if (alias_match["region"], alias_match["account"]) != (
+                        ctx.region_id,
+                        ctx.principal.account_id,
+                    ):
+                        raise AliasNotFound()
+                    return self._alias_target(ctx, alias_match["alias"])
                 raise InvalidArgument(f"{key_ref!r} is not a key ARN.", parameter="KeyId")
             if match["region"] != ctx.region_id:
                 raise KeyNotFound(f"The specified Key is not found in region {ctx.region_id}.")
@@ -118,6 +163,9 @@ class KeyService:
         protection = _parse_protection_level(request.protection_level, kind)
         if request.policy is not None:
             parse_policy(request.policy, PolicyKind.KEY)  # refuse a malformed policy before anything exists
+        interval = creation_rotation_interval(
+            request.enable_automatic_rotation, request.rotation_interval, rule
+        )
         now = self._clock.now()
         key_id = ids.new_default_key_id() if kind is None else ids.new_instance_key_id(ctx.region_id)
         version_id = ids.new_version_id()
@@ -141,12 +189,17 @@ class KeyService:
             primary_version_id=version_id,
             created_at=now,
             policy=policy,
+            rotation_interval=interval,
+            last_rotation_date=now,
+            next_rotation_date=None if interval is None else now + timedelta(seconds=interval),
         )
         with self._db.unit_of_work(write=True) as uow:
             if self._access is not None:
                 self._access.enforce(uow, key.instance_id, key_id, key.account_id, policy, now)
             uow.keys.add(key, customer_master_key=kind is None)
             uow.keys.add_version(KeyVersion(key_id, version_id, now), 1, wrapped)
+            if request.tags:
+                uow.tags.put(key_id, request.tags)
         ctx.touched(key_id, version_id)
         return key
 
@@ -200,11 +253,33 @@ class KeyService:
                 raise KeyNotFound()
             ctx.touched(key.key_id)
             authorize(ctx, event.value, key)
+            refuse_service_key(ctx, key, event.value)
             new_state = transition(key.state, event)
             if new_state is not key.state:
                 uow.keys.set_state(key.key_id, new_state)
         self.key_cache.put(key.key_id, replace(key, state=new_state))
         self._generation.bump()
+
+
+def refuse_service_key(ctx: RequestContext, key: Key, action: str) -> None:
+    """Users cannot disable, delete or re-alias a service key; only its service (or the server) may."""
+    if key.creator_type is CreatorType.SERVICE and ctx.principal.is_user:
+        raise UnsupportedOperation(
+            f"{key.key_id} is a service key of {key.creator}; users cannot call {action} on it."
+        )
+
+
+def creation_rotation_interval(enabled: bool, raw: str | None, rule: SpecRule) -> int | None:
+    """CreateKey's EnableAutomaticRotation/RotationInterval as seconds, or None for no rotation."""
+    if not enabled:
+        if raw:
+            parse_rotation_interval(raw)  # a bad value is refused even when rotation is off
+        return None
+    if not rule.symmetric:
+        raise UnsupportedOperation("Automatic rotation is only available for symmetric keys.")
+    if not raw:
+        raise MissingParameter("RotationInterval")
+    return parse_rotation_interval(raw)
 
 
 def _parse_origin(raw: str | None) -> Origin:

@@ -6,7 +6,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from openkms.api.actions import account, asymmetric, crypto, data_key_export, key_policy, keys, ram, sts
+from openkms.api.actions import (
+    account,
+    aliases,
+    asymmetric,
+    crypto,
+    data_key_export,
+    dev,
+    key_policy,
+    keys,
+    lifecycle,
+    ram,
+    sts,
+    tags,
+)
 from openkms.api.actions.base import Action
 
 KMS_VERSION = "2016-01-20"
@@ -14,7 +27,18 @@ KMS_VERSION = "2016-01-20"
 # The KMS actions (2016-01-20).
 ACTIONS: dict[str, Action] = {
     action.name: action
-    for group in (keys, crypto, account, asymmetric, data_key_export, key_policy)
+    for group in (
+        keys,
+        crypto,
+        account,
+        asymmetric,
+        data_key_export,
+        key_policy,
+        lifecycle,
+        aliases,
+        tags,
+        dev,
+    )
     for action in group.ACTIONS
 }
 

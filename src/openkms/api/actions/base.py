@@ -42,9 +42,12 @@ class Action:
     blocking: bool = True
 
     def check_parameters(self, given: Iterable[str]) -> None:
-        """Refuse a parameter this action does not take, before anything runs."""
+        """Refuse a parameter this action does not take, before anything runs. A declared `Name.N`
+        admits the repeat-list forms `Name.1`, `Name.2.Key`, ..."""
         for name in given:
             if name not in self.parameters and name not in COMMON_PARAMETERS:
+                if "." in name and name.split(".", 1)[0] + ".N" in self.parameters:
+                    continue
                 raise InvalidArgument(f"{self.name} takes no parameter {name}.", parameter=name)
 
 

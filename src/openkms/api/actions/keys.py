@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from openkms.api.actions.base import Action, page_params
+from openkms.api.actions.tags import parse_old_tags
 from openkms.api.params import Params
 from openkms.clock import iso_utc
 from openkms.domain.key import Key, KeyFilter
@@ -36,12 +37,16 @@ def key_metadata(key: Key) -> dict[str, object]:
         "KeyUsage": key.usage.value,
         "Origin": key.origin.value,
         "ProtectionLevel": key.protection_level.value,
-        "AutomaticRotation": "Disabled",
-        "DeletionProtection": "Disabled",
-        "DeletionProtectionDescription": "",
+        "AutomaticRotation": "Disabled" if key.rotation_interval is None else "Enabled",
+        "DeletionProtection": "Enabled" if key.deletion_protection else "Disabled",
+        "DeletionProtectionDescription": key.deletion_protection_description,
         "MaterialExpireTime": "",
-        "LastRotationDate": iso_utc(key.created_at),
+        "LastRotationDate": iso_utc(key.last_rotation_date or key.created_at),
     }
+    if key.rotation_interval is not None:
+        metadata["RotationInterval"] = f"{key.rotation_interval}s"
+    if key.next_rotation_date is not None:
+        metadata["NextRotationDate"] = iso_utc(key.next_rotation_date)
     if key.primary_version_id is not None:
         metadata["PrimaryKeyVersion"] = key.primary_version_id
     if key.instance_id is not None:
@@ -52,19 +57,8 @@ def key_metadata(key: Key) -> dict[str, object]:
 
 
 def create_key(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
-    if params.optional_bool("EnableAutomaticRotation", False):
+    if params.optional_bool("EnableAutomaticRotation", False) or params.optional_str("RotationInterval"):
         ensure_rotation_allowed(params.optional_str("KeySpec"))
-        raise InvalidArgument(
-            "Automatic rotation is not available yet in this server.",
-            parameter="EnableAutomaticRotation",
-        )
-    if params.optional_str("Tags"):
-        raise InvalidArgument("Tags are not available yet in this server.", parameter="Tags")
-    if params.optional_str("RotationInterval"):
-        ensure_rotation_allowed(params.optional_str("KeySpec"))
-        raise InvalidArgument(
-            "Automatic rotation is not available yet in this server.", parameter="RotationInterval"
-        )
     if params.optional_str("KeyStorageMechanism"):
         raise InvalidArgument(
             "KeyStorageMechanism is not supported; the instance decides where a key is stored.",
@@ -80,6 +74,9 @@ def create_key(params: Params, ctx: RequestContext, services: Services) -> Mappi
             description=params.optional_str("Description") or "",
             instance_id=params.optional_str("DKMSInstanceId") or None,
             policy=params.optional_str("Policy") or None,
+            enable_automatic_rotation=params.optional_bool("EnableAutomaticRotation", False),
+            rotation_interval=params.optional_str("RotationInterval") or None,
+            tags=parse_old_tags(params),
         ),
     )
     return {"KeyMetadata": key_metadata(key)}

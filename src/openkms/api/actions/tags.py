@@ -1,0 +1,143 @@
+"""Tag actions, old shape (TagResource, UntagResource, ListResourceTags: one key, JSON lists) and new
+shape (TagResources, UntagResources, ListTagResources: many keys, repeat lists). Keys only: secrets
+and certificates are not served by this server."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from openkms.api.actions.base import Action
+from openkms.api.params import Params
+from openkms.domain.names import TAG_LIMIT, check_tag_key, check_tags
+from openkms.errors import InvalidArgument, MissingParameter, UnsupportedOperation
+from openkms.service.container import Services
+from openkms.service.context import RequestContext
+
+RESOURCE_ID_LIMIT = 50
+
+
+def _only_keys(params: Params) -> str:
+    for name in ("SecretName", "CertificateId"):
+        if params.optional_str(name):
+            raise UnsupportedOperation(f"{name}: only keys carry tags on this server.")
+    return params.required_str("KeyId")
+
+
+def _old_tags(raw: list[Any] | None) -> dict[str, str]:
+    if raw is None:
+        raise MissingParameter("Tags")
+    pairs: list[tuple[object, object]] = []
+    for item in raw:
+        if not isinstance(item, dict) or "TagKey" not in item or not set(item) <= {"TagKey", "TagValue"}:
+            raise InvalidArgument(
+                'Tags is a JSON list of {"TagKey": ..., "TagValue": ...}.', parameter="Tags"
+            )
+        pairs.append((item["TagKey"], item.get("TagValue", "")))
+    if not pairs:
+        raise InvalidArgument("Tags names no tag.", parameter="Tags")
+    return check_tags(pairs)
+
+
+def parse_old_tags(params: Params) -> dict[str, str]:
+    """The `Tags` JSON of TagResource and CreateKey; empty when absent (CreateKey)."""
+    raw = params.json_list("Tags")
+    return {} if raw is None else _old_tags(raw)
+
+
+def tag_resource(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    key_ref = _only_keys(params)
+    tags = _old_tags(params.json_list("Tags"))
+    services.tags.tag(ctx, [key_ref], tags, "TagResource")
+    return {}
+
+
+def untag_resource(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    key_ref = _only_keys(params)
+    raw = params.json_list("TagKeys")
+    if raw is None:
+        raise MissingParameter("TagKeys")
+    if not raw or len(raw) > TAG_LIMIT:
+        raise InvalidArgument(f"TagKeys names 1 to {TAG_LIMIT} tag keys.", parameter="TagKeys")
+    services.tags.untag(ctx, [key_ref], [check_tag_key(key) for key in raw], "UntagResource")
+    return {}
+
+
+def list_resource_tags(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    key_ref = _only_keys(params)
+    [(key_id, tags)] = services.tags.tags_of(ctx, [key_ref], "ListResourceTags")
+    return {"Tags": {"Tag": [{"KeyId": key_id, "TagKey": k, "TagValue": v} for k, v in tags.items()]}}
+
+
+def _resource_ids(params: Params) -> list[str]:
+    resource_type = params.optional_str("ResourceType")
+    if not resource_type:
+        raise MissingParameter("ResourceType")
+    if resource_type.lower() != "key":
+        raise UnsupportedOperation(f"ResourceType {resource_type!r}: only key resources carry tags here.")
+    ids = params.repeat_list("ResourceId")
+    if not ids:
+        raise MissingParameter("ResourceId")
+    if len(ids) > RESOURCE_ID_LIMIT:
+        raise InvalidArgument(f"At most {RESOURCE_ID_LIMIT} ResourceId values.", parameter="ResourceId")
+    return ids
+
+
+def _new_tags(params: Params) -> list[tuple[object, object]]:
+    records = params.repeat_records("Tag", ("Key", "Value"))
+    for record in records:
+        if "Key" not in record:
+            raise MissingParameter("Tag.N.Key")
+    return [(record["Key"], record.get("Value", "")) for record in records]
+
+
+def tag_resources(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    ids = _resource_ids(params)
+    pairs = _new_tags(params)
+    if not pairs:
+        raise MissingParameter("Tag")
+    services.tags.tag(ctx, ids, check_tags(pairs), "TagResources")
+    return {}
+
+
+def untag_resources(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    ids = _resource_ids(params)
+    remove_all = params.optional_bool("All", False)
+    tag_keys = [check_tag_key(key) for key in params.repeat_list("TagKey")]
+    if len(tag_keys) > TAG_LIMIT:
+        raise InvalidArgument(f"At most {TAG_LIMIT} TagKey values.", parameter="TagKey")
+    if not tag_keys and not remove_all:
+        raise MissingParameter("TagKey")
+    services.tags.untag(ctx, ids, None if remove_all else tag_keys, "UntagResources")
+    return {}
+
+
+def list_tag_resources(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    if params.optional_str("NextToken"):
+        raise InvalidArgument(
+            "NextToken is not valid: every result fits in one answer.", parameter="NextToken"
+        )
+    ids = _resource_ids(params)
+    wanted = _new_tags(params)
+    found = services.tags.tags_of(ctx, ids, "ListTagResources")
+    rows = [
+        {"ResourceId": key_id, "ResourceType": "key", "TagKey": k, "TagValue": v}
+        for key_id, tags in found
+        for k, v in tags.items()
+        if not wanted
+        or any(k == want_key and (not want_value or v == want_value) for want_key, want_value in wanted)
+    ]
+    return {"TagResources": {"TagResource": rows}, "NextToken": ""}
+
+
+_OLD = frozenset({"KeyId", "SecretName", "CertificateId"})
+_NEW = frozenset({"ResourceType", "ResourceId.N"})
+
+ACTIONS = (
+    Action("TagResource", tag_resource, _OLD | {"Tags"}),
+    Action("UntagResource", untag_resource, _OLD | {"TagKeys"}),
+    Action("ListResourceTags", list_resource_tags, _OLD),
+    Action("TagResources", tag_resources, _NEW | {"Tag.N"}),
+    Action("UntagResources", untag_resources, _NEW | {"TagKey.N", "All"}),
+    Action("ListTagResources", list_tag_resources, _NEW | {"Tag.N", "NextToken"}),
+)

@@ -1,0 +1,73 @@
+"""The job scheduler of a server process: every `interval` seconds, if this process is the database's
+job runner (the leader lock), run each job and append its audit events.
+
+Every worker process starts one; only the lock holder works, and a follower takes over when the
+holder dies (its PostgreSQL session or its file lock goes with it). A job failing is logged and
+never stops the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from openkms.audit import AuditEvent, AuditSink
+from openkms.jobs.steps import JOBS
+from openkms.service.container import Services
+
+log = logging.getLogger("openkms.jobs")
+
+
+class JobScheduler:
+    def __init__(self, services: Services, audit: AuditSink, interval: float) -> None:
+        self._services = services
+        self._audit = audit
+        self._interval = interval
+        self._lock = services.db.leader_lock()
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
+    def start(self) -> None:
+        if self._task is None and self._interval > 0:
+            self._task = asyncio.get_running_loop().create_task(self._loop(), name="openkms-jobs")
+
+    def wake(self) -> None:
+        """Run the jobs now rather than at the next interval (e.g. the dev clock moved)."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await asyncio.to_thread(self._lock.release)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("the job runner failed; it tries again at the next interval")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+            self._wake.clear()
+
+    async def run_once(self) -> int:
+        """Run every job once if this process leads; the number of audit events written."""
+        if self._services.keystore.sealed:
+            return 0
+        if not await asyncio.to_thread(self._lock.try_acquire):
+            return 0
+        written = 0
+        for job in JOBS:
+            events: list[AuditEvent] = await asyncio.to_thread(job, self._services)
+            for event in events:
+                await self._audit.append(event)
+                written += 1
+        return written

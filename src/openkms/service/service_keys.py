@@ -1,0 +1,99 @@
+"""Service keys (seed F1.1): one default key per integrated cloud service, account and region, named
+`alias/acs/<service>`, Creator the service, CreatorType Service.
+
+Made by the admin CLI (`openkms service-key create <service>`) or on first use by the service's own
+principal. Idempotent and race-safe: the alias is the key's unique name, so of two concurrent
+creators one commits and the other returns the winner's key. Users cannot disable, schedule for
+deletion or re-alias these keys (`service.keys.refuse_service_key`).
+"""
+
+from __future__ import annotations
+
+import re
+
+from openkms.clock import Clock
+from openkms.domain.key import Key, KeyVersion
+from openkms.domain.specs import SPEC_RULES
+from openkms.errors import Conflict, InvalidArgument, KeyNotFound
+from openkms.node.generation import Generation
+from openkms.providers.base import CryptoProvider
+from openkms.repository.aliases import Alias
+from openkms.repository.database import Database
+from openkms.service import ids
+from openkms.service.authorization import authorize
+from openkms.service.context import RequestContext
+from openkms.types import CreatorType, KeySpec, KeyState, Origin, ProtectionLevel
+
+_SERVICE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+
+
+def service_alias(service: str) -> str:
+    return f"alias/acs/{service}"
+
+
+def check_service_name(service: str) -> str:
+    if not _SERVICE.match(service):
+        raise InvalidArgument(
+            "A service name is 1 to 32 lower-case letters, digits and -, starting with a letter.",
+            parameter="Service",
+        )
+    return service
+
+
+class ServiceKeyService:
+    def __init__(self, db: Database, provider: CryptoProvider, clock: Clock, generation: Generation) -> None:
+        self._db = db
+        self._provider = provider
+        self._clock = clock
+        self._generation = generation
+
+    def find(self, ctx: RequestContext, service: str) -> Key | None:
+        with self._db.unit_of_work() as uow:
+            alias = uow.aliases.get(ctx.principal.account_id, ctx.region_id, service_alias(service))
+            return None if alias is None else uow.keys.get(alias.key_id)
+
+    def ensure(self, ctx: RequestContext, service: str) -> tuple[Key, bool]:
+        """The service key of `service` in the caller's account and region; (key, created now)."""
+        check_service_name(service)
+        authorize(ctx, "CreateKey")
+        existing = self.find(ctx, service)
+        if existing is not None:
+            return existing, False
+        spec = KeySpec.ALIYUN_AES_256
+        rule = SPEC_RULES[spec]
+        now = self._clock.now()
+        key_id = ids.new_default_key_id()
+        version_id = ids.new_version_id()
+        wrapped = self._provider.generate_symmetric(key_id, version_id, spec)
+        key = Key(
+            key_id=key_id,
+            account_id=ctx.principal.account_id,
+            region_id=ctx.region_id,
+            instance_id=None,
+            spec=spec,
+            usage=rule.usages[0],
+            origin=Origin.ALIYUN_KMS,
+            protection_level=ProtectionLevel.SOFTWARE,
+            state=KeyState.ENABLED,
+            description=f"Default key of the {service} service",
+            creator=service,
+            creator_type=CreatorType.SERVICE,
+            primary_version_id=version_id,
+            created_at=now,
+            last_rotation_date=now,
+        )
+        try:
+            with self._db.unit_of_work(write=True) as uow:
+                uow.keys.add(key, customer_master_key=False)
+                uow.keys.add_version(KeyVersion(key_id, version_id, now), 1, wrapped)
+                uow.aliases.add(
+                    Alias(ctx.principal.account_id, ctx.region_id, service_alias(service), key_id), now
+                )
+        except Conflict:
+            winner = self.find(ctx, service)
+            if winner is None:  # pragma: no cover - the alias that conflicted was deleted meanwhile
+                raise KeyNotFound() from None
+            return winner, False
+        ctx.touched(key_id, version_id)
+        self._generation.bump()
+        return key, True

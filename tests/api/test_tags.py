@@ -1,0 +1,132 @@
+"""Tags through the official SDKs, old API (TagResource...) and new API (TagResources...): rules,
+the 20-tag limit, all or nothing. Also ListKeys filters on the lifecycle fields."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support.sdk import KmsCaller, KmsError, list_all
+
+
+def _tags(kms: KmsCaller, key_id: str) -> dict[str, str]:
+    listed = kms.call("ListResourceTags", KeyId=key_id)["Tags"]["Tag"]
+    assert all(tag["KeyId"] == key_id for tag in listed)
+    return {tag["TagKey"]: tag["TagValue"] for tag in listed}
+
+
+def _old(tags: dict[str, str]) -> str:
+    return json.dumps([{"TagKey": k, "TagValue": v} for k, v in tags.items()])
+
+
+def test_old_tag_api(kms: KmsCaller, key_id: str) -> None:
+    kms.call("TagResource", KeyId=key_id, Tags=_old({"team": "orders", "env": "dev"}))
+    assert _tags(kms, key_id) == {"team": "orders", "env": "dev"}
+    kms.call("TagResource", KeyId=key_id, Tags=_old({"env": "prod", "a b/c\\d_e-f.g+h=i:j@k": "v v"}))
+    assert _tags(kms, key_id) == {"team": "orders", "env": "prod", "a b/c\\d_e-f.g+h=i:j@k": "v v"}
+    kms.call("UntagResource", KeyId=key_id, TagKeys=json.dumps(["team", "absent"]))
+    assert _tags(kms, key_id) == {"env": "prod", "a b/c\\d_e-f.g+h=i:j@k": "v v"}
+
+
+def test_tag_rules_change_nothing(kms: KmsCaller, key_id: str) -> None:
+    kms.call("TagResource", KeyId=key_id, Tags=_old({"keep": "1"}))
+    bad = [
+        {"aliyun-x": "v"},
+        {"acs:x": "v"},
+        {"k" * 129: "v"},
+        {"k": "v" * 129},
+        {"bad#char": "v"},
+        {"ok": "fine", "bad!": "v"},  # one bad tag: the good one is not written either
+    ]
+    for tags in bad:
+        with pytest.raises(KmsError) as caught:
+            kms.call("TagResource", KeyId=key_id, Tags=_old(tags))
+        assert (caught.value.code, caught.value.status) == ("InvalidParameter", 400), tags
+    assert _tags(kms, key_id) == {"keep": "1"}
+    kms.call("TagResource", KeyId=key_id, Tags=_old({f"t{i}": str(i) for i in range(19)}))
+    assert len(_tags(kms, key_id)) == 20
+    with pytest.raises(KmsError) as caught:
+        kms.call("TagResource", KeyId=key_id, Tags=_old({"one-more": "x", "t1": "changed"}))
+    assert (caught.value.code, caught.value.status) == ("Rejected.LimitExceeded", 400)
+    tags = _tags(kms, key_id)
+    assert len(tags) == 20 and tags["t1"] == "1"
+    kms.call("TagResource", KeyId=key_id, Tags=_old({"t1": "overwritten"}))  # no new key: allowed
+    assert _tags(kms, key_id)["t1"] == "overwritten"
+    with pytest.raises(KmsError) as caught:
+        kms.call("TagResource", KeyId="key-hzzdoesnotexist000000000", Tags=_old({"a": "b"}))
+    assert caught.value.code == "Forbidden.KeyNotFound"
+
+
+def test_new_tag_api_is_all_or_nothing_across_keys(kms: KmsCaller, key_id: str, instance_id: str) -> None:
+    other = kms.call("CreateKey", DKMSInstanceId=instance_id)["KeyMetadata"]["KeyId"]
+    tag = [{"Key": "project", "Value": "x"}, {"Key": "owner", "Value": "ann"}]
+    kms.call("TagResources", ResourceType="key", ResourceId=[key_id, other], Tag=tag)
+    for key in (key_id, other):
+        assert _tags(kms, key) == {"project": "x", "owner": "ann"}
+    listed = kms.call("ListTagResources", ResourceType="key", ResourceId=[key_id, other])
+    rows = listed["TagResources"]["TagResource"]
+    assert {(r["ResourceId"], r["TagKey"], r["TagValue"]) for r in rows} == {
+        (key_id, "project", "x"),
+        (key_id, "owner", "ann"),
+        (other, "project", "x"),
+        (other, "owner", "ann"),
+    }
+    assert all(r["ResourceType"] == "key" for r in rows)
+    only = kms.call("ListTagResources", ResourceType="key", ResourceId=[key_id], Tag=[{"Key": "owner"}])
+    assert [(r["TagKey"], r["TagValue"]) for r in only["TagResources"]["TagResource"]] == [("owner", "ann")]
+    # one missing key: nothing is tagged anywhere
+    with pytest.raises(KmsError) as caught:
+        kms.call(
+            "TagResources",
+            ResourceType="key",
+            ResourceId=[key_id, "key-hzzdoesnotexist000000000"],
+            Tag=[{"Key": "new", "Value": "1"}],
+        )
+    assert caught.value.code == "Forbidden.KeyNotFound"
+    assert "new" not in _tags(kms, key_id)
+    with pytest.raises(KmsError) as caught:
+        kms.call(
+            "TagResources", ResourceType="key", ResourceId=[key_id], Tag=[{"Key": "aliyun", "Value": "1"}]
+        )
+    assert caught.value.code == "InvalidParameter"
+    with pytest.raises(KmsError) as caught:
+        kms.call("TagResources", ResourceType="secret", ResourceId=[key_id], Tag=[{"Key": "k", "Value": "1"}])
+    assert caught.value.code == "UnsupportedOperation"
+    kms.call("UntagResources", ResourceType="key", ResourceId=[key_id, other], TagKey=["owner"])
+    assert _tags(kms, key_id) == _tags(kms, other) == {"project": "x"}
+    kms.call("UntagResources", ResourceType="key", ResourceId=[other], All=True)
+    assert _tags(kms, other) == {}
+    assert _tags(kms, key_id) == {"project": "x"}
+
+
+def test_create_key_with_tags(kms: KmsCaller, instance_id: str) -> None:
+    key_id = kms.call("CreateKey", DKMSInstanceId=instance_id, Tags=_old({"env": "dev"}))["KeyMetadata"][
+        "KeyId"
+    ]
+    assert _tags(kms, key_id) == {"env": "dev"}
+    before = kms.call("ListKeys", PageSize=1)["TotalCount"]
+    with pytest.raises(KmsError) as caught:
+        kms.call("CreateKey", DKMSInstanceId=instance_id, Tags=_old({"acs:reserved": "x"}))
+    assert caught.value.code == "InvalidParameter"
+    assert kms.call("ListKeys", PageSize=1)["TotalCount"] == before
+
+
+def test_list_keys_filters(kms: KmsCaller, key_id: str) -> None:
+    def listed(filters: list[dict[str, object]]) -> set[str]:
+        return {key["KeyId"] for key in list_all(kms, "ListKeys", "Keys", "Key", Filters=json.dumps(filters))}
+
+    assert key_id in listed([{"Key": "CreatorType", "Values": ["User"]}])
+    assert key_id not in listed([{"Key": "CreatorType", "Values": ["Service"]}])
+    assert key_id in listed([{"Key": "KeySpec", "Values": ["Aliyun_AES_256"]}])
+    assert key_id in listed([{"Key": "KeyUsage", "Values": ["ENCRYPT/DECRYPT"]}])
+    assert key_id in listed([{"Key": "ProtectionLevel", "Values": ["SOFTWARE"]}])
+    assert key_id not in listed([{"Key": "ProtectionLevel", "Values": ["HSM"]}])
+    both = [
+        {"Key": "KeyState", "Values": ["Enabled", "PendingDeletion"]},
+        {"Key": "CreatorType", "Values": ["User"]},
+    ]
+    assert key_id in listed(both)
+    kms.call("ScheduleKeyDeletion", KeyId=key_id, PendingWindowInDays=7)
+    assert key_id in listed(both)
+    assert key_id not in listed([{"Key": "KeyState", "Values": ["Enabled"]}])

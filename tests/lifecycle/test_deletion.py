@@ -1,0 +1,150 @@
+"""Scheduled deletion with a frozen clock: the window, cancellation, deletion protection, and the
+deletion job destroying material, aliases and tags for good, also in the database files (P10)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from openkms.domain.key import KeyFilter
+from openkms.errors import (
+    AliasNotFound,
+    DeletionProtected,
+    InvalidArgument,
+    InvalidCiphertext,
+    InvalidKeyState,
+    KeyNotFound,
+)
+from openkms.jobs.steps import delete_due_keys
+from openkms.service.keys import CreateKeyRequest
+from tests.lifecycle.conftest import Stack
+
+DAY = timedelta(days=1)
+
+
+def _key(stack: Stack) -> str:
+    return stack.services.keys.create_key(stack.ctx(), CreateKeyRequest(instance_id=stack.instance_id)).key_id
+
+
+def _wrapped_material(stack: Stack, key_id: str) -> list[bytes]:
+    with stack.services.db.unit_of_work() as uow:
+        return [stored.wrapped_material for stored in uow.keys.versions(key_id)]
+
+
+def _files_holding(db_path: Path, canaries: list[bytes]) -> list[str]:
+    found = []
+    for path in (db_path, db_path.with_name(db_path.name + "-wal")):
+        if path.exists():
+            data = path.read_bytes()
+            found += [f"{path.name}:{i}" for i, canary in enumerate(canaries) if canary in data]
+    return found
+
+
+def test_pending_key_refuses_crypto_until_cancelled(stack: Stack) -> None:
+    services = stack.services
+    key_id = _key(stack)
+    sealed = services.crypto.encrypt(stack.ctx(), key_id, b"data", None)
+    services.lifecycle.schedule_deletion(stack.ctx(), key_id, 7)
+    key = services.keys.describe_key(stack.ctx(), key_id)
+    assert key.state.value == "PendingDeletion"
+    assert key.delete_date == stack.clock.now() + 7 * DAY
+    with pytest.raises(InvalidKeyState):
+        services.crypto.encrypt(stack.ctx(), key_id, b"x", None)
+    with pytest.raises(InvalidKeyState):
+        services.crypto.decrypt(stack.ctx(), sealed.blob, None)
+    with pytest.raises(InvalidKeyState):
+        services.keys.enable_key(stack.ctx(), key_id)
+    with pytest.raises(InvalidKeyState):
+        services.lifecycle.schedule_deletion(stack.ctx(), key_id, 7)
+    with pytest.raises(InvalidKeyState):
+        services.lifecycle.set_deletion_protection(stack.ctx(), key_id, True, "in use")
+    listed, _ = services.keys.list_keys(stack.ctx(), KeyFilter(), 1, 100)
+    assert key_id in {k.key_id for k in listed}
+    services.lifecycle.cancel_deletion(stack.ctx(), key_id)
+    back = services.keys.describe_key(stack.ctx(), key_id)
+    assert back.state.value == "Enabled" and back.delete_date is None
+    assert services.crypto.decrypt(stack.ctx(), sealed.blob, None).plaintext.reveal() == b"data"
+    with pytest.raises(InvalidKeyState):
+        services.lifecycle.cancel_deletion(stack.ctx(), key_id)
+    stack.clock.advance(30 * DAY)
+    assert delete_due_keys(services) == []
+
+
+def test_window_bounds_and_protection(stack: Stack) -> None:
+    services = stack.services
+    key_id = _key(stack)
+    for days in (6, 367, 0, -1):
+        with pytest.raises(InvalidArgument):
+            services.lifecycle.schedule_deletion(stack.ctx(), key_id, days)
+    services.lifecycle.set_deletion_protection(stack.ctx(), key_id, True, "used by orders")
+    protected = services.keys.describe_key(stack.ctx(), key_id)
+    assert protected.deletion_protection and protected.deletion_protection_description == "used by orders"
+    with pytest.raises(DeletionProtected):
+        services.lifecycle.schedule_deletion(stack.ctx(), key_id, 7)
+    assert services.keys.describe_key(stack.ctx(), key_id).state.value == "Enabled"
+    services.lifecycle.set_deletion_protection(stack.ctx(), key_id, False, "")
+    services.lifecycle.schedule_deletion(stack.ctx(), key_id, 366)
+    assert services.keys.describe_key(stack.ctx(), key_id).delete_date == stack.clock.now() + 366 * DAY
+
+
+def test_the_job_destroys_material_aliases_and_tags_after_the_window(stack: Stack) -> None:
+    services = stack.services
+    key_id = _key(stack)
+    keep = _key(stack)
+    services.lifecycle.create_key_version(stack.ctx(), key_id)
+    services.aliases.create_alias(stack.ctx(), "alias/doomed", key_id)
+    services.tags.tag(stack.ctx(), [key_id], {"team": "orders"}, "TagResource")
+    sealed = services.crypto.encrypt(stack.ctx(), key_id, b"gone soon", None)
+    kept = services.crypto.encrypt(stack.ctx(), keep, b"stays", None)
+    canaries = _wrapped_material(stack, key_id)
+    assert len(canaries) == 2 and all(len(c) > 32 for c in canaries)
+    if stack.db_path is not None:
+        assert _files_holding(stack.db_path, canaries), "the canaries must be findable before deletion"
+
+    services.lifecycle.schedule_deletion(stack.ctx(), key_id, 7)
+    stack.clock.advance(7 * DAY - timedelta(seconds=1))
+    assert delete_due_keys(services) == []
+    assert services.keys.describe_key(stack.ctx(), key_id).state.value == "PendingDeletion"
+
+    stack.clock.advance(timedelta(seconds=1))
+    events = delete_due_keys(services)
+    assert [(e.action, e.key_id, e.result) for e in events] == [("DeleteKey", key_id, "Success")]
+    assert events[0].principal.endswith(":system/deletion-job")
+
+    with pytest.raises(KeyNotFound):
+        services.keys.describe_key(stack.ctx(), key_id)
+    with pytest.raises(AliasNotFound):
+        services.keys.describe_key(stack.ctx(), "alias/doomed")
+    with pytest.raises(InvalidCiphertext):
+        services.crypto.decrypt(stack.ctx(), sealed.blob, None)
+    with services.db.unit_of_work() as uow:
+        assert uow.keys.versions(key_id) == []
+        assert uow.tags.of(key_id) == {}
+    assert _wrapped_material(stack, key_id) == []
+    # other keys are untouched
+    assert services.crypto.decrypt(stack.ctx(), kept.blob, None).plaintext.reveal() == b"stays"
+    assert delete_due_keys(services) == []
+    if stack.db_path is not None:
+        assert _files_holding(stack.db_path, canaries) == []  # P10: not in the database file nor the WAL
+
+
+def test_a_service_key_is_made_on_first_use_by_its_service(stack: Stack) -> None:
+    from openkms.service.context import RequestContext, service_principal
+    from tests.lifecycle.conftest import REGION
+
+    services = stack.services
+    ctx = RequestContext("r1", service_principal(stack.account_id, "ecs"), REGION)
+    first = services.crypto.encrypt(ctx, "alias/acs/ecs", b"disk key", None)
+    again = services.crypto.encrypt(ctx, "alias/acs/ecs", b"disk key", None)
+    assert first.key_id == again.key_id
+    key = services.keys.describe_key(stack.ctx(), "alias/acs/ecs")
+    assert (key.creator, key.creator_type.value, key.instance_id) == ("ecs", "Service", None)
+    # a user naming a missing service alias does not create anything
+    with pytest.raises(AliasNotFound):
+        services.crypto.encrypt(stack.ctx(), "alias/acs/rds", b"x", None)
+    # another service cannot claim it either
+    other = RequestContext("r2", service_principal(stack.account_id, "oss"), REGION)
+    with pytest.raises(AliasNotFound):
+        services.crypto.encrypt(other, "alias/acs/rds", b"x", None)
