@@ -107,7 +107,10 @@ def test_create_asymmetric_keys_reports_spec_usage_and_default_usage(
     ec_key = kms.call("CreateKey", DKMSInstanceId=instance_id, KeySpec="EC_P256K")["KeyMetadata"]
     assert (ec_key["KeySpec"], ec_key["KeyUsage"], ec_key["KeyState"]) == ("EC_P256K", SIGN, "Enabled")
     rsa_key = kms.call("CreateKey", DKMSInstanceId=instance_id, KeySpec="RSA_2048")["KeyMetadata"]
-    assert (rsa_key["KeySpec"], rsa_key["KeyUsage"]) == ("RSA_2048", ENCRYPT)
+    assert (rsa_key["KeySpec"], rsa_key["KeyUsage"]) == (
+        "RSA_2048",
+        SIGN,
+    )  # Alibaba's default for keys that sign
     described = kms.call("DescribeKey", KeyId=rsa_key["KeyId"])["KeyMetadata"]
     assert described["PrimaryKeyVersion"] == rsa_key["PrimaryKeyVersion"]
 
@@ -421,3 +424,34 @@ def test_blobs_never_name_key_pairs_and_re_encrypt_refuses_an_asymmetric_destina
     blob = kms.call("Encrypt", KeyId=key_id, Plaintext="stay")["CiphertextBlob"]
     _refused(kms, "ReEncrypt", "UnsupportedOperation", CiphertextBlob=blob, DestinationKeyId=decrypter.key_id)
     assert kms.call("Decrypt", CiphertextBlob=blob)["Plaintext"] == "stay"
+
+
+def test_create_key_version_makes_a_new_key_pair_and_old_versions_keep_verifying(
+    kms: KmsCaller, instance_id: str
+) -> None:
+    created = kms.call("CreateKey", DKMSInstanceId=instance_id, KeySpec="EC_P256")["KeyMetadata"]
+    first = AsymKey(created["KeyId"], created["PrimaryKeyVersion"])
+    digest = hashlib.sha256(b"signed before the rotation").digest()
+    old_signature = base64.b64decode(
+        kms.call("AsymmetricSign", **_on(first), Algorithm="ECDSA_SHA_256", Digest=_b64(digest))["Value"]
+    )
+    new_version = kms.call("CreateKeyVersion", KeyId=first.key_id)["KeyVersion"]["KeyVersionId"]
+    assert new_version != first.version_id
+    second = AsymKey(first.key_id, new_version)
+    assert kms.call("DescribeKey", KeyId=first.key_id)["KeyMetadata"]["PrimaryKeyVersion"] == new_version
+    old_public, new_public = _public_key(kms, first), _public_key(kms, second)
+    assert old_public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ) != new_public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    _verify_locally(old_public, "ECDSA_SHA_256", digest, old_signature)
+    verified = kms.call("AsymmetricVerify", **_on(first), Algorithm="ECDSA_SHA_256", Digest=_b64(digest),
+                        Value=_b64(old_signature))  # fmt: skip
+    assert verified["Value"] is True
+    new_signature = base64.b64decode(
+        kms.call("AsymmetricSign", **_on(second), Algorithm="ECDSA_SHA_256", Digest=_b64(digest))["Value"]
+    )
+    _verify_locally(new_public, "ECDSA_SHA_256", digest, new_signature)
+    # Automatic rotation stays refused for key pairs (F3.4).
+    refused = _refused(kms, "UpdateRotationPolicy", "UnsupportedOperation", KeyId=first.key_id,
+                       EnableAutomaticRotation=True, RotationInterval="30d")  # fmt: skip
+    assert refused.status == 400

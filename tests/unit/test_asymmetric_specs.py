@@ -52,8 +52,8 @@ def test_every_spec_usage_has_its_algorithms() -> None:
     }
 
 
-def test_default_usage_rsa_encrypts_ec_signs() -> None:
-    assert parse_usage(None, parse_spec("RSA_3072", InstanceKind.SOFTWARE)) is KeyUsage.ENCRYPT_DECRYPT
+def test_default_usage_of_keys_that_can_sign_is_sign_verify() -> None:
+    assert parse_usage(None, parse_spec("RSA_3072", InstanceKind.SOFTWARE)) is KeyUsage.SIGN_VERIFY
     assert parse_usage("", parse_spec("EC_P256", InstanceKind.SOFTWARE)) is KeyUsage.SIGN_VERIFY
     with pytest.raises(InvalidArgument):
         parse_usage("ENCRYPT/DECRYPT", parse_spec("EC_P256K", InstanceKind.SOFTWARE))

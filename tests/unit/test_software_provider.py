@@ -443,3 +443,17 @@ def test_wycheproof_harness_with_plain_aesgcm(vector: GcmVector) -> None:
     else:
         with pytest.raises(InvalidTag):
             cipher.decrypt(vector.iv, vector.ct + vector.tag, vector.aad)
+
+
+def test_a_change_on_the_node_drops_the_material_held_in_memory(keystore: Keystore) -> None:
+    from openkms.node.generation import LocalGeneration
+
+    changes = LocalGeneration()
+    provider = SoftwareProvider(keystore, changes=changes.current)
+    first, second = _new_ref(provider), _new_ref(provider)
+    provider.encrypt(first, b"x", b"")
+    provider.encrypt(second, b"x", b"")
+    assert "cached_versions=2" in repr(provider)
+    changes.bump()  # e.g. a key was disabled or destroyed by another worker
+    provider.encrypt(second, b"x", b"")
+    assert "cached_versions=1" in repr(provider)

@@ -39,8 +39,9 @@ SPEC_RULES: dict[KeySpec, SpecRule] = {
 _RSA_SIGN = (AsymmetricAlgorithm.RSA_PSS_SHA_256, AsymmetricAlgorithm.RSA_PKCS1_SHA_256)
 _RSA_ENCRYPT = (AsymmetricAlgorithm.RSAES_OAEP_SHA_256, AsymmetricAlgorithm.RSAES_OAEP_SHA_1)
 _ECDSA = (AsymmetricAlgorithm.ECDSA_SHA_256,)
-# RSA keys default to ENCRYPT/DECRYPT (Alibaba's CreateKey default); EC keys only sign.
-_RSA_USAGES = (KeyUsage.ENCRYPT_DECRYPT, KeyUsage.SIGN_VERIFY)
+# The first usage is the default: Alibaba's CreateKey defaults a key that can sign to SIGN/VERIFY
+# (the SDK's CreateKeyRequest documents it); EC keys only sign.
+_RSA_USAGES = (KeyUsage.SIGN_VERIFY, KeyUsage.ENCRYPT_DECRYPT)
 for _spec, _bits in ((KeySpec.RSA_2048, 2048), (KeySpec.RSA_3072, 3072), (KeySpec.RSA_4096, 4096)):
     SPEC_RULES[_spec] = SpecRule(
         _spec,

@@ -51,6 +51,7 @@ class SoftwareProvider:
         cache_size: int = 10000,
         *,
         iv_source: Callable[[int], bytes] = os.urandom,
+        changes: Callable[[], int] | None = None,
     ) -> None:
         if cache_size < 0:
             raise ValueError("cache_size must not be negative")
@@ -59,6 +60,10 @@ class SoftwareProvider:
         self._iv_source = iv_source
         self._cache: OrderedDict[KeyVersionId, AESGCM] = OrderedDict()
         self._pairs: OrderedDict[KeyVersionId, keypairs.PrivateKey] = OrderedDict()
+        # The node's change counter: when a key is disabled, scheduled for deletion, destroyed or
+        # rewrapped anywhere on the node, every worker drops the material it holds in memory.
+        self._changes = changes
+        self._seen = None if changes is None else changes()
         keystore.on_seal(self._drop_cache)
 
     def __repr__(self) -> str:
@@ -117,6 +122,13 @@ class SoftwareProvider:
         self._cache.pop(version_id, None)
         self._pairs.pop(version_id, None)
 
+    def _follow_changes(self) -> None:
+        if self._changes is not None:
+            seen = self._changes()
+            if seen != self._seen:
+                self._seen = seen
+                self._drop_cache()
+
     def _drop_cache(self) -> None:
         # Replace rather than clear(): a miss in flight holds the old dict and fills that one.
         self._cache = OrderedDict()
@@ -131,6 +143,7 @@ class SoftwareProvider:
     def _pair(self, ref: MaterialRef) -> keypairs.PrivateKey:
         if self._keystore.sealed:
             raise Sealed()
+        self._follow_changes()
         pairs = self._pairs
         key = pairs.get(ref.version_id)
         if key is not None:
@@ -147,6 +160,7 @@ class SoftwareProvider:
     def _cipher(self, ref: MaterialRef) -> AESGCM:
         if self._keystore.sealed:
             raise Sealed()
+        self._follow_changes()
         cache = self._cache
         cipher = cache.get(ref.version_id)
         if cipher is not None:

@@ -58,7 +58,7 @@ def build_services(
     access_quota: int = DEFAULT_QUOTA,
     grant_release_seconds: float = DEFAULT_RELEASE_SECONDS,
 ) -> Services:
-    provider = SoftwareProvider(keystore)
+    provider = SoftwareProvider(keystore, changes=generation.current)
     access = InstanceAccess(db, clock, access_quota, grant_release_seconds)
     service_keys = ServiceKeyService(db, provider, clock, generation)
     keys = KeyService(db, provider, clock, generation, cache_ttl, service_keys, access)

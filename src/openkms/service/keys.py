@@ -13,7 +13,7 @@ from openkms.clock import Clock
 from openkms.domain.key import Key, KeyFilter, KeyVersion
 from openkms.domain.lifecycle import KeyEvent, transition
 from openkms.domain.names import parse_rotation_interval
-from openkms.domain.specs import SpecRule, parse_spec, parse_usage
+from openkms.domain.specs import SPEC_RULES, SpecRule, parse_spec, parse_usage
 from openkms.errors import (
     AccessDenied,
     AliasNotFound,
@@ -39,7 +39,9 @@ from openkms.types import (
     InstanceId,
     InstanceKind,
     KeyId,
+    KeySpec,
     KeyState,
+    KeyVersionId,
     Origin,
     ProtectionLevel,
 )
@@ -65,6 +67,14 @@ class CreateKeyRequest:
     enable_automatic_rotation: bool = False
     rotation_interval: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def new_material(provider: CryptoProvider, key_id: KeyId, version_id: KeyVersionId, spec: KeySpec) -> bytes:
+    """Wrapped material for a new version: a symmetric key or a key pair, as the spec says. Every path
+    that makes a version (CreateKey, CreateKeyVersion, the rotation job) comes through here."""
+    if SPEC_RULES[spec].symmetric:
+        return provider.generate_symmetric(key_id, version_id, spec)
+    return provider.generate_key_pair(key_id, version_id, spec)
 
 
 class KeyService:
@@ -169,10 +179,7 @@ class KeyService:
         now = self._clock.now()
         key_id = ids.new_default_key_id() if kind is None else ids.new_instance_key_id(ctx.region_id)
         version_id = ids.new_version_id()
-        if rule.symmetric:
-            wrapped = self._provider.generate_symmetric(key_id, version_id, rule.spec)
-        else:
-            wrapped = self._provider.generate_key_pair(key_id, version_id, rule.spec)
+        wrapped = new_material(self._provider, key_id, version_id, rule.spec)
         key = Key(
             key_id=key_id,
             account_id=ctx.principal.account_id,

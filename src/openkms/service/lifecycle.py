@@ -31,7 +31,7 @@ from openkms.repository.database import Database, UnitOfWork
 from openkms.service import ids
 from openkms.service.authorization import authorize
 from openkms.service.context import RequestContext
-from openkms.service.keys import KeyService, refuse_service_key
+from openkms.service.keys import KeyService, new_material, refuse_service_key
 from openkms.types import KeyId, KeyState, KeyVersionId, Origin, ProtectionLevel
 
 
@@ -129,7 +129,7 @@ class LifecycleService:
         key = self._keys.resolve(ctx, key_ref)
         ctx.touched(key.key_id)
         authorize(ctx, "CreateKeyVersion", key)
-        _ensure_rotatable(key)
+        _ensure_rotatable(key, manual=True)
         ensure_usable(key.state)
         version = self._rotate(ctx, key.key_id, due_before=None)
         if version is None:  # pragma: no cover - a manual rotation always writes
@@ -149,7 +149,7 @@ class LifecycleService:
         if current is None:
             raise KeyNotFound()
         # Material is made outside the transaction: it is only wrapped bytes until the commit.
-        wrapped = self._provider.generate_symmetric(key_id, version_id, current.spec)
+        wrapped = new_material(self._provider, key_id, version_id, current.spec)
         with self._db.unit_of_work(write=True) as uow:
             uow.lifecycle.lock_key(key_id)
             key = uow.keys.get(key_id)
@@ -237,10 +237,11 @@ class LifecycleService:
         return True
 
 
-def _ensure_rotatable(key: Key) -> None:
+def _ensure_rotatable(key: Key, *, manual: bool = False) -> None:
+    """Automatic rotation is for symmetric keys (F3.4); CreateKeyVersion also makes a new key pair."""
     rule = SPEC_RULES.get(key.spec)
-    if rule is None or not rule.symmetric:
-        raise UnsupportedOperation("Only symmetric keys rotate here.")
+    if rule is None or (not rule.symmetric and not manual):
+        raise UnsupportedOperation("Only symmetric keys rotate automatically; use CreateKeyVersion.")
     if key.protection_level is ProtectionLevel.HSM:
         raise UnsupportedOperation("Keys protected by an HSM do not rotate.")
     if key.origin is not Origin.ALIYUN_KMS:
