@@ -60,12 +60,16 @@ class Caller:
         self._models = importlib.import_module(models_module)
 
     def call(self, action: str, **params: Any) -> dict[str, Any]:
+        """An action through the SDK's typed method, or (an OpenKMS extension the SDK has no model for)
+        through the same client's generic `call_api`, signed and sent like any other."""
         from Tea.exceptions import TeaException
 
         params = {name: value for name, value in params.items() if value is not None}
         request_class = getattr(self._models, f"{action}Request", None)
-        method = getattr(self._client, _snake(action))
+        method = getattr(self._client, _snake(action), None)
         try:
+            if method is None:
+                return self._generic(action, params)
             response = method() if request_class is None else method(request_class().from_map(params))
         except TeaException as exc:
             data = exc.data or {}
@@ -76,3 +80,20 @@ class Caller:
             raise DeniedError(error, getattr(exc, "accessDeniedDetail", None)) from None
         body: dict[str, Any] = response.body.to_map()
         return body
+
+    def _generic(self, action: str, query: dict[str, Any]) -> dict[str, Any]:
+        from alibabacloud_tea_openapi import utils_models
+        from alibabacloud_tea_openapi.utils import Utils
+        from darabonba.runtime import RuntimeOptions
+
+        spec = utils_models.Params(
+            action=action, version=self._version, protocol="HTTP", pathname="/", method="POST",
+            auth_type="AK", style="RPC", req_body_type="formData", body_type="json",
+        )  # fmt: skip
+        request = utils_models.OpenApiRequest(query=Utils.query({k: str(v) for k, v in query.items()}))
+        answer: dict[str, Any] = self._client.call_api(spec, request, RuntimeOptions())["body"]
+        return answer
+
+    @property
+    def _version(self) -> str:
+        return {"kms": "2016-01-20", "ram": "2015-05-01", "sts": "2015-04-01"}[self.product]

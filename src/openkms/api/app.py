@@ -37,6 +37,7 @@ from openkms.service.bootstrap import ensure_root_access_key
 from openkms.service.container import Services, build_services
 from openkms.service.replay import NONCE_FILE, node_memory_dir
 from openkms.service.seal import root_of_trust
+from openkms.service.usage import FLUSH_SECONDS as USAGE_FLUSH_SECONDS
 
 log = logging.getLogger("openkms.server")
 
@@ -107,6 +108,18 @@ class OpenKMSApp:
             document["dev_clock"] = {"now": iso_utc(clock.now()), "offset_seconds": clock.offset()}
         return JSONResponse(document, status_code=503 if sealed else 200)
 
+    async def _flush_usage(self) -> None:
+        """Write the key-usage tally every few seconds (F8), off the event loop."""
+        while True:
+            await asyncio.sleep(USAGE_FLUSH_SECONDS)
+            await self._flush_usage_once()
+
+    async def _flush_usage_once(self) -> None:
+        try:
+            await asyncio.to_thread(self.services.usage.flush)
+        except Exception:
+            log.exception("key usage could not be written; it is kept and retried")
+
     def _after_unseal(self) -> None:
         created = ensure_root_access_key(
             self.services.db,
@@ -135,9 +148,13 @@ class OpenKMSApp:
             log.warning("sealed: run `openkms unseal --data-dir %s` to unseal", self.settings.data_dir)
         await self.unseal_listener.start()
         self.jobs.start()
+        flusher = asyncio.create_task(self._flush_usage())
         try:
             yield
         finally:
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+            await self._flush_usage_once()
             await self.jobs.stop()
             await self.unseal_listener.stop()
             await self.audit.aclose()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from starlette.concurrency import run_in_threadpool
 
 from openkms import errors
-from openkms.api.actions import PRODUCTS
+from openkms.api.actions import PRODUCTS, USAGE_ACTIONS
 from openkms.api.params import Params, RpcRequest, parse_request
 from openkms.api.render import JSON_CONTENT_TYPE, XML_CONTENT_TYPE, render_json, render_xml
 from openkms.api.signature import SignedRequest, check_freshness, identify, verify
@@ -156,8 +156,12 @@ class RpcDispatcher:
         self._audit.check()
         params = Params(request.params)
         if action.blocking:
-            return await run_in_threadpool(action.handler, params, ctx, self._services)
-        return action.handler(params, ctx, self._services)
+            answer = await run_in_threadpool(action.handler, params, ctx, self._services)
+        else:
+            answer = action.handler(params, ctx, self._services)
+        if ctx.key_id is not None and action.name in USAGE_ACTIONS and product.prefix == "kms":
+            self._services.usage.record(ctx.key_id, ctx.principal, now)
+        return answer
 
     def _event(self, trace: _Trace, source_ip: str | None, wire: WireError | None) -> AuditEvent:
         ctx = trace.ctx

@@ -21,6 +21,8 @@ audit_app = typer.Typer(no_args_is_help=True, help="Work with the audit log.")
 app.add_typer(audit_app, name="audit")
 account_app = typer.Typer(no_args_is_help=True, help="Manage main accounts (tenants) of this OpenKMS.")
 app.add_typer(account_app, name="account")
+key_app = typer.Typer(no_args_is_help=True, help="Inspect keys as an administrator.")
+app.add_typer(key_app, name="key")
 instance_app = typer.Typer(no_args_is_help=True, help="Share key management instances and set their quota.")
 app.add_typer(instance_app, name="instance")
 app.command("csr")(csr)
@@ -281,6 +283,62 @@ def instance_quota(
         db.dispose()
     typer.echo(f"quota {limit}; held by {len(held)}: {', '.join(held) or '-'}; "
                f"returning soon: {', '.join(cooling) or '-'}")  # fmt: skip
+
+
+@key_app.command("associations")
+def key_associations(
+    key_id: Annotated[str, typer.Argument(help="The key id.")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Detect who used a key in the last 365 days (F8): services and principals, last call time.
+
+    Reads what the server's workers have written (they write every few seconds).
+    """
+    from rich.table import Table
+
+    from openkms.clock import SystemClock
+    from openkms.repository.database import Database
+    from openkms.service.usage import detect_now
+
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    db = Database(settings.effective_database_url)
+    try:
+        row, found = detect_now(db, SystemClock(), key_id)
+    finally:
+        db.dispose()
+    if row is None:
+        console.print(f"[red]no key {key_id}[/red]")
+        raise typer.Exit(1)
+    if as_json:
+        import json
+
+        typer.echo(
+            json.dumps(
+                {
+                    "KeyId": key_id,
+                    "Status": row.status,
+                    "Associations": [
+                        {"Service": a.service, "Principal": a.principal,
+                         "LastCallTime": a.last_call.strftime("%Y-%m-%dT%H:%M:%SZ"), "CallCount": a.calls}
+                        for a in found
+                    ],
+                }
+            )
+        )  # fmt: skip
+        raise typer.Exit(0 if row.status == "Succeeded" else 1)
+    table = Table(title=f"{key_id}: detection {row.status}")
+    for column in ("Service", "Principal", "Last call (UTC)", "Calls"):
+        table.add_column(column)
+    for item in found:
+        table.add_row(
+            item.service or "-", item.principal, item.last_call.strftime("%Y-%m-%d %H:%M:%S"), str(item.calls)
+        )
+    Console().print(table)
+    if row.status != "Succeeded":
+        raise typer.Exit(1)
 
 
 @audit_app.command("verify")

@@ -22,6 +22,9 @@ KMS_ACTIONS: Final = frozenset(
         "kms:ListKmsInstances",
         "kms:GetKmsInstance",
         "kms:GetKeyPolicy",
+        # OpenKMS extension: key association detection (F8).
+        "kms:StartKeyAssociationDetection",
+        "kms:DescribeKeyAssociations",
         "kms:SetKeyPolicy",
         "kms:AsymmetricSign",
         "kms:AsymmetricVerify",

@@ -27,6 +27,7 @@ from openkms.repository.leader import AdvisoryLeaderLock, FileLeaderLock, Leader
 from openkms.repository.lifecycle import LifecycleRepository
 from openkms.repository.sharing import SharingRepository
 from openkms.repository.tags import TagRepository
+from openkms.repository.usage import UsageRepository
 
 
 class UnitOfWork:
@@ -40,6 +41,7 @@ class UnitOfWork:
         self.keyring = KeyringRepository(connection)
         self.identities = IdentityRepository(connection)
         self.sharing = SharingRepository(connection)
+        self.usage = UsageRepository(connection)
         self.aliases = AliasRepository(connection)
         self.tags = TagRepository(connection)
         self.lifecycle = LifecycleRepository(connection)

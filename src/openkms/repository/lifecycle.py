@@ -11,7 +11,15 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, func, select, update
 
 from openkms.domain.key import KeyVersion
-from openkms.repository.tables import aliases, as_utc, key_tags, key_versions, keys
+from openkms.repository.tables import (
+    aliases,
+    as_utc,
+    key_detections,
+    key_tags,
+    key_usage,
+    key_versions,
+    keys,
+)
 from openkms.types import KeyId, KeyState, KeyVersionId
 
 
@@ -128,7 +136,7 @@ class LifecycleRepository:
         return [KeyId(row.key_id) for row in rows]
 
     def destroy(self, key_id: KeyId) -> list[KeyVersionId]:
-        """Delete the key, every version's wrapped material, its aliases and tags. Returns the
+        """Delete the key, every version's wrapped material, its aliases, tags and usage. Returns the
         destroyed version ids (so caches can forget them)."""
         versions = [
             KeyVersionId(row.version_id)
@@ -144,5 +152,7 @@ class LifecycleRepository:
         self._c.execute(delete(key_versions).where(key_versions.c.key_id == key_id))
         self._c.execute(delete(aliases).where(aliases.c.key_id == key_id))
         self._c.execute(delete(key_tags).where(key_tags.c.key_id == key_id))
+        self._c.execute(delete(key_usage).where(key_usage.c.key_id == key_id))
+        self._c.execute(delete(key_detections).where(key_detections.c.key_id == key_id))
         self._c.execute(delete(keys).where(keys.c.key_id == key_id))
         return versions

@@ -219,6 +219,29 @@ instance_quotas = Table(
     Column("access_quota", Integer, nullable=False),
 )
 
+# F8: who used a key, batched from every worker: one row per (key, caller, service).
+key_usage = Table(
+    "key_usage",
+    metadata,
+    Column("key_id", String(64), primary_key=True),
+    Column("principal", String(256), primary_key=True),
+    Column("service", String(64), primary_key=True),  # "" when the caller is not a service
+    Column("last_used_at", DateTime(timezone=True), nullable=False),
+    Column("call_count", Integer, nullable=False),
+)
+
+# F8: the latest key association detection of each key.
+key_detections = Table(
+    "key_detections",
+    metadata,
+    Column("key_id", String(64), primary_key=True),
+    Column("detection_id", String(36), nullable=False),
+    Column("status", String(16), nullable=False),  # Running | Succeeded | Failed
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("result", Text, nullable=True),  # JSON list of associations
+)
+
 # Server-wide secrets (the STS token key), wrapped by the keystore like key material.
 service_secrets = Table(
     "service_secrets",

@@ -24,6 +24,7 @@ from openkms.service.sharing import DEFAULT_QUOTA, DEFAULT_RELEASE_SECONDS, Inst
 from openkms.service.sts import StsService
 from openkms.service.sts_tokens import TokenCodec
 from openkms.service.tags import TagService
+from openkms.service.usage import AssociationService, UsageRecorder
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,8 @@ class Services:
     asymmetric: AsymmetricService
     data_key_export: DataKeyExportService
     access: InstanceAccess
+    usage: UsageRecorder
+    associations: AssociationService
     lifecycle: LifecycleService
     aliases: AliasService
     tags: TagService
@@ -64,6 +67,7 @@ def build_services(
     keys = KeyService(db, provider, clock, generation, cache_ttl, service_keys, access)
     identities = IdentityService(db, keystore, generation, cache_ttl, TokenCodec(db, keystore, clock))
     crypto = CryptoService(db, keys, provider, generation, cache_ttl)
+    usage = UsageRecorder(db)
     return Services(
         db=db,
         keystore=keystore,
@@ -75,6 +79,8 @@ def build_services(
         ram=RamService(db, keystore, clock, generation),
         key_policies=KeyPolicyService(db, keys, generation, access, clock),
         access=access,
+        usage=usage,
+        associations=AssociationService(db, keys, clock, usage),
         sts=StsService(db, clock, identities),
         asymmetric=AsymmetricService(db, keys, provider, generation, cache_ttl),
         data_key_export=DataKeyExportService(crypto),

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from openkms.api.actions import (
     account,
     aliases,
+    associations,
     asymmetric,
     crypto,
     data_key_export,
@@ -38,9 +39,28 @@ ACTIONS: dict[str, Action] = {
         aliases,
         tags,
         dev,
+        associations,
     )
     for action in group.ACTIONS
 }
+
+
+# Successful calls of these actions count as uses of their key (F8 usage tracking).
+USAGE_ACTIONS = frozenset(
+    {
+        "Encrypt",
+        "Decrypt",
+        "ReEncrypt",
+        "GenerateDataKey",
+        "GenerateDataKeyWithoutPlaintext",
+        "AsymmetricSign",
+        "AsymmetricVerify",
+        "AsymmetricEncrypt",
+        "AsymmetricDecrypt",
+        "GenerateAndExportDataKey",
+        "ExportDataKey",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,4 +77,4 @@ PRODUCTS: Mapping[str, Product] = {
     sts.API_VERSION: Product("sts", {action.name: action for action in sts.ACTIONS}),
 }
 
-__all__ = ["ACTIONS", "KMS_VERSION", "PRODUCTS", "Action", "Product"]
+__all__ = ["ACTIONS", "KMS_VERSION", "PRODUCTS", "USAGE_ACTIONS", "Action", "Product"]

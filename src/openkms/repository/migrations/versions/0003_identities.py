@@ -1,5 +1,5 @@
 """Identities and key policies: RAM users, roles, policies and attachments; service secrets; keys.policy;
-instance sharing, grants and access quotas.
+instance sharing, grants and access quotas; key usage and key association detection.
 
 Revision ID: 0003
 Revises: 0002
@@ -118,6 +118,25 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("instance_id", name=op.f("pk_instance_quotas")),
     )
     op.create_table(
+        "key_usage",
+        sa.Column("key_id", sa.String(length=64), nullable=False),
+        sa.Column("principal", sa.String(length=256), nullable=False),
+        sa.Column("service", sa.String(length=64), nullable=False),
+        sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("call_count", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("key_id", "principal", "service", name=op.f("pk_key_usage")),
+    )
+    op.create_table(
+        "key_detections",
+        sa.Column("key_id", sa.String(length=64), nullable=False),
+        sa.Column("detection_id", sa.String(length=36), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("result", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("key_id", name=op.f("pk_key_detections")),
+    )
+    op.create_table(
         "service_secrets",
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("wrapped_value", sa.LargeBinary(), nullable=False),
@@ -128,6 +147,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("service_secrets")
+    op.drop_table("key_detections")
+    op.drop_table("key_usage")
     op.drop_table("instance_quotas")
     op.drop_table("instance_grants")
     op.drop_table("instance_shares")
