@@ -209,6 +209,8 @@ def test_identity_policies_grant_and_an_explicit_deny_wins(
     blob = user_kms.call("Encrypt", KeyId=kms_key, Plaintext="hello")["CiphertextBlob"]
     assert user_kms.call("Decrypt", CiphertextBlob=blob)["Plaintext"] == "hello"
     assert denied(lambda: user_kms.call("DisableKey", KeyId=kms_key)).code == "Forbidden.NoPermission"
+    schedule = denied(lambda: user_kms.call("ScheduleKeyDeletion", KeyId=kms_key, PendingWindowInDays=7))
+    assert schedule.code == "Forbidden.NoPermission"
 
     deny = unique("no-decrypt")
     document = {
@@ -249,6 +251,9 @@ def test_seed_administrators_and_users_in_a_custom_key_policy(
     blob = app_kms.call("Encrypt", KeyId=kms_key, Plaintext="data")["CiphertextBlob"]
     assert app_kms.call("Decrypt", CiphertextBlob=blob)["Plaintext"] == "data"
     assert denied(lambda: app_kms.call("DisableKey", KeyId=kms_key)).code == "Forbidden.NoPermission"
+    scheduled = denied(lambda: app_kms.call("ScheduleKeyDeletion", KeyId=kms_key, PendingWindowInDays=7))
+    assert scheduled.code == "Forbidden.NoPermission"
+    assert root("kms").call("DescribeKey", KeyId=kms_key)["KeyMetadata"]["KeyState"] == "Enabled"
 
 
 def test_key_policy_defaults_and_refusals(
@@ -424,3 +429,58 @@ def test_assume_role_needs_the_trust_policy_and_the_callers_grant(
         lambda: user_sts.call("AssumeRole", RoleArn=arn, RoleSessionName="s4", DurationSeconds=7200)
     )
     assert too_long.code == "InvalidParameter"
+
+
+def test_conditions_on_resource_and_request_tags(
+    server: LiveServer, root: Callable[[str], Caller], kms_key: str
+) -> None:
+    ram, kms = root("ram"), root("kms")
+    instance = kms.call("ListKmsInstances")["KmsInstances"]["KmsInstance"][0]["KmsInstanceId"]
+    other_key = kms.call("CreateKey", DKMSInstanceId=instance)["KeyMetadata"]["KeyId"]
+    kms.call("TagResource", KeyId=kms_key, Tags=json.dumps([{"TagKey": "env", "TagValue": "prod"}]))
+    document = {
+        "Version": "1",
+        "Statement": [
+            {"Effect": "Allow", "Action": "kms:Encrypt", "Resource": "*",
+             "Condition": {"StringEquals": {"acs:ResourceTag/env": "prod"}}},
+            {"Effect": "Allow", "Action": "kms:TagResource", "Resource": "*",
+             "Condition": {"StringEquals": {"acs:RequestTag/team": "payments"}}},
+        ],
+    }  # fmt: skip
+    name = unique("tagged-only")
+    ram.call("CreatePolicy", PolicyName=name, PolicyDocument=json.dumps(document))
+    user, access_key_id, secret = new_user(ram)
+    ram.call("AttachPolicyToUser", UserName=user, PolicyType="Custom", PolicyName=name)
+    user_kms = as_user(server, "kms", access_key_id, secret)
+    user_kms.call("Encrypt", KeyId=kms_key, Plaintext="tagged env=prod")
+    assert (
+        denied(lambda: user_kms.call("Encrypt", KeyId=other_key, Plaintext="x")).code
+        == "Forbidden.NoPermission"
+    )
+    user_kms.call(
+        "TagResource", KeyId=other_key, Tags=json.dumps([{"TagKey": "team", "TagValue": "payments"}])
+    )
+    wrong = json.dumps([{"TagKey": "team", "TagValue": "other"}])
+    assert (
+        denied(lambda: user_kms.call("TagResource", KeyId=other_key, Tags=wrong)).code
+        == "Forbidden.NoPermission"
+    )
+    tags = kms.call("ListResourceTags", KeyId=other_key)["Tags"]["Tag"]
+    assert [(t["TagKey"], t["TagValue"]) for t in tags] == [("team", "payments")]
+
+
+def test_a_denial_is_recorded_with_its_reason_in_the_audit_log(
+    server: LiveServer, root: Callable[[str], Caller], kms_key: str
+) -> None:
+    _, access_key_id, secret = new_user(root("ram"))
+    refusal = denied(
+        lambda: as_user(server, "kms", access_key_id, secret).call("Encrypt", KeyId=kms_key, Plaintext="x")
+    )
+    records = [
+        json.loads(line)
+        for path in sorted((server.data_dir / "audit").glob("*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
+    record = next(r for r in records if r.get("request_id") == refusal.request_id)
+    assert record["result"] == "Forbidden.NoPermission" and record["key_id"] == kms_key
+    assert "no identity policy statement allows it" in record["reason"]

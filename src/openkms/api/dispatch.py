@@ -148,7 +148,12 @@ class RpcDispatcher:
             raise errors.UnknownAction(f"Specified api {signed.action!r} is not found.")
         trace.region = self._region(request, signed)
         ctx = RequestContext(
-            trace.request_id, credential.principal, RegionId(trace.region), raw.source_ip, received_at=now
+            trace.request_id,
+            credential.principal,
+            RegionId(trace.region),
+            raw.source_ip,
+            received_at=now,
+            tags_of=self._services.tags.current,
         )
         trace.ctx = ctx
         action.check_parameters(request.params)

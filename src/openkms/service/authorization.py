@@ -4,6 +4,8 @@ the caller, the key and the request facts, and turns a denial into AccessDenied 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
+
 from openkms.domain.key import Key
 from openkms.errors import AccessDenied
 from openkms.policy.conditions import RequestFacts
@@ -15,14 +17,17 @@ from openkms.service.context import RequestContext
 
 def authorize(ctx: RequestContext, action: str, key: Key | None = None) -> None:
     """Deny by default: raise AccessDenied unless the policy engine allows `kms:<action>`."""
-    if key is None and ctx.principal.name == "root":
-        return  # an account's root may act on its own account (engine rule 1), without building facts
+    principal = ctx.principal
+    own = key is None or key.account_id == principal.account_id
+    if own and principal.name == "root" and principal.actor == "user":
+        return  # an account's root acts on its own account (engine rule 1): the hot path, no facts
     decide(
         ctx,
         f"kms:{action}",
         "*" if key is None else key.arn,
         None if key is None else key.account_id,
         None if key is None else key_policy_document(key.account_id, key.policy),
+        None if key is None else key.key_id,
     )
 
 
@@ -33,10 +38,40 @@ def authorize_own(ctx: RequestContext, auth_action: str, resource_arn: str) -> N
     decide(ctx, auth_action, resource_arn, ctx.principal.account_id, None)
 
 
-def facts(ctx: RequestContext) -> RequestFacts:
+def facts(ctx: RequestContext, key_id: str | None = None) -> RequestFacts:
+    resource_tags: Mapping[str, str] = {}
+    if key_id is not None and ctx.tags_of is not None:
+        resource_tags = _LazyTags(ctx.tags_of, key_id)
     return RequestFacts(
-        current_time=ctx.received_at, source_ip=ctx.source_ip, secure_transport=ctx.secure_transport
+        current_time=ctx.received_at,
+        source_ip=ctx.source_ip,
+        secure_transport=ctx.secure_transport,
+        resource_tags=resource_tags,
+        request_tags=ctx.request_tags,
     )
+
+
+class _LazyTags(Mapping[str, str]):
+    """A key's tags, read from the store only if a policy condition asks for them."""
+
+    def __init__(self, load: Callable[[str], Mapping[str, str]], key_id: str) -> None:
+        self._load = load
+        self._key_id = key_id
+        self._tags: Mapping[str, str] | None = None
+
+    def _get(self) -> Mapping[str, str]:
+        if self._tags is None:
+            self._tags = self._load(self._key_id)
+        return self._tags
+
+    def __getitem__(self, name: str) -> str:
+        return self._get()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
 
 
 def decide(
@@ -45,6 +80,7 @@ def decide(
     resource_arn: str,
     resource_account: str | None,
     key_policy: PolicyDocument | None,
+    key_id: str | None = None,
 ) -> None:
     """Ask the policy engine; raise AccessDenied with the explanation unless it allows."""
     principal = ctx.principal
@@ -55,7 +91,7 @@ def decide(
             action=auth_action,
             resource_account=resource_account,
             resource_arn=resource_arn,
-            facts=facts(ctx),
+            facts=facts(ctx, key_id),
             identity_policies=principal.policies,
             key_policy=key_policy,
         )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from openkms.policy.document import PolicyDocument
 from openkms.types import AccountId, RegionId
@@ -61,6 +62,10 @@ class RequestContext:
     source_ip: str | None = None
     received_at: float = 0.0  # epoch seconds, for policy conditions on the current time
     secure_transport: bool = False
+    # For policy conditions on tags: the tags this request sets (CreateKey, TagResource) and how to
+    # read a key's current tags (only called when a condition asks).
+    request_tags: Mapping[str, str] = field(default_factory=dict)
+    tags_of: Callable[[str], Mapping[str, str]] | None = None
     # Filled in by the service so the audit record names what was touched.
     key_id: str | None = None
     key_version_id: str | None = None

@@ -157,6 +157,7 @@ class KeyService:
 
     # -- use cases --------------------------------------------------------------------------------
     def create_key(self, ctx: RequestContext, request: CreateKeyRequest) -> Key:
+        ctx.request_tags = dict(request.tags)  # policies may condition on them (acs:RequestTag/<key>)
         authorize(ctx, "CreateKey")
         if len(request.description) > DESCRIPTION_LIMIT:
             raise InvalidArgument(

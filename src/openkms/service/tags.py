@@ -33,6 +33,7 @@ class TagService:
         return found
 
     def tag(self, ctx: RequestContext, key_refs: Sequence[str], tags: Mapping[str, str], action: str) -> None:
+        ctx.request_tags = dict(tags)  # policies may condition on them (acs:RequestTag/<key>)
         key_ids = self._key_ids(ctx, key_refs, action)
         with self._db.unit_of_work(write=True) as uow:
             for key_id in key_ids:
@@ -52,6 +53,11 @@ class TagService:
         with self._db.unit_of_work(write=True) as uow:
             for key_id in key_ids:
                 uow.tags.remove(key_id, tag_keys)
+
+    def current(self, key_id: str) -> dict[str, str]:
+        """A key's tags now, for policy conditions (acs:ResourceTag/<key>)."""
+        with self._db.unit_of_work() as uow:
+            return uow.tags.of(KeyId(key_id))
 
     def tags_of(
         self, ctx: RequestContext, key_refs: Sequence[str], action: str
