@@ -7,6 +7,7 @@ answered with one.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -41,11 +42,13 @@ def csr(
     ] = "http://127.0.0.1:9600",
     region: Annotated[str | None, typer.Option(envvar="OPENKMS_REGION", help="RegionId to send.")] = None,
     access_key_id: Annotated[str, typer.Option(envvar="OPENKMS_ACCESS_KEY_ID", help="Access key id.")] = "",
-    access_key_secret: Annotated[
-        str, typer.Option(envvar="OPENKMS_ACCESS_KEY_SECRET", help="Access key secret.", show_default=False)
-    ] = "",
 ) -> None:
-    """Generate a CSR for an asymmetric key version on a running server and write it to --out."""
+    """Generate a CSR for an asymmetric key version on a running server and write it to --out.
+
+    The access key secret is read from OPENKMS_ACCESS_KEY_SECRET only: on a command line it would be
+    visible to other users of the machine in the process list.
+    """
+    access_key_secret = os.environ.get("OPENKMS_ACCESS_KEY_SECRET", "")
     if not access_key_id or not access_key_secret:
         typer.echo(
             "an access key is required: set OPENKMS_ACCESS_KEY_ID and OPENKMS_ACCESS_KEY_SECRET", err=True
