@@ -180,7 +180,7 @@ class ExpiredTimestamp(AuthenticationError):
     default_message = "The request timestamp is outside the allowed window of 15 minutes."
 
 
-class SecurityTokenExpired(UnknownAccessKey):
+class SecurityTokenExpired(AuthenticationError):
     default_message = "The security token has expired; request new credentials with AssumeRole."
 
 

@@ -9,13 +9,15 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from openkms.policy.key_policy import custom_key_policy, default_key_policy
 from tests.support.products import Caller, DeniedError
+from tests.support.raw import send, signed_params
 from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
 
 SIGNINGS = ("acs3", "rpc")  # the RAM and STS SDKs have no ACS4 gateway
@@ -484,3 +486,101 @@ def test_a_denial_is_recorded_with_its_reason_in_the_audit_log(
     record = next(r for r in records if r.get("request_id") == refusal.request_id)
     assert record["result"] == "Forbidden.NoPermission" and record["key_id"] == kms_key
     assert "no identity policy statement allows it" in record["reason"]
+
+
+@pytest.fixture
+def dev_server(tmp_path: Path) -> Iterator[LiveServer]:
+    live = LiveServer(tmp_path / "data", extra_args=["--dev-clock"]).start()
+    yield live
+    live.stop()
+
+
+def test_sts_credentials_stop_working_when_they_expire(dev_server: LiveServer) -> None:
+    """Expiry on the server's clock, moved with the development clock instead of waiting."""
+    root_ram = Caller("ram", dev_server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+    account = Caller("sts", dev_server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET).call("GetCallerIdentity")
+    role = unique("short-role")
+    arn = root_ram.call("CreateRole", RoleName=role, AssumeRolePolicyDocument=trust(
+        f"acs:ram::{account['AccountId']}:root"))["Role"]["Arn"]  # fmt: skip
+    root_ram.call(
+        "AttachPolicyToRole", RoleName=role, PolicyType="System", PolicyName="AliyunKMSReadOnlyAccess"
+    )
+    sts = Caller("sts", dev_server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+    credentials = sts.call("AssumeRole", RoleArn=arn, RoleSessionName="short", DurationSeconds=900)[
+        "Credentials"
+    ]
+    session = Caller("kms", dev_server.endpoint, credentials["AccessKeyId"], credentials["AccessKeySecret"],
+                     security_token=credentials["SecurityToken"])  # fmt: skip
+    session.call("ListKeys")
+    moved = send(
+        dev_server.url, signed_params("DevAdvanceClock", ACCESS_KEY_ID, ACCESS_KEY_SECRET, Duration="901s")
+    )
+    assert moved.status_code == 200, moved.text
+    expired = denied(lambda: session.call("ListKeys"))
+    assert (expired.code, expired.status) == ("InvalidSecurityToken.Expired", 400)
+
+
+def test_a_delegated_ram_administrator_gets_only_what_its_policy_names(
+    server: LiveServer, root: Callable[[str], Caller], account_id: str
+) -> None:
+    ram = root("ram")
+    helper, access_key_id, secret = new_user(ram)
+    victim, _, _ = new_user(ram)
+    document = {
+        "Version": "1",
+        "Statement": [
+            {"Effect": "Allow", "Action": "ram:AttachPolicyToUser",
+             "Resource": [f"acs:ram:*:{account_id}:user/{helper}",
+                          "acs:ram:*:system:policy/AliyunKMSReadOnlyAccess"]},
+            {"Effect": "Allow", "Action": ["ram:GetUser", "ram:ListPoliciesForUser"], "Resource": "*"},
+        ],
+    }  # fmt: skip
+    name = unique("delegated")
+    ram.call("CreatePolicy", PolicyName=name, PolicyDocument=json.dumps(document))
+    ram.call("AttachPolicyToUser", UserName=helper, PolicyType="Custom", PolicyName=name)
+    as_helper = as_user(server, "ram", access_key_id, secret)
+
+    as_helper.call(
+        "AttachPolicyToUser", UserName=helper, PolicyType="System", PolicyName="AliyunKMSReadOnlyAccess"
+    )
+    escalate = denied(lambda: as_helper.call("AttachPolicyToUser", UserName=helper, PolicyType="System",
+                                             PolicyName="AdministratorAccess"))  # fmt: skip
+    assert escalate.code == "Forbidden.NoPermission" and escalate.detail["AuthResource"].endswith(
+        "policy/AdministratorAccess"
+    )
+    other_user = denied(lambda: as_helper.call("AttachPolicyToUser", UserName=victim, PolicyType="System",
+                                               PolicyName="AliyunKMSReadOnlyAccess"))  # fmt: skip
+    assert other_user.code == "Forbidden.NoPermission"
+    assert denied(lambda: as_helper.call("CreateAccessKey", UserName=victim)).code == "Forbidden.NoPermission"
+    assert (
+        denied(lambda: as_helper.call("CreateUser", UserName=unique("more"))).code == "Forbidden.NoPermission"
+    )
+    attached = {
+        p["PolicyName"] for p in ram.call("ListPoliciesForUser", UserName=helper)["Policies"]["Policy"]
+    }
+    assert attached == {name, "AliyunKMSReadOnlyAccess"}
+    assert ram.call("ListPoliciesForUser", UserName=victim)["Policies"]["Policy"] == []
+    assert ram.call("ListAccessKeys", UserName=victim)["AccessKeys"]["AccessKey"] != []  # only its own one
+
+
+def test_list_policies_pages_through_system_and_custom_policies(root: Callable[[str], Caller]) -> None:
+    ram = root("ram")
+    made = set()
+    document = json.dumps(
+        {"Version": "1", "Statement": [{"Effect": "Allow", "Action": "kms:List*", "Resource": "*"}]}
+    )
+    for _ in range(3):
+        name = unique("paged")
+        ram.call("CreatePolicy", PolicyName=name, PolicyDocument=document)
+        made.add(name)
+    seen: list[tuple[str, str]] = []
+    marker = None
+    while True:
+        page = ram.call("ListPolicies", MaxItems=4, Marker=marker)
+        seen += [(p["PolicyType"], p["PolicyName"]) for p in page["Policies"]["Policy"]]
+        if not page["IsTruncated"]:
+            break
+        marker = page["Marker"]
+    assert len(seen) == len(set(seen))
+    assert made <= {name for kind, name in seen if kind == "Custom"}
+    assert ("System", "AliyunKMSFullAccess") in seen

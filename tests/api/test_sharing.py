@@ -60,12 +60,15 @@ def test_a_shared_instance_makes_keys_usable_by_both_accounts(server: LiveServer
     made = guest_kms.call("CreateKey", DKMSInstanceId=instance)["KeyMetadata"]
     assert made["DKMSInstanceId"] == instance and made["Arn"].split(":")[3] == guest["AccountId"]
     policy = json.loads(guest_kms.call("GetKeyPolicy", KeyId=made["KeyId"], PolicyName="default")["Policy"])
-    assert set(policy["Statement"][0]["Principal"]["RAM"]) == {
-        f"acs:ram::{guest['AccountId']}:*",
-        f"acs:ram::{owner['AccountId']}:*",
-    }
+    assert [(s["Principal"]["RAM"], s["Action"] == ["kms:*"]) for s in policy["Statement"]] == [
+        ([f"acs:ram::{guest['AccountId']}:*"], True),
+        ([f"acs:ram::{owner['AccountId']}:*"], False),
+    ]
     blob = owner_kms.call("Encrypt", KeyId=made["Arn"], Plaintext="owner")["CiphertextBlob"]
     assert guest_kms.call("Decrypt", CiphertextBlob=blob)["Plaintext"] == "owner"
+    # The owner uses the guest's key but does not manage it.
+    manage = refused(lambda: owner_kms.call("ScheduleKeyDeletion", KeyId=made["Arn"], PendingWindowInDays=7))
+    assert manage.code == "Forbidden.NoPermission"
 
     # Keys the owner makes stay the owner's.
     own = owner_kms.call("CreateKey", DKMSInstanceId=instance)["KeyMetadata"]

@@ -117,3 +117,12 @@ def test_deep_nesting_is_refused_not_crashed() -> None:
     text = '{"Version": "1", "Statement": ' + "[" * 5000 + "]" * 5000 + "}"
     with pytest.raises(MalformedPolicy):
         parse_policy(text, KEY)
+
+
+@pytest.mark.parametrize("principal", ["*", "acs:ram::*:*", "acs:ram::*:root", "acs:ram::*:user/app"])
+def test_a_key_policy_allows_named_accounts_only(principal: str) -> None:
+    allow = {"Effect": "Allow", "Action": "kms:*", "Resource": "*", "Principal": {"RAM": [principal]}}
+    with pytest.raises(MalformedPolicy, match="names each account it grants"):
+        parse_policy(doc(allow), KEY)
+    deny = {**allow, "Effect": "Deny"}  # denying everyone is fine
+    assert parse_policy(doc(deny), KEY).statements[0].principals == (principal,)

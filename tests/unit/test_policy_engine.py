@@ -164,7 +164,7 @@ RESOURCE_PATTERNS = [
     f"acs:kms:*:{OTHER}:key/*",
     "acs:kms:*:*:alias/*",
 ]
-PRINCIPAL_PATTERNS = ["*"] + [f"acs:ram::{a}:{n}" for a in ACCOUNTS for n in ["*", *NAMES, "user/*"]]
+PRINCIPAL_PATTERNS = [f"acs:ram::{a}:{n}" for a in ACCOUNTS for n in ["*", *NAMES, "user/*"]]
 
 
 @cache
@@ -181,6 +181,10 @@ def ref_match(pattern: str, text: str) -> bool:
 Stmts = list[dict[str, object]]
 
 
+def key_arn_of(account: str | None) -> str:
+    return "*" if account is None else f"acs:kms:cn-hangzhou:{account}:key/key-1"
+
+
 def reference(
     account: str, arn: str, action: str, resource_account: str | None, identity: Stmts, key: Stmts | None
 ) -> tuple[bool, bool]:
@@ -189,7 +193,7 @@ def reference(
     own = resource_account is None or resource_account == account
     if own and root:
         return True, False
-    resource = KEY_ARN if resource_account else "*"
+    resource = key_arn_of(resource_account)
 
     def applies(s: dict[str, object]) -> bool:
         actions, resources = s["Action"], s["Resource"]
@@ -260,7 +264,7 @@ def test_engine_agrees_with_the_reference(
             principal_arn=arn,
             action=action,
             resource_account=resource_account,
-            resource_arn=KEY_ARN if resource_account else "*",
+            resource_arn=key_arn_of(resource_account),
             facts=FACTS,
             identity_policies=tuple(
                 parse_policy(json.dumps({"Version": "1", "Statement": s}), PolicyKind.IDENTITY)

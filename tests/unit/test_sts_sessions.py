@@ -22,6 +22,20 @@ from openkms.testing.keyring import MemoryKeyringStore, StaticRoot
 NOW = 1_800_000_000
 
 
+class StepClock(SystemClock):
+    def __init__(self) -> None:
+        self.moment = float(NOW)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.moment, UTC)
+
+    def timestamp(self) -> float:
+        return self.moment
+
+
+CLOCK = StepClock()
+
+
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[IdentityService, TokenCodec, str]:
     db = Database(f"sqlite:///{tmp_path / 'store.db'}")
@@ -33,23 +47,26 @@ def setup(tmp_path: Path) -> tuple[IdentityService, TokenCodec, str]:
     keystore = Keystore(StaticRoot(), MemoryKeyringStore())
     keystore.unseal()
     tokens = TokenCodec(db, keystore, SystemClock())
-    return IdentityService(db, keystore, LocalGeneration(), 0.0, tokens), tokens, account
+    CLOCK.moment = float(NOW)
+    return IdentityService(db, keystore, LocalGeneration(), 0.0, tokens, CLOCK), tokens, account
 
 
-def claims(account: str, role: str = "ops", expires: int = NOW + 900) -> SessionClaims:
-    return SessionClaims(new_session_access_key_id(), account, role, "session-1", expires)
+def claims(account: str, role: str = "ops", expires: int = NOW + 900, role_id: str = "1234") -> SessionClaims:
+    return SessionClaims(new_session_access_key_id(), account, role, role_id, "session-1", expires)
 
 
 def test_a_session_works_until_it_expires(setup: tuple[IdentityService, TokenCodec, str]) -> None:
     identities, _, account = setup
     access_key_id, secret, token = identities.claims_for(claims(account))
-    credential = identities.credential(access_key_id, token, now=NOW)
+    credential = identities.credential(access_key_id, token)
     assert credential.principal.name == "assumed-role/ops/session-1"
     assert credential.principal.policy_arn == f"acs:ram::{account}:role/ops"
     assert credential.secret == secret and credential.expires_at == NOW + 900
-    identities.credential(access_key_id, token, now=NOW + 899)
+    CLOCK.moment = NOW + 899
+    identities.credential(access_key_id, token)
+    CLOCK.moment = NOW + 900
     with pytest.raises(SecurityTokenExpired):
-        identities.credential(access_key_id, token, now=NOW + 900)
+        identities.credential(access_key_id, token)
 
 
 def test_forged_swapped_or_missing_tokens_are_refused(
@@ -60,7 +77,7 @@ def test_forged_swapped_or_missing_tokens_are_refused(
     _, _, other_token = identities.claims_for(claims(account))
     for bad in (None, "", "garbage", token[:-2] + "xx", "OKS1." + "A" * 80, other_token):
         with pytest.raises(InvalidSecurityToken):
-            identities.credential(access_key_id, bad, now=NOW)
+            identities.credential(access_key_id, bad)
     # A token sealed by another store's secret does not open here, and vice versa.
     other_db = Database(f"sqlite:///{tmp_path / 'other.db'}")
     upgrade_to_head(other_db.engine)
@@ -82,4 +99,13 @@ def test_a_session_of_a_deleted_role_is_refused(setup: tuple[IdentityService, To
     identities, _, account = setup
     access_key_id, _, token = identities.claims_for(claims(account, role="gone"))
     with pytest.raises(UnknownAccessKey):
-        identities.credential(access_key_id, token, now=NOW)
+        identities.credential(access_key_id, token)
+
+
+def test_a_role_made_again_under_the_same_name_does_not_revive_old_sessions(
+    setup: tuple[IdentityService, TokenCodec, str],
+) -> None:
+    identities, _, account = setup
+    access_key_id, _, token = identities.claims_for(claims(account, role_id="an-older-ops-role"))
+    with pytest.raises(UnknownAccessKey):
+        identities.credential(access_key_id, token)

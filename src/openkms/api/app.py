@@ -84,6 +84,7 @@ class OpenKMSApp:
                 body=b"".join(chunks),
                 source_ip=client[0] if client else None,
                 too_large=too_large,
+                scheme=scope.get("scheme", "http"),
             )
         )
         await send(

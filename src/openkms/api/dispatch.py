@@ -50,6 +50,7 @@ class RawRequest:
     body: bytes
     source_ip: str | None
     too_large: bool = False
+    scheme: str = "http"  # "https" when the server itself terminated TLS
 
 
 @dataclass(slots=True)
@@ -127,7 +128,7 @@ class RpcDispatcher:
         trace.principal = f"acs:ram::unknown:access-key/{signed.access_key_id}"
         now = self._services.clock.timestamp()
         check_freshness(signed, now, self._window)
-        credential = self._services.identities.credential(signed.access_key_id, signed.security_token, now)
+        credential = self._services.identities.credential(signed.access_key_id, signed.security_token)
         verify(request, signed, credential.secret.reveal().decode("utf-8"))
         trace.principal = credential.principal.arn
         # Only a verified request may spend a nonce; it is remembered until its timestamp expires.
@@ -153,6 +154,7 @@ class RpcDispatcher:
             RegionId(trace.region),
             raw.source_ip,
             received_at=now,
+            secure_transport=raw.scheme == "https",
             tags_of=self._services.tags.current,
         )
         trace.ctx = ctx

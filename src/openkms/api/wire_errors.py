@@ -41,6 +41,7 @@ WIRE_ERRORS: dict[type[errors.OpenKMSError], tuple[int, str]] = {
     errors.QuotaExceeded: (400, "Rejected.LimitExceeded"),
     errors.UnknownAccessKey: (404, "InvalidAccessKeyId.NotFound"),
     errors.InvalidSecurityToken: (400, "InvalidSecurityToken.Malformed"),
+    errors.SecurityTokenExpired: (400, "InvalidSecurityToken.Expired"),
     errors.EntityNotExist: (404, "EntityNotExist"),
     errors.EntityAlreadyExists: (409, "EntityAlreadyExists"),
     errors.DeleteConflict: (409, "DeleteConflict"),

@@ -111,6 +111,11 @@ def _statement(raw: object, index: int, kind: PolicyKind) -> Statement:
     principals: tuple[str, ...] = ()
     if kind is PolicyKind.KEY:
         principals = _principals(raw.get("Principal"), where)
+        if effect == "Allow" and any(p == "*" or p.startswith("acs:ram::*:") for p in principals):
+            # Every account would be granted, and none would count against the instance's access quota.
+            raise MalformedPolicy(
+                f"{where}: an Allow statement of a key policy names each account it grants."
+            )
     elif kind is PolicyKind.TRUST:
         principals = _trusted(raw.get("Principal"), where)
     elif "Principal" in raw:

@@ -19,6 +19,7 @@ DEFAULT_SID = "kms default key policy"
 ADMINISTRATORS_SID = "Key Administrators"
 USERS_SID = "Key Users"
 OTHER_ACCOUNT_USERS_SID = "Other Account Users"
+INSTANCE_OWNER_SID = "Instance Owner"
 
 ADMINISTRATOR_ACTIONS: tuple[str, ...] = (
     "kms:List*",
@@ -72,9 +73,13 @@ def default_key_policy(account_id: str) -> str:
 
 def shared_instance_key_policy(account_id: str, instance_owner: str) -> str:
     """The default policy of a key made by `account_id` in an instance `instance_owner` shared with it:
-    usable by both accounts (F4.1)."""
-    principals = [f"acs:ram::{account_id}:*", f"acs:ram::{instance_owner}:*"]
-    return _text([_statement(DEFAULT_SID, principals, ["kms:*"])])
+    the key's account manages and uses it; the owner may use it (F4.1), not manage or delete it."""
+    return _text(
+        [
+            _statement(DEFAULT_SID, [f"acs:ram::{account_id}:*"], ["kms:*"]),
+            _statement(INSTANCE_OWNER_SID, [f"acs:ram::{instance_owner}:*"], USER_ACTIONS),
+        ]
+    )
 
 
 def custom_key_policy(

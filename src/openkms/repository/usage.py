@@ -45,7 +45,8 @@ class UsageRepository:
                 "last_used_at": r.last_used_at,
                 "call_count": r.call_count,
             }
-            for r in rows
+            # One order for every worker: two upserts on PostgreSQL then lock rows in the same order.
+            for r in sorted(rows, key=lambda r: (r.key_id, r.principal, r.service))
         ]
         if not batch:
             return

@@ -33,7 +33,7 @@ def authorize(ctx: RequestContext, action: str, key: Key | None = None) -> None:
 
 def authorize_own(ctx: RequestContext, auth_action: str, resource_arn: str) -> None:
     """A RAM or STS action on a resource of the caller's own account: its identity policies decide."""
-    if ctx.principal.name == "root":
+    if ctx.principal.name == "root" and ctx.principal.actor == "user":
         return
     decide(ctx, auth_action, resource_arn, ctx.principal.account_id, None)
 

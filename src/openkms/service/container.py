@@ -65,7 +65,7 @@ def build_services(
     access = InstanceAccess(db, clock, access_quota, grant_release_seconds)
     service_keys = ServiceKeyService(db, provider, clock, generation)
     keys = KeyService(db, provider, clock, generation, cache_ttl, service_keys, access)
-    identities = IdentityService(db, keystore, generation, cache_ttl, TokenCodec(db, keystore, clock))
+    identities = IdentityService(db, keystore, generation, cache_ttl, TokenCodec(db, keystore, clock), clock)
     crypto = CryptoService(db, keys, provider, generation, cache_ttl)
     usage = UsageRecorder(db)
     return Services(

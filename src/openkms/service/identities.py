@@ -7,8 +7,10 @@ AssumeRole: an `STS.` access key id, its secret and a SecurityToken; the role's 
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 
+from openkms.clock import Clock
 from openkms.errors import InvalidSecurityToken, SecurityTokenExpired, UnknownAccessKey
 from openkms.keystore import Keystore
 from openkms.node.generation import Generation
@@ -40,24 +42,31 @@ class Credential:
 
 class IdentityService:
     def __init__(
-        self, db: Database, keystore: Keystore, generation: Generation, cache_ttl: float, tokens: TokenCodec
+        self,
+        db: Database,
+        keystore: Keystore,
+        generation: Generation,
+        cache_ttl: float,
+        tokens: TokenCodec,
+        clock: Clock,
     ) -> None:
         self._db = db
         self._keystore = keystore
         self._tokens = tokens
+        self._clock = clock
         self._cache: TtlCache[str, Credential] = TtlCache(cache_ttl, generation)
-        self._roles: TtlCache[tuple[str, str], tuple[PolicyDocument, ...]] = TtlCache(cache_ttl, generation)
+        self._roles: TtlCache[tuple[str, str], tuple[str, tuple[PolicyDocument, ...]]] = TtlCache(
+            cache_ttl, generation
+        )
 
-    def credential(
-        self, access_key_id: str, security_token: str | None = None, now: float = 0.0
-    ) -> Credential:
+    def credential(self, access_key_id: str, security_token: str | None = None) -> Credential:
         """The credential for an access key id; UnknownAccessKey if there is none or it is inactive.
 
-        An `STS.` id needs its SecurityToken; the session must not have expired at `now` and its role
-        must still exist.
+        An `STS.` id needs its SecurityToken; the session must not have expired on the server's clock
+        (the development clock moves it too) and its role must still be the one it was issued for.
         """
         if access_key_id.startswith(STS_PREFIX):
-            return self._session(access_key_id, security_token, now)
+            return self._session(access_key_id, security_token)
         cached = self._cache.get(access_key_id)
         if cached is not None:
             return cached
@@ -78,33 +87,35 @@ class IdentityService:
         self._cache.put(access_key_id, credential)
         return credential
 
-    def _session(self, access_key_id: str, security_token: str | None, now: float) -> Credential:
+    def _session(self, access_key_id: str, security_token: str | None) -> Credential:
         if not security_token:
             raise InvalidSecurityToken("An STS access key needs its SecurityToken.")
         claims = self._tokens.open(security_token)
         if claims is None or claims.access_key_id != access_key_id:
             raise InvalidSecurityToken()
-        if claims.expires_at <= now:
+        if claims.expires_at <= self._clock.now().timestamp():
             raise SecurityTokenExpired()
-        policies = self.role_policies(claims.account_id, claims.role_name)
-        if policies is None:
+        role = self.role_policies(claims.account_id, claims.role_name)
+        if role is None or not hmac.compare_digest(role[0], claims.role_id):
             raise UnknownAccessKey("The role of these credentials no longer exists.")
+        policies = role[1]
         principal = Principal(
             AccountId(claims.account_id), f"assumed-role/{claims.role_name}/{claims.session_name}", policies
         )
         return Credential(access_key_id, principal, self._tokens.secret_for(claims), claims.expires_at)
 
-    def role_policies(self, account_id: str, role_name: str) -> tuple[PolicyDocument, ...] | None:
-        """The identity policies of a role (cached), or None when the role does not exist."""
+    def role_policies(self, account_id: str, role_name: str) -> tuple[str, tuple[PolicyDocument, ...]] | None:
+        """(RoleId, identity policies) of a role (cached), or None when the role does not exist."""
         cached = self._roles.get((account_id, role_name))
         if cached is not None:
             return cached
         with self._db.unit_of_work() as uow:
-            if uow.identities.role(account_id, role_name) is None:
+            role = uow.identities.role(account_id, role_name)
+            if role is None:
                 return None
-            policies = _attached(uow.identities, account_id, "Role", role_name)
-        self._roles.put((account_id, role_name), policies)
-        return policies
+            found = (role.role_id, _attached(uow.identities, account_id, "Role", role_name))
+        self._roles.put((account_id, role_name), found)
+        return found
 
     def claims_for(self, claims: SessionClaims) -> tuple[str, SecretBytes, str]:
         """(access key id, secret, security token) for a new session."""

@@ -74,17 +74,23 @@ class AttachedPolicy:
     attached_at: datetime
 
 
-def user_arn(account_id: str, user_name: str) -> str:
-    return f"acs:ram::{account_id}:user/{user_name}"
-
-
 def role_arn(account_id: str, role_name: str) -> str:
+    """A role's ARN as RAM returns it (and as key and trust policies name it as a principal)."""
     return f"acs:ram::{account_id}:role/{role_name}"
 
 
-def policy_arn(account_id: str, policy_type: str, policy_name: str) -> str:
+# Resource ARNs in RAM policies are written `acs:ram:*:<uid>:<type>/<name>` (Alibaba's documented form).
+def user_resource(account_id: str, user_name: str) -> str:
+    return f"acs:ram:*:{account_id}:user/{user_name}"
+
+
+def role_resource(account_id: str, role_name: str) -> str:
+    return f"acs:ram:*:{account_id}:role/{role_name}"
+
+
+def policy_resource(account_id: str, policy_type: str, policy_name: str) -> str:
     owner = "system" if policy_type == "System" else account_id
-    return f"acs:ram::{owner}:policy/{policy_name}"
+    return f"acs:ram:*:{owner}:policy/{policy_name}"
 
 
 def _check(pattern: re.Pattern[str], value: str, parameter: str, rule: str) -> str:
@@ -112,7 +118,7 @@ class RamService:
     def create_user(self, ctx: RequestContext, name: str, display_name: str | None, comments: str) -> UserRow:
         account = ctx.principal.account_id
         _check(USER_NAME, name, "UserName", "1 to 64 letters, digits or . _ - @")
-        authorize_own(ctx, "ram:CreateUser", user_arn(account, name))
+        authorize_own(ctx, "ram:CreateUser", user_resource(account, name))
         now = self._clock.now()
         comments = _description(comments, "Comments")
         row = UserRow(account, name, ids.new_numeric_id(), display_name or name, comments, now, now)
@@ -123,21 +129,21 @@ class RamService:
         return row
 
     def get_user(self, ctx: RequestContext, name: str) -> UserRow:
-        authorize_own(ctx, "ram:GetUser", user_arn(ctx.principal.account_id, name))
+        authorize_own(ctx, "ram:GetUser", user_resource(ctx.principal.account_id, name))
         with self._db.unit_of_work() as uow:
             return _user(uow.identities, ctx.principal.account_id, name)
 
     def list_users(
         self, ctx: RequestContext, marker: str | None, limit: int
     ) -> tuple[list[UserRow], str | None]:
-        authorize_own(ctx, "ram:ListUsers", user_arn(ctx.principal.account_id, "*"))
+        authorize_own(ctx, "ram:ListUsers", user_resource(ctx.principal.account_id, "*"))
         with self._db.unit_of_work() as uow:
             rows = uow.identities.users(ctx.principal.account_id, marker or "", limit + 1)
         return rows[:limit], (rows[limit - 1].user_name if len(rows) > limit else None)
 
     def delete_user(self, ctx: RequestContext, name: str) -> None:
         account = ctx.principal.account_id
-        authorize_own(ctx, "ram:DeleteUser", user_arn(account, name))
+        authorize_own(ctx, "ram:DeleteUser", user_resource(account, name))
         with self._db.unit_of_work(write=True) as uow:
             _user(uow.identities, account, name)
             if uow.identities.access_keys_of(account, f"user/{name}"):
@@ -215,7 +221,7 @@ class RamService:
         _check(ROLE_NAME, name, "RoleName", "1 to 64 letters, digits, . or -")
         parse_policy(trust_policy, PolicyKind.TRUST)
         duration = SESSION_DEFAULT if max_session is None else max_session
-        authorize_own(ctx, "ram:CreateRole", role_arn(account, name))
+        authorize_own(ctx, "ram:CreateRole", role_resource(account, name))
         now = self._clock.now()
         description = _description(description)
         row = RoleRow(account, name, ids.new_numeric_id(), description, trust_policy, duration, now, now)
@@ -226,21 +232,21 @@ class RamService:
         return row
 
     def get_role(self, ctx: RequestContext, name: str) -> RoleRow:
-        authorize_own(ctx, "ram:GetRole", role_arn(ctx.principal.account_id, name))
+        authorize_own(ctx, "ram:GetRole", role_resource(ctx.principal.account_id, name))
         with self._db.unit_of_work() as uow:
             return _role(uow.identities, ctx.principal.account_id, name)
 
     def list_roles(
         self, ctx: RequestContext, marker: str | None, limit: int
     ) -> tuple[list[RoleRow], str | None]:
-        authorize_own(ctx, "ram:ListRoles", role_arn(ctx.principal.account_id, "*"))
+        authorize_own(ctx, "ram:ListRoles", role_resource(ctx.principal.account_id, "*"))
         with self._db.unit_of_work() as uow:
             rows = uow.identities.roles(ctx.principal.account_id, marker or "", limit + 1)
         return rows[:limit], (rows[limit - 1].role_name if len(rows) > limit else None)
 
     def delete_role(self, ctx: RequestContext, name: str) -> None:
         account = ctx.principal.account_id
-        authorize_own(ctx, "ram:DeleteRole", role_arn(account, name))
+        authorize_own(ctx, "ram:DeleteRole", role_resource(account, name))
         with self._db.unit_of_work(write=True) as uow:
             _role(uow.identities, account, name)
             if uow.identities.attachments(account, "Role", name):
@@ -253,7 +259,7 @@ class RamService:
         account = ctx.principal.account_id
         _check(POLICY_NAME, name, "PolicyName", "1 to 128 letters, digits or -")
         parse_policy(document, PolicyKind.IDENTITY)
-        authorize_own(ctx, "ram:CreatePolicy", policy_arn(account, "Custom", name))
+        authorize_own(ctx, "ram:CreatePolicy", policy_resource(account, "Custom", name))
         now = self._clock.now()
         row = PolicyRow(account, name, _description(description), document, now, now)
         with self._db.unit_of_work(write=True) as uow:
@@ -265,7 +271,7 @@ class RamService:
     def get_policy(self, ctx: RequestContext, name: str, policy_type: str) -> PolicyView:
         account = ctx.principal.account_id
         _policy_type(policy_type)
-        authorize_own(ctx, "ram:GetPolicy", policy_arn(account, policy_type, name))
+        authorize_own(ctx, "ram:GetPolicy", policy_resource(account, policy_type, name))
         with self._db.unit_of_work() as uow:
             return _policy_view(uow.identities, account, policy_type, name)
 
@@ -275,7 +281,7 @@ class RamService:
         account = ctx.principal.account_id
         if policy_type is not None:
             _policy_type(policy_type)
-        authorize_own(ctx, "ram:ListPolicies", policy_arn(account, "Custom", "*"))
+        authorize_own(ctx, "ram:ListPolicies", policy_resource(account, "Custom", "*"))
         views: list[PolicyView] = []
         with self._db.unit_of_work() as uow:
             if policy_type in (None, "System"):
@@ -283,13 +289,14 @@ class RamService:
             if policy_type in (None, "Custom"):
                 rows = uow.identities.policies(account, "", 10_000)
                 views += [_policy_view(uow.identities, account, "Custom", row.policy_name) for row in rows]
+        views.sort(key=lambda v: f"{v.policy_type}/{v.policy_name}")
         ordered = [v for v in views if f"{v.policy_type}/{v.policy_name}" > (marker or "")]
         page = ordered[:limit]
         return page, (f"{page[-1].policy_type}/{page[-1].policy_name}" if len(ordered) > limit else None)
 
     def delete_policy(self, ctx: RequestContext, name: str, cascade: bool) -> None:
         account = ctx.principal.account_id
-        authorize_own(ctx, "ram:DeletePolicy", policy_arn(account, "Custom", name))
+        authorize_own(ctx, "ram:DeletePolicy", policy_resource(account, "Custom", name))
         with self._db.unit_of_work(write=True) as uow:
             if uow.identities.policy(account, name) is None:
                 raise EntityNotExist("Policy", f"The policy {name} does not exist.")
@@ -305,11 +312,15 @@ class RamService:
         account = ctx.principal.account_id
         _policy_type(policy_type)
         target = (
-            user_arn(account, principal_name)
+            user_resource(account, principal_name)
             if principal_type == "User"
-            else role_arn(account, principal_name)
+            else role_resource(account, principal_name)
         )
         authorize_own(ctx, f"ram:AttachPolicyTo{principal_type}", target)
+        # ... and on the policy: a delegated administrator can be limited to the policies it may hand out.
+        authorize_own(
+            ctx, f"ram:AttachPolicyTo{principal_type}", policy_resource(account, policy_type, policy_name)
+        )
         with self._db.unit_of_work(write=True) as uow:
             _principal(uow.identities, account, principal_type, principal_name)
             _policy_view(uow.identities, account, policy_type, policy_name)
@@ -330,7 +341,7 @@ class RamService:
         account = ctx.principal.account_id
         _policy_type(policy_type)
         target = (
-            user_arn(account, principal_name)
+            user_resource(account, principal_name)
             if principal_type == "User"
             else role_arn(account, principal_name)
         )
@@ -347,7 +358,7 @@ class RamService:
     def attached(self, ctx: RequestContext, principal_type: str, principal_name: str) -> list[AttachedPolicy]:
         account = ctx.principal.account_id
         target = (
-            user_arn(account, principal_name)
+            user_resource(account, principal_name)
             if principal_type == "User"
             else role_arn(account, principal_name)
         )
@@ -364,7 +375,7 @@ class RamService:
 
 
 def _owner_arn(account_id: str, principal_name: str) -> str:
-    return f"acs:ram::{account_id}:{principal_name}"
+    return f"acs:ram:*:{account_id}:{principal_name}"
 
 
 def _policy_type(value: str) -> None:

@@ -55,7 +55,7 @@ class StsService:
         if policy:
             raise UnsupportedOperation("A session Policy is not supported yet; attach policies to the role.")
         account, role_name = match.group("account"), match.group("role")
-        authorize_own(ctx, "sts:AssumeRole", role_arn)
+        authorize_own(ctx, "sts:AssumeRole", f"acs:ram:*:{account}:role/{role_name}")
         with self._db.unit_of_work() as uow:
             role = uow.identities.role(account, role_name)
         if role is None:
@@ -70,8 +70,10 @@ class StsService:
         ok, reason = trusted(trust, ctx.principal.account_id, ctx.principal.policy_arn, facts(ctx))
         if not ok:
             raise denied(ctx, "sts:AssumeRole", role_arn, reason, "denies" in reason, "TrustPolicy")
-        expires_at = int(self._clock.timestamp()) + seconds
-        claims = SessionClaims(new_session_access_key_id(), account, role_name, session_name, expires_at)
+        expires_at = int(self._clock.now().timestamp()) + seconds  # the server's clock (dev clock too)
+        claims = SessionClaims(
+            new_session_access_key_id(), account, role_name, role.role_id, session_name, expires_at
+        )
         access_key_id, secret, token = self._identities.claims_for(claims)
         return Session(
             access_key_id,

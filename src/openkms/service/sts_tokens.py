@@ -43,8 +43,9 @@ class SessionClaims:
     access_key_id: str
     account_id: str
     role_name: str
+    role_id: str  # a role deleted and made again under the same name does not revive old sessions
     session_name: str
-    expires_at: int  # epoch seconds
+    expires_at: int  # epoch seconds, on the server's clock
 
 
 def new_session_access_key_id() -> str:
@@ -67,6 +68,7 @@ class TokenCodec:
                 "ak": claims.access_key_id,
                 "acct": claims.account_id,
                 "role": claims.role_name,
+                "rid": claims.role_id,
                 "sess": claims.session_name,
                 "exp": claims.expires_at,
             },
@@ -89,8 +91,8 @@ class TokenCodec:
         try:
             payload = json.loads(sealer.decrypt(raw[:12], raw[12:], _AAD))
             return SessionClaims(
-                str(payload["ak"]), str(payload["acct"]), str(payload["role"]), str(payload["sess"]),
-                int(payload["exp"]),
+                str(payload["ak"]), str(payload["acct"]), str(payload["role"]), str(payload["rid"]),
+                str(payload["sess"]), int(payload["exp"]),
             )  # fmt: skip
         except (InvalidTag, ValueError, KeyError, TypeError):
             return None

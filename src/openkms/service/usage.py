@@ -19,6 +19,8 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
+
 from openkms.clock import Clock, iso_utc
 from openkms.repository.database import Database
 from openkms.repository.usage import DetectionRow, UsageRow
@@ -90,7 +92,8 @@ class AssociationService:
         self._keys = keys
         self._clock = clock
         self.recorder = recorder
-        self.settle_seconds = FLUSH_SECONDS
+        # Twice the flush interval: every worker has flushed at least once since the run started.
+        self.settle_seconds = 2 * FLUSH_SECONDS
 
     def start(self, ctx: RequestContext, key_ref: str) -> DetectionRow:
         """Begin a detection run of a key; the caller runs `complete` later (after the settle time)."""
@@ -99,8 +102,16 @@ class AssociationService:
         authorize(ctx, "StartKeyAssociationDetection", key)
         detection_id = str(uuid.uuid4())
         now = self._clock.now()
-        with self._db.unit_of_work(write=True) as uow:
-            uow.usage.start_detection(key.key_id, detection_id, now)
+        try:
+            with self._db.unit_of_work(write=True) as uow:
+                uow.usage.start_detection(key.key_id, detection_id, now)
+        except IntegrityError:
+            # Another request started a run of this key at the same moment: report that one.
+            with self._db.unit_of_work() as uow:
+                running = uow.usage.detection(key.key_id)
+            if running is None:
+                raise
+            return running
         return DetectionRow(key.key_id, detection_id, "Running", now, None, None)
 
     def complete(self, key_id: str, detection_id: str) -> None:
