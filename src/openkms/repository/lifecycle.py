@@ -11,7 +11,15 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, func, select, update
 
 from openkms.domain.key import KeyVersion
-from openkms.repository.tables import aliases, as_utc, key_tags, key_versions, keys
+from openkms.repository.tables import (
+    aliases,
+    as_utc,
+    import_tokens,
+    key_imports,
+    key_tags,
+    key_versions,
+    keys,
+)
 from openkms.types import KeyId, KeyState, KeyVersionId
 
 
@@ -144,5 +152,11 @@ class LifecycleRepository:
         self._c.execute(delete(key_versions).where(key_versions.c.key_id == key_id))
         self._c.execute(delete(aliases).where(aliases.c.key_id == key_id))
         self._c.execute(delete(key_tags).where(key_tags.c.key_id == key_id))
+        # Imported material (issue 5): the wrapping keys of its tokens and its import record.
+        self._c.execute(
+            update(import_tokens).where(import_tokens.c.key_id == key_id).values(wrapped_private_key=b"")
+        )
+        self._c.execute(delete(import_tokens).where(import_tokens.c.key_id == key_id))
+        self._c.execute(delete(key_imports).where(key_imports.c.key_id == key_id))
         self._c.execute(delete(keys).where(keys.c.key_id == key_id))
         return versions
