@@ -5,7 +5,11 @@ Owns the one rule that makes ImportKeyMaterial no padding oracle: every step run
 previous one found (a failed RSA unwrap continues with a random key of the expected length, as
 implicit rejection does), the outcome is one flag, and the only failure is one IncorrectKeyMaterial
 raised at the end. OpenSSL 3.2+ already answers a bad RSAES-PKCS1-v1_5 padding with a synthetic
-message instead of an error; on older OpenSSL the ValueError is absorbed the same way.
+message instead of an error; on older OpenSSL the ValueError is absorbed the same way. The price of
+implicit rejection: symmetric material has no integrity check of its own, so a PKCS#1 v1.5 ciphertext
+that was not made with the wrapping key can, with probability about 1/245, decrypt to 32 synthetic
+bytes that are imported into a key that never had material (never into one with a fingerprint).
+Prefer the OAEP algorithms; asymmetric envelopes are protected by the AES key wrap's integrity check.
 
 Envelope of an asymmetric key: RSA(wrapping key, ephemeral AES-256 key) || AES-KWP(ephemeral key,
 PKCS#8 DER of the private key) (RFC 5649), as Alibaba documents it for RSA and EC keys.
