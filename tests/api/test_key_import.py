@@ -7,7 +7,9 @@ from __future__ import annotations
 import base64
 import os
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from tests.support.byok import ALGORITHMS, envelope, pkcs8, wrap, wrapping_key
+from tests.support.raw import send, signed_params
 from tests.support.sdk import KmsCaller, KmsError
+from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
 
 INCORRECT = "Rejected.IncorrectKeyMaterial"
 
@@ -286,3 +290,33 @@ def test_asymmetric_import_with_the_envelope(
         Digest=base64.b64encode(digest).decode(),
     )
     _prehashed_verify(private, digest, signed["Value"])
+
+
+@pytest.fixture
+def dev_server(tmp_path: Path) -> Iterator[LiveServer]:
+    live = LiveServer(
+        tmp_path / "data", extra_env={"OPENKMS_JOB_INTERVAL_SECONDS": "0.2"}, extra_args=["--dev-clock"]
+    ).start()
+    yield live
+    live.stop()
+
+
+def test_the_expiry_job_of_a_live_server(dev_server: LiveServer) -> None:
+    kms = KmsCaller("tea-acs3", dev_server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+    instance = kms.call("ListKmsInstances")["KmsInstances"]["KmsInstance"][0]["KmsInstanceId"]
+    key_id = _external(kms, instance)
+    material = os.urandom(32)
+    _import(kms, key_id, material, "RSAES_OAEP_SHA_256", KeyMaterialExpireUnix=int(time.time()) + 86400)
+    blob = kms.call("Encrypt", KeyId=key_id, Plaintext="expiring")["CiphertextBlob"]
+    moved = send(
+        dev_server.url, signed_params("DevAdvanceClock", ACCESS_KEY_ID, ACCESS_KEY_SECRET, Duration="2d")
+    )
+    assert moved.status_code == 200, moved.text
+    deadline = time.monotonic() + 30
+    while _meta(kms, key_id)["KeyState"] != "PendingImport":
+        assert time.monotonic() < deadline, "the expiry job did not act in time"
+        time.sleep(0.1)
+    assert _meta(kms, key_id)["MaterialExpireTime"] == ""
+    _refused(kms, "Encrypt", "Forbidden.KeyStateError", KeyId=key_id, Plaintext="x")
+    _import(kms, key_id, material, "RSAES_PKCS1_V1_5")
+    assert kms.call("Decrypt", CiphertextBlob=blob)["Plaintext"] == "expiring"

@@ -13,7 +13,13 @@ import pytest
 from sqlalchemy import select, update
 
 from openkms.domain.key_import import WRAPPING_KEY_BINDING
-from openkms.errors import ImportTokenExpired, IncorrectKeyMaterial, InvalidCiphertext, InvalidImportToken
+from openkms.errors import (
+    ImportTokenExpired,
+    IncorrectKeyMaterial,
+    InvalidCiphertext,
+    InvalidImportToken,
+    InvalidKeyState,
+)
 from openkms.jobs.scheduler import JobScheduler
 from openkms.jobs.steps import expire_due_material
 from openkms.node.generation import LocalGeneration
@@ -159,3 +165,31 @@ def test_deleting_an_external_key_destroys_its_tokens_and_record(stack: Stack) -
     with services.db.unit_of_work() as uow:
         for table in (import_tokens, key_imports, key_versions):
             assert uow.connection.execute(select(table).where(table.c.key_id == key_id)).first() is None
+
+
+def test_the_default_key_slot_takes_imported_material(stack: Stack) -> None:
+    services = stack.services
+    key = services.keys.create_key(stack.ctx(), CreateKeyRequest(origin="EXTERNAL"))
+    assert key.instance_id is None and key.state is KeyState.PENDING_IMPORT
+    token, encrypted = _wrapped(stack, key.key_id, os.urandom(32))
+    services.key_import.import_material(stack.ctx(), key.key_id, token, encrypted, None)
+    blob = services.crypto.encrypt(stack.ctx(), key.key_id, b"default", None).blob
+    assert services.crypto.decrypt(stack.ctx(), blob, None).plaintext.reveal() == b"default"
+
+
+def test_a_key_pending_deletion_takes_no_material(stack: Stack) -> None:
+    services = stack.services
+    key_id = _external(stack)
+    material = os.urandom(32)
+    token, encrypted = _wrapped(stack, key_id, material)
+    services.lifecycle.schedule_deletion(stack.ctx(), key_id, 7)
+    with pytest.raises(InvalidKeyState):
+        services.key_import.import_material(stack.ctx(), key_id, token, encrypted, None)
+    with pytest.raises(InvalidKeyState):
+        services.key_import.get_parameters(stack.ctx(), key_id, OAEP, "RSA_2048")
+    with pytest.raises(InvalidKeyState):
+        services.key_import.delete_material(stack.ctx(), key_id)
+    assert _state(stack, key_id) is KeyState.PENDING_DELETION
+    with services.db.unit_of_work() as uow:
+        record = uow.imports.record(key_id)
+    assert record is not None and record[1] is None  # no material was recorded
