@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
@@ -168,9 +168,12 @@ def _round_trip(kms: KmsCaller, instance_id: str, algorithm: str) -> None:
         "",
     )
     assert kms.call("Decrypt", CiphertextBlob=blob)["Plaintext"] == "imported"
-    # an Enabled key takes its own material again (e.g. a new expiry), never other material
+    # an Enabled key takes its own material again (e.g. a new expiry), never other material; its version
+    # stays the same version
+    described = kms.call("DescribeKeyVersion", KeyId=key_id, KeyVersionId=version)["KeyVersion"]
     _import(kms, key_id, material, algorithm, KeyMaterialExpireUnix=expire)
     assert _meta(kms, key_id)["MaterialExpireTime"] != ""
+    assert kms.call("DescribeKeyVersion", KeyId=key_id, KeyVersionId=version)["KeyVersion"] == described
     again = _refused(
         kms,
         "ImportKeyMaterial",
@@ -303,6 +306,44 @@ def test_asymmetric_import_with_the_envelope(tea: KmsCaller, spec: str, algorith
         Digest=base64.b64encode(digest).decode(),
     )
     _prehashed_verify(private, digest, signed["Value"])
+    public = kms.call("GetPublicKey", KeyId=key_id, KeyVersionId=version)["PublicKey"]
+    assert public.encode() == private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def test_an_imported_rsa_key_decrypts(tea: KmsCaller) -> None:
+    key_id = _external(tea, _instance(tea), KeySpec="RSA_3072", KeyUsage="ENCRYPT/DECRYPT")
+    private = rsa.generate_private_key(65537, 3072)
+    found = _params(tea, key_id, "RSAES_PKCS1_V1_5")
+    tea.call(
+        "ImportKeyMaterial",
+        KeyId=key_id,
+        ImportToken=found["ImportToken"],
+        EncryptedKeyMaterial=envelope(found["PublicKey"], "RSAES_PKCS1_V1_5", pkcs8(private)),
+    )
+    version = _meta(tea, key_id)["PrimaryKeyVersion"]
+    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+    ciphertext = private.public_key().encrypt(b"for the imported key", oaep)
+    opened = tea.call(
+        "AsymmetricDecrypt",
+        KeyId=key_id,
+        KeyVersionId=version,
+        Algorithm="RSAES_OAEP_SHA_256",
+        CiphertextBlob=base64.b64encode(ciphertext).decode(),
+    )
+    assert base64.b64decode(opened["Plaintext"]) == b"for the imported key"
+    # deleting the material refuses the key; the same private key brings the version back
+    tea.call("DeleteKeyMaterial", KeyId=key_id)
+    _refused(tea, "GetPublicKey", "Forbidden.KeyStateError", KeyId=key_id, KeyVersionId=version)
+    found = _params(tea, key_id)
+    tea.call(
+        "ImportKeyMaterial",
+        KeyId=key_id,
+        ImportToken=found["ImportToken"],
+        EncryptedKeyMaterial=envelope(found["PublicKey"], "RSAES_OAEP_SHA_256", pkcs8(private)),
+    )
+    assert _meta(tea, key_id)["PrimaryKeyVersion"] == version
 
 
 @pytest.fixture

@@ -193,3 +193,23 @@ def test_a_key_pending_deletion_takes_no_material(stack: Stack) -> None:
     with services.db.unit_of_work() as uow:
         record = uow.imports.record(key_id)
     assert record is not None and record[1] is None  # no material was recorded
+
+
+def test_importing_the_same_material_again_keeps_the_version(stack: Stack) -> None:
+    services = stack.services
+    key_id = _external(stack)
+    material = os.urandom(32)
+    token, encrypted = _wrapped(stack, key_id, material)
+    services.key_import.import_material(stack.ctx(), key_id, token, encrypted, None)
+    with services.db.unit_of_work() as uow:
+        before = uow.keys.versions(key_id)
+    stack.clock.advance(timedelta(days=3))
+    expire = int((stack.clock.now() + timedelta(days=30)).timestamp())
+    token, encrypted = _wrapped(stack, key_id, material)
+    services.key_import.import_material(stack.ctx(), key_id, token, encrypted, expire)
+    with services.db.unit_of_work() as uow:
+        after = uow.keys.versions(key_id)
+        key = uow.keys.get(key_id)
+    assert [v.version for v in after] == [v.version for v in before]  # same id, same creation date
+    assert after[0].wrapped_material != before[0].wrapped_material  # wrapped afresh
+    assert key is not None and key.material_expire_time is not None

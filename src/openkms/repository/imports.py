@@ -75,12 +75,19 @@ class ImportRepository:
         expire_time: datetime | None,
         now: datetime,
     ) -> None:
-        """Store the material as the key's one version (replacing any row), remember the fingerprint
-        if none is recorded yet, and set the key's state and material expiry."""
+        """Store the material as the key's one version (replacing any row, whose creation date it
+        keeps), remember the fingerprint if none is recorded yet, and set the key's state and expiry."""
+        created = self._c.execute(
+            select(key_versions.c.created_at).where(key_versions.c.version_id == version_id)
+        ).scalar_one_or_none()
         self._scrub_versions(key_id)
         self._c.execute(
             insert(key_versions).values(
-                version_id=version_id, key_id=key_id, seq=1, wrapped_material=wrapped_material, created_at=now
+                version_id=version_id,
+                key_id=key_id,
+                seq=1,
+                wrapped_material=wrapped_material,
+                created_at=now if created is None else created,
             )
         )
         self._c.execute(
