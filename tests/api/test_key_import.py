@@ -22,7 +22,7 @@ from tests.support.raw import send, signed_params
 from tests.support.sdk import KmsCaller, KmsError
 from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
 
-INCORRECT = "Rejected.IncorrectKeyMaterial"
+INCORRECT = "InvalidKeyMaterial"
 
 
 def _meta(kms: KmsCaller, key_id: str) -> dict[str, Any]:
@@ -193,7 +193,7 @@ def test_bad_tokens_and_material_change_nothing(kms: KmsCaller, instance_id: str
     good = wrap(public, "RSAES_OAEP_SHA_256", os.urandom(32))
     meta = _meta(kms, key_id)
     forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
-    invalid = "Rejected.InvalidImportToken"
+    invalid = "InvalidImportToken"
     for bad_token in (forged, "OKI1." + "0" * 32 + "." + "A" * 43, "not-a-token"):
         _refused(
             kms, "ImportKeyMaterial", invalid, KeyId=key_id, ImportToken=bad_token, EncryptedKeyMaterial=good
@@ -362,6 +362,7 @@ def test_the_expiry_job_of_a_live_server(dev_server: LiveServer) -> None:
     material = os.urandom(32)
     _import(kms, key_id, material, "RSAES_OAEP_SHA_256", KeyMaterialExpireUnix=int(time.time()) + 86400)
     blob = kms.call("Encrypt", KeyId=key_id, Plaintext="expiring")["CiphertextBlob"]
+    stale = _params(kms, key_id)
     moved = send(
         dev_server.url, signed_params("DevAdvanceClock", ACCESS_KEY_ID, ACCESS_KEY_SECRET, Duration="2d")
     )
@@ -372,5 +373,16 @@ def test_the_expiry_job_of_a_live_server(dev_server: LiveServer) -> None:
         time.sleep(0.1)
     assert _meta(kms, key_id)["MaterialExpireTime"] == ""
     _refused(kms, "Encrypt", "Forbidden.KeyStateError", KeyId=key_id, Plaintext="x")
+    # a token older than 24 hours (by the server's clock) is refused; the key stays as it was
+    meta = _meta(kms, key_id)
+    _refused(
+        kms,
+        "ImportKeyMaterial",
+        "ExpiredImportToken",
+        KeyId=key_id,
+        ImportToken=stale["ImportToken"],
+        EncryptedKeyMaterial=wrap(stale["PublicKey"], "RSAES_OAEP_SHA_256", material),
+    )
+    assert _meta(kms, key_id) == meta
     _import(kms, key_id, material, "RSAES_PKCS1_V1_5")
     assert kms.call("Decrypt", CiphertextBlob=blob)["Plaintext"] == "expiring"

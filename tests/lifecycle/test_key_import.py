@@ -63,10 +63,20 @@ def test_a_token_expires_after_24_hours(stack: Stack) -> None:
     with pytest.raises(ImportTokenExpired):
         stack.services.key_import.import_material(stack.ctx(), key_id, token, encrypted, None)
     assert _state(stack, key_id) is KeyState.PENDING_IMPORT
-    # the expiry job destroys the expired token's wrapping key
+    # the expiry job destroys the expired token's wrapping key at once; the token still answers expired
+    asyncio.run(_run_jobs(stack))
+    with stack.services.db.unit_of_work() as uow:
+        stored = uow.imports.token(token.split(".")[1])
+    assert stored is not None and stored.wrapped_private_key == b""
+    with pytest.raises(ImportTokenExpired):
+        stack.services.key_import.import_material(stack.ctx(), key_id, token, encrypted, None)
+    # a week later the token is forgotten
+    stack.clock.advance(timedelta(days=7))
     asyncio.run(_run_jobs(stack))
     with stack.services.db.unit_of_work() as uow:
         assert uow.imports.token(token.split(".")[1]) is None
+    with pytest.raises(InvalidImportToken):
+        stack.services.key_import.import_material(stack.ctx(), key_id, token, encrypted, None)
 
 
 def test_a_token_survives_a_restart_and_its_wrapping_key_is_stored_wrapped(stack: Stack) -> None:

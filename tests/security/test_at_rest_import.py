@@ -25,7 +25,13 @@ def live(tmp_path: Path) -> Iterator[LiveServer]:
 
 
 def _forms(secret: bytes) -> list[bytes]:
-    return [secret, secret.hex().encode(), base64.b64encode(secret)]
+    return [
+        secret,
+        secret.hex().encode(),
+        secret.hex().upper().encode(),
+        base64.b64encode(secret),
+        base64.urlsafe_b64encode(secret).rstrip(b"="),
+    ]
 
 
 def _import(kms: KmsCaller, key_id: str, algorithm: str, encrypt: object) -> None:

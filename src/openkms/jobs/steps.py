@@ -92,7 +92,7 @@ def delete_due_keys(services: Services) -> list[AuditEvent]:
 def expire_due_material(services: Services) -> list[AuditEvent]:
     """Destroy the imported material of every key whose MaterialExpireTime has passed (it becomes
     PendingImport), and the wrapping keys of import tokens past their expiry."""
-    services.key_import.drop_expired_tokens(BATCH)
+    services.key_import.expire_tokens(BATCH)
     due = services.key_import.due_for_expiry(BATCH)
     return _each(
         services,

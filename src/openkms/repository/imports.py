@@ -50,19 +50,35 @@ class ImportRepository:
         row = self._c.execute(select(import_tokens).where(import_tokens.c.token_id == token_id)).first()
         return None if row is None else _token(row)
 
-    def drop_expired_tokens(self, now: datetime, limit: int) -> int:
-        """Destroy up to `limit` tokens past their expiry (the wrapped private key is overwritten first)."""
-        ids = [
+    def expire_tokens(self, now: datetime, forget_before: datetime, limit: int) -> int:
+        """Destroy the wrapping keys of up to `limit` tokens past their expiry (the row stays, so the
+        token still answers "expired"), and delete the rows of tokens that expired before
+        `forget_before`. Returns how many tokens were touched."""
+        expired = [
             row.token_id
             for row in self._c.execute(
-                select(import_tokens.c.token_id).where(import_tokens.c.expires_at <= now).limit(limit)
+                select(import_tokens.c.token_id)
+                .where(import_tokens.c.expires_at <= now, import_tokens.c.wrapped_private_key != b"")
+                .limit(limit)
             )
         ]
-        if ids:
-            where = import_tokens.c.token_id.in_(ids)
-            self._c.execute(update(import_tokens).where(where).values(wrapped_private_key=b""))
-            self._c.execute(delete(import_tokens).where(where))
-        return len(ids)
+        if expired:
+            self._c.execute(
+                update(import_tokens)
+                .where(import_tokens.c.token_id.in_(expired))
+                .values(wrapped_private_key=b"")
+            )
+        forgotten = [
+            row.token_id
+            for row in self._c.execute(
+                select(import_tokens.c.token_id)
+                .where(import_tokens.c.expires_at <= forget_before)
+                .limit(limit)
+            )
+        ]
+        if forgotten:
+            self._c.execute(delete(import_tokens).where(import_tokens.c.token_id.in_(forgotten)))
+        return len(expired) + len(forgotten)
 
     # -- material -----------------------------------------------------------------------------------
     def put_material(

@@ -2,9 +2,10 @@
 material-expiry job's step.
 
 An ImportToken is `OKI1.<token id>.<mac>`: the token's row holds the key id, the wrapping algorithm, the
-wrapping public key, the wrapping private key wrapped by the keystore and the expiry; the mac is an
-HMAC over all of them under a server secret, so a forged token, a token of another key, or a row
-altered in storage is refused before any unwrapping. The same secret (through HKDF) keys the
+wrapping public key, the expiry and the wrapping private key, wrapped by the keystore bound to the key
+id and token id; the mac is an HMAC over the token id, key id, algorithm, expiry and public key under a
+server secret, so a forged token, a token of another key, or a row altered in storage is refused
+before any unwrapping. The same secret (through HKDF) keys the
 fingerprint of imported material. The secret is made once and stored wrapped by the keystore.
 Every change locks the key row, then drops the key caches on every worker (generation bump); material
 that is deleted or expires is overwritten and the database scrubbed.
@@ -18,6 +19,7 @@ import hmac
 import os
 import secrets
 import threading
+from datetime import timedelta
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -56,6 +58,9 @@ from openkms.types import KeyId, KeyState, KeyVersionId, Origin
 
 SECRET_NAME = "key-import-key"  # noqa: S105 - the row name of the wrapped secret
 _BINDING = (f"service-secret/{SECRET_NAME}", "v1", "KeyImportKey")
+# An expired token's wrapping key is destroyed at once; its row stays this long so the token answers
+# ExpiredImportToken rather than InvalidImportToken.
+TOKEN_RETENTION = timedelta(days=7)
 ENCRYPTED_MATERIAL_LIMIT = 16384  # bytes after base64 decoding: an RSA-4096 envelope is about 2.6 KB
 
 
@@ -197,9 +202,11 @@ class KeyImportService:
         self._db.scrub()
         return True
 
-    def drop_expired_tokens(self, limit: int = 100) -> int:
+    def expire_tokens(self, limit: int = 100) -> int:
+        """Destroy the wrapping keys of expired tokens; forget the tokens TOKEN_RETENTION later."""
+        now = self._clock.now()
         with self._db.unit_of_work(write=True) as uow:
-            return uow.imports.drop_expired_tokens(self._clock.now(), limit)
+            return uow.imports.expire_tokens(now, now - TOKEN_RETENTION, limit)
 
     # -- secrets ----------------------------------------------------------------------------------
     def _changed(self, key_id: KeyId, versions: list[KeyVersionId]) -> None:
@@ -217,7 +224,6 @@ class KeyImportService:
                 token.algorithm.value.encode(),
                 str(int(token.expires_at.timestamp())).encode(),
                 hashlib.sha256(token.public_key_der).digest(),
-                hashlib.sha256(token.wrapped_private_key).digest(),
             )
         )
         digest = hmac.digest(self._keys_derived()[0], message, hashlib.sha256)
