@@ -72,7 +72,7 @@ def load_private_key(der: SecretBytes, spec: KeySpec) -> PrivateKey:
 
     RSA key validation (about 27 ms for RSA-2048) is skipped: the material was validated when it was
     generated and the keystore's AES-GCM wrap (bound to key id, version and spec) proves it is unchanged.
-    An import path must validate a key before wrapping it.
+    Imported keys never come through here: `load_imported_private_key` validates them before wrapping.
     """
     try:
         key = serialization.load_der_private_key(der.reveal(), None, unsafe_skip_rsa_key_validation=True)
