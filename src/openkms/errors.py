@@ -5,7 +5,10 @@
     │   ├── MissingParameter       a required parameter is absent
     │   ├── InvalidCiphertext      a blob that does not decrypt (tampered, moved, wrong context)
     │   ├── SignatureInvalid       a signature does not verify (AsymmetricVerify answers false instead)
-    │   └── UnsupportedOperation   valid request, not supported for this key or instance
+    │   ├── UnsupportedOperation   valid request, not supported for this key or instance
+    │   ├── InvalidImportToken     an ImportToken that is forged, unknown or for another key (issue 5)
+    │   ├── ImportTokenExpired     an authentic ImportToken past its TokenExpireTime (issue 5)
+    │   └── IncorrectKeyMaterial   imported material that does not unwrap, fit the spec, or match (issue 5)
     ├── NotFound
     │   ├── KeyNotFound
     │   ├── KeyVersionNotFound
@@ -74,6 +77,25 @@ class SignatureInvalid(InvalidArgument):
 
 class UnsupportedOperation(InvalidArgument):
     default_message = "The operation is not supported."
+
+
+class InvalidImportToken(InvalidArgument):
+    default_message = "The ImportToken is invalid or does not belong to this key."
+
+
+class ImportTokenExpired(InvalidArgument):
+    default_message = "The ImportToken has expired; call GetParametersForImport for a new one."
+
+
+class IncorrectKeyMaterial(InvalidArgument):
+    """One answer for every import failure after the token check (bad wrapping, wrong wrapping
+    algorithm, wrong length, an invalid or mismatched private key, other material than before), so the
+    answer is no padding oracle."""
+
+    default_message = (
+        "The EncryptedKeyMaterial could not be imported: it does not unwrap with this ImportToken's "
+        "wrapping key and algorithm, does not fit the key spec, or is not the material imported before."
+    )
 
 
 class MalformedPolicy(InvalidArgument):

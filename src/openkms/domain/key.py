@@ -52,6 +52,8 @@ class Key:
     rotation_interval: int | None = None  # seconds; None: no automatic rotation
     last_rotation_date: datetime | None = None
     next_rotation_date: datetime | None = None
+    # Imported material (issue 5): when it expires; None: never (or no material imported).
+    material_expire_time: datetime | None = None
 
     @property
     def arn(self) -> str:

@@ -16,6 +16,9 @@ class KeyEvent(StrEnum):
     DISABLE = "DisableKey"
     SCHEDULE_DELETION = "ScheduleKeyDeletion"
     CANCEL_DELETION = "CancelKeyDeletion"
+    # Imported material (issue 5).
+    IMPORT_MATERIAL = "ImportKeyMaterial"
+    DELETE_MATERIAL = "DeleteKeyMaterial"
 
 
 # (state, event) -> new state. A missing pair is a refused transition.
@@ -28,6 +31,16 @@ _TRANSITIONS: dict[tuple[KeyState, KeyEvent], KeyState] = {
     (KeyState.DISABLED, KeyEvent.SCHEDULE_DELETION): KeyState.PENDING_DELETION,
     # Alibaba returns a cancelled key to Enabled (not to its state before, as AWS does).
     (KeyState.PENDING_DELETION, KeyEvent.CANCEL_DELETION): KeyState.ENABLED,
+    # Imported material (issue 5): a key waiting for material may be deleted; importing enables it, or
+    # (the same material again, e.g. with a new expiry) keeps an Enabled or Disabled key as it is;
+    # deleting or expiring the material returns the key to PendingImport.
+    (KeyState.PENDING_IMPORT, KeyEvent.SCHEDULE_DELETION): KeyState.PENDING_DELETION,
+    (KeyState.PENDING_IMPORT, KeyEvent.IMPORT_MATERIAL): KeyState.ENABLED,
+    (KeyState.ENABLED, KeyEvent.IMPORT_MATERIAL): KeyState.ENABLED,
+    (KeyState.DISABLED, KeyEvent.IMPORT_MATERIAL): KeyState.DISABLED,
+    (KeyState.ENABLED, KeyEvent.DELETE_MATERIAL): KeyState.PENDING_IMPORT,
+    (KeyState.DISABLED, KeyEvent.DELETE_MATERIAL): KeyState.PENDING_IMPORT,
+    (KeyState.PENDING_IMPORT, KeyEvent.DELETE_MATERIAL): KeyState.PENDING_IMPORT,
 }
 
 

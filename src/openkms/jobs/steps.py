@@ -1,5 +1,6 @@
 """The job steps: rotate every key whose NextRotationDate passed; destroy every key whose DeleteDate
-passed. Synchronous (they call the blocking service layer); each returns the audit events to append.
+passed; destroy the imported material of every key whose MaterialExpireTime passed. Synchronous (they
+call the blocking service layer); each returns the audit events to append.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ log = logging.getLogger("openkms.jobs")
 
 ROTATION_JOB = "rotation-job"
 DELETION_JOB = "deletion-job"
+EXPIRY_JOB = "material-expiry-job"
 BATCH = 100
 
 
@@ -87,4 +89,22 @@ def delete_due_keys(services: Services) -> list[AuditEvent]:
     )
 
 
-JOBS: tuple[Callable[[Services], list[AuditEvent]], ...] = (rotate_due_keys, delete_due_keys)
+def expire_due_material(services: Services) -> list[AuditEvent]:
+    """Destroy the imported material of every key whose MaterialExpireTime has passed (it becomes
+    PendingImport), and the wrapping keys of import tokens past their expiry."""
+    services.key_import.expire_tokens(BATCH)
+    due = services.key_import.due_for_expiry(BATCH)
+    return _each(
+        services,
+        due,
+        EXPIRY_JOB,
+        "DeleteKeyMaterial",
+        lambda ctx, key: services.key_import.expire_if_due(ctx, key.key_id),
+    )
+
+
+JOBS: tuple[Callable[[Services], list[AuditEvent]], ...] = (
+    rotate_due_keys,
+    delete_due_keys,
+    expire_due_material,
+)

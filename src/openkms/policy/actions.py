@@ -34,6 +34,10 @@ KMS_ACTIONS: Final = frozenset(
         "kms:GenerateAndExportDataKey",
         "kms:ExportDataKey",
         "kms:GenerateCertificateSigningRequest",
+        # Imported key material (issue 5).
+        "kms:GetParametersForImport",
+        "kms:ImportKeyMaterial",
+        "kms:DeleteKeyMaterial",
         # Lifecycle (issue 3).
         "kms:UpdateKeyDescription",
         "kms:SetDeletionProtection",

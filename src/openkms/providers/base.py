@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from openkms.domain.csr import CsrSubject
+from openkms.domain.key_import import WrappingAlgorithm
 from openkms.secret import SecretBytes
 from openkms.types import AsymmetricAlgorithm, KeyId, KeySpec, KeyVersionId
 
@@ -26,6 +27,20 @@ class MaterialRef:
     version_id: KeyVersionId
     spec: KeySpec
     wrapped: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRequest:
+    """ImportKeyMaterial's inputs for a provider: which version the material becomes, the token's
+    wrapping key (as stored) and algorithm, and the caller's EncryptedKeyMaterial."""
+
+    key_id: KeyId
+    version_id: KeyVersionId
+    spec: KeySpec
+    token_id: str
+    algorithm: WrappingAlgorithm
+    wrapped_wrapping_key: bytes = field(repr=False)
+    encrypted_material: bytes = field(repr=False)
 
 
 class CryptoProvider(Protocol):
@@ -72,6 +87,22 @@ class CryptoProvider(Protocol):
 
     def sign_csr(self, ref: MaterialRef, algorithm: AsymmetricAlgorithm, subject: CsrSubject) -> str:
         """A PEM certificate signing request for the version's public key, signed inside the provider."""
+        ...
+
+    def new_import_wrapping_key(self, key_id: KeyId, token_id: str) -> tuple[bytes, bytes]:
+        """A fresh RSA-2048 wrapping key pair for GetParametersForImport: (public key DER, what to
+        store: the private key wrapped, bound to the key id and token id). Slow: run off the loop."""
+        ...
+
+    def import_material(
+        self,
+        request: ImportRequest,
+        fingerprint_key: SecretBytes,
+        expected_fingerprint: bytes | None,
+    ) -> tuple[bytes, bytes]:
+        """Unwrap imported material with the token's wrapping key, check it fits the spec (and equals
+        the material imported before when `expected_fingerprint` is set): (wrapped material to store,
+        its keyed fingerprint). IncorrectKeyMaterial for every failure, whatever the cause."""
         ...
 
     def forget(self, version_id: KeyVersionId) -> None:

@@ -72,7 +72,7 @@ def load_private_key(der: SecretBytes, spec: KeySpec) -> PrivateKey:
 
     RSA key validation (about 27 ms for RSA-2048) is skipped: the material was validated when it was
     generated and the keystore's AES-GCM wrap (bound to key id, version and spec) proves it is unchanged.
-    An import path must validate a key before wrapping it.
+    Imported keys never come through here: `load_imported_private_key` validates them before wrapping.
     """
     try:
         key = serialization.load_der_private_key(der.reveal(), None, unsafe_skip_rsa_key_validation=True)
@@ -85,6 +85,35 @@ def load_private_key(der: SecretBytes, spec: KeySpec) -> PrivateKey:
     if curve is not None and isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, curve):
         return key
     raise StorageIntegrityError()
+
+
+def load_imported_private_key(der: bytes, spec: KeySpec) -> PrivateKey | None:
+    """A caller's PKCS#8 private key, fully validated, or None (the caller answers one error for all).
+
+    Unlike `load_private_key` there is no way to skip validation here: RSA keys get OpenSSL's full
+    consistency check (p, q prime factors of n, d and the CRT values consistent), EC keys the curve and
+    point checks of the loader; then the key must be exactly `spec` and pass a pairwise consistency
+    test (sign a digest, verify it with the key's own public half), so a private key whose embedded
+    public key does not belong to it is refused.
+    """
+    try:
+        key = serialization.load_der_private_key(der, None, unsafe_skip_rsa_key_validation=False)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return None
+    bits = _RSA_BITS.get(spec)
+    curve = _CURVES.get(spec)
+    probe = bytes(DIGEST_BYTES)
+    if bits is not None and isinstance(key, rsa.RSAPrivateKey) and key.key_size == bits:
+        algorithm = AsymmetricAlgorithm.RSA_PSS_SHA_256
+    elif curve is not None and isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, curve):
+        algorithm = AsymmetricAlgorithm.ECDSA_SHA_256
+    else:
+        return None
+    try:
+        verify_digest(key.public_key(), algorithm, probe, sign_digest(key, algorithm, probe))
+    except (SignatureInvalid, ValueError):
+        return None
+    return key
 
 
 def public_key_der(key: PublicKey) -> bytes:

@@ -20,10 +20,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from openkms.domain.csr import CsrSubject
+from openkms.domain.key_import import WRAPPING_KEY_BINDING
 from openkms.errors import InvalidCiphertext, Sealed, StorageIntegrityError, UnsupportedOperation
 from openkms.keystore import Keystore
-from openkms.providers import keypairs
-from openkms.providers.base import MaterialRef, random_bytes
+from openkms.providers import key_import, keypairs
+from openkms.providers.base import ImportRequest, MaterialRef, random_bytes
 from openkms.secret import SecretBytes
 from openkms.types import AsymmetricAlgorithm, KeyId, KeySpec, KeyVersionId
 
@@ -117,6 +118,41 @@ class SoftwareProvider:
 
     def sign_csr(self, ref: MaterialRef, algorithm: AsymmetricAlgorithm, subject: CsrSubject) -> str:
         return keypairs.sign_csr(self._pair(ref), algorithm, subject)
+
+    # -- imported material (issue 5) ----------------------------------------------------------------
+    def new_import_wrapping_key(self, key_id: KeyId, token_id: str) -> tuple[bytes, bytes]:
+        if self._keystore.sealed:
+            raise Sealed()
+        private_key = key_import.new_wrapping_key()
+        wrapped = self._keystore.wrap(
+            key_id, token_id, WRAPPING_KEY_BINDING, keypairs.private_key_der(private_key)
+        )
+        return keypairs.public_key_der(private_key.public_key()), wrapped
+
+    def import_material(
+        self,
+        request: ImportRequest,
+        fingerprint_key: SecretBytes,
+        expected_fingerprint: bytes | None,
+    ) -> tuple[bytes, bytes]:
+        der = self._keystore.unwrap(
+            request.key_id, request.token_id, WRAPPING_KEY_BINDING, request.wrapped_wrapping_key
+        )
+        wrapping_key = keypairs.load_private_key(der, KeySpec.RSA_2048)
+        if not isinstance(wrapping_key, rsa.RSAPrivateKey):  # pragma: no cover - load_private_key checks
+            raise StorageIntegrityError()
+        imported = key_import.unwrap_imported(
+            wrapping_key,
+            request.algorithm,
+            request.encrypted_material,
+            request.key_id,
+            request.spec,
+            fingerprint_key,
+            expected_fingerprint,
+        )
+        wrapped = self._keystore.wrap(request.key_id, request.version_id, request.spec, imported.material)
+        self.forget(request.version_id)
+        return wrapped, imported.fingerprint
 
     def forget(self, version_id: KeyVersionId) -> None:
         self._cache.pop(version_id, None)

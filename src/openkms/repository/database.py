@@ -20,6 +20,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from openkms.repository.accounts import AccountRepository
 from openkms.repository.aliases import AliasRepository
 from openkms.repository.identities import IdentityRepository
+from openkms.repository.imports import ImportRepository
 from openkms.repository.instances import InstanceRepository
 from openkms.repository.keyring import KeyringRepository
 from openkms.repository.keys import KeyRepository
@@ -45,6 +46,7 @@ class UnitOfWork:
         self.aliases = AliasRepository(connection)
         self.tags = TagRepository(connection)
         self.lifecycle = LifecycleRepository(connection)
+        self.imports = ImportRepository(connection)
 
 
 class Database:

@@ -65,6 +65,7 @@ class KeyRepository:
                         rotation_interval=key.rotation_interval,
                         last_rotation_date=key.last_rotation_date,
                         next_rotation_date=key.next_rotation_date,
+                        material_expire_time=key.material_expire_time,
                     )
                 )
         except IntegrityError as exc:
@@ -167,6 +168,7 @@ def _key(row: Row[Any]) -> Key:
         rotation_interval=row.rotation_interval,
         last_rotation_date=None if row.last_rotation_date is None else as_utc(row.last_rotation_date),
         next_rotation_date=None if row.next_rotation_date is None else as_utc(row.next_rotation_date),
+        material_expire_time=(None if row.material_expire_time is None else as_utc(row.material_expire_time)),
     )
 
 

@@ -14,7 +14,9 @@ from openkms.domain.key import KeyVersion
 from openkms.repository.tables import (
     aliases,
     as_utc,
+    import_tokens,
     key_detections,
+    key_imports,
     key_tags,
     key_usage,
     key_versions,
@@ -154,5 +156,11 @@ class LifecycleRepository:
         self._c.execute(delete(key_tags).where(key_tags.c.key_id == key_id))
         self._c.execute(delete(key_usage).where(key_usage.c.key_id == key_id))
         self._c.execute(delete(key_detections).where(key_detections.c.key_id == key_id))
+        # Imported material (issue 5): the wrapping keys of its tokens and its import record.
+        self._c.execute(
+            update(import_tokens).where(import_tokens.c.key_id == key_id).values(wrapped_private_key=b"")
+        )
+        self._c.execute(delete(import_tokens).where(import_tokens.c.key_id == key_id))
+        self._c.execute(delete(key_imports).where(key_imports.c.key_id == key_id))
         self._c.execute(delete(keys).where(keys.c.key_id == key_id))
         return versions

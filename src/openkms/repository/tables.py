@@ -100,6 +100,9 @@ keys = Table(
     Column("next_rotation_date", DateTime(timezone=True), nullable=True),
     Index(None, "next_rotation_date"),
     Index(None, "state", "delete_date"),
+    # Imported material (migration 0004): when it expires; NULL: never, or no imported material.
+    Column("material_expire_time", DateTime(timezone=True), nullable=True),
+    Index(None, "material_expire_time"),
 )
 
 key_versions = Table(
@@ -249,6 +252,36 @@ service_secrets = Table(
     Column("name", String(64), primary_key=True),
     Column("wrapped_value", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+# ---- bring your own key (migration 0004) ------------------------------------------------------------
+
+# An EXTERNAL key's import record: the one version id its material always has (so ciphertext made
+# before a deletion or expiry decrypts after the same material is imported again), and the keyed
+# fingerprint (HMAC under a server secret, never a plain hash) of the material imported first.
+key_imports = Table(
+    "key_imports",
+    metadata,
+    Column("key_id", String(64), ForeignKey("keys.key_id"), primary_key=True),
+    Column("version_id", String(36), nullable=False),
+    Column("fingerprint", LargeBinary, nullable=True),
+)
+
+# GetParametersForImport's tokens: a fresh RSA-2048 wrapping key pair each, the private key wrapped
+# by the keystore (bound to key id and token id), valid until `expires_at`.
+import_tokens = Table(
+    "import_tokens",
+    metadata,
+    Column("token_id", String(64), primary_key=True),
+    Column("key_id", String(64), ForeignKey("keys.key_id"), nullable=False),
+    Column("wrapping_algorithm", String(32), nullable=False),
+    Column("public_key", LargeBinary, nullable=False),
+    Column("wrapped_private_key", LargeBinary, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index(None, "key_id"),
+    Index(None, "expires_at"),
 )
 
 

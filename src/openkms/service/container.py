@@ -15,6 +15,7 @@ from openkms.service.crypto import CryptoService
 from openkms.service.data_key_export import DataKeyExportService
 from openkms.service.identities import IdentityService
 from openkms.service.instances import InstanceService
+from openkms.service.key_import import KeyImportService
 from openkms.service.key_policy import KeyPolicyService
 from openkms.service.keys import KeyService
 from openkms.service.lifecycle import LifecycleService
@@ -49,6 +50,7 @@ class Services:
     tags: TagService
     generation: Generation
     service_keys: ServiceKeyService
+    key_import: KeyImportService
 
 
 def build_services(
@@ -89,4 +91,5 @@ def build_services(
         tags=TagService(db, keys),
         generation=generation,
         service_keys=service_keys,
+        key_import=KeyImportService(db, keys, provider, keystore, clock, generation),
     )

@@ -177,10 +177,14 @@ class KeyService:
         interval = creation_rotation_interval(
             request.enable_automatic_rotation, request.rotation_interval, rule
         )
+        external = origin is Origin.EXTERNAL
+        if external and interval is not None:
+            raise UnsupportedOperation("Keys with imported material (Origin EXTERNAL) do not rotate.")
         now = self._clock.now()
         key_id = ids.new_default_key_id() if kind is None else ids.new_instance_key_id(ctx.region_id)
         version_id = ids.new_version_id()
-        wrapped = new_material(self._provider, key_id, version_id, rule.spec)
+        # Origin EXTERNAL (issue 5): no material until ImportKeyMaterial; the version id is reserved.
+        wrapped = None if external else new_material(self._provider, key_id, version_id, rule.spec)
         key = Key(
             key_id=key_id,
             account_id=ctx.principal.account_id,
@@ -190,11 +194,11 @@ class KeyService:
             usage=usage,
             origin=origin,
             protection_level=protection,
-            state=KeyState.ENABLED,
+            state=KeyState.PENDING_IMPORT if external else KeyState.ENABLED,
             description=request.description,
             creator=ctx.principal.account_id,
             creator_type=CreatorType.USER,
-            primary_version_id=version_id,
+            primary_version_id=None if external else version_id,
             created_at=now,
             policy=policy,
             rotation_interval=interval,
@@ -205,10 +209,13 @@ class KeyService:
             if self._access is not None:
                 self._access.enforce(uow, key.instance_id, key_id, key.account_id, policy, now)
             uow.keys.add(key, customer_master_key=kind is None)
-            uow.keys.add_version(KeyVersion(key_id, version_id, now), 1, wrapped)
+            if wrapped is None:
+                uow.imports.add_record(key_id, version_id)
+            else:
+                uow.keys.add_version(KeyVersion(key_id, version_id, now), 1, wrapped)
             if request.tags:
                 uow.tags.put(key_id, request.tags)
-        ctx.touched(key_id, version_id)
+        ctx.touched(key_id, None if wrapped is None else version_id)
         return key
 
     def _instance_kind(self, ctx: RequestContext, instance_id: str | None) -> InstanceKind | None:
@@ -296,9 +303,7 @@ def _parse_origin(raw: str | None) -> Origin:
     if raw == Origin.ALIYUN_KMS.value:
         return Origin.ALIYUN_KMS
     if raw == Origin.EXTERNAL.value:
-        raise UnsupportedOperation(
-            "Origin EXTERNAL (imported key material) is not available yet in this server."
-        )
+        return Origin.EXTERNAL
     raise InvalidArgument(f"Origin {raw!r} is not Aliyun_KMS or EXTERNAL.", parameter="Origin")
 
 

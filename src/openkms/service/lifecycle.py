@@ -101,6 +101,8 @@ class LifecycleService:
     def cancel_deletion(self, ctx: RequestContext, key_ref: str) -> None:
         with self._locked(ctx, key_ref, "CancelKeyDeletion") as (uow, key):
             state = transition(key.state, KeyEvent.CANCEL_DELETION)
+            if key.origin is Origin.EXTERNAL and uow.lifecycle.count_versions(key.key_id) == 0:
+                state = KeyState.PENDING_IMPORT  # imported material (issue 5): still none to use
             uow.lifecycle.set_state_and_delete_date(key.key_id, state, None)
 
     # -- versions and rotation --------------------------------------------------------------------

@@ -40,7 +40,7 @@ def key_metadata(key: Key) -> dict[str, object]:
         "AutomaticRotation": "Disabled" if key.rotation_interval is None else "Enabled",
         "DeletionProtection": "Enabled" if key.deletion_protection else "Disabled",
         "DeletionProtectionDescription": key.deletion_protection_description,
-        "MaterialExpireTime": "",
+        "MaterialExpireTime": "" if key.material_expire_time is None else iso_utc(key.material_expire_time),
         "LastRotationDate": iso_utc(key.last_rotation_date or key.created_at),
     }
     if key.rotation_interval is not None:

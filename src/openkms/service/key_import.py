@@ -1,0 +1,277 @@
+"""Bring your own key (issue 5): GetParametersForImport, ImportKeyMaterial, DeleteKeyMaterial and the
+material-expiry job's step.
+
+An ImportToken is `OKI1.<token id>.<mac>`: the token's row holds the key id, the wrapping algorithm, the
+wrapping public key, the expiry and the wrapping private key, wrapped by the keystore bound to the key
+id and token id; the mac is an HMAC over the token id, key id, algorithm, expiry and public key under a
+server secret, so a forged token, a token of another key, or a row altered in storage is refused
+before any unwrapping. The same secret (through HKDF) keys the
+fingerprint of imported material. The secret is made once and stored wrapped by the keystore.
+Every change locks the key row, then drops the key caches on every worker (generation bump); material
+that is deleted or expires is overwritten and the database scrubbed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import threading
+from datetime import timedelta
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy.exc import IntegrityError
+
+from openkms.clock import Clock
+from openkms.domain.key import Key
+from openkms.domain.key_import import (
+    TOKEN_LIFETIME,
+    ImportParameters,
+    StoredToken,
+    check_wrapping_key_spec,
+    format_token,
+    parse_material_expiry,
+    parse_token,
+    parse_wrapping_algorithm,
+)
+from openkms.domain.lifecycle import KeyEvent, transition
+from openkms.errors import (
+    ImportTokenExpired,
+    InvalidArgument,
+    InvalidImportToken,
+    InvalidKeyState,
+    KeyNotFound,
+    UnsupportedOperation,
+)
+from openkms.keystore import Keystore
+from openkms.node.generation import Generation
+from openkms.providers.base import CryptoProvider, ImportRequest
+from openkms.repository.database import Database
+from openkms.secret import SecretBytes
+from openkms.service.authorization import authorize
+from openkms.service.context import RequestContext
+from openkms.service.keys import KeyService
+from openkms.types import KeyId, KeyState, KeyVersionId, Origin
+
+SECRET_NAME = "key-import-key"  # noqa: S105 - the row name of the wrapped secret
+_BINDING = (f"service-secret/{SECRET_NAME}", "v1", "KeyImportKey")
+# An expired token's wrapping key is destroyed at once; its row stays this long so the token answers
+# ExpiredImportToken rather than InvalidImportToken.
+TOKEN_RETENTION = timedelta(days=7)
+ENCRYPTED_MATERIAL_LIMIT = 16384  # bytes after base64 decoding: an RSA-4096 envelope is about 2.6 KB
+
+
+class KeyImportService:
+    def __init__(
+        self,
+        db: Database,
+        keys: KeyService,
+        provider: CryptoProvider,
+        keystore: Keystore,
+        clock: Clock,
+        generation: Generation,
+    ) -> None:
+        self._db = db
+        self._keys = keys
+        self._provider = provider
+        self._keystore = keystore
+        self._clock = clock
+        self._generation = generation
+        self._lock = threading.Lock()
+        self._derived: tuple[bytes, SecretBytes] | None = None
+        keystore.on_seal(self._forget)
+
+    # -- GetParametersForImport -------------------------------------------------------------------
+    def get_parameters(
+        self, ctx: RequestContext, key_ref: str, algorithm_raw: str | None, key_spec_raw: str | None
+    ) -> ImportParameters:
+        algorithm = parse_wrapping_algorithm(algorithm_raw)
+        check_wrapping_key_spec(key_spec_raw)
+        key = self._keys.resolve(ctx, key_ref)
+        ctx.touched(key.key_id)
+        authorize(ctx, "GetParametersForImport", key)
+        _ensure_importable(key)
+        token_id = secrets.token_hex(16)
+        public_der, wrapped = self._provider.new_import_wrapping_key(key.key_id, token_id)
+        now = self._clock.now().replace(microsecond=0)
+        token = StoredToken(token_id, key.key_id, algorithm, public_der, wrapped, now + TOKEN_LIFETIME, now)
+        with self._db.unit_of_work(write=True) as uow:
+            uow.lifecycle.lock_key(key.key_id)
+            current = uow.keys.get(key.key_id)
+            if current is None:
+                raise KeyNotFound()
+            _ensure_importable(current)
+            uow.imports.add_token(token)
+        return ImportParameters(
+            key.key_id, format_token(token_id, self._mac(token)), public_der, token.expires_at
+        )
+
+    # -- ImportKeyMaterial ------------------------------------------------------------------------
+    def import_material(
+        self,
+        ctx: RequestContext,
+        key_ref: str,
+        import_token: str,
+        encrypted_material: bytes,
+        expire_unix: int | None,
+    ) -> None:
+        key = self._keys.resolve(ctx, key_ref)
+        ctx.touched(key.key_id)
+        authorize(ctx, "ImportKeyMaterial", key)
+        _ensure_importable(key)
+        now = self._clock.now()
+        expire_time = parse_material_expiry(expire_unix, now)
+        if not encrypted_material or len(encrypted_material) > ENCRYPTED_MATERIAL_LIMIT:
+            raise InvalidArgument(
+                "EncryptedKeyMaterial is empty or too long.", parameter="EncryptedKeyMaterial"
+            )
+        token_id, mac = parse_token(import_token)
+        with self._db.unit_of_work() as uow:
+            token = uow.imports.token(token_id)
+            record = uow.imports.record(key.key_id)
+        if token is None or not hmac.compare_digest(mac, self._mac(token)) or token.key_id != key.key_id:
+            raise InvalidImportToken()
+        if token.expires_at <= now:
+            raise ImportTokenExpired()
+        if record is None:  # pragma: no cover - every EXTERNAL key gets its record at CreateKey
+            raise UnsupportedOperation("The key has no import record.")
+        version_id, expected = record
+        request = ImportRequest(
+            key.key_id,
+            version_id,
+            key.spec,
+            token.token_id,
+            token.algorithm,
+            token.wrapped_private_key,
+            encrypted_material,
+        )
+        wrapped, fingerprint = self._provider.import_material(request, self._fingerprint_key(), expected)
+        with self._db.unit_of_work(write=True) as uow:
+            uow.lifecycle.lock_key(key.key_id)
+            current = uow.keys.get(key.key_id)
+            latest = uow.imports.record(key.key_id)
+            if current is None:
+                raise KeyNotFound()
+            state = transition(current.state, KeyEvent.IMPORT_MATERIAL)
+            if latest is None or latest[1] != expected:
+                # Another import recorded a fingerprint meanwhile: this material was not checked against it.
+                raise InvalidKeyState("The key's material changed while importing; try again.")
+            uow.imports.put_material(key.key_id, version_id, wrapped, fingerprint, state, expire_time, now)
+        ctx.touched(key.key_id, version_id)
+        self._changed(key.key_id, [version_id])
+
+    # -- DeleteKeyMaterial and the expiry job ------------------------------------------------------
+    def delete_material(self, ctx: RequestContext, key_ref: str) -> None:
+        key_id = KeyId(self._keys.key_id_of(ctx, key_ref))
+        with self._db.unit_of_work(write=True) as uow:
+            uow.lifecycle.lock_key(key_id)
+            key = uow.keys.get(key_id)
+            if key is None or key.region_id != ctx.region_id:
+                raise KeyNotFound()
+            ctx.touched(key.key_id)
+            authorize(ctx, "DeleteKeyMaterial", key)
+            _ensure_external(key)
+            transition(key.state, KeyEvent.DELETE_MATERIAL)
+            destroyed = uow.imports.remove_material(key.key_id)
+        self._changed(key_id, destroyed)
+        self._db.scrub()
+
+    def due_for_expiry(self, limit: int = 100) -> list[Key]:
+        with self._db.unit_of_work() as uow:
+            found = [uow.keys.get(key_id) for key_id in uow.imports.due_for_expiry(self._clock.now(), limit)]
+        return [key for key in found if key is not None]
+
+    def expire_if_due(self, ctx: RequestContext, key_id: KeyId) -> bool:
+        """The expiry job's step for one key: destroy its material if MaterialExpireTime has passed."""
+        with self._db.unit_of_work(write=True) as uow:
+            uow.lifecycle.lock_key(key_id)
+            key = uow.keys.get(key_id)
+            if key is None:
+                return False
+            ctx.touched(key.key_id)
+            authorize(ctx, "DeleteKeyMaterial", key)
+            expiry = key.material_expire_time
+            if expiry is None or expiry > self._clock.now() or key.state is KeyState.PENDING_DELETION:
+                return False
+            transition(key.state, KeyEvent.DELETE_MATERIAL)
+            destroyed = uow.imports.remove_material(key.key_id)
+        self._changed(key_id, destroyed)
+        self._db.scrub()
+        return True
+
+    def expire_tokens(self, limit: int = 100) -> int:
+        """Destroy the wrapping keys of expired tokens; forget the tokens TOKEN_RETENTION later."""
+        now = self._clock.now()
+        with self._db.unit_of_work(write=True) as uow:
+            return uow.imports.expire_tokens(now, now - TOKEN_RETENTION, limit)
+
+    # -- secrets ----------------------------------------------------------------------------------
+    def _changed(self, key_id: KeyId, versions: list[KeyVersionId]) -> None:
+        for version_id in versions:
+            self._provider.forget(version_id)
+        self._keys.key_cache.discard(key_id)
+        self._generation.bump()
+
+    def _mac(self, token: StoredToken) -> str:
+        message = b"\0".join(
+            (
+                b"openkms-import-token/v1",
+                token.token_id.encode(),
+                token.key_id.encode(),
+                token.algorithm.value.encode(),
+                str(int(token.expires_at.timestamp())).encode(),
+                hashlib.sha256(token.public_key_der).digest(),
+            )
+        )
+        digest = hmac.digest(self._keys_derived()[0], message, hashlib.sha256)
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def _fingerprint_key(self) -> SecretBytes:
+        return self._keys_derived()[1]
+
+    def _keys_derived(self) -> tuple[bytes, SecretBytes]:
+        derived = self._derived
+        if derived is not None:
+            return derived
+        with self._lock:
+            if self._derived is None:
+                raw = self._master().reveal()
+                token_key = HKDF(hashes.SHA256(), 32, None, b"openkms import token").derive(raw)
+                fingerprint_key = HKDF(hashes.SHA256(), 32, None, b"openkms import fingerprint").derive(raw)
+                self._derived = (token_key, SecretBytes(fingerprint_key))
+            return self._derived
+
+    def _master(self) -> SecretBytes:
+        with self._db.unit_of_work() as uow:
+            wrapped = uow.identities.service_secret(SECRET_NAME)
+        if wrapped is None:
+            fresh = SecretBytes(os.urandom(32))
+            candidate = self._keystore.wrap(*_BINDING, fresh)
+            try:
+                with self._db.unit_of_work(write=True) as uow:
+                    uow.identities.add_service_secret(SECRET_NAME, candidate, self._clock.now())
+                return fresh
+            except IntegrityError:  # another process made it first: use theirs
+                with self._db.unit_of_work() as uow:
+                    wrapped = uow.identities.service_secret(SECRET_NAME)
+                if wrapped is None:  # pragma: no cover - the insert conflicted with it
+                    raise
+        return self._keystore.unwrap(*_BINDING, wrapped)
+
+    def _forget(self) -> None:
+        with self._lock:
+            self._derived = None
+
+
+def _ensure_external(key: Key) -> None:
+    if key.origin is not Origin.EXTERNAL:
+        raise UnsupportedOperation("Only keys with Origin EXTERNAL take imported key material.")
+
+
+def _ensure_importable(key: Key) -> None:
+    _ensure_external(key)
+    if key.state is KeyState.PENDING_DELETION:
+        raise InvalidKeyState("The key is PendingDeletion; key material cannot be imported.")
