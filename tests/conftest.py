@@ -6,7 +6,6 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -16,13 +15,6 @@ from tests.support.sdk import SIGNING_MODES, KmsCaller
 from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, STARTED_DATA_DIRS, LiveServer
 
 POSTGRES_ADMIN_URL = os.environ.get("OPENKMS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def vectors_dir() -> Path:
-    override = os.environ.get("OPENKMS_VECTORS_DIR")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[1].parent / "shared" / "vectors"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -41,7 +41,7 @@ def _vectors_dir() -> Path:
     override = os.environ.get("OPENKMS_VECTORS_DIR")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "vectors"
+    return Path(__file__).resolve().parents[1] / "vectors"
 
 
 WYCHEPROOF = _vectors_dir() / "wycheproof"
