@@ -254,8 +254,12 @@ class KeyService:
         self._change_state(ctx, key_ref, KeyEvent.DISABLE)
 
     def _change_state(self, ctx: RequestContext, key_ref: str, event: KeyEvent) -> None:
-        key_id = self._key_id_of(ctx, key_ref)
+        """Enable or disable a key. The key row is locked and re-read inside the transaction, so a
+        concurrent lifecycle change (ScheduleKeyDeletion) is either seen or waits (PostgreSQL; SQLite
+        serialises writers at BEGIN IMMEDIATE)."""
+        key_id = KeyId(self._key_id_of(ctx, key_ref))
         with self._db.unit_of_work(write=True) as uow:
+            uow.lifecycle.lock_key(key_id)
             key = uow.keys.get(key_id)
             if key is None or key.region_id != ctx.region_id:
                 raise KeyNotFound()
