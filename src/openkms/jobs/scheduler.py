@@ -4,6 +4,10 @@ job runner (the leader lock), run each job and append its audit events.
 Every worker process starts one; only the lock holder works, and a follower takes over when the
 holder dies (its PostgreSQL session or its file lock goes with it). A job failing is logged and
 never stops the loop.
+
+Fail closed, like requests: before each step on a key the audit sink is checked, and the step's event
+is appended right after it. When the sink fails (AuditUnavailable) the run stops there, so at most the
+one step whose append failed went unrecorded; the next run starts again with the sink's check.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import asyncio
 import contextlib
 import logging
 
-from openkms.audit import AuditEvent, AuditSink
+from openkms.audit import AuditSink
+from openkms.errors import AuditUnavailable
 from openkms.jobs.steps import JOBS
 from openkms.service.container import Services
 
@@ -65,9 +70,16 @@ class JobScheduler:
         if not await asyncio.to_thread(self._lock.try_acquire):
             return 0
         written = 0
-        for job in JOBS:
-            events: list[AuditEvent] = await asyncio.to_thread(job, self._services)
-            for event in events:
-                await self._audit.append(event)
-                written += 1
+        try:
+            for job in JOBS:
+                due = await asyncio.to_thread(job.due, self._services)
+                for key in due:
+                    self._audit.check()  # no step without a working audit sink
+                    event = await asyncio.to_thread(job.step, self._services, key)
+                    if event is not None:
+                        await self._audit.append(event)
+                        written += 1
+        except AuditUnavailable:
+            log.error("the audit sink is unavailable: the job run stops (%d events written)", written)
+            raise
         return written
