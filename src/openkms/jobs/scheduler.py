@@ -8,6 +8,9 @@ never stops the loop.
 Fail closed, like requests: before each step on a key the audit sink is checked, and the step's event
 is appended right after it. When the sink fails (AuditUnavailable) the run stops there, so at most the
 one step whose append failed went unrecorded; the next run starts again with the sink's check.
+
+Each run also retries a scrub of destroyed key material that a busy SQLite WAL kept from finishing
+(`scrub_pending`, logged as a warning until it is done).
 """
 
 from __future__ import annotations
@@ -36,6 +39,11 @@ class JobScheduler:
     @property
     def running(self) -> bool:
         return self._task is not None
+
+    @property
+    def scrub_pending(self) -> bool:
+        """A scrub of destroyed material could not finish (busy WAL); each run retries it."""
+        return self._services.db.scrub_pending
 
     def start(self) -> None:
         if self._task is None and self._interval > 0:
@@ -70,6 +78,8 @@ class JobScheduler:
         if not await asyncio.to_thread(self._lock.try_acquire):
             return 0
         written = 0
+        if self._services.db.scrub_pending and await asyncio.to_thread(self._services.db.scrub):
+            log.info("the pending scrub of destroyed key material is done")
         try:
             for job in JOBS:
                 due = await asyncio.to_thread(job.due, self._services)
