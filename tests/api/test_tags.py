@@ -130,3 +130,14 @@ def test_list_keys_filters(kms: KmsCaller, key_id: str) -> None:
     kms.call("ScheduleKeyDeletion", KeyId=key_id, PendingWindowInDays=7)
     assert key_id in listed(both)
     assert key_id not in listed([{"Key": "KeyState", "Values": ["Enabled"]}])
+
+
+def test_untag_resources_all_is_ignored_when_tag_keys_are_given(kms: KmsCaller, key_id: str) -> None:
+    tag = [{"Key": "keep", "Value": "1"}, {"Key": "drop", "Value": "2"}]
+    kms.call("TagResources", ResourceType="key", ResourceId=[key_id], Tag=tag)
+    kms.call("UntagResources", ResourceType="key", ResourceId=[key_id], TagKey=["drop"], All=True)
+    assert _tags(kms, key_id) == {"keep": "1"}
+    kms.call("UntagResources", ResourceType="key", ResourceId=[key_id], All=False, TagKey=["absent"])
+    assert _tags(kms, key_id) == {"keep": "1"}
+    kms.call("UntagResources", ResourceType="key", ResourceId=[key_id], All=True)
+    assert _tags(kms, key_id) == {}

@@ -108,7 +108,8 @@ def untag_resources(params: Params, ctx: RequestContext, services: Services) -> 
         raise InvalidArgument(f"At most {TAG_LIMIT} TagKey values.", parameter="TagKey")
     if not tag_keys and not remove_all:
         raise MissingParameter("TagKey")
-    services.tags.untag(ctx, ids, None if remove_all else tag_keys, "UntagResources")
+    # All=true takes effect only when no tag key is given (the SDK's UntagResourcesRequest says so).
+    services.tags.untag(ctx, ids, None if remove_all and not tag_keys else tag_keys, "UntagResources")
     return {}
 
 
