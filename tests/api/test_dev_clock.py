@@ -16,7 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.api.test_identities import create_account, new_user
 from tests.conftest import new_postgres_database
+from tests.support.products import Caller
 from tests.support.raw import send, signed_params
 from tests.support.sdk import KmsCaller, KmsError
 from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
@@ -184,3 +186,21 @@ def test_one_job_runner_among_several_workers(tmp_path: Path) -> None:
         assert all(kms.call("ListKeyVersions", KeyId=k)["TotalCount"] == 3 for k in keys)
     finally:
         live.stop()
+
+
+def test_only_the_operator_accounts_root_moves_the_dev_clock(dev_server: LiveServer) -> None:
+    other = create_account(dev_server)
+    stranger = send(
+        dev_server.url,
+        signed_params("DevAdvanceClock", other["AccessKeyId"], other["AccessKeySecret"], Duration="30d"),
+    )
+    assert (stranger.status_code, stranger.json()["Code"]) == (403, "Forbidden.NoPermission"), stranger.text
+    assert "another account" in stranger.json()["Message"]
+    # A RAM user of the operator's account with every kms action is not the operator's root either.
+    ram = Caller("ram", dev_server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+    _, user_key, user_secret = new_user(ram, "AliyunKMSFullAccess")
+    user = send(dev_server.url, signed_params("DevAdvanceClock", user_key, user_secret, Duration="30d"))
+    assert (user.status_code, user.json()["Code"]) == (403, "Forbidden.NoPermission"), user.text
+    assert httpx.get(dev_server.url + "/healthz", timeout=10).json()["dev_clock"]["offset_seconds"] == 0
+    assert _advance(dev_server, "1d").status_code == 200
+    assert httpx.get(dev_server.url + "/healthz", timeout=10).json()["dev_clock"]["offset_seconds"] == DAY

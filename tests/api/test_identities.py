@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from openkms.policy.key_policy import custom_key_policy, default_key_policy
+from openkms.policy.key_policy import custom_key_policy, default_key_policy, shared_instance_key_policy
 from tests.support.products import Caller, DeniedError
 from tests.support.raw import send, signed_params
 from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
@@ -584,3 +584,106 @@ def test_list_policies_pages_through_system_and_custom_policies(root: Callable[[
     assert len(seen) == len(set(seen))
     assert made <= {name for kind, name in seen if kind == "Custom"}
     assert ("System", "AliyunKMSFullAccess") in seen
+
+
+# ---- aliases across accounts and users -------------------------------------------------------------
+
+
+def _alias_targets(kms: Caller) -> dict[str, str]:
+    listed = kms.call("ListAliases", PageSize=100)["Aliases"]["Alias"]
+    return {alias["AliasName"]: alias["KeyId"] for alias in listed}
+
+
+def test_an_alias_cannot_point_at_another_accounts_key(
+    server: LiveServer, root: Callable[[str], Caller], kms_key: str, account_id: str
+) -> None:
+    other = create_account(server)
+    other_kms = Caller("kms", server.endpoint, other["AccessKeyId"], other["AccessKeySecret"])
+    kms = root("kms")
+    key_arn = kms.call("DescribeKey", KeyId=kms_key)["KeyMetadata"]["Arn"]
+    # Even a key policy granting the other account everything does not make the key aliasable there.
+    kms.call(
+        "SetKeyPolicy",
+        KeyId=kms_key,
+        PolicyName="default",
+        Policy=shared_instance_key_policy(account_id, other["AccountId"]),
+    )
+    other_kms.call("DescribeKey", KeyId=key_arn)  # the grant works for what it is meant for
+    instance = other_kms.call("ListKmsInstances")["KmsInstances"]["KmsInstance"]
+    own_key = (
+        other_kms.call("CreateKey", DKMSInstanceId=instance[0]["KmsInstanceId"])
+        if instance
+        else other_kms.call("CreateKey")
+    )["KeyMetadata"]["KeyId"]
+    mine = f"alias/{unique('mine')}"
+    other_kms.call("CreateAlias", AliasName=mine, KeyId=own_key)
+    before = _alias_targets(other_kms)
+
+    stolen = f"alias/{unique('stolen')}"
+    created = denied(lambda: other_kms.call("CreateAlias", AliasName=stolen, KeyId=key_arn))
+    assert (created.code, created.status) == ("Forbidden.KeyNotFound", 404)
+    updated = denied(lambda: other_kms.call("UpdateAlias", AliasName=mine, KeyId=key_arn))
+    assert (updated.code, updated.status) == ("Forbidden.KeyNotFound", 404)
+    assert _alias_targets(other_kms) == before and before[mine] == own_key
+    assert kms.call("ListAliasesByKeyId", KeyId=kms_key)["Aliases"]["Alias"] == []
+
+
+def test_update_alias_needs_the_grant_on_the_current_key_and_on_the_alias(
+    server: LiveServer, root: Callable[[str], Caller], kms_key: str, account_id: str
+) -> None:
+    ram, kms = root("ram"), root("kms")
+    instance = kms.call("ListKmsInstances")["KmsInstances"]["KmsInstance"][0]["KmsInstanceId"]
+    user_key, user_key2 = (
+        kms.call("CreateKey", DKMSInstanceId=instance)["KeyMetadata"]["Arn"] for _ in range(2)
+    )
+    prod, mine = f"alias/{unique('prod')}", f"alias/{unique('mine')}"
+    kms.call("CreateAlias", AliasName=prod, KeyId=kms_key)
+    kms.call("CreateAlias", AliasName=mine, KeyId=user_key)
+    victim_arn = kms.call("DescribeKey", KeyId=kms_key)["KeyMetadata"]["Arn"]
+    policy = unique("update-alias-own-keys")
+    document = {
+        "Version": "1",
+        "Statement": [{"Effect": "Allow", "Action": "kms:UpdateAlias", "Resource": [user_key, user_key2]}],
+    }
+    ram.call("CreatePolicy", PolicyName=policy, PolicyDocument=json.dumps(document))
+    user, access_key_id, secret = new_user(ram)
+    ram.call("AttachPolicyToUser", UserName=user, PolicyType="Custom", PolicyName=policy)
+    user_kms = as_user(server, "kms", access_key_id, secret)
+    before = _alias_targets(kms)
+
+    # Re-pointing another key's alias to the user's own key: the key it names now must allow it.
+    hijack = denied(lambda: user_kms.call("UpdateAlias", AliasName=prod, KeyId=user_key))
+    assert hijack.code == "Forbidden.NoPermission" and hijack.detail["AuthResource"] == victim_arn
+    # Between the user's own keys, the alias ARN is checked too.
+    alias_arn = f"acs:kms:cn-hangzhou:{account_id}:{mine}"
+    unlisted = denied(lambda: user_kms.call("UpdateAlias", AliasName=mine, KeyId=user_key2))
+    assert unlisted.code == "Forbidden.NoPermission" and unlisted.detail["AuthResource"] == alias_arn
+    assert _alias_targets(kms) == before
+
+    aliases = unique("update-alias-aliases")
+    prod_arn = f"acs:kms:cn-hangzhou:{account_id}:{prod}"
+    document = {
+        "Version": "1",
+        "Statement": [{"Effect": "Allow", "Action": "kms:UpdateAlias", "Resource": [alias_arn, prod_arn]}],
+    }
+    ram.call("CreatePolicy", PolicyName=aliases, PolicyDocument=json.dumps(document))
+    ram.call("AttachPolicyToUser", UserName=user, PolicyType="Custom", PolicyName=aliases)
+    again = denied(lambda: user_kms.call("UpdateAlias", AliasName=prod, KeyId=user_key))
+    assert again.detail["AuthResource"] == victim_arn
+    user_kms.call("UpdateAlias", AliasName=mine, KeyId=user_key2)
+    after = _alias_targets(kms)
+    assert after[prod] == kms_key and after[mine] == user_key2.rsplit("/", 1)[1]
+    # CreateAlias and DeleteAlias are checked on the alias ARN as well.
+    creator = unique("create-alias-key-only")
+    document["Statement"] = [
+        {"Effect": "Allow", "Action": ["kms:CreateAlias", "kms:DeleteAlias"], "Resource": user_key}
+    ]
+    ram.call("CreatePolicy", PolicyName=creator, PolicyDocument=json.dumps(document))
+    ram.call("AttachPolicyToUser", UserName=user, PolicyType="Custom", PolicyName=creator)
+    fresh = f"alias/{unique('fresh')}"
+    made = denied(lambda: user_kms.call("CreateAlias", AliasName=fresh, KeyId=user_key))
+    assert made.detail["AuthResource"] == f"acs:kms:cn-hangzhou:{account_id}:{fresh}"
+    kms.call("CreateAlias", AliasName=fresh, KeyId=user_key)
+    removed = denied(lambda: user_kms.call("DeleteAlias", AliasName=fresh))
+    assert removed.detail["AuthResource"] == f"acs:kms:cn-hangzhou:{account_id}:{fresh}"
+    assert _alias_targets(kms)[fresh] == user_key.rsplit("/", 1)[1]

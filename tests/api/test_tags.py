@@ -4,10 +4,13 @@ the 20-tag limit, all or nothing. Also ListKeys filters on the lifecycle fields.
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
+from tests.api.test_identities import create_account
 from tests.support.sdk import KmsCaller, KmsError, list_all
+from tests.support.server import LiveServer
 
 
 def _tags(kms: KmsCaller, key_id: str) -> dict[str, str]:
@@ -130,3 +133,51 @@ def test_list_keys_filters(kms: KmsCaller, key_id: str) -> None:
     kms.call("ScheduleKeyDeletion", KeyId=key_id, PendingWindowInDays=7)
     assert key_id in listed(both)
     assert key_id not in listed([{"Key": "KeyState", "Values": ["Enabled"]}])
+
+
+def test_untag_resources_all_is_ignored_when_tag_keys_are_given(kms: KmsCaller, key_id: str) -> None:
+    tag = [{"Key": "keep", "Value": "1"}, {"Key": "drop", "Value": "2"}]
+    kms.call("TagResources", ResourceType="key", ResourceId=[key_id], Tag=tag)
+    kms.call("UntagResources", ResourceType="key", ResourceId=[key_id], TagKey=["drop"], All=True)
+    assert _tags(kms, key_id) == {"keep": "1"}
+    kms.call("UntagResources", ResourceType="key", ResourceId=[key_id], All=False, TagKey=["absent"])
+    assert _tags(kms, key_id) == {"keep": "1"}
+    kms.call("UntagResources", ResourceType="key", ResourceId=[key_id], All=True)
+    assert _tags(kms, key_id) == {}
+
+
+def test_list_tag_resources_by_tags_alone(kms: KmsCaller, server: LiveServer, instance_id: str) -> None:
+    marker = uuid.uuid4().hex[:12]  # tags of this test only (the server is shared)
+    both, env_only, other_value = (
+        kms.call("CreateKey", DKMSInstanceId=instance_id)["KeyMetadata"]["KeyId"] for _ in range(3)
+    )
+    kms.call(
+        "TagResources", ResourceType="key", ResourceId=[both, env_only], Tag=[{"Key": "env", "Value": marker}]
+    )
+    kms.call("TagResources", ResourceType="key", ResourceId=[both], Tag=[{"Key": "team", "Value": marker}])
+    kms.call(
+        "TagResources", ResourceType="key", ResourceId=[other_value], Tag=[{"Key": "env", "Value": "dev"}]
+    )
+    other = create_account(server)
+    stranger = KmsCaller(kms.mode, server.endpoint, other["AccessKeyId"], other["AccessKeySecret"])
+    instances = stranger.call("ListKmsInstances")["KmsInstances"]["KmsInstance"]
+    theirs = stranger.call("CreateKey", DKMSInstanceId=instances[0]["KmsInstanceId"])["KeyMetadata"]["KeyId"]
+    stranger.call(
+        "TagResources", ResourceType="key", ResourceId=[theirs], Tag=[{"Key": "env", "Value": marker}]
+    )
+
+    def rows(kms: KmsCaller, **params: object) -> set[tuple[str, str, str]]:
+        listed = kms.call("ListTagResources", ResourceType="key", **params)["TagResources"]["TagResource"]
+        return {(r["ResourceId"], r["TagKey"], r["TagValue"]) for r in listed}
+
+    assert rows(kms, Tag=[{"Key": "env", "Value": marker}]) == {
+        (both, "env", marker),
+        (env_only, "env", marker),
+    }
+    both_tags = [{"Key": "env", "Value": marker}, {"Key": "team", "Value": marker}]
+    assert rows(kms, Tag=both_tags) == {(both, "env", marker), (both, "team", marker)}
+    assert rows(stranger, Tag=[{"Key": "env", "Value": marker}]) == {(theirs, "env", marker)}
+    assert (other_value, "env", "dev") in rows(kms, Tag=[{"Key": "env"}])
+    with pytest.raises(KmsError) as caught:
+        kms.call("ListTagResources", ResourceType="key")
+    assert (caught.value.code, caught.value.status) == ("MissingResourceId", 400)

@@ -3,6 +3,8 @@ deletion job destroying material, aliases and tags for good, also in the databas
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,8 +19,10 @@ from openkms.errors import (
     InvalidKeyState,
     KeyNotFound,
 )
+from openkms.jobs.scheduler import JobScheduler
 from openkms.jobs.steps import delete_due_keys
 from openkms.service.keys import CreateKeyRequest
+from openkms.testing.audit import MemoryAuditSink
 from tests.lifecycle.conftest import Stack
 
 DAY = timedelta(days=1)
@@ -148,3 +152,32 @@ def test_a_service_key_is_made_on_first_use_by_its_service(stack: Stack) -> None
     other = RequestContext("r2", service_principal(stack.account_id, "oss"), REGION)
     with pytest.raises(AliasNotFound):
         services.crypto.encrypt(other, "alias/acs/rds", b"x", None)
+
+
+def test_a_busy_wal_leaves_the_scrub_pending_until_the_next_job_run(stack: Stack) -> None:
+    if stack.db_path is None:
+        pytest.skip("the WAL checkpoint is SQLite's")
+    services = stack.services
+    key_id = _key(stack)
+    canaries = _wrapped_material(stack, key_id)
+    services.lifecycle.schedule_deletion(stack.ctx(), key_id, 7)
+    stack.clock.advance(8 * DAY)
+    scheduler = JobScheduler(services, MemoryAuditSink(), interval=60)
+    reader = sqlite3.connect(stack.db_path)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM key_versions").fetchone()  # holds an older snapshot
+        assert asyncio.run(scheduler.run_once()) == 1
+        with pytest.raises(KeyNotFound):
+            services.keys.describe_key(stack.ctx(), key_id)
+        assert scheduler.scrub_pending and services.db.scrub_pending
+        assert _files_holding(stack.db_path, canaries), "the busy WAL still holds the material"
+        assert asyncio.run(scheduler.run_once()) == 0
+        assert scheduler.scrub_pending  # still busy while the reader lives
+    finally:
+        reader.rollback()
+        reader.close()
+    assert asyncio.run(scheduler.run_once()) == 0
+    asyncio.run(scheduler.stop())
+    assert not scheduler.scrub_pending
+    assert _files_holding(stack.db_path, canaries) == []

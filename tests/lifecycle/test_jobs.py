@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
+
+from openkms.errors import AuditUnavailable, KeyNotFound
 from openkms.jobs.scheduler import JobScheduler
 from openkms.repository.database import Database
 from openkms.service.keys import CreateKeyRequest
-from openkms.testing.audit import MemoryAuditSink
+from openkms.testing.audit import FailingAuditSink, MemoryAuditSink
 from tests.lifecycle.conftest import Stack
 
 
@@ -76,3 +79,72 @@ def test_a_sealed_keystore_runs_no_jobs(stack: Stack) -> None:
     assert asyncio.run(scheduler.run_once()) == 0
     asyncio.run(scheduler.stop())
     assert len(services.lifecycle.due_for_rotation()) == 1
+
+
+class _FailsOnWrite(FailingAuditSink):
+    """A sink that looks healthy until a record is written (a disk that fills up): `check` passes."""
+
+    def check(self) -> None:
+        return None
+
+
+def _doomed(stack: Stack, count: int) -> list[str]:
+    keys = []
+    for _ in range(count):
+        key = stack.services.keys.create_key(stack.ctx(), CreateKeyRequest(instance_id=stack.instance_id))
+        stack.services.lifecycle.schedule_deletion(stack.ctx(), key.key_id, 7)
+        keys.append(key.key_id)
+    return keys
+
+
+def _pending(stack: Stack, key_ids: list[str]) -> list[str]:
+    pending = []
+    for key_id in key_ids:
+        try:
+            stack.services.keys.describe_key(stack.ctx(), key_id)
+            pending.append(key_id)
+        except KeyNotFound:
+            pass
+    return pending
+
+
+def test_a_broken_audit_sink_stops_the_jobs_before_they_act(stack: Stack) -> None:
+    services = stack.services
+    services.keys.create_key(
+        stack.ctx(),
+        CreateKeyRequest(
+            instance_id=stack.instance_id, enable_automatic_rotation=True, rotation_interval="7d"
+        ),
+    )
+    doomed = _doomed(stack, 2)
+    stack.clock.advance(timedelta(days=8))
+    sink = FailingAuditSink()
+    scheduler = JobScheduler(services, sink, interval=60)
+    with pytest.raises(AuditUnavailable):
+        asyncio.run(scheduler.run_once())
+    asyncio.run(scheduler.stop())
+    assert sink.attempts == []
+    assert _pending(stack, doomed) == doomed
+    assert len(services.lifecycle.due_for_rotation()) == 1
+
+
+def test_each_step_is_appended_before_the_next_and_a_failed_append_stops_the_run(stack: Stack) -> None:
+    services = stack.services
+    doomed = _doomed(stack, 3)
+    stack.clock.advance(timedelta(days=8))
+    sink = _FailsOnWrite()
+    scheduler = JobScheduler(services, sink, interval=60)
+    with pytest.raises(AuditUnavailable):
+        asyncio.run(scheduler.run_once())
+    asyncio.run(scheduler.stop())
+    # The first key was destroyed and its record offered; the run stopped there.
+    assert [(e.action, e.result) for e in sink.attempts] == [("DeleteKey", "Success")]
+    gone = sink.attempts[0].key_id
+    assert set(_pending(stack, doomed)) == set(doomed) - {gone}
+
+    healthy = MemoryAuditSink()
+    scheduler = JobScheduler(services, healthy, interval=60)
+    assert asyncio.run(scheduler.run_once()) == 2
+    asyncio.run(scheduler.stop())
+    assert {e.key_id for e in healthy.events} == set(doomed) - {gone}
+    assert _pending(stack, doomed) == []

@@ -4,6 +4,13 @@ job runner (the leader lock), run each job and append its audit events.
 Every worker process starts one; only the lock holder works, and a follower takes over when the
 holder dies (its PostgreSQL session or its file lock goes with it). A job failing is logged and
 never stops the loop.
+
+Fail closed, like requests: before each step on a key the audit sink is checked, and the step's event
+is appended right after it. When the sink fails (AuditUnavailable) the run stops there, so at most the
+one step whose append failed went unrecorded; the next run starts again with the sink's check.
+
+Each run also retries a scrub of destroyed key material that a busy SQLite WAL kept from finishing
+(`scrub_pending`, logged as a warning until it is done).
 """
 
 from __future__ import annotations
@@ -12,7 +19,8 @@ import asyncio
 import contextlib
 import logging
 
-from openkms.audit import AuditEvent, AuditSink
+from openkms.audit import AuditSink
+from openkms.errors import AuditUnavailable
 from openkms.jobs.steps import JOBS
 from openkms.service.container import Services
 
@@ -31,6 +39,11 @@ class JobScheduler:
     @property
     def running(self) -> bool:
         return self._task is not None
+
+    @property
+    def scrub_pending(self) -> bool:
+        """A scrub of destroyed material could not finish (busy WAL); each run retries it."""
+        return self._services.db.scrub_pending
 
     def start(self) -> None:
         if self._task is None and self._interval > 0:
@@ -65,9 +78,18 @@ class JobScheduler:
         if not await asyncio.to_thread(self._lock.try_acquire):
             return 0
         written = 0
-        for job in JOBS:
-            events: list[AuditEvent] = await asyncio.to_thread(job, self._services)
-            for event in events:
-                await self._audit.append(event)
-                written += 1
+        if self._services.db.scrub_pending and await asyncio.to_thread(self._services.db.scrub):
+            log.info("the pending scrub of destroyed key material is done")
+        try:
+            for job in JOBS:
+                due = await asyncio.to_thread(job.due, self._services)
+                for key in due:
+                    self._audit.check()  # no step without a working audit sink
+                    event = await asyncio.to_thread(job.step, self._services, key)
+                    if event is not None:
+                        await self._audit.append(event)
+                        written += 1
+        except AuditUnavailable:
+            log.error("the audit sink is unavailable: the job run stops (%d events written)", written)
+            raise
         return written

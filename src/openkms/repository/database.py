@@ -8,6 +8,7 @@ read lock. PostgreSQL needs nothing special. Statement parameters never appear i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +30,11 @@ from openkms.repository.lifecycle import LifecycleRepository
 from openkms.repository.sharing import SharingRepository
 from openkms.repository.tags import TagRepository
 from openkms.repository.usage import UsageRepository
+
+log = logging.getLogger("openkms.repository")
+
+# How long a scrub's checkpoint waits for readers before it reports busy (the pool's is 30 s).
+SCRUB_BUSY_TIMEOUT_MS = 1000
 
 
 class UnitOfWork:
@@ -54,6 +60,8 @@ class Database:
         self.url = url
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         self.engine = _build_engine(url, self.is_sqlite)
+        # A scrub that could not finish (a reader kept the WAL busy): the job runner retries it.
+        self.scrub_pending = False
 
     @contextmanager
     def unit_of_work(self, *, write: bool = False) -> Iterator[UnitOfWork]:
@@ -62,24 +70,45 @@ class Database:
             with connection.begin():
                 yield UnitOfWork(connection)
 
-    def scrub(self) -> None:
+    def scrub(self) -> bool:
         """After destroying key material: make sure no copy of it survives in the database files.
+        True when done; False when it must be retried (`scrub_pending` stays set until it is done).
 
         SQLite: secure_delete already zeroed the freed cells; a TRUNCATE checkpoint moves those pages
-        into the main file and empties the WAL, whose old frames still held the rows. PostgreSQL:
-        VACUUM the tables that held material so dead tuples are reclaimed (best effort, P10).
+        into the main file and empties the WAL, whose old frames still held the rows. A reader with an
+        older snapshot keeps the checkpoint from finishing: SQLite answers busy, the WAL keeps its
+        frames, and the scrub stays pending. PostgreSQL: VACUUM the tables that held material so dead
+        tuples are reclaimed (best effort, P10).
         """
         if self.is_sqlite:
             raw = self.engine.raw_connection()  # autocommit (isolation_level None): no open transaction
             try:
                 cursor = raw.cursor()
-                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                cursor.close()
+                cursor.execute(f"PRAGMA busy_timeout={SCRUB_BUSY_TIMEOUT_MS}")
+                try:
+                    cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    row = cursor.fetchone()
+                    busy, wal_frames, checkpointed = (1, -1, -1) if row is None else row
+                finally:
+                    cursor.execute("PRAGMA busy_timeout=30000")
+                    cursor.close()
             finally:
                 raw.close()
-            return
+            if busy:
+                log.warning(
+                    "scrub pending: the WAL checkpoint was busy (%s of %s frames checkpointed); "
+                    "destroyed material may remain in the WAL until the next job run",
+                    checkpointed,
+                    wal_frames,
+                )
+                self.scrub_pending = True
+                return False
+            self.scrub_pending = False
+            return True
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("VACUUM key_versions")
+        self.scrub_pending = False
+        return True
 
     def leader_lock(self) -> LeaderLock:
         """The lock that elects this database's one job runner."""

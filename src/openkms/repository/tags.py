@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, exists, insert, select, update
 
-from openkms.repository.tables import key_tags
-from openkms.types import KeyId
+from openkms.repository.tables import key_tags, keys
+from openkms.types import AccountId, KeyId, RegionId
 
 
 class TagRepository:
@@ -41,3 +41,20 @@ class TagRepository:
         if tag_keys is not None:
             statement = statement.where(key_tags.c.tag_key.in_(list(tag_keys)))
         self._c.execute(statement)
+
+    def keys_with(
+        self, account_id: AccountId, region_id: RegionId, wanted: Sequence[tuple[str, str]]
+    ) -> list[KeyId]:
+        """The keys of an account and region carrying every (tag key, value) pair; an empty value
+        matches any value. In key id order."""
+        statement = select(keys.c.key_id).where(
+            keys.c.account_id == account_id, keys.c.region_id == region_id
+        )
+        for tag_key, tag_value in wanted:
+            tagged = select(key_tags.c.key_id).where(
+                key_tags.c.key_id == keys.c.key_id, key_tags.c.tag_key == tag_key
+            )
+            if tag_value:
+                tagged = tagged.where(key_tags.c.tag_value == tag_value)
+            statement = statement.where(exists(tagged))
+        return [KeyId(row.key_id) for row in self._c.execute(statement.order_by(keys.c.key_id))]

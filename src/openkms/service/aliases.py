@@ -2,17 +2,23 @@
 
 Names follow `domain.names`; `alias/acs/` belongs to service keys and only services may use it.
 Users cannot alias a service key either. Every change drops the alias caches node-wide.
+
+An alias lives in its caller's account and can only point at a key of that account: another
+account's key is Forbidden.KeyNotFound whatever its key policy says. Changing an alias is authorized
+on every key it touches (UpdateAlias: the key it points at now and the new one) and, for callers other
+than the account's root, on the alias ARN as well, as Alibaba's RAM does.
 """
 
 from __future__ import annotations
 
 from openkms.clock import Clock
+from openkms.domain.key import Key
 from openkms.domain.names import check_alias_name, is_service_alias
-from openkms.errors import AliasNotFound, UnsupportedOperation
+from openkms.errors import AliasNotFound, KeyNotFound, UnsupportedOperation
 from openkms.node.generation import Generation
 from openkms.repository.aliases import Alias
 from openkms.repository.database import Database
-from openkms.service.authorization import authorize
+from openkms.service.authorization import authorize, decide
 from openkms.service.context import RequestContext
 from openkms.service.keys import KeyService, refuse_service_key
 from openkms.types import CreatorType, KeyId
@@ -31,16 +37,25 @@ class AliasService:
             raise UnsupportedOperation("Aliases under alias/acs/ are reserved for service keys.")
         return name
 
-    def create_alias(self, ctx: RequestContext, name: str, key_ref: str) -> Alias:
-        self._check_name(ctx, name)
+    def _own_key(self, ctx: RequestContext, key_ref: str) -> Key:
+        """The key an alias is to point at: of the caller's account, else KeyNotFound (before any
+        authorization, so the answer says nothing about another account's keys)."""
         if key_ref.startswith("alias/") or ":alias/" in key_ref:
             raise UnsupportedOperation("An alias points at a key id or key ARN, not at another alias.")
         key = self._keys.resolve(ctx, key_ref)
+        if key.account_id != ctx.principal.account_id:
+            raise KeyNotFound()
+        return key
+
+    def create_alias(self, ctx: RequestContext, name: str, key_ref: str) -> Alias:
+        self._check_name(ctx, name)
+        key = self._own_key(ctx, key_ref)
         ctx.touched(key.key_id)
         authorize(ctx, "CreateAlias", key)
+        alias = Alias(ctx.principal.account_id, ctx.region_id, name, key.key_id)
+        _authorize_alias(ctx, "CreateAlias", alias)
         if key.creator_type is CreatorType.SERVICE:
             refuse_service_key(ctx, key, "CreateAlias")
-        alias = Alias(ctx.principal.account_id, ctx.region_id, name, key.key_id)
         with self._db.unit_of_work(write=True) as uow:
             uow.aliases.add(alias, self._clock.now())
         self._generation.bump()
@@ -48,9 +63,7 @@ class AliasService:
 
     def update_alias(self, ctx: RequestContext, name: str, key_ref: str) -> Alias:
         self._check_name(ctx, name)
-        if key_ref.startswith("alias/") or ":alias/" in key_ref:
-            raise UnsupportedOperation("An alias points at a key id or key ARN, not at another alias.")
-        key = self._keys.resolve(ctx, key_ref)
+        key = self._own_key(ctx, key_ref)
         ctx.touched(key.key_id)
         authorize(ctx, "UpdateAlias", key)
         if key.creator_type is CreatorType.SERVICE:
@@ -59,6 +72,11 @@ class AliasService:
             existing = uow.aliases.get(ctx.principal.account_id, ctx.region_id, name)
             if existing is None:
                 raise AliasNotFound()
+            current = uow.keys.get(existing.key_id)
+            if current is not None:
+                # Re-pointing takes the alias away from the key it names now: that key must allow it too.
+                authorize(ctx, "UpdateAlias", current)
+            _authorize_alias(ctx, "UpdateAlias", existing)
             alias = Alias(ctx.principal.account_id, ctx.region_id, name, key.key_id)
             uow.aliases.repoint(alias)
         self._generation.bump()
@@ -73,6 +91,7 @@ class AliasService:
             key = uow.keys.get(existing.key_id)
             ctx.touched(existing.key_id)
             authorize(ctx, "DeleteAlias", key)
+            _authorize_alias(ctx, "DeleteAlias", existing)
             uow.aliases.remove(existing)
         self._generation.bump()
 
@@ -91,3 +110,12 @@ class AliasService:
             return uow.aliases.page(
                 ctx.principal.account_id, ctx.region_id, key_id, (page_number - 1) * page_size, page_size
             )
+
+
+def _authorize_alias(ctx: RequestContext, action: str, alias: Alias) -> None:
+    """The second check of an alias change: `kms:<action>` on the alias ARN, by the caller's identity
+    policies. The root of the account (aliases always live in the caller's account) is always allowed."""
+    principal = ctx.principal
+    if principal.name == "root" and principal.actor == "user":
+        return
+    decide(ctx, f"kms:{action}", alias.arn, alias.account_id, None)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from openkms.clock import Clock
 from openkms.domain.key import Key, KeyFilter, KeyVersion
 from openkms.domain.lifecycle import KeyEvent, transition
-from openkms.domain.names import parse_rotation_interval
+from openkms.domain.names import check_description, parse_rotation_interval
 from openkms.domain.specs import SPEC_RULES, SpecRule, parse_spec, parse_usage
 from openkms.errors import (
     AccessDenied,
@@ -51,7 +51,6 @@ if TYPE_CHECKING:  # service_keys builds on this module; the type is only named 
 
 _KEY_ARN = re.compile(r"^acs:kms:(?P<region>[^:]*):(?P<account>\d+):key/(?P<key>.+)$")
 _ALIAS_ARN = re.compile(r"^acs:kms:(?P<region>[^:]*):(?P<account>\d+):(?P<alias>alias/.+)$")
-DESCRIPTION_LIMIT = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,10 +158,7 @@ class KeyService:
     def create_key(self, ctx: RequestContext, request: CreateKeyRequest) -> Key:
         ctx.request_tags = dict(request.tags)  # policies may condition on them (acs:RequestTag/<key>)
         authorize(ctx, "CreateKey")
-        if len(request.description) > DESCRIPTION_LIMIT:
-            raise InvalidArgument(
-                f"Description is longer than {DESCRIPTION_LIMIT} characters.", parameter="Description"
-            )
+        check_description(request.description)
         origin = _parse_origin(request.origin)
         instance = self._instance(ctx, request.instance_id)
         kind = None if instance is None else instance.kind
@@ -261,8 +257,12 @@ class KeyService:
         self._change_state(ctx, key_ref, KeyEvent.DISABLE)
 
     def _change_state(self, ctx: RequestContext, key_ref: str, event: KeyEvent) -> None:
-        key_id = self._key_id_of(ctx, key_ref)
+        """Enable or disable a key. The key row is locked and re-read inside the transaction, so a
+        concurrent lifecycle change (ScheduleKeyDeletion) is either seen or waits (PostgreSQL; SQLite
+        serialises writers at BEGIN IMMEDIATE)."""
+        key_id = KeyId(self._key_id_of(ctx, key_ref))
         with self._db.unit_of_work(write=True) as uow:
+            uow.lifecycle.lock_key(key_id)
             key = uow.keys.get(key_id)
             if key is None or key.region_id != ctx.region_id:
                 raise KeyNotFound()

@@ -218,7 +218,8 @@ class LifecycleService:
         """The deletion job's step for one key: destroy it if its DeleteDate has passed.
 
         The key row, every version's wrapped material, its aliases and tags go in one transaction;
-        then the database files are scrubbed so no copy of the material survives (P10).
+        then the database files are scrubbed so no copy of the material survives (P10); if a reader keeps
+        the SQLite WAL busy, the scrub stays pending and the job runner retries it.
         """
         destroyed: list[KeyVersionId] = []
         with self._db.unit_of_work(write=True) as uow:

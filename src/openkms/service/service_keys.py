@@ -22,6 +22,7 @@ from openkms.repository.database import Database
 from openkms.service import ids
 from openkms.service.authorization import authorize
 from openkms.service.context import RequestContext
+from openkms.service.keys import new_material
 from openkms.types import CreatorType, KeySpec, KeyState, Origin, ProtectionLevel
 
 _SERVICE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
@@ -64,7 +65,7 @@ class ServiceKeyService:
         now = self._clock.now()
         key_id = ids.new_default_key_id()
         version_id = ids.new_version_id()
-        wrapped = self._provider.generate_symmetric(key_id, version_id, spec)
+        wrapped = new_material(self._provider, key_id, version_id, spec)
         key = Key(
             key_id=key_id,
             account_id=ctx.principal.account_id,

@@ -65,3 +65,13 @@ class TagService:
         key_ids = self._key_ids(ctx, key_refs, action)
         with self._db.unit_of_work() as uow:
             return [(key_id, uow.tags.of(key_id)) for key_id in key_ids]
+
+    def keys_tagged(
+        self, ctx: RequestContext, wanted: Sequence[tuple[str, str]], action: str
+    ) -> list[tuple[KeyId, dict[str, str]]]:
+        """The caller's keys in its region carrying every wanted tag (an empty value: any value), with
+        their tags. Authorized like ListKeys: on the account's keys as a whole."""
+        authorize(ctx, action)
+        with self._db.unit_of_work() as uow:
+            key_ids = uow.tags.keys_with(ctx.principal.account_id, ctx.region_id, wanted)
+            return [(key_id, uow.tags.of(key_id)) for key_id in key_ids]

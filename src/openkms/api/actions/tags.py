@@ -69,14 +69,14 @@ def list_resource_tags(params: Params, ctx: RequestContext, services: Services) 
     return {"Tags": {"Tag": [{"KeyId": key_id, "TagKey": k, "TagValue": v} for k, v in tags.items()]}}
 
 
-def _resource_ids(params: Params) -> list[str]:
+def _resource_ids(params: Params, *, required: bool = True) -> list[str]:
     resource_type = params.optional_str("ResourceType")
     if not resource_type:
         raise MissingParameter("ResourceType")
     if resource_type.lower() != "key":
         raise UnsupportedOperation(f"ResourceType {resource_type!r}: only key resources carry tags here.")
     ids = params.repeat_list("ResourceId")
-    if not ids:
+    if not ids and required:
         raise MissingParameter("ResourceId")
     if len(ids) > RESOURCE_ID_LIMIT:
         raise InvalidArgument(f"At most {RESOURCE_ID_LIMIT} ResourceId values.", parameter="ResourceId")
@@ -108,7 +108,8 @@ def untag_resources(params: Params, ctx: RequestContext, services: Services) -> 
         raise InvalidArgument(f"At most {TAG_LIMIT} TagKey values.", parameter="TagKey")
     if not tag_keys and not remove_all:
         raise MissingParameter("TagKey")
-    services.tags.untag(ctx, ids, None if remove_all else tag_keys, "UntagResources")
+    # All=true takes effect only when no tag key is given (the SDK's UntagResourcesRequest says so).
+    services.tags.untag(ctx, ids, None if remove_all and not tag_keys else tag_keys, "UntagResources")
     return {}
 
 
@@ -117,9 +118,18 @@ def list_tag_resources(params: Params, ctx: RequestContext, services: Services) 
         raise InvalidArgument(
             "NextToken is not valid: every result fits in one answer.", parameter="NextToken"
         )
-    ids = _resource_ids(params)
-    wanted = _new_tags(params)
-    found = services.tags.tags_of(ctx, ids, "ListTagResources")
+    ids = _resource_ids(params, required=False)
+    wanted = [(str(key), str(value)) for key, value in _new_tags(params)]
+    if len(wanted) > TAG_LIMIT:
+        raise InvalidArgument(f"At most {TAG_LIMIT} Tag values.", parameter="Tag")
+    if ids:
+        found = services.tags.tags_of(ctx, ids, "ListTagResources")
+    elif wanted:
+        # By tags alone (the SDK requires only RegionId and ResourceType): the caller's keys in this
+        # region that carry every one of them.
+        found = services.tags.keys_tagged(ctx, wanted, "ListTagResources")
+    else:
+        raise MissingParameter("ResourceId")
     rows = [
         {"ResourceId": key_id, "ResourceType": "key", "TagKey": k, "TagValue": v}
         for key_id, tags in found
