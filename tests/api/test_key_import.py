@@ -386,3 +386,17 @@ def test_the_expiry_job_of_a_live_server(dev_server: LiveServer) -> None:
     assert _meta(kms, key_id) == meta
     _import(kms, key_id, material, "RSAES_PKCS1_V1_5")
     assert kms.call("Decrypt", CiphertextBlob=blob)["Plaintext"] == "expiring"
+
+
+def test_expired_material_is_refused_before_the_expiry_job_runs(tea: KmsCaller) -> None:
+    """The job (every 60 s by default) destroys expired material; use is refused as soon as it expires."""
+    instance = tea.call("ListKmsInstances")["KmsInstances"]["KmsInstance"][0]["KmsInstanceId"]
+    key_id = _external(tea, instance)
+    _import(tea, key_id, os.urandom(32), "RSAES_OAEP_SHA_256", KeyMaterialExpireUnix=int(time.time()) + 2)
+    blob = tea.call("Encrypt", KeyId=key_id, Plaintext="before expiry")["CiphertextBlob"]
+    time.sleep(2.5)
+    with pytest.raises(KmsError) as caught:
+        tea.call("Encrypt", KeyId=key_id, Plaintext="after expiry")
+    assert (caught.value.code, caught.value.status) == ("Forbidden.KeyStateError", 400)
+    with pytest.raises(KmsError):
+        tea.call("Decrypt", CiphertextBlob=blob)

@@ -13,7 +13,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from openkms.domain.key_import import WrappingAlgorithm, parse_material_expiry, parse_token
 from openkms.domain.lifecycle import KeyEvent, transition
-from openkms.errors import IncorrectKeyMaterial, InvalidArgument, InvalidImportToken, InvalidKeyState
+from openkms.errors import (
+    IncorrectKeyMaterial,
+    InvalidArgument,
+    InvalidImportToken,
+    InvalidKeyState,
+    UnsupportedOperation,
+)
 from openkms.providers import key_import, keypairs
 from openkms.secret import SecretBytes
 from openkms.types import KeyId, KeySpec, KeyState
@@ -175,3 +181,31 @@ def test_material_transitions() -> None:
     for event in (KeyEvent.ENABLE, KeyEvent.DISABLE):
         with pytest.raises(InvalidKeyState):
             transition(KeyState.PENDING_IMPORT, event)
+
+
+def test_material_is_unusable_from_its_expiry_time() -> None:
+    from datetime import UTC, datetime
+
+    from openkms.domain.lifecycle import ensure_material_current
+    from openkms.errors import InvalidKeyState
+
+    expiry = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    ensure_material_current(None, expiry.timestamp() + 10**9)  # no expiry: always current
+    ensure_material_current(expiry, expiry.timestamp() - 0.001)
+    with pytest.raises(InvalidKeyState):
+        ensure_material_current(expiry, expiry.timestamp())
+
+
+def test_pkcs1_v15_unwrapping_needs_implicit_rejection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On this machine's OpenSSL a bad PKCS#1 v1.5 padding yields a synthetic message, not an error.
+    Where it would raise (OpenSSL before 3.2, which cannot be installed here: simulated), the algorithm
+    is refused instead of leaking padding failures."""
+    from openkms.domain.key_import import WrappingAlgorithm
+    from openkms.providers import key_import as provider_import
+
+    assert provider_import.pkcs1_v15_rejects_implicitly() is True
+    provider_import.ensure_wrapping_algorithm_safe(WrappingAlgorithm.RSAES_PKCS1_V1_5)
+    monkeypatch.setattr(provider_import, "pkcs1_v15_rejects_implicitly", lambda: False)
+    with pytest.raises(UnsupportedOperation):
+        provider_import.ensure_wrapping_algorithm_safe(WrappingAlgorithm.RSAES_PKCS1_V1_5)
+    provider_import.ensure_wrapping_algorithm_safe(WrappingAlgorithm.RSAES_OAEP_SHA_256)

@@ -5,6 +5,7 @@ Every state change goes through `transition()`; every cryptographic operation as
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from openkms.errors import InvalidKeyState, KeyDisabled
@@ -50,6 +51,13 @@ def transition(state: KeyState, event: KeyEvent) -> KeyState:
         return _TRANSITIONS[(state, event)]
     except KeyError:
         raise InvalidKeyState(f"A key in state {state} cannot take {event}.") from None
+
+
+def ensure_material_current(material_expire_time: datetime | None, now: float) -> None:
+    """Imported material past its MaterialExpireTime is unusable at once, whether or not the expiry job
+    has run yet (it destroys the material and moves the key to PendingImport)."""
+    if material_expire_time is not None and now >= material_expire_time.timestamp():
+        raise InvalidKeyState("The key's imported material has expired; import the material again.")
 
 
 def ensure_usable(state: KeyState) -> None:

@@ -17,6 +17,7 @@ PKCS#8 DER of the private key) (RFC 5649), as Alibaba documents it for RSA and E
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -29,7 +30,7 @@ from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
 
 from openkms.domain.key_import import WrappingAlgorithm
 from openkms.domain.specs import SPEC_RULES
-from openkms.errors import IncorrectKeyMaterial
+from openkms.errors import IncorrectKeyMaterial, UnsupportedOperation
 from openkms.providers import keypairs
 from openkms.secret import SecretBytes
 from openkms.types import KeyId, KeySpec
@@ -58,6 +59,31 @@ def _padding(algorithm: WrappingAlgorithm) -> padding.AsymmetricPadding:
     if algorithm is WrappingAlgorithm.RSAES_OAEP_SHA_1:
         return padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)  # noqa: S303
     return padding.PKCS1v15()
+
+
+@functools.cache
+def pkcs1_v15_rejects_implicitly() -> bool:
+    """Whether this OpenSSL answers a bad PKCS#1 v1.5 padding with a synthetic message (implicit
+    rejection, OpenSSL 3.2+) rather than an error: only then is RSAES_PKCS1_V1_5 unwrapping free of a
+    Bleichenbacher/Marvin-style difference between bad padding and a bad length. Checked once."""
+    probe = new_wrapping_key()
+    modulus = probe.public_key().public_numbers().n
+    block = (probe.key_size + 7) // 8
+    garbage = (int.from_bytes(os.urandom(block), "big") % modulus).to_bytes(block, "big")
+    try:
+        probe.decrypt(garbage, padding.PKCS1v15())
+    except ValueError:
+        return False
+    return True
+
+
+def ensure_wrapping_algorithm_safe(algorithm: WrappingAlgorithm) -> None:
+    """Refuse RSAES_PKCS1_V1_5 where the cryptography library would leak padding failures."""
+    if algorithm is WrappingAlgorithm.RSAES_PKCS1_V1_5 and not pkcs1_v15_rejects_implicitly():
+        raise UnsupportedOperation(
+            "RSAES_PKCS1_V1_5 needs OpenSSL 3.2 or later (implicit rejection) on this server; "
+            "use RSAES_OAEP_SHA_256."
+        )
 
 
 def _rsa_unwrap(
@@ -92,6 +118,7 @@ def unwrap_imported(
 ) -> ImportedMaterial:
     """The material inside `encrypted`, checked against the spec and, after a deletion or expiry, against
     the fingerprint of the material imported before. IncorrectKeyMaterial for every failure."""
+    ensure_wrapping_algorithm_safe(algorithm)
     block = (wrapping_key.key_size + 7) // 8
     ok = len(encrypted) >= block
     head = encrypted[:block].rjust(block, b"\0")

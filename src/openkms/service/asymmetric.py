@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from openkms.clock import Clock, SystemClock
 from openkms.domain.csr import CsrSubject
 from openkms.domain.key import Key
-from openkms.domain.lifecycle import ensure_usable
+from openkms.domain.lifecycle import ensure_material_current, ensure_usable
 from openkms.domain.specs import SPEC_RULES, SpecRule, max_plaintext, parse_algorithm
 from openkms.errors import InvalidArgument, KeyVersionNotFound, UnsupportedOperation
 from openkms.node.generation import Generation
@@ -54,10 +55,12 @@ class AsymmetricService:
         provider: CryptoProvider,
         generation: Generation,
         cache_ttl: float,
+        clock: Clock | None = None,
     ) -> None:
         self._db = db
         self._keys = keys
         self._provider = provider
+        self._clock: Clock = clock or SystemClock()
         self._versions: TtlCache[str, MaterialRef] = TtlCache(cache_ttl, generation)
 
     # -- the shared pipeline ----------------------------------------------------------------------
@@ -68,6 +71,8 @@ class AsymmetricService:
         ctx.touched(key.key_id)
         authorize(ctx, action, key)
         ensure_usable(key.state)
+        if key.material_expire_time is not None:  # imported material: usable until it expires
+            ensure_material_current(key.material_expire_time, self._clock.now().timestamp())
         rule = SPEC_RULES[key.spec]
         if rule.symmetric:
             raise UnsupportedOperation(f"{action} needs an asymmetric key; this key is {key.spec}.")

@@ -68,7 +68,7 @@ def build_services(
     service_keys = ServiceKeyService(db, provider, clock, generation)
     keys = KeyService(db, provider, clock, generation, cache_ttl, service_keys, access)
     identities = IdentityService(db, keystore, generation, cache_ttl, TokenCodec(db, keystore, clock), clock)
-    crypto = CryptoService(db, keys, provider, generation, cache_ttl)
+    crypto = CryptoService(db, keys, provider, generation, cache_ttl, clock)
     usage = UsageRecorder(db)
     return Services(
         db=db,
@@ -84,7 +84,7 @@ def build_services(
         usage=usage,
         associations=AssociationService(db, keys, clock, usage),
         sts=StsService(db, clock, identities),
-        asymmetric=AsymmetricService(db, keys, provider, generation, cache_ttl),
+        asymmetric=AsymmetricService(db, keys, provider, generation, cache_ttl, clock),
         data_key_export=DataKeyExportService(crypto),
         lifecycle=LifecycleService(db, keys, provider, clock, generation),
         aliases=AliasService(db, keys, clock, generation),

@@ -11,10 +11,11 @@ import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from openkms.clock import Clock, SystemClock
 from openkms.domain.ciphertext import Ciphertext, blob_aad, header_for, parse_ciphertext
 from openkms.domain.encryption_context import canonical_context
 from openkms.domain.key import Key
-from openkms.domain.lifecycle import ensure_usable
+from openkms.domain.lifecycle import ensure_material_current, ensure_usable
 from openkms.domain.specs import SPEC_RULES
 from openkms.errors import InvalidArgument, InvalidCiphertext, UnsupportedOperation
 from openkms.node.generation import Generation
@@ -61,10 +62,12 @@ class CryptoService:
         provider: CryptoProvider,
         generation: Generation,
         cache_ttl: float,
+        clock: Clock | None = None,
     ) -> None:
         self._db = db
         self._keys = keys
         self._provider = provider
+        self._clock: Clock = clock or SystemClock()
         self._versions: TtlCache[str, MaterialRef] = TtlCache(cache_ttl, generation)
 
     # -- the shared pipeline ----------------------------------------------------------------------
@@ -72,6 +75,8 @@ class CryptoService:
         ctx.touched(key.key_id)
         authorize(ctx, action, key)
         ensure_usable(key.state)
+        if key.material_expire_time is not None:  # imported material: usable until it expires
+            ensure_material_current(key.material_expire_time, self._clock.now().timestamp())
         if not SPEC_RULES[key.spec].symmetric:
             raise UnsupportedOperation(f"{action} needs a symmetric key; this key is {key.spec}.")
         if key.usage is not KeyUsage.ENCRYPT_DECRYPT:

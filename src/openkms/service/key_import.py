@@ -49,6 +49,7 @@ from openkms.errors import (
 from openkms.keystore import Keystore
 from openkms.node.generation import Generation
 from openkms.providers.base import CryptoProvider, ImportRequest
+from openkms.providers.key_import import ensure_wrapping_algorithm_safe
 from openkms.repository.database import Database
 from openkms.secret import SecretBytes
 from openkms.service.authorization import authorize
@@ -89,6 +90,7 @@ class KeyImportService:
         self, ctx: RequestContext, key_ref: str, algorithm_raw: str | None, key_spec_raw: str | None
     ) -> ImportParameters:
         algorithm = parse_wrapping_algorithm(algorithm_raw)
+        ensure_wrapping_algorithm_safe(algorithm)
         check_wrapping_key_spec(key_spec_raw)
         key = self._keys.resolve(ctx, key_ref)
         ctx.touched(key.key_id)
@@ -134,7 +136,8 @@ class KeyImportService:
             record = uow.imports.record(key.key_id)
         if token is None or not hmac.compare_digest(mac, self._mac(token)) or token.key_id != key.key_id:
             raise InvalidImportToken()
-        if token.expires_at <= now:
+        if token.expires_at <= now or not token.wrapped_private_key:
+            # An empty wrapping key: the expiry job destroyed it (another node's clock may run ahead).
             raise ImportTokenExpired()
         if record is None:  # pragma: no cover - every EXTERNAL key gets its record at CreateKey
             raise UnsupportedOperation("The key has no import record.")
