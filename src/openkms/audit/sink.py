@@ -43,6 +43,8 @@ _SORTED_LINE = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 
 _log = logging.getLogger(__name__)
 
+GATHER_ITERATIONS = 3  # event-loop iterations a flush waits for more records (a few microseconds idle)
+
 
 def canonical_json(record: Mapping[str, JsonScalar]) -> bytes:
     """The record's bytes as hashed and written: compact, keys sorted, UTF-8, no newline."""
@@ -72,9 +74,10 @@ class JsonlAuditSink:
     With `fsync` (the default), appends are group-committed: `append` chains its record
     synchronously on the event loop, queues the line and waits. A single flusher writes everything
     queued with one `os.write` and one `os.fsync`, on a dedicated thread, while new appends queue up
-    for the next batch. Under load, batches form by themselves. Use one event loop at a time: if the
-    loop changes (tests), the next append starts a new flusher in the running loop and lines still
-    queued are written by it.
+    for the next batch. Under load, batches form by themselves; before taking one, the flusher lets the
+    loop run `GATHER_ITERATIONS` more iterations so that requests already arriving join it. Use one
+    event loop at a time: if the loop changes (tests), the next append starts a new flusher in the
+    running loop and lines still queued are written by it.
 
     Without `fsync`, `append` writes its line to the file (the operating system) before it returns,
     so a record survives a crash of the process, and a background thread fsyncs what was written at
@@ -218,6 +221,12 @@ class JsonlAuditSink:
     async def _flush(self) -> None:
         loop = asyncio.get_running_loop()
         while self._pending:
+            # Let the loop run a few more iterations before taking the batch: requests already on the
+            # wire are read, handled and queued, and share this fsync instead of waiting for the next.
+            # Each fsync costs a thread round trip and kernel work; on the 2-core reference machine this
+            # made batches about twice as large and full-path throughput about 11% higher (bench/README).
+            for _ in range(GATHER_ITERATIONS):
+                await asyncio.sleep(0)
             batch, self._pending = self._pending, bytearray()
             waiters, self._waiters = self._waiters, []
             try:
