@@ -16,14 +16,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import secrets
 import threading
 from datetime import timedelta
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy.exc import IntegrityError
 
 from openkms.clock import Clock
 from openkms.domain.key import Key
@@ -55,10 +53,10 @@ from openkms.secret import SecretBytes
 from openkms.service.authorization import authorize
 from openkms.service.context import RequestContext
 from openkms.service.keys import KeyService
+from openkms.service.service_secrets import service_secret
 from openkms.types import KeyId, KeyState, KeyVersionId, Origin
 
 SECRET_NAME = "key-import-key"  # noqa: S105 - the row name of the wrapped secret
-_BINDING = (f"service-secret/{SECRET_NAME}", "v1", "KeyImportKey")
 # An expired token's wrapping key is destroyed at once; its row stays this long so the token answers
 # ExpiredImportToken rather than InvalidImportToken.
 TOKEN_RETENTION = timedelta(days=7)
@@ -248,21 +246,7 @@ class KeyImportService:
             return self._derived
 
     def _master(self) -> SecretBytes:
-        with self._db.unit_of_work() as uow:
-            wrapped = uow.identities.service_secret(SECRET_NAME)
-        if wrapped is None:
-            fresh = SecretBytes(os.urandom(32))
-            candidate = self._keystore.wrap(*_BINDING, fresh)
-            try:
-                with self._db.unit_of_work(write=True) as uow:
-                    uow.identities.add_service_secret(SECRET_NAME, candidate, self._clock.now())
-                return fresh
-            except IntegrityError:  # another process made it first: use theirs
-                with self._db.unit_of_work() as uow:
-                    wrapped = uow.identities.service_secret(SECRET_NAME)
-                if wrapped is None:  # pragma: no cover - the insert conflicted with it
-                    raise
-        return self._keystore.unwrap(*_BINDING, wrapped)
+        return service_secret(self._db, self._keystore, self._clock, SECRET_NAME, "KeyImportKey")
 
     def _forget(self) -> None:
         with self._lock:

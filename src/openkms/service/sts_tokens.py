@@ -24,12 +24,12 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy.exc import IntegrityError
 
 from openkms.clock import Clock
 from openkms.keystore import Keystore
 from openkms.repository.database import Database
 from openkms.secret import SecretBytes
+from openkms.service.service_secrets import service_secret
 
 STS_PREFIX = "STS."
 TOKEN_PREFIX = "OKS1."  # noqa: S105 - a format marker, not a secret
@@ -115,21 +115,7 @@ class TokenCodec:
             return self._keys
 
     def _master(self) -> SecretBytes:
-        binding = (f"service-secret/{SECRET_NAME}", "v1", "StsTokenKey")
-        with self._db.unit_of_work() as uow:
-            wrapped = uow.identities.service_secret(SECRET_NAME)
-        if wrapped is None:
-            fresh = SecretBytes(os.urandom(32))
-            candidate = self._keystore.wrap(*binding, fresh)
-            try:
-                with self._db.unit_of_work(write=True) as uow:
-                    uow.identities.add_service_secret(SECRET_NAME, candidate, self._clock.now())
-                return fresh
-            except IntegrityError:  # another process made it first: use theirs
-                with self._db.unit_of_work() as uow:
-                    wrapped = uow.identities.service_secret(SECRET_NAME)
-                assert wrapped is not None
-        return self._keystore.unwrap(*binding, wrapped)
+        return service_secret(self._db, self._keystore, self._clock, SECRET_NAME, "StsTokenKey")
 
     def _forget(self) -> None:
         with self._lock:
