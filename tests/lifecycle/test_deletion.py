@@ -181,3 +181,29 @@ def test_a_busy_wal_leaves_the_scrub_pending_until_the_next_job_run(stack: Stack
     asyncio.run(scheduler.stop())
     assert not scheduler.scrub_pending
     assert _files_holding(stack.db_path, canaries) == []
+
+
+def test_destroying_a_key_starts_returning_the_quota_units_of_its_grants(stack: Stack) -> None:
+    """F4.3: a grant ends with its key; the other account's unit comes back after the release delay."""
+    from openkms.errors import QuotaExceeded
+    from openkms.policy.key_policy import custom_key_policy
+
+    services = stack.services
+    services.access.set_quota(stack.instance_id, 1)
+
+    def grant(account: str) -> str:
+        return custom_key_policy(stack.account_id, other_account_users=[f"acs:ram::{account}:user/app"])
+
+    doomed = services.keys.create_key(
+        stack.ctx(), CreateKeyRequest(instance_id=stack.instance_id, policy=grant("2000000000000001"))
+    ).key_id
+    other = _key(stack)
+    with pytest.raises(QuotaExceeded):
+        services.key_policies.set(stack.ctx(), other, "default", grant("2000000000000002"))
+    services.lifecycle.schedule_deletion(stack.ctx(), doomed, 7)
+    stack.clock.advance(timedelta(days=8))
+    assert len(delete_due_keys(services)) == 1
+    with pytest.raises(QuotaExceeded):  # the unit is returning, not back yet
+        services.key_policies.set(stack.ctx(), other, "default", grant("2000000000000002"))
+    stack.clock.advance(timedelta(seconds=services.access.release.total_seconds() + 1))
+    services.key_policies.set(stack.ctx(), other, "default", grant("2000000000000002"))

@@ -86,7 +86,7 @@ def build_services(
         sts=StsService(db, clock, identities),
         asymmetric=AsymmetricService(db, keys, provider, generation, cache_ttl, clock),
         data_key_export=DataKeyExportService(crypto),
-        lifecycle=LifecycleService(db, keys, provider, clock, generation),
+        lifecycle=LifecycleService(db, keys, provider, clock, generation, access),
         aliases=AliasService(db, keys, clock, generation),
         tags=TagService(db, keys),
         generation=generation,

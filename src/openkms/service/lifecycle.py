@@ -32,6 +32,7 @@ from openkms.service import ids
 from openkms.service.authorization import authorize
 from openkms.service.context import RequestContext
 from openkms.service.keys import KeyService, new_material, refuse_service_key
+from openkms.service.sharing import InstanceAccess
 from openkms.types import KeyId, KeyState, KeyVersionId, Origin, ProtectionLevel
 
 
@@ -44,13 +45,20 @@ class Rotation:
 
 class LifecycleService:
     def __init__(
-        self, db: Database, keys: KeyService, provider: CryptoProvider, clock: Clock, generation: Generation
+        self,
+        db: Database,
+        keys: KeyService,
+        provider: CryptoProvider,
+        clock: Clock,
+        generation: Generation,
+        access: InstanceAccess | None = None,
     ) -> None:
         self._db = db
         self._keys = keys
         self._provider = provider
         self._clock = clock
         self._generation = generation
+        self._access = access
 
     # -- the shared write pipeline ----------------------------------------------------------------
     @contextmanager
@@ -232,6 +240,9 @@ class LifecycleService:
             now = self._clock.now()
             if key.state is not KeyState.PENDING_DELETION or key.delete_date is None or key.delete_date > now:
                 return False
+            if self._access is not None:
+                # Its grants to other accounts end with it: their quota units start returning (F4.3).
+                self._access.enforce(uow, key.instance_id, key.key_id, key.account_id, None, now)
             destroyed = uow.lifecycle.destroy(key.key_id)
         for version_id in destroyed:
             self._provider.forget(version_id)
