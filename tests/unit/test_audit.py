@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import uvloop
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from openkms.audit import (
     GENESIS_ACTION,
@@ -24,7 +26,7 @@ from openkms.audit import (
     verify_directory,
     verify_file,
 )
-from openkms.audit.sink import ZERO_HASH, record_hash
+from openkms.audit.sink import ZERO_HASH, canonical_json, record_hash
 from openkms.errors import AuditUnavailable
 from openkms.testing.audit import FailingAuditSink, MemoryAuditSink
 
@@ -96,6 +98,31 @@ def test_the_chain_of_a_written_file_verifies(tmp_path: Path) -> None:
     lines = path.read_bytes().splitlines()
     assert lines[1] == json.dumps(first, sort_keys=True, separators=(",", ":")).encode()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+_texts = st.one_of(st.none(), st.text(max_size=30), st.just(',"http_status":200,"hash":"x"'))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(_texts, _texts, _texts), min_size=1, max_size=5))
+def test_event_lines_are_the_canonical_json_of_their_records(
+    tmp_path_factory: pytest.TempPathFactory, values: list[tuple[str | None, str | None, str | None]]
+) -> None:
+    path = tmp_path_factory.mktemp("lines") / "audit.jsonl"
+
+    async def main() -> None:
+        sink = JsonlAuditSink(path, fsync=False)
+        for number, (principal, reason, key_id) in enumerate(values):
+            event = _event(number, result="Denied", reason=reason)
+            await sink.append(event._replace(principal=principal or "p", key_id=key_id))
+        await sink.aclose()
+
+    asyncio.run(main())
+    for line in path.read_bytes().splitlines():
+        record = json.loads(line)
+        assert line == canonical_json(record)
+        assert record["hash"] == record_hash(record)
+    assert verify_file(path).ok
 
 
 def test_a_reopened_file_continues_its_chain(tmp_path: Path) -> None:

@@ -13,6 +13,19 @@ from openkms.domain.encryption_context import canonical_context
 from openkms.errors import InvalidArgument
 
 contexts = st.dictionaries(st.text(max_size=12), st.text(max_size=12), max_size=6)
+# Every character class that JSON escapes differently somewhere: controls, quotes, backslash, DEL,
+# non-ASCII, astral, U+2028/9.
+tricky_text = st.text(
+    st.one_of(
+        st.characters(max_codepoint=0x7F),
+        st.sampled_from(['"', "\\", "\x7f", "\u2028", "\u2029", "\ufeff", "\U0001f511"]),
+        st.characters(blacklist_categories=("Cs",)),
+    ),
+    max_size=10,
+)
+
+# The encoding every existing ciphertext was made with (the standard library's, before orjson did it).
+_REFERENCE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def test_empty_and_none_are_empty_bytes() -> None:
@@ -23,6 +36,23 @@ def test_empty_and_none_are_empty_bytes() -> None:
 def test_known_encoding() -> None:
     assert canonical_context({"purpose": "test", "n": "1"}) == b'{"n":"1","purpose":"test"}'
     assert canonical_context({"k": "\u4e2d"}) == '{"k":"\u4e2d"}'.encode()
+
+
+@given(st.dictionaries(tricky_text, tricky_text, min_size=1, max_size=6))
+def test_bytes_equal_the_reference_encoding(context: dict[str, str]) -> None:
+    assert canonical_context(context) == _REFERENCE.encode(context).encode("utf-8")
+
+
+def test_every_code_point_encodes_as_the_reference_does() -> None:
+    for code_point in [*range(0xD800), *range(0xE000, 0x110000, 11)]:
+        context = {f"k{chr(code_point)}": f"{chr(code_point)}v"}
+        assert canonical_context(context) == _REFERENCE.encode(context).encode("utf-8"), hex(code_point)
+
+
+def test_any_mapping_is_accepted() -> None:
+    from types import MappingProxyType
+
+    assert canonical_context(MappingProxyType({"b": "2", "a": "1"})) == b'{"a":"1","b":"2"}'
 
 
 def test_whitespace_of_the_json_parameter_does_not_matter() -> None:

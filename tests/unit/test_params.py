@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import parse_qsl, quote, quote_plus, unquote_plus, urlencode
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from openkms.api import params as params_module
 from openkms.api.params import Params, RpcRequest, parse_form, parse_request
 from openkms.errors import InvalidArgument, MissingParameter
 
@@ -306,7 +309,10 @@ def test_json_object() -> None:
         '{"a": {"b": "c"}}',
         '{"a": ["b"]}',
         '{"a": "1", "a": "2"}',
+        '{"a":"1","a":"2"}',
+        '{"a":"1","b":"2","a":"1"}',
         '{"a": NaN}',
+        '{"a":Infinity}',
         "{" * 100000,
     ],
 )
@@ -314,6 +320,24 @@ def test_json_object_rejects(value: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
         p(C=value).json_object("C")
     assert caught.value.parameter == "C"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(json_values, st.booleans())
+def test_json_fast_path_agrees_with_the_strict_parser(value: object, compact: bool) -> None:
+    text = orjson.dumps(value).decode() if compact else json.dumps(value, ensure_ascii=False)
+    assert params_module._load_json("C", text) == json.loads(text)
+
+
+@pytest.mark.parametrize("text", ['{"a":"\\ud800"}', '{"a":123456789012345678901234567890}', '{"a":1E400}'])
+def test_json_outside_the_fast_path_is_parsed_strictly(text: str) -> None:
+    assert params_module._load_json("C", text) == json.loads(text)
 
 
 def test_json_list() -> None:

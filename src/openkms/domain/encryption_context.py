@@ -4,18 +4,22 @@ Owns the one encoding of a context: compact JSON with sorted keys, UTF-8, so tha
 the same string-to-string map in any key order produce the same bytes, and different maps never do.
 Whitespace-insensitivity comes from the API adapter parsing the JSON parameter before it gets here.
 Values are compared exactly (case-sensitive). Pure: no I/O, never logs the context.
+
+The bytes are what `json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)` writes,
+encoded as UTF-8: the encoding of every ciphertext ever made. orjson with sorted keys writes exactly the
+same bytes for string-to-string maps (tests/unit/test_encryption_context.py checks it against the
+standard library on generated maps) at a tenth of the cost, so it does the work.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
+
+import orjson
 
 from openkms.errors import InvalidArgument
 
 _PARAMETER = "EncryptionContext"
-# Built once: json.dumps with non-default options constructs an encoder on every call (about 1 us).
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def canonical_context(context: Mapping[str, str] | None) -> bytes:
@@ -30,10 +34,9 @@ def canonical_context(context: Mapping[str, str] | None) -> bytes:
     for name, value in context.items():
         if not isinstance(name, str) or not isinstance(value, str):
             raise InvalidArgument("The EncryptionContext must map strings to strings.", parameter=_PARAMETER)
-    text = _ENCODER.encode(dict(context))
     try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
+        return orjson.dumps(context if type(context) is dict else dict(context), option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # a lone surrogate: orjson writes only valid UTF-8
         raise InvalidArgument(
             "The EncryptionContext contains a string that is not valid Unicode.", parameter=_PARAMETER
         ) from None
