@@ -8,7 +8,8 @@ What it does (details and caveats in bench/README.md):
    `--runs` measured wrk runs (`wrk -t1 -cC -dDs --latency -s bench/replay.lua`), each replaying a file of
    requests signed just before it, every request exactly once;
 3. the same Encrypt file shape against bench/bare_app.py on the same stack (uvicorn + uvloop + httptools,
-   2 workers): the ceiling;
+   2 workers): the ceiling. Both servers run side by side and each Encrypt row alternates their runs, so
+   the box's speed drift falls on both sides of the ratio;
 4. in-process costs of the nonce store and the audit sink (bench/micro.py);
 5. writes bench/results/latest.{md,json} and the README's performance block (or prints it).
 
@@ -503,46 +504,78 @@ class Bench:
     def config(
         self, server: ManagedServer, target: str, action: str, params: Mapping[str, str], conns: int
     ) -> Row:
+        """Warm-up, then the measured runs of one target."""
+        return self.interleaved([Target(server, target, params)], action, conns)[0]
+
+    def interleaved(self, targets: Sequence[Target], action: str, conns: int) -> list[Row]:
+        """The same row for several targets, their runs alternating (run 1 of each, then run 2, ...).
+
+        The box's speed drifts (on the shared reference VM a CPU-bound loop ran 45% faster from one
+        second to the next), so a ratio between two targets measured one after the other carries that
+        drift; alternating runs spreads it over both.
+        """
         plan = self.plan
-        row = Row(target, action, conns)
+        rows = [Row(target.name, action, conns) for target in targets]
+        rates = [self._warm(target, action, conns, row) for target, row in zip(targets, rows, strict=True)]
+        for index in range(plan.runs):
+            for target, row, rate in zip(targets, rows, rates, strict=True):
+                self._run(target, action, conns, row, rate, index)
+        self.rows.extend(rows)
+        return rows
+
+    def _warm(self, target: Target, action: str, conns: int, row: Row) -> float:
+        plan = self.plan
         cap = plan.max_rate * HEADROOM
-        warm = self._once(server, action, params, conns, plan.warmup, math.ceil(cap * plan.warmup) + 100)
+        warm = self._once(
+            target.server, action, target.params, conns, plan.warmup, math.ceil(cap * plan.warmup) + 100
+        )
         row.warmup_rps = warm.rps
         log(
-            f"  warm-up {target} {action} c={conns}: {warm.rps:,.0f} req/s"
+            f"  warm-up {target.name} {action} c={conns}: {warm.rps:,.0f} req/s"
             + ("" if warm.valid else " (INVALID)")
         )
         if not warm.valid:
-            loud(f"{target} {action} c={conns}: warm-up problems: {warm.statuses} {warm.socket_errors}")
-        rate = min(cap, max(2.0 * warm.rps * HEADROOM, 2000.0))
-        for index in range(plan.runs):
-            count = math.ceil(rate * plan.duration) + 1000
+            loud(f"{target.name} {action} c={conns}: warm-up problems: {warm.statuses} {warm.socket_errors}")
+        return min(cap, max(2.0 * warm.rps * HEADROOM, 2000.0))
+
+    def _run(self, target: Target, action: str, conns: int, row: Row, rate: float, index: int) -> None:
+        plan = self.plan
+        cap = plan.max_rate * HEADROOM
+        name, server, params = target.name, target.server, target.params
+        count = math.ceil(rate * plan.duration) + 1000
+        result = self._once(server, action, params, conns, plan.duration, count)
+        if result.exhausted:
+            loud(f"{name} {action} c={conns}: ran out of {count:,} requests; repeating with the cap")
+            count = math.ceil(cap * plan.duration) + 1000
             result = self._once(server, action, params, conns, plan.duration, count)
-            if result.exhausted:
-                loud(f"{target} {action} c={conns}: ran out of {count:,} requests; repeating with the cap")
-                count = math.ceil(cap * plan.duration) + 1000
-                result = self._once(server, action, params, conns, plan.duration, count)
-            row.runs.append(result)
-            u = result.usage
-            log(
-                f"  run {index + 1}/{plan.runs} {target} {action} c={conns}: {result.rps:,.0f} req/s "
-                f"p50 {result.p50_ms:.2f} ms p99 {result.p99_ms:.2f} ms errors {result.errors}"
-                + (
-                    f"; server cores {u.server_cores}, wrk {u.wrk_cores}, other {u.other_cores}, "
-                    f"busy {u.box_busy:.0%}"
-                    if u
-                    else ""
-                )
+        row.runs.append(result)
+        u = result.usage
+        log(
+            f"  run {index + 1}/{plan.runs} {name} {action} c={conns}: {result.rps:,.0f} req/s "
+            f"p50 {result.p50_ms:.2f} ms p99 {result.p99_ms:.2f} ms errors {result.errors}"
+            + (
+                f"; server cores {u.server_cores}, wrk {u.wrk_cores}, other {u.other_cores}, "
+                f"busy {u.box_busy:.0%}"
+                if u
+                else ""
             )
-            if u and (u.other_cores > NOISE_CORES or u.steal > 0.02):
-                loud(
-                    f"{target} {action} c={conns} run {index + 1}: the box is not quiet "
-                    f"({u.other_cores} cores busy outside the server and wrk, steal {u.steal:.1%})"
-                )
-            if not result.valid:
-                loud(f"{target} {action} c={conns} run {index + 1} INVALID: {'; '.join(row.problems())}")
-        self.rows.append(row)
-        return row
+        )
+        if u and (u.other_cores > NOISE_CORES or u.steal > 0.02):
+            loud(
+                f"{name} {action} c={conns} run {index + 1}: the box is not quiet "
+                f"({u.other_cores} cores busy outside the server and wrk, steal {u.steal:.1%})"
+            )
+        if not result.valid:
+            loud(f"{name} {action} c={conns} run {index + 1} INVALID: {'; '.join(row.problems())}")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A running server under test and the parameters of its benchmarked request."""
+
+    server: ManagedServer
+    name: str
+    params: Mapping[str, str]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -615,38 +648,62 @@ def server_log_issues(server: ManagedServer) -> list[str]:
     return lines[:50]
 
 
-def bench_openkms(
-    bench: Bench, stack: contextlib.ExitStack, actions: Sequence[str], args: argparse.Namespace
-) -> dict[str, Any]:
+def start_openkms(
+    bench: Bench, stack: contextlib.ExitStack, args: argparse.Namespace
+) -> tuple[ManagedServer, Fixture]:
     server_env = dict(item.split("=", 1) for item in args.server_env)
     server = openkms_server(bench.work, bench.creds, args.workers, server_env)
     stack.callback(server.stop)
     server.start()
-    fixture = make_fixture(server.url, bench.creds)
-    for action in actions:
-        for conns in bench.plan.connections:
-            bench.config(server, "openkms", action, fixture.params(action), conns)
-    server.stop()
-    findings = {
-        "audit": audit_outcomes(bench.work / "openkms-data"),
-        "server_log": server_log_issues(server),
-        "server_env": server_env,
-    }
-    findings["fixture"] = {"instance_id": fixture.instance_id, "key_id": fixture.key_id}
-    return findings
+    return server, make_fixture(server.url, bench.creds)
 
 
-def bench_bare(bench: Bench, stack: contextlib.ExitStack, args: argparse.Namespace) -> dict[str, Any]:
+def start_bare(bench: Bench, stack: contextlib.ExitStack, args: argparse.Namespace) -> Target:
     server = bare_server(bench.work, bench.creds, args.workers)
     stack.callback(server.stop)
     server.start()
     params = {"KeyId": "bench-key", "Plaintext": base64.b64encode(os.urandom(48)).decode(),
               "EncryptionContext": ENCRYPTION_CONTEXT}  # fmt: skip
     rpc_call(server.url, bench.creds, "Encrypt", **params)
+    return Target(server, "bare", params)
+
+
+def bench_targets(
+    bench: Bench,
+    stack: contextlib.ExitStack,
+    actions: Sequence[str],
+    targets: Sequence[str],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """Every row asked for. With both targets, both servers run side by side (the idle one costs
+    nothing) and each Encrypt row of the full server is measured interleaved with the bare app's."""
+    findings: dict[str, Any] = {}
+    openkms = start_openkms(bench, stack, args) if "openkms" in targets else None
+    bare = start_bare(bench, stack, args) if "bare" in targets else None
     for conns in bench.plan.connections:
-        bench.config(server, "bare", "Encrypt", params, conns)
-    server.stop()
-    return {"server_log": server_log_issues(server)}
+        for action in actions if openkms else ():
+            assert openkms is not None
+            server, fixture = openkms
+            full = Target(server, "openkms", fixture.params(action))
+            if action == "Encrypt" and bare is not None:
+                bench.interleaved([full, bare], action, conns)
+            else:
+                bench.config(server, "openkms", action, full.params, conns)
+        if bare is not None and (openkms is None or "Encrypt" not in actions):
+            bench.config(bare.server, "bare", "Encrypt", bare.params, conns)
+    if openkms is not None:
+        server, fixture = openkms
+        server.stop()
+        findings["openkms"] = {
+            "audit": audit_outcomes(bench.work / "openkms-data"),
+            "server_log": server_log_issues(server),
+            "server_env": dict(item.split("=", 1) for item in args.server_env),
+            "fixture": {"instance_id": fixture.instance_id, "key_id": fixture.key_id},
+        }
+    if bare is not None:
+        bare.server.stop()
+        findings["bare"] = {"server_log": server_log_issues(bare.server)}
+    return findings
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -881,10 +938,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.ExitStack() as stack:
             bench = Bench(plan, work, creds)
             started = time.monotonic()
-            if "openkms" in targets:
-                result["findings"]["openkms"] = bench_openkms(bench, stack, actions, args)
-            if "bare" in targets:
-                result["findings"]["bare"] = bench_bare(bench, stack, args)
+            result["findings"] = bench_targets(bench, stack, actions, targets, args)
             result["elapsed_s"] = round(time.monotonic() - started, 1)
         if not args.no_micro:
             log("in-process costs: nonce store, audit sink")
@@ -900,7 +954,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             for data_dir in work.glob("**/openkms-data"):
                 shutil.rmtree(node_memory_dir(data_dir), ignore_errors=True)
             shutil.rmtree(work, ignore_errors=True)
-    rows = bench.rows
+    # Reported grouped by target, action and connections, whatever order they were measured in.
+    order = {name: index for index, name in enumerate(("openkms", "bare"))}
+    rows = sorted(
+        bench.rows,
+        key=lambda row: (
+            order.get(row.target, 9),
+            actions.index(row.action) if row.action in actions else 9,
+            row.connections,
+        ),
+    )
     info = summary(rows, plan.connections)
     result["summary"] = info
     result["rows"] = [row.to_json() for row in rows]

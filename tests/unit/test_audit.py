@@ -433,6 +433,12 @@ def test_audit_time_is_utc_with_milliseconds() -> None:
     assert audit_time(moment) == "2024-05-01T12:00:00.123Z"
 
 
+@given(st.datetimes(timezones=st.timezones()))
+def test_audit_time_matches_isoformat(moment: datetime) -> None:
+    expected = moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert audit_time(moment) == expected
+
+
 def test_the_memory_sink_keeps_events_in_order() -> None:
     sink = MemoryAuditSink()
     typed: AuditSink = sink

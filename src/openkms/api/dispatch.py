@@ -16,6 +16,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from starlette.concurrency import run_in_threadpool
 
@@ -41,8 +42,9 @@ RECOMMEND = "See the Code and Message; the OpenKMS error reference is docs/error
 BODY_LIMIT = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class RawRequest:
+class RawRequest(NamedTuple):
+    """One HTTP request as the ASGI server handed it over (a NamedTuple: one is built per request)."""
+
     method: str
     path: str
     query_string: bytes
@@ -66,8 +68,7 @@ class _Trace:
     spent: tuple[str, str, int] | None = None  # (access key id, nonce, expiry) once the nonce is spent
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(NamedTuple):
     status: int
     content_type: bytes
     body: bytes
@@ -89,6 +90,8 @@ class RpcDispatcher:
         self._regions = frozenset(regions)
         self._default_region = RegionId(regions[0])
         self._window = timestamp_window
+        self._dev_clock = bool(getattr(services.clock, "dev", False))
+        self._host_regions: dict[str, str] = {}  # Host header -> region it names (bounded, see _region)
 
     async def handle(self, raw: RawRequest) -> Reply:
         trace = _Trace(request_id=str(uuid.uuid4()).upper())
@@ -185,7 +188,7 @@ class RpcDispatcher:
             source_ip=source_ip,
             region=trace.region,
             reason=None if wire is None or wire.status >= 500 else wire.message,
-            dev_clock=bool(getattr(self._services.clock, "dev", False)),
+            dev_clock=self._dev_clock,
             access_key_id=None if trace.spent is None else trace.spent[0],
             nonce=None if trace.spent is None else trace.spent[1],
             nonce_expires=None if trace.spent is None else trace.spent[2],
@@ -219,8 +222,13 @@ class RpcDispatcher:
         """RegionId param, else the ACS4 credential scope, else the endpoint host, else the default."""
         region = request.params.get("RegionId") or signed.region
         if not region:
-            match = _HOST_REGION.match(request.headers.get("host", ""))
-            region = match.group(1) if match else self._default_region
+            host = request.headers.get("host", "")
+            region = self._host_regions.get(host)
+            if region is None:
+                match = _HOST_REGION.match(host)
+                region = match.group(1) if match else self._default_region
+                if len(self._host_regions) < 1024:  # callers choose the Host header: keep it bounded
+                    self._host_regions[host] = region
         if region not in self._regions:
             raise errors.InvalidArgument(
                 f"Region {region!r} is not served here; regions: {', '.join(sorted(self._regions))}.",

@@ -40,6 +40,19 @@ class AuditEvent(NamedTuple):
         return self._asdict()
 
 
+# [(epoch second, its "YYYY-MM-DDTHH:MM:SS")]: the pair is replaced whole, so threads never mix two.
+_last_second: list[tuple[float, str]] = [(float("nan"), "")]
+
+
 def audit_time(moment: datetime) -> str:
-    """`YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC, the format of `AuditEvent.time`."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """`YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC, the format of `AuditEvent.time`.
+
+    One is made per request: the text of the current second is kept, so most calls only add the
+    milliseconds (about a third of the cost of `isoformat`)."""
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    second = utc.timestamp() // 1
+    cached_second, prefix = _last_second[0]
+    if second != cached_second:
+        prefix = utc.replace(microsecond=0, tzinfo=None).isoformat()
+        _last_second[0] = (second, prefix)
+    return f"{prefix}.{utc.microsecond // 1000:03d}Z"

@@ -16,6 +16,7 @@ import hashlib
 import heapq
 import os
 import struct
+import sys
 import threading
 from pathlib import Path
 from typing import Protocol
@@ -76,6 +77,8 @@ _HEADER_SIZE = 4096
 _SLOT_SIZE = 24
 _FINGERPRINT_SIZE = 16
 _U64 = struct.Struct("<Q")
+_EXPIRY_WORD = (_HEADER_SIZE + _FINGERPRINT_SIZE) // 8
+assert _SLOT_SIZE == 3 * 8 and sys.byteorder == "little", "the u64 view assumes 24-byte slots, little-endian"
 
 
 class SharedNonceStore:
@@ -109,9 +112,10 @@ class SharedNonceStore:
         _magic, _version, probe, file_slots, key = _HEADER.unpack_from(self._file.map, 0)
         self._slots: int = file_slots
         self._probe: int = probe
-        self._window_size = probe * _SLOT_SIZE
         self._hasher = hashlib.blake2b(digest_size=_FINGERPRINT_SIZE, key=key)
         self._map = self._file.map
+        # The table as little-endian u64 words: slot i's expiry is word _EXPIRY_WORD + 3 * i.
+        self._words = memoryview(self._map).cast("Q")
 
     @property
     def slots(self) -> int:
@@ -122,6 +126,7 @@ class SharedNonceStore:
         return self._probe
 
     def close(self) -> None:
+        self._words.release()  # the mapping cannot be closed while a view of it exists
         self._file.close()
 
     def __enter__(self) -> SharedNonceStore:
@@ -134,34 +139,52 @@ class SharedNonceStore:
         hasher = self._hasher.copy()  # cheaper than keying a new blake2b each call
         hasher.update(f"{access_key_id}\0{nonce}".encode("utf-8", "surrogatepass"))
         fingerprint = hasher.digest()
-        slots, mapped = self._slots, self._map
+        slots, mapped, words = self._slots, self._map, self._words
         home = _U64.unpack_from(fingerprint)[0] % slots
         now_ms = round(now * 1000)
-        start = _HEADER_SIZE + home * _SLOT_SIZE
-        wrap = home + self._probe - slots
         self._file.acquire()
         try:
-            if wrap <= 0:
-                window = mapped[start : start + self._window_size]
-            else:
-                window = mapped[start : _HEADER_SIZE + slots * _SLOT_SIZE]
-                window += mapped[_HEADER_SIZE : _HEADER_SIZE + wrap * _SLOT_SIZE]
-            index = _find_slot(window, fingerprint)
+            index = self._find(fingerprint, home)
             if index >= 0:
-                if _U64.unpack_from(window, index * _SLOT_SIZE + _FINGERPRINT_SIZE)[0] > now_ms:
+                if words[_EXPIRY_WORD + 3 * index] > now_ms:
                     return False
             else:
-                index = _first_free(window, now_ms)
-                if index < 0:
-                    raise errors.Unavailable(_FULL_MESSAGE)
-            offset = _HEADER_SIZE + ((home + index) % slots) * _SLOT_SIZE
+                index = self._first_free(home, now_ms)
+            offset = _HEADER_SIZE + index * _SLOT_SIZE
             # Fingerprint first: a process dying in between leaves an entry with an old, passed
             # expiry, which reads as free.
             mapped[offset : offset + _FINGERPRINT_SIZE] = fingerprint
-            _U64.pack_into(mapped, offset + _FINGERPRINT_SIZE, round(expires_at * 1000))
+            words[_EXPIRY_WORD + 3 * index] = round(expires_at * 1000)
             return True
         finally:
             self._file.release()
+
+    def _find(self, fingerprint: bytes, home: int) -> int:
+        """The slot in `home`'s window holding `fingerprint`, or -1. Searched in the mapping itself
+        (no copy); a match counts only where a slot starts."""
+        mapped, slots = self._map, self._slots
+        end_slot = home + self._probe
+        ranges = [(home, min(end_slot, slots))]
+        if end_slot > slots:
+            ranges.append((0, end_slot - slots))  # the window wraps around the end of the table
+        for first, last in ranges:
+            start, stop = _HEADER_SIZE + first * _SLOT_SIZE, _HEADER_SIZE + last * _SLOT_SIZE
+            position = mapped.find(fingerprint, start, stop)
+            while position >= 0 and (position - _HEADER_SIZE) % _SLOT_SIZE:
+                position = mapped.find(fingerprint, position + 1, stop)
+            if position >= 0:
+                return (position - _HEADER_SIZE) // _SLOT_SIZE
+        return -1
+
+    def _first_free(self, home: int, now_ms: int) -> int:
+        """The first slot of `home`'s window whose expiry has passed (0: never used); usually `home`.
+        A window with no free slot means the table is too full: fail closed."""
+        words, slots = self._words, self._slots
+        for step in range(self._probe):
+            index = (home + step) % slots
+            if words[_EXPIRY_WORD + 3 * index] <= now_ms:
+                return index
+        raise errors.Unavailable(_FULL_MESSAGE)
 
     def _new_header(self) -> bytes:
         slots, probe = self._want
@@ -176,19 +199,3 @@ class SharedNonceStore:
         if file_size < _HEADER_SIZE + slots * _SLOT_SIZE:
             return Fit.UNUSABLE
         return Fit.EXACT if (slots, probe) == self._want else Fit.USABLE
-
-
-def _find_slot(window: bytes, fingerprint: bytes) -> int:
-    """Index of the slot holding `fingerprint`, or -1. A match must start on a slot boundary."""
-    position = window.find(fingerprint)
-    while position >= 0 and position % _SLOT_SIZE:
-        position = window.find(fingerprint, position + 1)
-    return position // _SLOT_SIZE if position >= 0 else -1
-
-
-def _first_free(window: bytes, now_ms: int) -> int:
-    """Index of the first slot whose expiry has passed (0: never used), or -1. Usually the first."""
-    for offset in range(_FINGERPRINT_SIZE, len(window), _SLOT_SIZE):
-        if _U64.unpack_from(window, offset)[0] <= now_ms:
-            return offset // _SLOT_SIZE
-    return -1

@@ -20,6 +20,11 @@ class Principal:
     # integrated cloud service (it may manage service keys, alias/acs/<service>); "system" for the
     # server's own jobs. Services and jobs run in the server or the admin CLI, never over the API.
     actor: str = "user"
+    # Computed once: a principal lives in the credential cache and names every request's audit record.
+    _arn: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_arn", self._make_arn())
 
     @property
     def is_user(self) -> bool:
@@ -27,6 +32,9 @@ class Principal:
 
     @property
     def arn(self) -> str:
+        return self._arn
+
+    def _make_arn(self) -> str:
         if self.actor == "system":
             return f"acs:kms::{self.account_id}:system/{self.name}"
         if self.actor == "service":
