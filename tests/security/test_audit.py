@@ -150,3 +150,30 @@ def test_an_unwritable_audit_log_refuses_every_request(tmp_path: Path) -> None:
         raw = httpx.post(f"http://{endpoint}/", timeout=10)
         assert raw.status_code == 500 and "guarded" not in raw.text and "Plaintext" not in raw.text
     assert _key_count(data_dir) == keys_before
+
+
+def test_acknowledged_records_survive_a_crash_and_a_lost_log_tail(tmp_path: Path) -> None:
+    """P11 through the ring: SIGKILL the server, then cut its log as a power loss may (the file's
+    tail had not reached the disk). The next start copies every acknowledged record back."""
+    server = LiveServer(tmp_path / "data").start()
+    kms = _kms(server.endpoint)
+    instance = kms.call("ListKmsInstances")["KmsInstances"]["KmsInstance"][0]["KmsInstanceId"]
+    key_id = kms.call("CreateKey", DKMSInstanceId=instance)["KeyMetadata"]["KeyId"]
+    answered = [kms.call("Encrypt", KeyId=key_id, Plaintext=f"record {n}")["RequestId"] for n in range(12)]
+    assert server.process is not None
+    server.process.kill()
+    server.process.wait()
+
+    [log] = sorted((server.data_dir / "audit").glob("*.jsonl"))
+    assert log.with_name(log.name + ".wal").exists()  # no clean close: the ring is still there
+    content = log.read_bytes()
+    log.write_bytes(content[: len(content) // 3 + 7])  # lost the tail, cut inside a line
+
+    server.start()
+    server.stop()
+
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert set(answered) <= {record.get("request_id") for record in records}
+    assert not log.with_name(log.name + ".wal").exists()
+    verified = _audit_cli("--data-dir", str(server.data_dir))
+    assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import json
 import os
 import stat
@@ -27,6 +28,7 @@ from openkms.audit import (
     verify_file,
 )
 from openkms.audit.sink import ZERO_HASH, canonical_json, record_hash
+from openkms.audit.wal import DEFAULT_WAL_BYTES, Recovered, recover, recover_directory, ring_entries, wal_path
 from openkms.errors import AuditUnavailable
 from openkms.testing.audit import FailingAuditSink, MemoryAuditSink
 
@@ -237,30 +239,39 @@ def test_an_empty_file_verifies(tmp_path: Path) -> None:
     assert verify_file(tmp_path / "empty.jsonl").ok
 
 
+@pytest.mark.parametrize("ring", [True, False])
 def test_concurrent_appends_share_fsyncs_and_form_one_chain(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ring: bool
 ) -> None:
-    syncs = 0
-    real_fsync = os.fsync
+    syncs = {"fsync": 0, "fdatasync": 0}
+    real = {"fsync": os.fsync, "fdatasync": os.fdatasync}
 
-    def counting_fsync(fd: int) -> None:
-        nonlocal syncs
-        syncs += 1
-        real_fsync(fd)
+    def counting(name: str) -> Callable[[int], None]:
+        def sync(fd: int) -> None:
+            syncs[name] += 1
+            real[name](fd)
 
-    monkeypatch.setattr(os, "fsync", counting_fsync)
+        return sync
+
     path = tmp_path / "audit.jsonl"
 
     async def main() -> JsonlAuditSink:
-        sink = JsonlAuditSink(path, fsync=True)
+        sink = JsonlAuditSink(path, fsync=True, wal_bytes=DEFAULT_WAL_BYTES if ring else 0)
+        monkeypatch.setattr(os, "fsync", counting("fsync"))
+        monkeypatch.setattr(os, "fdatasync", counting("fdatasync"))
         await asyncio.gather(*(sink.append(_event(number)) for number in range(1000)))
+        monkeypatch.undo()
         await sink.aclose()
         return sink
 
     sink = asyncio.run(main())
     assert sink.appends == 1000
     assert 1 <= sink.batches < 1000
-    assert syncs == sink.batches + 1  # plus one for the new file's directory entry
+    if ring:  # one durable ring append per batch; the file itself is synced in the background
+        assert syncs["fdatasync"] == sink.batches
+        assert not wal_path(path).exists()  # a clean close removes the ring
+    else:
+        assert syncs["fsync"] == sink.batches
     report = verify_file(path)
     assert report.ok and report.records == 1001
     request_ids = {r["request_id"] for r in _records(path)[1:]}
@@ -364,13 +375,17 @@ def test_a_full_device_fails_closed() -> None:
     asyncio.run(main())
 
 
-def test_a_failed_fsync_breaks_the_sink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("ring", [True, False])
+def test_a_failed_fsync_breaks_the_sink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ring: bool) -> None:
     def failing_fsync(fd: int) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
     async def main() -> JsonlAuditSink:
-        sink = JsonlAuditSink(tmp_path / "audit.jsonl", fsync=True)
+        sink = JsonlAuditSink(
+            tmp_path / "audit.jsonl", fsync=True, wal_bytes=DEFAULT_WAL_BYTES if ring else 0
+        )
         monkeypatch.setattr(os, "fsync", failing_fsync)
+        monkeypatch.setattr(os, "fdatasync", failing_fsync)
         with pytest.raises(AuditUnavailable):
             await sink.append(_event(1))
         monkeypatch.undo()
@@ -511,3 +526,218 @@ def test_write_through_mode_fails_closed(tmp_path: Path) -> None:
         await sink.aclose()
 
     asyncio.run(scenario())
+
+
+# -- the write-ahead ring (audit/wal.py) ---------------------------------------------------------------
+
+
+def _acknowledged(path: Path, count: int, *, wal_bytes: int, batch: int = 7) -> tuple[bytes, bytes]:
+    """Append `count` events in batches (each awaited: acknowledged), then "crash": return the file's
+    and the ring's bytes as they are, without closing the sink."""
+    captured: dict[str, bytes] = {}
+
+    async def main() -> None:
+        sink = JsonlAuditSink(path, fsync=True, wal_bytes=wal_bytes)
+        for start in range(0, count, batch):
+            await asyncio.gather(*(sink.append(_event(n)) for n in range(start, min(count, start + batch))))
+        captured["log"] = path.read_bytes()
+        captured["ring"] = wal_path(path).read_bytes()
+        await sink.aclose()
+
+    asyncio.run(main())
+    return captured["log"], captured["ring"]
+
+
+def _crashed_copy(directory: Path, log: bytes, ring: bytes, keep: int) -> Path:
+    """The log as a crash may leave it: only its first `keep` bytes reached the disk."""
+    directory.mkdir()
+    path = directory / "audit.jsonl"
+    path.write_bytes(log[:keep])
+    wal_path(path).write_bytes(ring)
+    return path
+
+
+@pytest.mark.parametrize("keep", ["none", "half a line", "all but one line", "all"])
+def test_recovery_restores_every_acknowledged_record_from_the_ring(tmp_path: Path, keep: str) -> None:
+    log, ring = _acknowledged(tmp_path / "live.jsonl", 40, wal_bytes=1 << 20)
+    lines = log.splitlines(keepends=True)
+    cut = {
+        "none": 0,
+        "half a line": len(b"".join(lines[:20])) + len(lines[20]) // 2,
+        "all but one line": len(log) - len(lines[-1]),
+        "all": len(log),
+    }[keep]
+    path = _crashed_copy(tmp_path / "crashed", log, ring, cut)
+
+    found = recover_directory(path.parent)
+
+    assert [(r.log, r.complete) for r in found] == [(path, True)]
+    assert path.read_bytes() == log  # every acknowledged record, in order, byte for byte
+    assert not wal_path(path).exists()
+    assert verify_file(path).ok and verify_file(path).records == 41
+
+
+def test_recovery_after_the_ring_wrapped(tmp_path: Path) -> None:
+    # A ring of 4 KiB holds about five records: 60 records go around it many times. Before each wrap
+    # the sink syncs the file, so what the ring no longer holds is already on disk.
+    log, ring = _acknowledged(tmp_path / "live.jsonl", 60, wal_bytes=4096, batch=3)
+    newest = list(ring_entries(ring))
+    assert newest and b"".join(newest) == log[len(log) - len(b"".join(newest)) :]
+    first_in_ring = log.index(newest[0])
+    path = _crashed_copy(tmp_path / "crashed", log, ring, first_in_ring + 10)  # lost the ring's part
+
+    assert recover(path) == Recovered(path, len(b"".join(newest).splitlines()), True)
+    assert path.read_bytes() == log
+
+
+def test_a_torn_ring_entry_is_ignored(tmp_path: Path) -> None:
+    log, ring = _acknowledged(tmp_path / "live.jsonl", 20, wal_bytes=1 << 20, batch=5)
+    entries = list(ring_entries(ring))
+    torn = bytearray(ring)
+    last_start = len(b"".join(entries[:-1])) + 16 * (len(entries) - 1)
+    torn[last_start + 16 + 3] ^= 0xFF  # the last batch's write was cut short: its checksum fails
+    kept = log[: len(log) - len(entries[-1])]
+    path = _crashed_copy(tmp_path / "crashed", log, bytes(torn), len(kept) - 5)
+
+    result = recover(path)
+
+    assert result is not None and result.complete
+    assert path.read_bytes() == kept  # the unacknowledged batch is not invented back
+    assert verify_file(path).ok
+
+
+def test_a_ring_whose_writer_is_alive_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+
+    async def main() -> None:
+        sink = JsonlAuditSink(path, fsync=True, wal_bytes=1 << 16)
+        await sink.append(_event(1))
+        assert recover(path) is None and recover_directory(tmp_path) == []
+        assert wal_path(path).exists()
+        with pytest.raises(AuditUnavailable):
+            JsonlAuditSink(path, fsync=True, wal_bytes=1 << 16)  # a second writer of the same log
+        await sink.aclose()
+
+    asyncio.run(main())
+    assert not wal_path(path).exists()
+
+
+def test_a_sink_reopening_a_crashed_log_recovers_it_first(tmp_path: Path) -> None:
+    log, ring = _acknowledged(tmp_path / "live.jsonl", 10, wal_bytes=1 << 16)
+    path = _crashed_copy(tmp_path / "crashed", log, ring, len(log) // 3)
+
+    async def main() -> None:
+        sink = JsonlAuditSink(path, fsync=True, wal_bytes=1 << 16)
+        await sink.append(_event(99))
+        await sink.aclose()
+
+    asyncio.run(main())
+    records = _records(path)
+    assert [r["request_id"] for r in records[1:11]] == [_event(n).request_id for n in range(10)]
+    assert records[-1]["request_id"] == _event(99).request_id
+    assert verify_file(path).ok
+
+
+def test_a_ring_that_does_not_continue_its_log_is_kept(tmp_path: Path) -> None:
+    _, ring = _acknowledged(tmp_path / "live.jsonl", 10, wal_bytes=1 << 16)
+    other_log, _ = _acknowledged(tmp_path / "other.jsonl", 3, wal_bytes=1 << 16)
+    path = _crashed_copy(tmp_path / "crashed", other_log, ring, len(other_log))  # a foreign ring
+
+    result = recover(path)
+
+    assert result is not None and not result.complete
+    assert wal_path(path).exists()
+    assert path.read_bytes() == other_log
+
+
+def test_recovery_is_idempotent(tmp_path: Path) -> None:
+    log, ring = _acknowledged(tmp_path / "live.jsonl", 15, wal_bytes=1 << 16)
+    path = _crashed_copy(tmp_path / "crashed", log, ring, len(log) // 2 + 3)
+    saved_ring = wal_path(path).read_bytes()
+
+    assert recover(path) == Recovered(path, 8, True)
+    wal_path(path).write_bytes(saved_ring)  # as if recovery had died before removing the ring
+
+    assert recover(path) == Recovered(path, 0, True)
+    assert path.read_bytes() == log
+
+
+def test_a_log_that_lost_records_the_ring_still_holds_keeps_its_ring(tmp_path: Path) -> None:
+    log, ring = _acknowledged(tmp_path / "live.jsonl", 12, wal_bytes=1 << 16)
+    lines = log.splitlines(keepends=True)
+    damaged = b"".join([*lines[:5], b"\0" * len(lines[5]), *lines[6:]])  # a page the disk lost
+    path = _crashed_copy(tmp_path / "crashed", damaged, ring, len(damaged))
+
+    result = recover(path)
+
+    assert result == Recovered(path, 0, False)
+    assert wal_path(path).exists()
+
+
+def test_a_failed_sync_before_the_ring_wraps_acknowledges_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    failing = {"on": False}
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if failing["on"]:
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    async def main() -> None:
+        sink = JsonlAuditSink(path, fsync=True, wal_bytes=4096)
+        monkeypatch.setattr(os, "fsync", fsync)
+        number = 0
+        while sink._wal is not None and sink._wal._lap == 1:  # fill the first lap
+            await sink.append(_event(number))
+            number += 1
+        failing["on"] = True
+        outcomes = await asyncio.gather(
+            *(sink.append(_event(n)) for n in range(number, number + 40)), return_exceptions=True
+        )
+        assert any(isinstance(outcome, AuditUnavailable) for outcome in outcomes)
+        with pytest.raises(AuditUnavailable):
+            sink.check()
+        failing["on"] = False
+        await sink.aclose()
+
+    asyncio.run(main())
+    assert wal_path(path).exists()  # broken: the ring stays for recovery
+
+
+def test_recovery_leaves_a_ring_that_was_replaced_while_it_waited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log, ring = _acknowledged(tmp_path / "live.jsonl", 5, wal_bytes=1 << 16)
+    path = _crashed_copy(tmp_path / "crashed", log, ring, len(log))
+    real_flock = fcntl.flock
+
+    def flock_after_a_swap(fd: int, operation: int) -> None:
+        replacement = wal_path(path).with_name("replacement")
+        replacement.write_bytes(b"someone else's ring")
+        os.replace(replacement, wal_path(path))
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock_after_a_swap)
+    assert recover(path) is None
+    monkeypatch.undo()
+    assert wal_path(path).read_bytes() == b"someone else's ring"
+
+
+def test_serve_refuses_to_start_on_a_ring_it_cannot_apply(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from openkms.cli.prepare import prepare_audit_logs
+    from openkms.config import Settings
+
+    _, ring = _acknowledged(tmp_path / "live.jsonl", 10, wal_bytes=1 << 16)
+    other_log, _ = _acknowledged(tmp_path / "other.jsonl", 3, wal_bytes=1 << 16)
+    data_dir = tmp_path / "data"
+    (data_dir / "audit").mkdir(parents=True)
+    (data_dir / "audit" / "audit.jsonl").write_bytes(other_log)
+    wal_path(data_dir / "audit" / "audit.jsonl").write_bytes(ring)
+
+    with pytest.raises(AuditUnavailable, match="could not be applied"):
+        prepare_audit_logs(Settings(data_dir=data_dir), Console(file=open(os.devnull, "w")))  # noqa: SIM115

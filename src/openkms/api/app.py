@@ -194,7 +194,8 @@ def _audit_path(data_dir: Path) -> Path:
     directory = data_dir / "audit"
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    return directory / f"audit-{stamp}-{os.getpid()}.jsonl"
+    # The random part keeps two apps of one process (tests) started in the same second apart.
+    return directory / f"audit-{stamp}-{os.getpid()}-{os.urandom(3).hex()}.jsonl"
 
 
 def app_from_environment() -> Any:

@@ -11,12 +11,14 @@ Record format, one line per record, compact JSON with sorted keys (`canonical_js
   without `hash`);
 - each time a sink opens a file it first writes an `"action": "AuditLogOpened"` record naming `host`,
   `pid` and `time`; it is not an `AuditEvent`. A file that already has records is continued (seq and
-  chain carry on), and one that ends in a partial line is refused rather than extended.
+  chain carry on), and one that ends in a partial line is refused rather than extended (unless its
+  ring is there: recovery then cuts the partial line and restores the ring's records first).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import os
@@ -32,6 +34,7 @@ from typing import Protocol
 import orjson
 
 from openkms.audit.event import AuditEvent, JsonScalar, audit_time
+from openkms.audit.wal import DEFAULT_WAL_BYTES, AuditWal, recover, wal_path
 from openkms.errors import AuditUnavailable
 
 GENESIS_ACTION = "AuditLogOpened"
@@ -78,8 +81,11 @@ class JsonlAuditSink:
 
     With `fsync` (the default), appends are group-committed: `append` chains its record
     synchronously on the event loop, queues the line and waits. A single flusher writes everything
-    queued with one `os.write` and one `os.fsync`, on a dedicated thread, while new appends queue up
-    for the next batch. Under load, batches form by themselves; before taking one, the flusher lets the
+    queued with one `os.write` to the file and one durable append to the file's ring (`audit/wal.py`;
+    without a ring, one `os.fsync` of the file), on a dedicated thread, while new appends queue up
+    for the next batch. A background thread fsyncs the file itself at least every `SYNC_INTERVAL`
+    seconds; after a crash, `openkms serve` copies what the file lacks from the ring before serving.
+    Under load, batches form by themselves; before taking one, the flusher lets the
     loop run `GATHER_ITERATIONS` more iterations so that requests already arriving join it. Use one
     event loop at a time: if the loop changes (tests), the next append starts a new flusher in the
     running loop and lines still queued are written by it.
@@ -91,12 +97,25 @@ class JsonlAuditSink:
 
     SYNC_INTERVAL = 1.0
 
-    def __init__(self, path: Path, *, fsync: bool = True) -> None:
-        """Open (creating it 0600, O_APPEND) `path`. Give each server process its own file."""
+    def __init__(self, path: Path, *, fsync: bool = True, wal_bytes: int = DEFAULT_WAL_BYTES) -> None:
+        """Open (creating it 0600, O_APPEND) `path`. Give each server process its own file.
+
+        With `fsync`, records are made durable through a ring next to the file (`audit/wal.py`);
+        `wal_bytes` is its size, 0 for none (every batch then fsyncs the file itself)."""
         self.path = path
         self._fsync = fsync
         self._failure: str | None = None
         self._closed = False
+        self._wal: AuditWal | None = None
+        if fsync and path.is_file() and wal_path(path).exists():
+            try:
+                recovered = recover(path)
+            except OSError as exc:
+                raise AuditUnavailable("The audit log's ring cannot be recovered.") from exc
+            if recovered is None:
+                raise AuditUnavailable("The audit log is written by another process.")
+            if not recovered.complete:
+                raise AuditUnavailable("The audit log's ring cannot be applied to it.")
         try:
             self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         except OSError as exc:
@@ -109,6 +128,12 @@ class JsonlAuditSink:
         except (OSError, ValueError) as exc:
             os.close(self._fd)
             raise AuditUnavailable("The audit log cannot be continued.") from exc
+        if fsync and wal_bytes and stat.S_ISREG(os.fstat(self._fd).st_mode):
+            try:
+                self._wal = AuditWal(wal_path(path), wal_bytes)
+            except (OSError, ValueError) as exc:
+                os.close(self._fd)
+                raise AuditUnavailable("The audit log's ring cannot be created.") from exc
         # One growing buffer rather than a list of line objects: keeping thousands of ~600-byte
         # objects alive until the batch is written costs several microseconds each in malloc.
         self._pending = bytearray()
@@ -118,8 +143,11 @@ class JsonlAuditSink:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openkms-audit")
         self._syncer: threading.Thread | None = None
         self._stop_syncing = threading.Event()
+        self._sync_lock = threading.Lock()
         self.appends = 0  # records queued by `append`
         self.batches = 0  # successful write (+ sync) calls
+        if self._wal is not None:
+            self._start_syncer()
         genesis: dict[str, JsonScalar] = {
             "action": GENESIS_ACTION,
             "time": audit_time(datetime.now(UTC)),
@@ -168,13 +196,20 @@ class JsonlAuditSink:
             assert self._flusher is not None
             await asyncio.wait([self._flusher])
         self._stop_syncing.set()
+        synced = False
         if self._syncer is not None:
             await asyncio.to_thread(self._syncer.join)
             if self._failure is None:
                 try:
-                    await loop.run_in_executor(self._executor, os.fsync, self._fd)
+                    await loop.run_in_executor(self._executor, self._sync_file)
+                    synced = True
                 except OSError as exc:
                     _log.error("audit sink %s: final fsync failed: %s", self.path, exc)
+        if self._wal is not None:
+            # The ring may go only once the file holds every record durably; otherwise it stays for
+            # the recovery that `openkms serve` runs before its workers start.
+            remove = synced and self._failure is None
+            await loop.run_in_executor(self._executor, functools.partial(self._wal.close, remove=remove))
         await loop.run_in_executor(self._executor, os.close, self._fd)
         self._executor.shutdown(wait=False)
 
@@ -186,22 +221,25 @@ class JsonlAuditSink:
         except OSError as exc:
             raise AuditUnavailable() from exc
         if self._syncer is None:
-            self._syncer = threading.Thread(
-                target=self._sync_periodically, name="openkms-audit-sync", daemon=True
-            )
-            self._syncer.start()
+            self._start_syncer()
+
+    def _start_syncer(self) -> None:
+        self._syncer = threading.Thread(
+            target=self._sync_periodically, name="openkms-audit-sync", daemon=True
+        )
+        self._syncer.start()
 
     def _sync_periodically(self) -> None:
-        """Background fsync of write-through mode; a failure breaks the sink like a failed write."""
+        """Background fsync of the file (write-through mode, and behind the ring); a failure breaks
+        the sink like a failed write."""
         synced = self._durable_size
         while not self._stop_syncing.wait(self.SYNC_INTERVAL):
             size = self._size
             if size == synced:
                 continue
             try:
-                os.fsync(self._fd)
+                self._sync_file()
             except OSError as exc:
-                self._failure = self._failure or f"audit fsync failed: {exc}"
                 _log.error("audit sink %s is broken: %s", self.path, exc)
                 return
             synced = size
@@ -285,12 +323,32 @@ class JsonlAuditSink:
                 raise OSError(f"short write: {written} of {len(data)} bytes")
             self._size += written
             if self._fsync:
-                os.fsync(self._fd)
+                wal = self._wal
+                if wal is not None and wal.fits(written):
+                    # Durable in the ring; the file follows within SYNC_INTERVAL, and before the
+                    # ring overwrites anything the file might not have on disk yet.
+                    wal.append(data, self._sync_file)
+                else:
+                    os.fsync(self._fd)
         except OSError as exc:
             self._failure = f"audit write failed: {exc}"
             _log.error("audit sink %s is broken: %s", self.path, exc)
             raise
         self.batches += 1
+
+    def _sync_file(self) -> None:
+        """fsync the file; raises OSError, and the sink is broken, if it or any earlier one failed.
+
+        One at a time: Linux reports a writeback error to one fsync only, so a second, concurrent
+        caller could see success for pages that were lost (and the ring would wrap over them)."""
+        with self._sync_lock:
+            if self._failure is not None:
+                raise OSError(self._failure)
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                self._failure = self._failure or f"audit fsync failed: {exc}"
+                raise
 
     def _undo_partial_write(self) -> None:
         """Cut a torn line off so the file still verifies. The sink stays broken regardless."""

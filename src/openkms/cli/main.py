@@ -15,6 +15,7 @@ from rich.console import Console
 
 from openkms.cli.csr import csr
 from openkms.config import ConfigError, Settings, load_settings
+from openkms.errors import AuditUnavailable
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="OpenKMS: a self-hosted KMS.")
 audit_app = typer.Typer(no_args_is_help=True, help="Work with the audit log.")
@@ -82,7 +83,11 @@ def serve(
         dev_clock=True if dev_clock else None,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    prepare_store(settings, console)
+    try:
+        prepare_store(settings, console)
+    except AuditUnavailable as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from None
     prepare_dev_clock(settings, console)
     # Worker processes rebuild the same settings from the environment (secrets are already there).
     for name, value in settings.redacted().items():
@@ -349,6 +354,7 @@ def audit_verify(
 ) -> None:
     """Check the hash chain of audit files; exit 1 and name the first bad line if one is broken."""
     from openkms.audit.verify import verify_directory, verify_file
+    from openkms.audit.wal import wal_path
 
     if not paths:
         paths = [_settings(config, data_dir=data_dir).data_dir / "audit"]
@@ -361,6 +367,12 @@ def audit_verify(
             else:
                 broken += 1
                 console.print(f"[red]broken[/red]  {path}: line {report.first_bad_line}: {report.reason}")
+            if wal_path(path).exists():
+                console.print(
+                    f"[yellow]note[/yellow]    {path} has a ring ({wal_path(path).name}): its server is "
+                    "running, or stopped without closing the log; `openkms serve` copies the ring's "
+                    "records into the log before serving"
+                )
     raise typer.Exit(1 if broken else 0)
 
 

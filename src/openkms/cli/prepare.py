@@ -6,8 +6,10 @@ import time
 
 from rich.console import Console
 
+from openkms.audit.wal import recover_directory
 from openkms.clock import DEV_CLOCK_FILE, SystemClock, advance_offset_file
 from openkms.config import Settings
+from openkms.errors import AuditUnavailable
 from openkms.keystore import Keystore
 from openkms.node.nonces import SharedNonceStore
 from openkms.repository.database import Database
@@ -34,8 +36,29 @@ def prepare_replay_cache(settings: Settings, console: Console) -> None:
                 )
 
 
+def prepare_audit_logs(settings: Settings, console: Console) -> None:
+    """Before any worker serves (and before the replay cache is rebuilt from the logs): copy into
+    each audit log the acknowledged records that only its ring holds, after a crash or power loss."""
+    unapplied = []
+    for recovered in recover_directory(settings.data_dir / "audit"):
+        if recovered.complete:
+            console.print(
+                f"audit log {recovered.log.name}: {recovered.records} records restored from its ring"
+            )
+        else:
+            unapplied.append(recovered.log.name)
+    if unapplied:
+        # Fail closed: acknowledged records that only a ring holds would be missing from the log,
+        # and from the replay cache that is rebuilt from it.
+        raise AuditUnavailable(
+            f"The ring of audit log(s) {', '.join(unapplied)} could not be applied (the reason is "
+            "logged above); both files are kept. Inspect them before serving."
+        )
+
+
 def prepare_store(settings: Settings, console: Console) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    prepare_audit_logs(settings, console)
     prepare_replay_cache(settings, console)
     db = Database(settings.effective_database_url)
     try:
