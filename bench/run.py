@@ -57,6 +57,8 @@ ENCRYPTION_CONTEXT = '{"app":"billing","purpose":"bench"}'
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
 P99_GOAL_MS = 10.0
+UNBALANCED_RETRIES = 3  # repeats of a run whose connections all went to fewer workers than started
+BUSY_WORKER_CORES = 0.1  # a worker below this during a run got (almost) no connections
 NOISE_CORES = 0.3  # busy cores outside server + wrk above which a run is flagged as disturbed
 HEADROOM = 1.3  # requests signed per second of run = min(max_rate, 2 x warm-up rate) x HEADROOM
 
@@ -390,6 +392,9 @@ class Row:
     connections: int
     runs: list[RunResult] = field(default_factory=list)
     warmup_rps: float = 0.0
+    # Runs repeated because the kernel handed every connection to fewer workers than were started
+    # (see `Bench._run`): (run number, cores of each busy worker) of each discarded attempt.
+    repeated_unbalanced: list[tuple[int, list[float]]] = field(default_factory=list)
 
     def median(self, name: str) -> float:
         return float(statistics.median(getattr(run, name) for run in self.runs))
@@ -450,6 +455,9 @@ class Row:
             "valid": self.valid,
             "problems": self.problems(),
             "noisy_runs": self.noisy_runs(),
+            "repeated_unbalanced": [
+                {"run": run, "busy_worker_cores": cores} for run, cores in self.repeated_unbalanced
+            ],
             "spread": round(self.spread, 3),
             "warmup_rps": round(self.warmup_rps, 1),
             "runs": [asdict(run) | {"valid": run.valid} for run in self.runs],
@@ -543,11 +551,22 @@ class Bench:
         cap = plan.max_rate * HEADROOM
         name, server, params = target.name, target.server, target.params
         count = math.ceil(rate * plan.duration) + 1000
-        result = self._once(server, action, params, conns, plan.duration, count)
-        if result.exhausted:
-            loud(f"{name} {action} c={conns}: ran out of {count:,} requests; repeating with the cap")
-            count = math.ceil(cap * plan.duration) + 1000
+        for attempt in range(1 + UNBALANCED_RETRIES):
             result = self._once(server, action, params, conns, plan.duration, count)
+            if result.exhausted:
+                loud(f"{name} {action} c={conns}: ran out of {count:,} requests; repeating with the cap")
+                count = math.ceil(cap * plan.duration) + 1000
+                result = self._once(server, action, params, conns, plan.duration, count)
+            busy = self._busy_workers(result, conns)
+            if busy is None or attempt == UNBALANCED_RETRIES:
+                break
+            # The workers share one listening socket, and the first to wake may accept every one of
+            # wrk's connections: such a run measures one worker, not the configuration asked for.
+            row.repeated_unbalanced.append((index + 1, busy))
+            log(
+                f"  run {index + 1}/{plan.runs} {name} {action} c={conns}: {result.rps:,.0f} req/s on "
+                f"{len(busy)} of {plan.workers} workers (cores {busy}); repeating"
+            )
         row.runs.append(result)
         u = result.usage
         log(
@@ -567,6 +586,15 @@ class Bench:
             )
         if not result.valid:
             loud(f"{name} {action} c={conns} run {index + 1} INVALID: {'; '.join(row.problems())}")
+
+    def _busy_workers(self, result: RunResult, conns: int) -> list[float] | None:
+        """The busy workers' cores if fewer workers than started did the work, else None. Judged
+        only where every worker should get connections (at least 4 per worker)."""
+        workers = self.plan.workers
+        if result.usage is None or workers < 2 or conns < 4 * workers:
+            return None
+        busy = [cores for cores in result.usage.server_cores if cores >= BUSY_WORKER_CORES]
+        return busy if len(busy) < workers else None
 
 
 @dataclass(frozen=True)
@@ -744,6 +772,8 @@ def markdown_table(rows: Sequence[Row]) -> str:
         errors = str(row.errors) if row.valid else f"**{row.errors} INVALID**"
         if row.noisy_runs():
             errors += " (noisy: run " + ", ".join(map(str, row.noisy_runs())) + ")"
+        if row.repeated_unbalanced:
+            errors += f" ({len(row.repeated_unbalanced)} one-worker run(s) repeated)"
         runs = " / ".join(_fmt_rate(run.rps) for run in row.runs)
         middle = sorted(row.runs, key=lambda run: run.rps)[len(row.runs) // 2]
         cores = " + ".join(f"{c:.2f}" for c in middle.usage.server_cores) if middle.usage else ""
