@@ -741,3 +741,47 @@ def test_serve_refuses_to_start_on_a_ring_it_cannot_apply(tmp_path: Path) -> Non
 
     with pytest.raises(AuditUnavailable, match="could not be applied"):
         prepare_audit_logs(Settings(data_dir=data_dir), Console(file=open(os.devnull, "w")))  # noqa: SIM115
+
+
+def test_a_batch_larger_than_the_ring_goes_through_it_in_whole_lines(tmp_path: Path) -> None:
+    log, ring = _acknowledged(tmp_path / "live.jsonl", 60, wal_bytes=2048, batch=30)  # ~20 KB batches
+    assert all(entry.endswith(b"\n") for entry in ring_entries(ring))
+    path = _crashed_copy(tmp_path / "crashed", log, ring, len(log) - 100)
+
+    assert recover(path) is not None
+    assert path.read_bytes() == log
+
+
+def test_a_record_larger_than_the_ring_breaks_the_sink(tmp_path: Path) -> None:
+    async def main() -> None:
+        sink = JsonlAuditSink(tmp_path / "audit.jsonl", fsync=True, wal_bytes=1024)
+        with pytest.raises(AuditUnavailable):
+            await sink.append(_event(1, result="Denied", reason="x" * 2000))
+        with pytest.raises(AuditUnavailable):
+            sink.check()
+        await sink.aclose()
+
+    asyncio.run(main())
+
+
+def test_an_unapplied_ring_leaves_the_log_untouched(tmp_path: Path) -> None:
+    _, ring = _acknowledged(tmp_path / "live.jsonl", 10, wal_bytes=1 << 16)
+    other_log, _ = _acknowledged(tmp_path / "other.jsonl", 3, wal_bytes=1 << 16)
+    torn = other_log + b'{"seq":'  # a partial last line too
+    path = _crashed_copy(tmp_path / "crashed", torn, ring, len(torn))
+
+    assert recover(path) == Recovered(path, 0, False)
+    assert path.read_bytes() == torn
+
+
+def test_an_abandoned_ring_under_construction_is_removed(tmp_path: Path) -> None:
+    abandoned = tmp_path / ".audit-x.jsonl.wal.123.abcd"
+    abandoned.write_bytes(bytes(4096))
+    assert recover_directory(tmp_path) == []
+    assert not abandoned.exists()
+
+
+def test_audit_time_far_from_now() -> None:
+    moment = datetime(5000, 1, 1, 0, 0, 0, 999999, tzinfo=UTC)
+    assert audit_time(moment) == "5000-01-01T00:00:00.999Z"
+    assert audit_time(moment.replace(second=1, microsecond=0)) == "5000-01-01T00:00:01.000Z"

@@ -227,7 +227,8 @@ class RpcDispatcher:
             if region is None:
                 match = _HOST_REGION.match(host)
                 region = match.group(1) if match else self._default_region
-                if len(self._host_regions) < 1024:  # callers choose the Host header: keep it bounded
+                # Callers choose the Host header: keep the cache bounded in entries and in size.
+                if len(self._host_regions) < 1024 and len(host) <= 255:
                     self._host_regions[host] = region
         if region not in self._regions:
             raise errors.InvalidArgument(

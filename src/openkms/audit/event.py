@@ -40,8 +40,8 @@ class AuditEvent(NamedTuple):
         return self._asdict()
 
 
-# [(epoch second, its "YYYY-MM-DDTHH:MM:SS")]: the pair is replaced whole, so threads never mix two.
-_last_second: list[tuple[float, str]] = [(float("nan"), "")]
+# [(the second, its "YYYY-MM-DDTHH:MM:SS")]: the pair is replaced whole, so threads never mix two.
+_last_second: list[tuple[datetime | None, str]] = [(None, "")]
 
 
 def audit_time(moment: datetime) -> str:
@@ -50,7 +50,7 @@ def audit_time(moment: datetime) -> str:
     One is made per request: the text of the current second is kept, so most calls only add the
     milliseconds (about a third of the cost of `isoformat`)."""
     utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
-    second = utc.timestamp() // 1
+    second = utc.replace(microsecond=0)
     cached_second, prefix = _last_second[0]
     if second != cached_second:
         prefix = utc.replace(microsecond=0, tzinfo=None).isoformat()

@@ -324,12 +324,13 @@ class JsonlAuditSink:
             self._size += written
             if self._fsync:
                 wal = self._wal
-                if wal is not None and wal.fits(written):
+                if wal is None:
+                    self._sync_file()
+                else:
                     # Durable in the ring; the file follows within SYNC_INTERVAL, and before the
                     # ring overwrites anything the file might not have on disk yet.
-                    wal.append(data, self._sync_file)
-                else:
-                    os.fsync(self._fd)
+                    for chunk in _ring_chunks(data, wal):
+                        wal.append(chunk, self._sync_file)
         except OSError as exc:
             self._failure = f"audit write failed: {exc}"
             _log.error("audit sink %s is broken: %s", self.path, exc)
@@ -357,6 +358,22 @@ class JsonlAuditSink:
                 os.ftruncate(self._fd, self._size)
         except OSError as exc:
             _log.error("audit sink %s could not remove a partial record: %s", self.path, exc)
+
+
+def _ring_chunks(data: bytearray, wal: AuditWal) -> list[memoryview]:
+    """`data` (whole lines) in pieces the ring can take, each ending at a line's end. A batch larger
+    than the ring is rare (a disk stall under heavy load); a single line larger than it is refused."""
+    view = memoryview(data)
+    if wal.fits(len(data)):
+        return [view]
+    chunks, start = [], 0
+    while start < len(data):
+        end = len(data) if wal.fits(len(data) - start) else data.rfind(b"\n", start, start + wal.capacity) + 1
+        if end <= start:
+            raise OSError("an audit record is larger than the audit ring")
+        chunks.append(view[start:end])
+        start = end
+    return chunks
 
 
 def _resume(fd: int) -> tuple[int, int, str]:

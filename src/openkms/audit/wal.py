@@ -84,11 +84,16 @@ class AuditWal:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
 
+    @property
+    def capacity(self) -> int:
+        """The largest payload the ring can take."""
+        return self.size - _HEADER.size
+
     def fits(self, length: int) -> bool:
         """Whether a payload of `length` bytes can go into the ring at all."""
-        return _HEADER.size + length <= self.size
+        return length <= self.capacity
 
-    def append(self, payload: bytes | bytearray, before_wrap: Callable[[], None]) -> None:
+    def append(self, payload: bytes | bytearray | memoryview, before_wrap: Callable[[], None]) -> None:
         """Write `payload` as the next entry and make it durable. `before_wrap` runs before the ring
         starts overwriting its oldest entries: it must make everything written so far durable in the
         log. Raises OSError (the sink then fails closed) or ValueError if the payload does not fit."""
@@ -176,6 +181,22 @@ def recover(log_path: Path) -> Recovered | None:
         os.close(fd)
 
 
+def _remove_abandoned(temporary: Path) -> None:
+    """A ring whose creation was cut short (its creator holds its lock until it is linked)."""
+    try:
+        fd = os.open(temporary, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+    except BlockingIOError:
+        pass  # being created right now
+    finally:
+        os.close(fd)
+
+
 def _still_named(fd: int, path: Path) -> bool:
     try:
         return os.stat(path).st_ino == os.fstat(fd).st_ino
@@ -187,6 +208,8 @@ def recover_directory(directory: Path) -> list[Recovered]:
     """`recover` for every ring left in an audit folder (a server stopped without closing its logs)."""
     if not directory.is_dir():
         return []
+    for temporary in directory.glob(f".*.jsonl{WAL_SUFFIX}.*"):
+        _remove_abandoned(temporary)
     found = []
     for ring in sorted(directory.glob(f"*.jsonl{WAL_SUFFIX}")):
         result = recover(ring.with_name(ring.name.removesuffix(WAL_SUFFIX)))
@@ -197,55 +220,54 @@ def recover_directory(directory: Path) -> list[Recovered]:
 
 def _copy_missing(log_path: Path, payloads: list[bytes], window: int) -> tuple[int, bool]:
     """Append the ring's records past the log's last one. `window`: how much of the log's end can hold
-    the ring's older records (a ring's worth, plus one batch that reached the log but not the ring)."""
+    the ring's older records (a ring's worth, plus one batch that reached the log but not the ring).
+    Decides before it changes anything: a ring that cannot be applied leaves the log as it was."""
     fd = os.open(log_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        last_seq, last_hash = _cut_to_last_record(fd)
-        present = _tail_lines(fd, window)
+        cut, last_seq, last_hash = _last_record(fd)
+        present = _tail_lines(fd, cut, window)
         missing = bytearray()
-        copied, complete = 0, True
+        copied = 0
         for line in (line for payload in payloads for line in payload.splitlines(keepends=True)):
             record = orjson.loads(line)
-            seq = record.get("seq")
+            seq = record.get("seq") if isinstance(record, dict) else None
             if not isinstance(seq, int):
                 raise ValueError("a ring line is not a record")
             if seq <= last_seq:
                 if line not in present:  # the log should hold this line: the disk lost some of it
                     _log.error("audit log %s lacks record %d that its ring holds; ring kept", log_path, seq)
-                    complete = False
-                    break
+                    return 0, False
                 continue
             if seq != last_seq + 1 or (last_seq >= 0 and record.get("prev") != last_hash):
                 _log.error("audit ring %s does not continue its log at seq %d; kept", log_path, seq)
-                complete = False
-                break
+                return 0, False
             missing += line
             last_seq, last_hash = seq, record.get("hash")
             copied += 1
-        if complete and missing:
+        if cut != os.fstat(fd).st_size:
+            os.ftruncate(fd, cut)  # the partial last line: never acknowledged (the ring has all that was)
+        if missing:
             os.lseek(fd, 0, os.SEEK_END)
             view = memoryview(missing)
             while view:
                 view = view[os.write(fd, view) :]
         os.fsync(fd)
-        return (copied, True) if complete else (0, False)
+        return copied, True
     finally:
         os.close(fd)
 
 
-def _tail_lines(fd: int, length: int) -> set[bytes]:
-    """The complete lines among the log's last `length` bytes (each with its newline)."""
-    size = os.fstat(fd).st_size
-    start = max(0, size - length)
-    tail = os.pread(fd, size - start, start)
-    lines = tail.splitlines(keepends=True)
+def _tail_lines(fd: int, end: int, length: int) -> set[bytes]:
+    """The complete lines among the `length` bytes before `end` (each with its newline)."""
+    start = max(0, end - length)
+    lines = os.pread(fd, end - start, start).splitlines(keepends=True)
     if start and lines:
         lines = lines[1:]  # the first may be cut
     return set(lines)
 
 
-def _cut_to_last_record(fd: int) -> tuple[int, str | None]:
-    """Drop a partial last line; return the last complete record's (seq, hash), or (-1, None).
+def _last_record(fd: int) -> tuple[int, int, str | None]:
+    """(end of the last complete line, its record's seq, its hash), or (0, -1, None) for no line.
     Reads only the file's tail; raises ValueError if the last line is not a record."""
     size = os.fstat(fd).st_size
     tail_size = min(size, _TAIL_BYTES)
@@ -253,17 +275,15 @@ def _cut_to_last_record(fd: int) -> tuple[int, str | None]:
     cut = tail.rfind(b"\n") + 1  # within the tail; 0: no complete line in it
     if cut == 0 and tail_size < size:
         raise ValueError("the last audit record is too long to find")
-    if cut != len(tail):
-        os.ftruncate(fd, size - tail_size + cut)
     if cut == 0:
-        return -1, None
+        return 0, -1, None
     start = tail.rfind(b"\n", 0, cut - 1) + 1
     if start == 0 and tail_size < size:
         raise ValueError("the last audit record is too long to find")
     record = orjson.loads(tail[start:cut])
     if not isinstance(record, dict) or type(record.get("seq")) is not int:
         raise ValueError("the last audit line is not a record")
-    return int(record["seq"]), str(record["hash"])
+    return size - tail_size + cut, int(record["seq"]), str(record["hash"])
 
 
 def _sync_directory(directory: Path) -> None:
