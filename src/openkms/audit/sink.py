@@ -34,7 +34,7 @@ from typing import Protocol
 import orjson
 
 from openkms.audit.event import AuditEvent, JsonScalar, audit_time
-from openkms.audit.wal import DEFAULT_WAL_BYTES, AuditWal, recover, wal_path
+from openkms.audit.wal import DEFAULT_WAL_BYTES, AuditWal, recover, sync_directory, wal_path
 from openkms.errors import AuditUnavailable
 
 GENESIS_ACTION = "AuditLogOpened"
@@ -124,7 +124,7 @@ class JsonlAuditSink:
             self._size, self._seq, self._prev = _resume(self._fd)
             self._durable_size = self._size  # what was in the file when it was opened
             if fsync and self._size == 0 and stat.S_ISREG(os.fstat(self._fd).st_mode):
-                _sync_directory(path.parent)  # the new file's name must survive a crash too
+                sync_directory(path.parent)  # the new file's name must survive a crash too
         except (OSError, ValueError) as exc:
             os.close(self._fd)
             raise AuditUnavailable("The audit log cannot be continued.") from exc
@@ -395,11 +395,3 @@ def _resume(fd: int) -> tuple[int, int, str]:
     if type(seq) is not int or not isinstance(digest, str):
         raise ValueError("the last audit record has no seq or hash")
     return status.st_size, seq + 1, digest
-
-
-def _sync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

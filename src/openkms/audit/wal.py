@@ -76,7 +76,7 @@ class AuditWal:
                 os.pwrite(self._fd, zeros[: min(len(zeros), size - offset)], offset)
             os.fsync(self._fd)
             os.link(temporary, path)  # fails if a ring is already there: it must be recovered first
-            _sync_directory(path.parent)
+            sync_directory(path.parent)
         except BaseException:
             os.close(self._fd)
             raise
@@ -286,7 +286,8 @@ def _last_record(fd: int) -> tuple[int, int, str | None]:
     return size - tail_size + cut, int(record["seq"]), str(record["hash"])
 
 
-def _sync_directory(directory: Path) -> None:
+def sync_directory(directory: Path) -> None:
+    """fsync a folder, so that a file created or renamed in it survives a crash."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
