@@ -5,16 +5,17 @@ Per request: read the body, parse it with OpenKMS's own `parse_request`, check t
 AESGCM object, base64 the blob and answer JSON (orjson) with RequestId, CiphertextBlob, KeyId and
 KeyVersionId. No timestamp window, nonce store, audit, database, key lookup or authorization.
 
-Run it the way bench/run.py does (same stack as `openkms serve`):
+Run it the way bench/run.py does, on the same stack as `openkms serve` (uvicorn with uvloop and
+httptools; with several workers, the same supervisor, each worker on its own SO_REUSEPORT socket):
 
-    BENCH_ACCESS_KEY_ID=... BENCH_ACCESS_KEY_SECRET=... python -m uvicorn bench.bare_app:app \
-        --host 127.0.0.1 --port P --workers 2 --loop uvloop --http httptools --no-access-log --lifespan off
+    BENCH_ACCESS_KEY_ID=... BENCH_ACCESS_KEY_SECRET=... python -m bench.bare_app --port P --workers 2
 
 GET /healthz answers 200 so the runner can wait for it. Each worker makes its own random key.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import uuid
 from base64 import b64encode
@@ -22,10 +23,12 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 import orjson
+import uvicorn
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from openkms.api.params import parse_request
 from openkms.api.signature import identify, verify
+from openkms.cli.workers import serve_workers
 from openkms.errors import OpenKMSError
 
 Scope = MutableMapping[str, Any]
@@ -92,3 +95,30 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await _answer(send, 400, orjson.dumps(error), request_id)
         return
     await _answer(send, 200, body, request_id)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.bare_app", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "workers": args.workers,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
+        "log_level": "warning",
+        "lifespan": "off",
+        "server_header": False,
+    }
+    if args.workers == 1:
+        uvicorn.run("bench.bare_app:app", **options)
+        return 0
+    return serve_workers(uvicorn.Config("bench.bare_app:app", **options), args.workers)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

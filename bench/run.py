@@ -287,12 +287,7 @@ def openkms_server(
 
 def bare_server(work: Path, creds: Credentials, workers: int) -> ManagedServer:
     env = _child_env({"BENCH_ACCESS_KEY_ID": creds.access_key_id, "BENCH_ACCESS_KEY_SECRET": creds.secret})
-    args = [
-        sys.executable, "-m", "uvicorn", "bench.bare_app:app",
-        "--host", "127.0.0.1", "--port", "{port}", "--workers", str(workers),
-        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
-        "--lifespan", "off",
-    ]  # fmt: skip
+    args = [sys.executable, "-m", "bench.bare_app", "--port", "{port}", "--workers", str(workers)]
     return ManagedServer("bare", args, env, work / "bare-server.log")
 
 
@@ -560,8 +555,9 @@ class Bench:
             busy = self._busy_workers(result, conns)
             if busy is None or attempt == UNBALANCED_RETRIES:
                 break
-            # The workers share one listening socket, and the first to wake may accept every one of
-            # wrk's connections: such a run measures one worker, not the configuration asked for.
+            # Each worker has its own SO_REUSEPORT socket, so this should not happen; if every one of
+            # wrk's connections still lands on one worker, the run measures one worker, not the
+            # configuration asked for.
             row.repeated_unbalanced.append((index + 1, busy))
             log(
                 f"  run {index + 1}/{plan.runs} {name} {action} c={conns}: {result.rps:,.0f} req/s on "

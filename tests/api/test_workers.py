@@ -1,8 +1,15 @@
 """Several worker processes on one node behave as one server: a nonce is spent once across all of
-them (P15 within a node), and a change made through one worker reaches every worker's caches."""
+them (P15 within a node), and a change made through one worker reaches every worker's caches. The
+workers share the connections (each listens on its own SO_REUSEPORT socket), and one that dies is
+replaced."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +41,57 @@ def test_both_workers_answer(two_workers: LiveServer) -> None:
         with httpx.Client(timeout=30) as client:
             pids.add(client.get(two_workers.url + "/healthz").json()["pid"])
     assert len(pids) == 2
+
+
+def _pids_of_simultaneous_connections(server: LiveServer, count: int) -> Counter[int]:
+    """Open `count` keep-alive connections at once (as a load generator or a client pool does),
+    then ask each which worker holds it."""
+    connections = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(count)]
+    try:
+        pids: Counter[int] = Counter()
+        for conn in connections:
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        for conn in connections:
+            with conn.makefile("rb") as answer:
+                assert answer.readline().startswith(b"HTTP/1.1 200")
+                length = 0
+                while (line := answer.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                pids[httpx.Response(200, content=answer.read(length)).json()["pid"]] += 1
+        return pids
+    finally:
+        for conn in connections:
+            conn.close()
+
+
+def test_a_burst_of_connections_is_spread_over_both_workers(two_workers: LiveServer) -> None:
+    # With one shared listening socket, the first worker to wake could accept the whole burst.
+    pids = _pids_of_simultaneous_connections(two_workers, 32)
+    assert len(pids) == 2
+    assert min(pids.values()) >= 4, pids  # a fair split fails this about once in 400,000 runs
+
+
+def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
+    server = LiveServer(tmp_path / "data", workers=2).start()
+    try:
+        before = _pids_of_simultaneous_connections(server, 16)
+        victim = next(iter(before))
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while True:
+            pids = set(_pids_of_simultaneous_connections(server, 16))
+            if len(pids) == 2 and victim not in pids:
+                break
+            assert time.monotonic() < deadline, f"no replacement for worker {victim}: {pids}"
+            time.sleep(0.2)
+        assert "exited with -9; starting another" in server.log()
+        params = signed_params("DescribeRegions", ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+        assert _fresh_connection_post(server, params).status_code == 200
+    finally:
+        server.stop()
+    assert server.process is not None and server.process.returncode == 0
 
 
 def test_a_nonce_is_spent_once_across_workers(two_workers: LiveServer) -> None:

@@ -100,21 +100,31 @@ def serve(
         f"OpenKMS listening on http://{settings.host}:{settings.port} "
         f"(regions {', '.join(settings.regions)}; {settings.workers} worker(s))"
     )
-    uvicorn.run(
-        "openkms.api.app:app_from_environment",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level=settings.log_level,
-        server_header=False,
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": settings.host,
+        "port": settings.port,
+        "workers": settings.workers,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
+        "log_level": settings.log_level,
+        "server_header": False,
         # No proxy is supported yet: never let X-Forwarded-For rewrite the source address that the
         # audit log records.
-        proxy_headers=False,
-    )
+        "proxy_headers": False,
+    }
+    if settings.workers == 1:
+        uvicorn.run("openkms.api.app:app_from_environment", **options)
+        return
+    # One listening socket per worker (cli/workers.py): uvicorn's shared socket can hand every
+    # keep-alive connection of a burst to one worker.
+    from openkms.cli.workers import serve_workers
+
+    server_config = uvicorn.Config("openkms.api.app:app_from_environment", **options)
+    status = serve_workers(server_config, settings.workers)
+    if status:
+        raise typer.Exit(status)
 
 
 @app.command()
