@@ -16,6 +16,7 @@ GET /healthz answers 200 so the runner can wait for it. Each worker makes its ow
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import uuid
 from base64 import b64encode
@@ -103,6 +104,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options: dict[str, Any] = {
         "host": args.host,
         "port": args.port,

@@ -10,7 +10,7 @@ import signal
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -26,8 +26,21 @@ ATTEMPTS = 40
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     server = LiveServer(tmp_path_factory.mktemp("workers") / "data", workers=2).start()
+    _wait_for_workers(server, lambda pids: len(pids) == 2)
     yield server
     server.stop()
+
+
+def _wait_for_workers(server: LiveServer, done: Callable[[set[int]], bool], timeout: float = 60) -> set[int]:
+    """Ask fresh connections which worker holds them until `done(pids)` (a worker answers once it
+    listens; `LiveServer.start` returns when the first one does)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = set(_pids_of_simultaneous_connections(server, 16))
+        if done(pids):
+            return pids
+        assert time.monotonic() < deadline, f"workers answering: {pids}"
+        time.sleep(0.2)
 
 
 def _fresh_connection_post(server: LiveServer, params: dict[str, str]) -> httpx.Response:
@@ -76,22 +89,51 @@ def test_a_burst_of_connections_is_spread_over_both_workers(two_workers: LiveSer
 def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
     server = LiveServer(tmp_path / "data", workers=2).start()
     try:
-        before = _pids_of_simultaneous_connections(server, 16)
-        victim = next(iter(before))
+        victim = next(iter(_wait_for_workers(server, lambda pids: len(pids) == 2)))
         os.kill(victim, signal.SIGKILL)
-        deadline = time.monotonic() + 60
-        while True:
-            pids = set(_pids_of_simultaneous_connections(server, 16))
-            if len(pids) == 2 and victim not in pids:
-                break
-            assert time.monotonic() < deadline, f"no replacement for worker {victim}: {pids}"
-            time.sleep(0.2)
+        _wait_for_workers(server, lambda pids: len(pids) == 2 and victim not in pids)
         assert "exited with -9; starting another" in server.log()
         params = signed_params("DescribeRegions", ACCESS_KEY_ID, ACCESS_KEY_SECRET)
         assert _fresh_connection_post(server, params).status_code == 200
     finally:
         server.stop()
     assert server.process is not None and server.process.returncode == 0
+
+
+def test_a_hung_worker_is_killed_and_replaced(tmp_path: Path) -> None:
+    server = LiveServer(tmp_path / "data", workers=2).start()
+    try:
+        victim = next(iter(_wait_for_workers(server, lambda pids: len(pids) == 2)))
+        os.kill(victim, signal.SIGSTOP)  # alive, but answers nothing: its connections would hang
+        _wait_for_workers(server, lambda pids: len(pids) == 2 and victim not in pids, timeout=90)
+        assert "does not answer; killing it" in server.log()
+        assert not _alive(victim)
+    finally:
+        server.stop()
+
+
+def test_workers_stop_when_the_supervisor_dies(tmp_path: Path) -> None:
+    server = LiveServer(tmp_path / "data", workers=2).start()
+    pids = _wait_for_workers(server, lambda pids: len(pids) == 2)
+    assert server.process is not None
+    server.process.kill()  # no chance to stop its workers itself
+    server.process.wait()
+    deadline = time.monotonic() + 60
+    while any(_alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, "workers outlived their supervisor"
+        time.sleep(0.2)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:  # a zombie waits for its parent to collect it
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_a_nonce_is_spent_once_across_workers(two_workers: LiveServer) -> None:

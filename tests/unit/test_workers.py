@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import socket
-import time
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
-import uvicorn
 
-from openkms.cli.workers import listening_sockets, serve_workers
+from openkms.cli.workers import listening_sockets
 
 
 def test_sockets_share_the_port_the_first_one_got() -> None:
@@ -30,13 +32,48 @@ def test_an_address_in_use_is_refused() -> None:
             listening_sockets("127.0.0.1", taken.getsockname()[1], 2)
 
 
-def test_a_worker_that_cannot_start_stops_the_supervisor() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config("tests.unit.no_such_module:app", host="127.0.0.1", port=port, workers=2)
-    started = time.monotonic()
-    assert serve_workers(config, 2) == 1
-    assert time.monotonic() - started < 60
-    with socket.socket() as again:  # the supervisor closed its sockets
-        again.bind(("127.0.0.1", port))
+def test_a_second_server_cannot_join_a_running_one() -> None:
+    # Another SO_REUSEPORT group on the port would take a share of the first server's connections.
+    running = listening_sockets("127.0.0.1", 0, 2)
+    try:
+        for sock in running:
+            sock.listen()
+        with pytest.raises(OSError):
+            listening_sockets("127.0.0.1", running[0].getsockname()[1], 2)
+    finally:
+        for sock in running:
+            sock.close()
+
+
+def _serve(tmp_path: Path, app: str, module_text: str) -> subprocess.CompletedProcess[str]:
+    """Run `serve_workers` with 2 workers on `app` (defined in a module written to tmp_path)."""
+    (tmp_path / "broken_app.py").write_text(textwrap.dedent(module_text))
+    script = textwrap.dedent(
+        f"""
+        import sys, uvicorn
+        from openkms.cli.workers import serve_workers
+        sys.exit(serve_workers(uvicorn.Config({app!r}, factory=True, host="127.0.0.1", port=0,
+                                              workers=2, log_level="warning"), 2))
+        """
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_worker_whose_app_cannot_be_imported_stops_the_supervisor(tmp_path: Path) -> None:
+    done = _serve(tmp_path, "no_such_module:make_app", "")
+    assert done.returncode == 1, done.stderr
+    assert "could not start serving" in done.stderr
+
+
+def test_a_worker_whose_app_factory_raises_stops_the_supervisor(tmp_path: Path) -> None:
+    done = _serve(tmp_path, "broken_app:make_app", "def make_app():\n    raise RuntimeError('no store')\n")
+    assert done.returncode == 1, done.stderr
+    assert "no store" in done.stderr and "could not start serving" in done.stderr

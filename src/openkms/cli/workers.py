@@ -1,25 +1,36 @@
-"""Worker processes of `openkms serve --workers N`, each listening on its own socket.
+"""Worker processes of `openkms serve --workers N`, each listening on its own socket (Linux).
 
 uvicorn's own supervisor shares one listening socket between its workers. The worker that wakes first
 accepts everything waiting, so a burst of new keep-alive connections (a client's connection pool
 starting, a load test) can land on one worker and leave the others idle for as long as those
 connections live. Here every worker gets its own socket, all bound to the same address with
-SO_REUSEPORT, and the kernel spreads new connections over them by a hash of the client's address.
+SO_REUSEPORT, and the kernel spreads new connections over them by a hash of each connection's
+addresses and ports.
 
-The supervisor keeps every socket open while it runs: connections that arrive for a worker that died
-wait in its socket's backlog until the worker started in its place accepts them. It stops all workers
-on SIGINT or SIGTERM, and stops everything when a worker fails before it could serve (the same
-failure would repeat on every restart). Only processes of the same user can join a SO_REUSEPORT
-group (Linux checks the effective uid), and they could read the data dir anyway.
+The supervisor:
+- refuses an address that is already in use, even by another SO_REUSEPORT group (a second server on
+  the same port would otherwise silently take a share of the connections);
+- keeps every socket open while it runs, so connections that arrive for a worker that died wait in
+  its socket's backlog until the worker started in its place accepts them;
+- asks each worker every few seconds whether it is alive and has started; one that does not answer
+  (hung) is killed, and one that died is started again, with a growing delay if it keeps dying;
+- stops everything when a worker fails before it ever served (the same failure would repeat);
+- stops all workers on SIGINT, SIGTERM, SIGHUP or SIGQUIT, and workers stop by themselves if the
+  supervisor dies.
+Only processes of the same user can join a SO_REUSEPORT group (Linux checks the effective uid).
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import socket
+import sys
 import threading
+import time
+from multiprocessing.connection import Connection, wait
 from multiprocessing.context import SpawnProcess
 from types import FrameType
 
@@ -28,16 +39,27 @@ from uvicorn.config import STARTUP_FAILURE
 
 log = logging.getLogger("openkms.server")
 
-POLL_SECONDS = 0.5  # how often the supervisor looks for workers that died
-STOP_GRACE_SECONDS = 30.0  # how long a worker may take to finish its requests once told to stop
+POLL_SECONDS = 0.5  # how often the supervisor looks at its workers
+PING_EVERY_SECONDS = 5.0  # how often a worker is asked whether it is alive
+PING_TIMEOUT_SECONDS = 5.0  # a worker that does not answer in this time is hung: killed, replaced
+STOP_GRACE_SECONDS = 30.0  # how long the workers together may take to stop once told to
+RESTART_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # after the 1st, 2nd, ... death in a row
+STEADY_SECONDS = 30.0  # a worker that served this long before dying restarts without delay
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 _spawn = multiprocessing.get_context("spawn")
 
 
 def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     """`count` sockets bound to (`host`, `port`) with SO_REUSEPORT. Port 0: the first one picks a
-    free port and the others join it. Raises OSError if the address is taken."""
+    free port and the others join it. Raises OSError if the address is in use, by anyone."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # A socket without SO_REUSEPORT cannot bind where any socket listens (or is bound), so this
+    # refuses an address taken by another server, including another SO_REUSEPORT group.
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+        port = probe.getsockname()[1]
     sockets: list[socket.socket] = []
     try:
         for _ in range(count):
@@ -46,8 +68,6 @@ def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((host, port))
-            port = sock.getsockname()[1]
-            sock.set_inheritable(True)
     except OSError:
         for sock in sockets:
             sock.close()
@@ -55,74 +75,161 @@ def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     return sockets
 
 
-def _run_worker(config: uvicorn.Config, sock: socket.socket) -> None:
-    """A worker process: one uvicorn server on its own socket (a fresh interpreter: spawned)."""
+def _run_worker(config: uvicorn.Config, sock: socket.socket, pings: Connection) -> None:
+    """A worker process (spawned: a fresh interpreter): one uvicorn server on its own socket."""
     config.configure_logging()
-    uvicorn.Server(config).run(sockets=[sock])
+    server = uvicorn.Server(config)
+
+    def answer_pings() -> None:
+        try:
+            while pings.recv() is not None:
+                pings.send(server.started)
+        except (EOFError, OSError):
+            pass
+
+    def stop_with_the_supervisor() -> None:
+        parent = multiprocessing.parent_process()
+        if parent is not None:
+            wait([parent.sentinel])
+            os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's graceful shutdown
+
+    threading.Thread(target=answer_pings, daemon=True).start()
+    threading.Thread(target=stop_with_the_supervisor, daemon=True).start()
+    try:
+        server.run(sockets=[sock])
+    except Exception:
+        log.exception("worker failed")
+    if not server.started and not server.should_exit:
+        sys.exit(STARTUP_FAILURE)
+
+
+class _Worker:
+    """One worker process and what the supervisor knows about it."""
+
+    def __init__(self, index: int, process: SpawnProcess, pings: Connection) -> None:
+        self.index = index
+        self.process = process
+        self.pings = pings
+        self.started_at = time.monotonic()
+        self.pinged_at: float | None = None  # a ping is out, unanswered, since then
+        self.next_ping = self.started_at + PING_EVERY_SECONDS
+        self.served = False  # answered a ping with "started" at least once
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
 
 
 class WorkerSupervisor:
-    """Runs one worker process per socket, restarts workers that die, stops them all on a signal."""
+    """Runs one worker process per socket, replaces workers that die or hang, stops them all on a
+    signal. `run` returns 0 after a signal, 1 if a worker could not start serving."""
 
     def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
         self._config = config
         self._sockets = sockets
-        self._workers: list[SpawnProcess] = []
-        self._stop = threading.Event()
-        self.failed = False  # a worker could not start serving
+        self._workers: list[_Worker] = []
+        self._signals: list[int] = []  # appended by the handler only: nothing there may take a lock
+        self._deaths = [0] * len(sockets)  # deaths in a row, per socket
+        self._restart_at: dict[int, float] = {}  # socket index -> when to start its next worker
+        self._everyone_served = False
+        self.failed = False
 
-    def _start(self, index: int) -> SpawnProcess:
-        worker = _spawn.Process(
-            target=_run_worker, args=(self._config, self._sockets[index]), name=f"openkms-worker-{index}"
+    def _start(self, index: int) -> _Worker:
+        ours, theirs = _spawn.Pipe()
+        process = _spawn.Process(
+            target=_run_worker,
+            args=(self._config, self._sockets[index], theirs),
+            name=f"openkms-worker-{index}",
         )
-        worker.start()
-        log.info("worker %d started (pid %s)", index, worker.pid)
-        return worker
+        process.start()
+        theirs.close()
+        log.info("worker %d started (pid %s)", index, process.pid)
+        return _Worker(index, process, ours)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        self._stop.set()
+        self._signals.append(signum)
 
     def run(self) -> int:
-        """Serve until SIGINT/SIGTERM (0) or until a worker fails to start (1)."""
-        multiprocessing.allow_connection_pickling()
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
         try:
-            self._workers = [self._start(index) for index in range(len(self._sockets))]
-            while not self._stop.wait(POLL_SECONDS):
-                self._replace_dead_workers()
+            host, port = self._sockets[0].getsockname()[:2]
+            log.info("listening on %s:%s with %d workers", host, port, len(self._sockets))
+            for index in range(len(self._sockets)):
+                self._workers.append(self._start(index))
+            while not self._signals and not self.failed:
+                time.sleep(POLL_SECONDS)
+                self._look_after_workers()
         finally:
             self._stop_all()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return 1 if self.failed else 0
 
-    def _replace_dead_workers(self) -> None:
-        for index, worker in enumerate(self._workers):
-            if worker.is_alive():
+    def _look_after_workers(self) -> None:
+        now = time.monotonic()
+        for position, worker in enumerate(self._workers):
+            due = self._restart_at.get(worker.index)
+            if due is not None:  # dead, waiting for its restart delay
+                if now >= due:
+                    del self._restart_at[worker.index]
+                    self._workers[position] = self._start(worker.index)
                 continue
-            worker.join()
-            if worker.exitcode == STARTUP_FAILURE:
-                log.error("worker %d (pid %s) could not start serving; stopping", index, worker.pid)
+            if worker.process.is_alive():
+                self._ping(worker, now)
+                if worker.process.is_alive():
+                    continue
+            worker.process.join()
+            worker.pings.close()
+            code = worker.process.exitcode
+            if code == STARTUP_FAILURE and not self._everyone_served:
+                log.error(
+                    "worker %d (pid %s) could not start serving; stopping", worker.index, worker.process.pid
+                )
                 self.failed = True
-                self._stop.set()
                 return
-            if self._stop.is_set():
-                return
+            steady = now - worker.started_at >= STEADY_SECONDS
+            deaths = self._deaths[worker.index] = 0 if steady else self._deaths[worker.index] + 1
+            delay = 0.0 if deaths == 0 else RESTART_DELAYS[min(deaths, len(RESTART_DELAYS)) - 1]
             log.warning(
-                "worker %d (pid %s) exited with %s; starting another", index, worker.pid, worker.exitcode
+                "worker %d (pid %s) exited with %s; starting another in %.1f s",
+                worker.index,
+                worker.process.pid,
+                code,
+                delay,
             )
-            self._workers[index] = self._start(index)
+            self._restart_at[worker.index] = now + delay
+        self._everyone_served = self._everyone_served or all(worker.served for worker in self._workers)
+
+    def _ping(self, worker: _Worker, now: float) -> None:
+        """Ask a worker whether it is alive; kill it if it has not answered for too long."""
+        try:
+            while worker.pings.poll():
+                worker.served = bool(worker.pings.recv()) or worker.served
+                worker.pinged_at = None
+            if worker.pinged_at is None and now >= worker.next_ping:
+                worker.pings.send(True)
+                worker.pinged_at, worker.next_ping = now, now + PING_EVERY_SECONDS
+        except (EOFError, OSError):
+            pass  # it is exiting; the next look finds it dead
+        if worker.pinged_at is not None and now - worker.pinged_at > PING_TIMEOUT_SECONDS:
+            log.error("worker %d (pid %s) does not answer; killing it", worker.index, worker.process.pid)
+            worker.process.kill()
+            worker.process.join()
 
     def _stop_all(self) -> None:
         for worker in self._workers:
-            if worker.is_alive():
-                worker.terminate()  # SIGTERM: uvicorn finishes open requests, then the app shuts down
+            if worker.process.is_alive():
+                worker.process.terminate()  # SIGTERM: uvicorn finishes open requests, the app shuts down
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
         for worker in self._workers:
-            worker.join(STOP_GRACE_SECONDS)
-            if worker.is_alive():
-                log.error("worker pid %s did not stop in %.0f s; killing it", worker.pid, STOP_GRACE_SECONDS)
-                worker.kill()
-                worker.join()
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                log.error(
+                    "worker %d (pid %s) did not stop in time; killing it", worker.index, worker.process.pid
+                )
+                worker.process.kill()
+                worker.process.join()
+            worker.pings.close()
 
 
 def serve_workers(config: uvicorn.Config, workers: int) -> int:
