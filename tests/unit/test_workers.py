@@ -6,8 +6,10 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from openkms.cli.workers import listening_sockets
@@ -36,12 +38,20 @@ def test_a_second_server_cannot_join_a_running_one() -> None:
     # Another SO_REUSEPORT group on the port would take a share of the first server's connections.
     running = listening_sockets("127.0.0.1", 0, 2)
     try:
-        for sock in running:
-            sock.listen()
         with pytest.raises(OSError):
             listening_sockets("127.0.0.1", running[0].getsockname()[1], 2)
     finally:
         for sock in running:
+            sock.close()
+
+
+def test_a_second_server_starting_at_the_same_moment_is_refused() -> None:
+    first = listening_sockets("127.0.0.1", 0, 2)  # listening as soon as they are returned
+    try:
+        with pytest.raises(OSError):
+            listening_sockets("127.0.0.1", first[0].getsockname()[1], 2)
+    finally:
+        for sock in first:
             sock.close()
 
 
@@ -77,3 +87,73 @@ def test_a_worker_whose_app_factory_raises_stops_the_supervisor(tmp_path: Path) 
     done = _serve(tmp_path, "broken_app:make_app", "def make_app():\n    raise RuntimeError('no store')\n")
     assert done.returncode == 1, done.stderr
     assert "no store" in done.stderr and "could not start serving" in done.stderr
+
+
+BLOCKING_APP = """
+import os, time
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/block":
+        time.sleep(600)  # a handler that blocks its worker's event loop
+    body = str(os.getpid()).encode()
+    headers = [(b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+"""
+
+
+def test_a_worker_whose_event_loop_is_blocked_is_replaced(tmp_path: Path) -> None:
+    (tmp_path / "blocking_app.py").write_text(BLOCKING_APP)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = textwrap.dedent(
+        f"""
+        import logging, sys, uvicorn
+        logging.basicConfig(level=logging.INFO)
+        from openkms.cli.workers import serve_workers
+        sys.exit(serve_workers(uvicorn.Config("blocking_app:app", host="127.0.0.1", port={port},
+                                              workers=2, log_level="warning", lifespan="off"), 2))
+        """
+    )
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        pids: set[str] = set()
+        while len(pids) < 2:  # both workers serve
+            assert time.monotonic() < deadline, pids
+            try:
+                with httpx.Client(timeout=5) as client:
+                    pids.add(client.get(url + "/").text)
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        with httpx.Client(timeout=1) as client, pytest.raises(httpx.TimeoutException):
+            client.get(url + "/block")  # one worker's loop is now stuck for ten minutes
+        deadline = time.monotonic() + 90
+        while True:
+            answered: set[str] = set()
+            for _ in range(16):
+                try:
+                    with httpx.Client(timeout=2) as client:
+                        answered.add(client.get(url + "/").text)
+                except httpx.HTTPError:
+                    pass
+            if len(answered) == 2 and not answered <= pids:
+                break  # two workers answer, one of them new
+            assert time.monotonic() < deadline, answered
+            time.sleep(0.5)
+    finally:
+        supervisor.terminate()
+        _, errors = supervisor.communicate(timeout=60)
+    assert supervisor.returncode == 0, errors
+    assert "its event loop has been blocked" in errors

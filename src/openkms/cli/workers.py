@@ -10,13 +10,14 @@ addresses and ports.
 The supervisor:
 - refuses an address that is already in use, even by another SO_REUSEPORT group (a second server on
   the same port would otherwise silently take a share of the connections);
-- keeps every socket open while it runs, so connections that arrive for a worker that died wait in
-  its socket's backlog until the worker started in its place accepts them;
-- asks each worker every few seconds whether it is alive and has started; one that does not answer
-  (hung) is killed, and one that died is started again, with a growing delay if it keeps dying;
+- asks each worker every few seconds whether it is alive and whether its event loop still runs; one
+  that does not answer, or whose loop has been blocked for `STALL_SECONDS`, is killed, and one that
+  died is started again, with a growing delay (at most 10 s) if it keeps dying. Connections that
+  arrive for it meanwhile wait in its socket's backlog;
 - stops everything when a worker fails before it ever served (the same failure would repeat);
-- stops all workers on SIGINT, SIGTERM, SIGHUP or SIGQUIT, and workers stop by themselves if the
-  supervisor dies.
+- stops all workers on SIGINT, SIGTERM, SIGHUP or SIGQUIT (workers have their own process groups,
+  so a terminal's signals reach only the supervisor), and workers stop by themselves, within
+  `STOP_GRACE_SECONDS`, if the supervisor dies.
 Only processes of the same user can join a SO_REUSEPORT group (Linux checks the effective uid).
 """
 
@@ -43,47 +44,63 @@ POLL_SECONDS = 0.5  # how often the supervisor looks at its workers
 PING_EVERY_SECONDS = 5.0  # how often a worker is asked whether it is alive
 PING_TIMEOUT_SECONDS = 5.0  # a worker that does not answer in this time is hung: killed, replaced
 STOP_GRACE_SECONDS = 30.0  # how long the workers together may take to stop once told to
-RESTART_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # after the 1st, 2nd, ... death in a row
+RESTART_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)  # after the 1st, 2nd, ... death in a row
+STALL_SECONDS = 10.0  # a serving worker whose event loop has not ticked for this long is hung
 STEADY_SECONDS = 30.0  # a worker that served this long before dying restarts without delay
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 _spawn = multiprocessing.get_context("spawn")
 
 
-def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
-    """`count` sockets bound to (`host`, `port`) with SO_REUSEPORT. Port 0: the first one picks a
+def listening_sockets(host: str, port: int, count: int, backlog: int = 2048) -> list[socket.socket]:
+    """`count` listening sockets on (`host`, `port`) with SO_REUSEPORT. Port 0: the first one picks a
     free port and the others join it. Raises OSError if the address is in use, by anyone."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # A socket without SO_REUSEPORT cannot bind where any socket listens (or is bound), so this
-    # refuses an address taken by another server, including another SO_REUSEPORT group.
+    # A socket without SO_REUSEPORT cannot bind where any other socket listens, so the probe refuses
+    # an address taken by another server, including another SO_REUSEPORT group; held until the group
+    # listens, it also keeps a second server starting at the same moment from joining this one.
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind((host, port))
         port = probe.getsockname()[1]
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind((host, port))
-    except OSError:
-        for sock in sockets:
-            sock.close()
-        raise
+        sockets: list[socket.socket] = []
+        try:
+            for _ in range(count):
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                sockets.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                sock.bind((host, port))
+                sock.listen(backlog)
+        except OSError:
+            for sock in sockets:
+                sock.close()
+            raise
     return sockets
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, noting when its event loop last ticked (every 0.1 s while it runs)."""
+
+    ticked_at = 0.0
+
+    async def on_tick(self, counter: int) -> bool:
+        self.ticked_at = time.monotonic()
+        return await super().on_tick(counter)
 
 
 def _run_worker(config: uvicorn.Config, sock: socket.socket, pings: Connection) -> None:
     """A worker process (spawned: a fresh interpreter): one uvicorn server on its own socket."""
+    os.setpgrp()  # a terminal's signals go to the supervisor, which stops the workers in order
     config.configure_logging()
-    server = uvicorn.Server(config)
+    server = _Server(config)
 
     def answer_pings() -> None:
+        # (serving, seconds since the event loop last ticked): a blocked loop counts as hung.
         try:
             while pings.recv() is not None:
-                pings.send(server.started)
+                stalled = time.monotonic() - server.ticked_at if server.started else 0.0
+                pings.send((server.started, stalled))
         except (EOFError, OSError):
             pass
 
@@ -91,7 +108,9 @@ def _run_worker(config: uvicorn.Config, sock: socket.socket, pings: Connection) 
         parent = multiprocessing.parent_process()
         if parent is not None:
             wait([parent.sentinel])
-            os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's graceful shutdown
+            os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's graceful shutdown, bounded:
+            time.sleep(STOP_GRACE_SECONDS)
+            os._exit(1)
 
     threading.Thread(target=answer_pings, daemon=True).start()
     threading.Thread(target=stop_with_the_supervisor, daemon=True).start()
@@ -158,6 +177,8 @@ class WorkerSupervisor:
                 self._workers.append(self._start(index))
             while not self._signals and not self.failed:
                 time.sleep(POLL_SECONDS)
+                if self._signals:
+                    break
                 self._look_after_workers()
         finally:
             self._stop_all()
@@ -171,8 +192,12 @@ class WorkerSupervisor:
             due = self._restart_at.get(worker.index)
             if due is not None:  # dead, waiting for its restart delay
                 if now >= due:
-                    del self._restart_at[worker.index]
-                    self._workers[position] = self._start(worker.index)
+                    try:
+                        self._workers[position] = self._start(worker.index)
+                        del self._restart_at[worker.index]
+                    except OSError as exc:  # no process could be made (EAGAIN, EMFILE): try later
+                        log.error("worker %d could not be started: %s", worker.index, exc)
+                        self._restart_at[worker.index] = now + RESTART_DELAYS[-1]
                 continue
             if worker.process.is_alive():
                 self._ping(worker, now)
@@ -204,8 +229,19 @@ class WorkerSupervisor:
         """Ask a worker whether it is alive; kill it if it has not answered for too long."""
         try:
             while worker.pings.poll():
-                worker.served = bool(worker.pings.recv()) or worker.served
+                serving, stalled = worker.pings.recv()
+                worker.served = worker.served or bool(serving)
                 worker.pinged_at = None
+                if stalled > STALL_SECONDS:
+                    log.error(
+                        "worker %d (pid %s): its event loop has been blocked for %.0f s; killing it",
+                        worker.index,
+                        worker.pid,
+                        stalled,
+                    )
+                    worker.process.kill()
+                    worker.process.join(STOP_GRACE_SECONDS)
+                    return
             if worker.pinged_at is None and now >= worker.next_ping:
                 worker.pings.send(True)
                 worker.pinged_at, worker.next_ping = now, now + PING_EVERY_SECONDS
@@ -214,7 +250,7 @@ class WorkerSupervisor:
         if worker.pinged_at is not None and now - worker.pinged_at > PING_TIMEOUT_SECONDS:
             log.error("worker %d (pid %s) does not answer; killing it", worker.index, worker.process.pid)
             worker.process.kill()
-            worker.process.join()
+            worker.process.join(STOP_GRACE_SECONDS)
 
     def _stop_all(self) -> None:
         for worker in self._workers:
@@ -235,7 +271,7 @@ class WorkerSupervisor:
 def serve_workers(config: uvicorn.Config, workers: int) -> int:
     """Serve `config` with `workers` processes on per-worker SO_REUSEPORT sockets; the exit status."""
     try:
-        sockets = listening_sockets(config.host, config.port, workers)
+        sockets = listening_sockets(config.host, config.port, workers, config.backlog)
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", config.host, config.port, exc)
         return 1
