@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from openkms.cli.workers import listening_sockets
+from tests.support.server import free_port
 
 
 def test_sockets_share_the_port_the_first_one_got() -> None:
@@ -36,22 +37,14 @@ def test_an_address_in_use_is_refused() -> None:
 
 def test_a_second_server_cannot_join_a_running_one() -> None:
     # Another SO_REUSEPORT group on the port would take a share of the first server's connections.
+    # The sockets listen as soon as they are returned (the probe is held until then), so a server
+    # starting at the same moment is refused too.
     running = listening_sockets("127.0.0.1", 0, 2)
     try:
         with pytest.raises(OSError):
             listening_sockets("127.0.0.1", running[0].getsockname()[1], 2)
     finally:
         for sock in running:
-            sock.close()
-
-
-def test_a_second_server_starting_at_the_same_moment_is_refused() -> None:
-    first = listening_sockets("127.0.0.1", 0, 2)  # listening as soon as they are returned
-    try:
-        with pytest.raises(OSError):
-            listening_sockets("127.0.0.1", first[0].getsockname()[1], 2)
-    finally:
-        for sock in first:
             sock.close()
 
 
@@ -106,9 +99,7 @@ async def app(scope, receive, send):
 
 def test_a_worker_whose_event_loop_is_blocked_is_replaced(tmp_path: Path) -> None:
     (tmp_path / "blocking_app.py").write_text(BLOCKING_APP)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     script = textwrap.dedent(
         f"""
         import logging, sys, uvicorn

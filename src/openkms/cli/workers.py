@@ -207,9 +207,7 @@ class WorkerSupervisor:
             worker.pings.close()
             code = worker.process.exitcode
             if code == STARTUP_FAILURE and not self._everyone_served:
-                log.error(
-                    "worker %d (pid %s) could not start serving; stopping", worker.index, worker.process.pid
-                )
+                log.error("worker %d (pid %s) could not start serving; stopping", worker.index, worker.pid)
                 self.failed = True
                 return
             steady = now - worker.started_at >= STEADY_SECONDS
@@ -218,7 +216,7 @@ class WorkerSupervisor:
             log.warning(
                 "worker %d (pid %s) exited with %s; starting another in %.1f s",
                 worker.index,
-                worker.process.pid,
+                worker.pid,
                 code,
                 delay,
             )
@@ -248,7 +246,7 @@ class WorkerSupervisor:
         except (EOFError, OSError):
             pass  # it is exiting; the next look finds it dead
         if worker.pinged_at is not None and now - worker.pinged_at > PING_TIMEOUT_SECONDS:
-            log.error("worker %d (pid %s) does not answer; killing it", worker.index, worker.process.pid)
+            log.error("worker %d (pid %s) does not answer; killing it", worker.index, worker.pid)
             worker.process.kill()
             worker.process.join(STOP_GRACE_SECONDS)
 
@@ -260,9 +258,7 @@ class WorkerSupervisor:
         for worker in self._workers:
             worker.process.join(max(0.0, deadline - time.monotonic()))
             if worker.process.is_alive():
-                log.error(
-                    "worker %d (pid %s) did not stop in time; killing it", worker.index, worker.process.pid
-                )
+                log.error("worker %d (pid %s) did not stop in time; killing it", worker.index, worker.pid)
                 worker.process.kill()
                 worker.process.join()
             worker.pings.close()
