@@ -38,11 +38,18 @@ Messages are written for the caller: they never contain key material, secrets or
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Self
+
+if TYPE_CHECKING:
+    from openkms.resource import Resource
+
 
 class OpenKMSError(Exception):
     """Base of every error a request can end in."""
 
     default_message = "The request failed."
+    # The resource the failed request was about, once known (for its audit record).
+    resource: Resource | None = None
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.default_message)
@@ -50,6 +57,12 @@ class OpenKMSError(Exception):
     @property
     def message(self) -> str:
         return str(self.args[0])
+
+    def about(self, resource: Resource) -> Self:
+        """Name the resource this error is about, unless an inner step already named one."""
+        if self.resource is None:
+            self.resource = resource
+        return self
 
 
 class InvalidArgument(OpenKMSError):

@@ -28,8 +28,10 @@ from openkms.api.signature import SignedRequest, check_freshness, identify, veri
 from openkms.api.wire_errors import INTERNAL_FAILURE, WireError, to_wire
 from openkms.audit import AuditEvent, AuditSink, audit_time
 from openkms.node.nonces import NonceStore
+from openkms.resource import Resource
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
+from openkms.service.outcome import Outcome
 from openkms.types import RegionId
 
 log = logging.getLogger("openkms.api")
@@ -66,6 +68,7 @@ class _Trace:
     region: str | None = None
     ctx: RequestContext | None = None
     spent: tuple[str, str, int] | None = None  # (access key id, nonce, expiry) once the nonce is spent
+    resource: Resource | None = None  # what the request acted on, from its outcome or its error
 
 
 class Reply(NamedTuple):
@@ -101,6 +104,7 @@ class RpcDispatcher:
             body = await self._execute(raw, trace)
         except errors.OpenKMSError as exc:
             failure = exc
+            trace.resource = exc.resource
         except Exception as exc:
             log.exception("request %s (%s) failed unexpectedly", trace.request_id, trace.action)
             failure = exc
@@ -169,20 +173,30 @@ class RpcDispatcher:
             answer = await run_in_threadpool(action.handler, params, ctx, self._services)
         else:
             answer = action.handler(params, ctx, self._services)
-        if ctx.key_id is not None and action.name in USAGE_ACTIONS and product.prefix == "kms":
-            self._services.usage.record(ctx.key_id, ctx.principal, now)
+        if isinstance(answer, Outcome):
+            trace.resource = answer.resource
+            answer = answer.value
+        key_id = ctx.key_id if trace.resource is None else trace.resource.key_id
+        if key_id is not None and action.name in USAGE_ACTIONS and product.prefix == "kms":
+            self._services.usage.record(key_id, ctx.principal, now)
         return answer
 
     def _event(self, trace: _Trace, source_ip: str | None, wire: WireError | None) -> AuditEvent:
         ctx = trace.ctx
+        resource = trace.resource
+        if resource is not None:
+            key_id, version_id = resource.key_id, resource.key_version_id
+        else:
+            key_id = None if ctx is None else ctx.key_id
+            version_id = None if ctx is None else ctx.key_version_id
         return AuditEvent(
             request_id=trace.request_id,
             time=audit_time(self._services.clock.now()),
             principal=trace.principal,
             account_id=None if ctx is None else ctx.principal.account_id,
             action=trace.action,
-            key_id=None if ctx is None else ctx.key_id,
-            key_version_id=None if ctx is None else ctx.key_version_id,
+            key_id=key_id,
+            key_version_id=version_id,
             result="Success" if wire is None else wire.code,
             http_status=200 if wire is None else wire.status,
             source_ip=source_ip,

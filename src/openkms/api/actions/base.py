@@ -9,8 +9,10 @@ from openkms.api.params import Params
 from openkms.errors import InvalidArgument
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
+from openkms.service.outcome import Outcome
 
-Handler = Callable[[Params, RequestContext, Services], Mapping[str, object]]
+# A handler answers the action's response fields, with the resource it acted on (an Outcome).
+Handler = Callable[[Params, RequestContext, Services], "Outcome[Mapping[str, object]] | Mapping[str, object]"]
 
 
 # Parameters every RPC request may carry besides its action's own (signing, format, region).
