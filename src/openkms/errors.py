@@ -27,6 +27,7 @@
     │   ├── ExpiredTimestamp
     │   └── NonceReused
     ├── AccessDenied               authenticated, not allowed
+    ├── InternalError              an unexpected server-side fault (answered InternalFailure)
     ├── Unavailable                the service cannot answer now
     │   └── Sealed                 the root of trust is not loaded
     ├── AuditUnavailable           an audit record could not be written (fail closed)
@@ -235,6 +236,12 @@ class AccessDenied(OpenKMSError):
     def __init__(self, message: str | None = None, *, detail: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.detail = detail
+
+
+class InternalError(OpenKMSError):
+    """An unexpected fault inside the server (logged with its traceback where it happened)."""
+
+    default_message = "Internal Failure."
 
 
 class Unavailable(OpenKMSError):

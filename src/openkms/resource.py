@@ -34,6 +34,10 @@ class Resource:
         return cls(f"acs:kms:{region_id}:{account_id}:keystore/{instance_id}")
 
     @classmethod
+    def account(cls, account_id: str) -> Resource:
+        return cls(f"acs:ram::{account_id}:root")
+
+    @classmethod
     def user(cls, account_id: str, user_name: str) -> Resource:
         return cls(f"acs:ram::{account_id}:user/{user_name}")
 

@@ -19,10 +19,9 @@ from openkms.errors import (
     InvalidKeyState,
     KeyNotFound,
 )
-from openkms.jobs.scheduler import JobScheduler
-from openkms.jobs.steps import delete_due_keys
 from openkms.service.keys import CreateKeyRequest
 from openkms.testing.audit import MemoryAuditSink
+from openkms.testing.jobs import delete_due_keys, job_scheduler
 from tests.lifecycle.conftest import Stack
 
 DAY = timedelta(days=1)
@@ -162,7 +161,7 @@ def test_a_busy_wal_leaves_the_scrub_pending_until_the_next_job_run(stack: Stack
     canaries = _wrapped_material(stack, key_id)
     services.lifecycle.schedule_deletion(stack.ctx(), key_id, 7)
     stack.clock.advance(8 * DAY)
-    scheduler = JobScheduler(services, MemoryAuditSink(), interval=60)
+    scheduler = job_scheduler(services, MemoryAuditSink(), interval=60)
     reader = sqlite3.connect(stack.db_path)
     try:
         reader.execute("BEGIN")

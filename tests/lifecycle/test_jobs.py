@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 
 from openkms.errors import AuditUnavailable, KeyNotFound
-from openkms.jobs.scheduler import JobScheduler
 from openkms.repository.database import Database
 from openkms.service.keys import CreateKeyRequest
 from openkms.testing.audit import FailingAuditSink, MemoryAuditSink
+from openkms.testing.jobs import job_scheduler
 from tests.lifecycle.conftest import Stack
 
 
@@ -44,8 +44,8 @@ def test_only_the_leader_runs_jobs_and_audits_each_step(stack: Stack) -> None:
     services.lifecycle.schedule_deletion(stack.ctx(), doomed.key_id, 7)
     stack.clock.advance(timedelta(days=8))
     leader_sink, follower_sink = MemoryAuditSink(), MemoryAuditSink()
-    leader = JobScheduler(services, leader_sink, interval=60)
-    follower = JobScheduler(services, follower_sink, interval=60)
+    leader = job_scheduler(services, leader_sink, interval=60)
+    follower = job_scheduler(services, follower_sink, interval=60)
 
     async def run() -> tuple[int, int, int]:
         first = await leader.run_once()
@@ -75,7 +75,7 @@ def test_a_sealed_keystore_runs_no_jobs(stack: Stack) -> None:
     stack.clock.advance(timedelta(days=8))
     services.keystore.seal()
     sink = MemoryAuditSink()
-    scheduler = JobScheduler(services, sink, interval=60)
+    scheduler = job_scheduler(services, sink, interval=60)
     assert asyncio.run(scheduler.run_once()) == 0
     asyncio.run(scheduler.stop())
     assert len(services.lifecycle.due_for_rotation()) == 1
@@ -119,7 +119,7 @@ def test_a_broken_audit_sink_stops_the_jobs_before_they_act(stack: Stack) -> Non
     doomed = _doomed(stack, 2)
     stack.clock.advance(timedelta(days=8))
     sink = FailingAuditSink()
-    scheduler = JobScheduler(services, sink, interval=60)
+    scheduler = job_scheduler(services, sink, interval=60)
     with pytest.raises(AuditUnavailable):
         asyncio.run(scheduler.run_once())
     asyncio.run(scheduler.stop())
@@ -133,7 +133,7 @@ def test_each_step_is_appended_before_the_next_and_a_failed_append_stops_the_run
     doomed = _doomed(stack, 3)
     stack.clock.advance(timedelta(days=8))
     sink = _FailsOnWrite()
-    scheduler = JobScheduler(services, sink, interval=60)
+    scheduler = job_scheduler(services, sink, interval=60)
     with pytest.raises(AuditUnavailable):
         asyncio.run(scheduler.run_once())
     asyncio.run(scheduler.stop())
@@ -143,7 +143,7 @@ def test_each_step_is_appended_before_the_next_and_a_failed_append_stops_the_run
     assert set(_pending(stack, doomed)) == set(doomed) - {gone}
 
     healthy = MemoryAuditSink()
-    scheduler = JobScheduler(services, healthy, interval=60)
+    scheduler = job_scheduler(services, healthy, interval=60)
     assert asyncio.run(scheduler.run_once()) == 2
     asyncio.run(scheduler.stop())
     assert {e.key_id for e in healthy.events} == set(doomed) - {gone}

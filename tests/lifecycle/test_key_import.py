@@ -20,8 +20,6 @@ from openkms.errors import (
     InvalidImportToken,
     InvalidKeyState,
 )
-from openkms.jobs.scheduler import JobScheduler
-from openkms.jobs.steps import expire_due_material
 from openkms.node.generation import LocalGeneration
 from openkms.providers import keypairs
 from openkms.repository.database import Database
@@ -29,6 +27,7 @@ from openkms.repository.tables import import_tokens, key_imports, key_versions
 from openkms.service.container import build_services
 from openkms.service.keys import CreateKeyRequest
 from openkms.testing.audit import MemoryAuditSink
+from openkms.testing.jobs import expire_due_material, job_scheduler
 from openkms.types import KeyId, KeySpec, KeyState
 from tests.lifecycle.conftest import Stack
 from tests.support.byok import wrap
@@ -123,7 +122,7 @@ def test_a_token_row_altered_in_storage_is_refused(stack: Stack) -> None:
 
 async def _run_jobs(stack: Stack) -> list[tuple[str, str | None, str]]:
     sink = MemoryAuditSink()
-    scheduler = JobScheduler(stack.services, sink, interval=60)
+    scheduler = job_scheduler(stack.services, sink, interval=60)
     await scheduler.run_once()
     await scheduler.stop()
     return [(e.action, e.key_id, e.result) for e in sink.events]

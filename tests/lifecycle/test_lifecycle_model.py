@@ -22,8 +22,8 @@ from openkms.errors import (
     KeyNotFound,
     OpenKMSError,
 )
-from openkms.jobs.steps import delete_due_keys, rotate_due_keys
 from openkms.service.keys import CreateKeyRequest
+from openkms.testing.jobs import delete_due_keys, rotate_due_keys
 from tests.lifecycle.conftest import Stack
 
 WEEK = timedelta(days=7)

@@ -10,9 +10,9 @@ import pytest
 
 from openkms.domain.key import KeyVersion
 from openkms.errors import InvalidKeyState, KeyDisabled
-from openkms.jobs.steps import rotate_due_keys
 from openkms.service import ids
 from openkms.service.keys import CreateKeyRequest
+from openkms.testing.jobs import rotate_due_keys
 from tests.lifecycle.conftest import Stack
 
 DAY = timedelta(days=1)

@@ -18,9 +18,9 @@ import httpx
 import pytest
 import uvicorn
 
-from openkms.api.app import create_app
 from openkms.audit import JsonlAuditSink
 from openkms.config import load_settings
+from openkms.server.app import create_app
 from tests.support.sdk import KmsCaller, KmsError
 from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer, free_port
 

@@ -45,6 +45,8 @@ EVENT_FIELDS = {
     "source_ip",
     "region",
     "reason",
+    "door",
+    "resource",
     "dev_clock",
     "access_key_id",
     "nonce",

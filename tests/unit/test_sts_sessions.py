@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from openkms.clock import SystemClock
+from openkms.domain.identity import Role
 from openkms.errors import InvalidSecurityToken, SecurityTokenExpired, UnknownAccessKey
 from openkms.keystore import Keystore
 from openkms.node.generation import LocalGeneration
 from openkms.repository.database import Database
-from openkms.repository.identities import RoleRow
 from openkms.repository.migrate import upgrade_to_head
 from openkms.service.bootstrap import bootstrap_store
 from openkms.service.identities import IdentityService
@@ -43,7 +43,7 @@ def setup(tmp_path: Path) -> tuple[IdentityService, TokenCodec, str]:
     account = bootstrap_store(db, ("cn-hangzhou",), SystemClock())
     moment = datetime.now(UTC)
     with db.unit_of_work(write=True) as uow:
-        uow.identities.add_role(RoleRow(account, "ops", "1234", "", "{}", 3600, moment, moment))
+        uow.identities.add_role(Role(account, "ops", "1234", "", "{}", 3600, moment, moment))
     keystore = Keystore(StaticRoot(), MemoryKeyringStore())
     keystore.unseal()
     tokens = TokenCodec(db, keystore, SystemClock())

@@ -45,6 +45,7 @@ EXPECTED: dict[type[errors.OpenKMSError], tuple[int, str]] = {
     errors.Sealed: (503, "ServiceUnavailableTemporary"),
     errors.Unavailable: (503, "ServiceUnavailableTemporary"),
     errors.AuditUnavailable: (500, "InternalFailure"),
+    errors.InternalError: (500, "InternalFailure"),
 }
 
 

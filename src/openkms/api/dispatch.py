@@ -1,16 +1,16 @@
-"""The RPC pipeline for one request, in a fixed order:
+"""The Alibaba RPC front door: what is Alibaba-specific about a request, in a fixed order:
 
 parse -> identify scheme -> timestamp window -> access key -> signature -> nonce replay -> version and
-action -> region -> audit pre-flight -> handler -> audit record -> response.
+action -> region -> parameters -> the runner (`service/runner.py`: sealed, audit pre-flight, use case,
+usage, audit record) -> response.
 
-Nothing about a key is looked up before the caller is authenticated (P14). The audit record is
-accepted before any result leaves (P11); if it cannot be written the caller gets InternalFailure and
-no result. Unexpected exceptions are logged with their traceback here and answered InternalFailure.
+Nothing about a key is looked up before the caller is authenticated (P14). A request that fails
+before the runner takes it is recorded by the runner's `refuse`, with the same fields as every other
+record; if no record can be written the caller gets InternalFailure and no result (P11).
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 import uuid
@@ -18,23 +18,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from starlette.concurrency import run_in_threadpool
-
 from openkms import errors
-from openkms.api.actions import PRODUCTS, USAGE_ACTIONS
+from openkms.api.actions import PRODUCTS
+from openkms.api.actions.base import Action
 from openkms.api.params import Params, RpcRequest, parse_request
 from openkms.api.render import JSON_CONTENT_TYPE, XML_CONTENT_TYPE, render_json, render_xml
 from openkms.api.signature import SignedRequest, check_freshness, identify, verify
 from openkms.api.wire_errors import INTERNAL_FAILURE, WireError, to_wire
-from openkms.audit import AuditEvent, AuditSink, audit_time
 from openkms.node.nonces import NonceStore
-from openkms.resource import Resource
 from openkms.service.container import Services
-from openkms.service.context import RequestContext
+from openkms.service.context import Door, RequestContext
+from openkms.service.offload import run_without_blocking
 from openkms.service.outcome import Outcome
+from openkms.service.runner import Attempt, Runner, SpentNonce
 from openkms.types import RegionId
-
-log = logging.getLogger("openkms.api")
 
 API_VERSION = "2016-01-20"
 _HOST_REGION = re.compile(r"^kms(?:-vpc)?\.([a-z0-9-]+)\.aliyuncs\.com(?::\d+)?$")
@@ -59,16 +56,15 @@ class RawRequest(NamedTuple):
 
 @dataclass(slots=True)
 class _Trace:
-    """What is known about a request so far, for its audit record and its reply."""
+    """What is known about a request so far, for its reply (and its record if it fails early)."""
 
     request_id: str
     request: RpcRequest | None = None
     action: str = ""
     principal: str = "anonymous"
+    account_id: str | None = None
     region: str | None = None
-    ctx: RequestContext | None = None
-    spent: tuple[str, str, int] | None = None  # (access key id, nonce, expiry) once the nonce is spent
-    resource: Resource | None = None  # what the request acted on, from its outcome or its error
+    spent: SpentNonce | None = None
 
 
 class Reply(NamedTuple):
@@ -78,49 +74,68 @@ class Reply(NamedTuple):
     request_id: str
 
 
+class _Authenticated(NamedTuple):
+    ctx: RequestContext
+    action: Action
+    audit_action: str  # "Encrypt"; "ram:CreateUser" for the other products
+    params: Params
+
+
 class RpcDispatcher:
     def __init__(
         self,
         services: Services,
+        runner: Runner,
         nonces: NonceStore,
-        audit: AuditSink,
         regions: tuple[str, ...],
         timestamp_window: float,
     ) -> None:
         self._services = services
+        self._runner = runner
         self._nonces = nonces
-        self._audit = audit
         self._regions = frozenset(regions)
         self._default_region = RegionId(regions[0])
         self._window = timestamp_window
-        self._dev_clock = bool(getattr(services.clock, "dev", False))
         self._host_regions: dict[str, str] = {}  # Host header -> region it names (bounded, see _region)
 
     async def handle(self, raw: RawRequest) -> Reply:
         trace = _Trace(request_id=str(uuid.uuid4()).upper())
-        body: Mapping[str, object] | None = None
-        failure: BaseException | None = None
         try:
-            body = await self._execute(raw, trace)
+            authenticated = await self._authenticate(raw, trace)
         except errors.OpenKMSError as exc:
-            failure = exc
-            trace.resource = exc.resource
-        except Exception as exc:
-            log.exception("request %s (%s) failed unexpectedly", trace.request_id, trace.action)
-            failure = exc
-        wire = None if failure is None else to_wire(failure)
+            return await self._refused(raw, trace, exc)
+        ctx, action, audit_action, params = authenticated
         try:
-            await self._audit.append(self._event(trace, raw.source_ip, wire))
-        except errors.AuditUnavailable:
-            log.error("request %s: audit record not written; answering InternalFailure", trace.request_id)
-            wire, body = INTERNAL_FAILURE, None
-        except Exception:
-            log.exception("request %s: audit sink failed; answering InternalFailure", trace.request_id)
-            wire, body = INTERNAL_FAILURE, None
-        return self._reply(trace, wire, body)
+            body = await self._runner.run(
+                ctx,
+                audit_action,
+                lambda: _answer(action.handler(params, ctx, self._services)),
+                blocking=action.blocking,
+                spent=trace.spent,
+            )
+        except errors.OpenKMSError as exc:
+            return self._reply(trace, to_wire(exc), None)
+        return self._reply(trace, None, body)
 
-    async def _execute(self, raw: RawRequest, trace: _Trace) -> Mapping[str, object]:
-        """Authenticate, authorize and run one request; raise on any failure."""
+    async def _refused(self, raw: RawRequest, trace: _Trace, error: errors.OpenKMSError) -> Reply:
+        attempt = Attempt(
+            Door.RPC,
+            trace.request_id,
+            trace.action,
+            raw.source_ip,
+            trace.principal,
+            trace.account_id,
+            trace.region,
+            trace.spent,
+        )
+        try:
+            await self._runner.refuse(attempt, error)
+        except errors.AuditUnavailable:
+            return self._reply(trace, INTERNAL_FAILURE, None)
+        return self._reply(trace, to_wire(error), None)
+
+    async def _authenticate(self, raw: RawRequest, trace: _Trace) -> _Authenticated:
+        """Parse, authenticate and route one request; raise on any failure."""
         if raw.too_large:
             raise errors.InvalidArgument(f"The request is larger than {BODY_LIMIT} bytes.")
         if raw.method not in ("GET", "POST"):
@@ -129,20 +144,24 @@ class RpcDispatcher:
         trace.request = request
         trace.action = request.params.get("Action") or request.headers.get("x-acs-action", "")
         if self._services.keystore.sealed:
-            raise errors.Sealed()
+            raise errors.Sealed()  # access-key secrets are wrapped: nobody can be authenticated
         signed = identify(request)
         trace.action = signed.action
         trace.principal = f"acs:ram::unknown:access-key/{signed.access_key_id}"
         now = self._services.clock.timestamp()
         check_freshness(signed, now, self._window)
-        credential = self._services.identities.credential(signed.access_key_id, signed.security_token)
+        identities = self._services.identities
+        credential = await run_without_blocking(
+            lambda: identities.credential(signed.access_key_id, signed.security_token)
+        )
         verify(request, signed, credential.secret.reveal().decode("utf-8"))
-        trace.principal = credential.principal.arn
+        principal = credential.principal
+        trace.principal, trace.account_id = principal.arn, principal.account_id
         # Only a verified request may spend a nonce; it is remembered until its timestamp expires.
         expires = signed.timestamp + self._window
         if not self._nonces.remember(signed.access_key_id, signed.nonce, expires, now):
             raise errors.NonceReused()
-        trace.spent = (signed.access_key_id, signed.nonce, math.ceil(expires))
+        trace.spent = SpentNonce(signed.access_key_id, signed.nonce, math.ceil(expires))
         product = PRODUCTS.get(signed.version)
         if product is None:
             raise errors.UnsupportedVersion(
@@ -155,58 +174,17 @@ class RpcDispatcher:
         if action is None:
             raise errors.UnknownAction(f"Specified api {signed.action!r} is not found.")
         trace.region = self._region(request, signed)
+        action.check_parameters(request.params)
         ctx = RequestContext(
             trace.request_id,
-            credential.principal,
+            principal,
             RegionId(trace.region),
             raw.source_ip,
             received_at=now,
             secure_transport=raw.scheme == "https",
             tags_of=self._services.tags.current,
         )
-        trace.ctx = ctx
-        action.check_parameters(request.params)
-        # Refuse before acting when the audit log is known to be broken, so nothing changes unrecorded.
-        self._audit.check()
-        params = Params(request.params)
-        if action.blocking:
-            answer = await run_in_threadpool(action.handler, params, ctx, self._services)
-        else:
-            answer = action.handler(params, ctx, self._services)
-        if isinstance(answer, Outcome):
-            trace.resource = answer.resource
-            answer = answer.value
-        key_id = ctx.key_id if trace.resource is None else trace.resource.key_id
-        if key_id is not None and action.name in USAGE_ACTIONS and product.prefix == "kms":
-            self._services.usage.record(key_id, ctx.principal, now)
-        return answer
-
-    def _event(self, trace: _Trace, source_ip: str | None, wire: WireError | None) -> AuditEvent:
-        ctx = trace.ctx
-        resource = trace.resource
-        if resource is not None:
-            key_id, version_id = resource.key_id, resource.key_version_id
-        else:
-            key_id = None if ctx is None else ctx.key_id
-            version_id = None if ctx is None else ctx.key_version_id
-        return AuditEvent(
-            request_id=trace.request_id,
-            time=audit_time(self._services.clock.now()),
-            principal=trace.principal,
-            account_id=None if ctx is None else ctx.principal.account_id,
-            action=trace.action,
-            key_id=key_id,
-            key_version_id=version_id,
-            result="Success" if wire is None else wire.code,
-            http_status=200 if wire is None else wire.status,
-            source_ip=source_ip,
-            region=trace.region,
-            reason=None if wire is None or wire.status >= 500 else wire.message,
-            dev_clock=self._dev_clock,
-            access_key_id=None if trace.spent is None else trace.spent[0],
-            nonce=None if trace.spent is None else trace.spent[1],
-            nonce_expires=None if trace.spent is None else trace.spent[2],
-        )
+        return _Authenticated(ctx, action, trace.action, Params(request.params))
 
     def _reply(self, trace: _Trace, wire: WireError | None, body: Mapping[str, object] | None) -> Reply:
         request = trace.request
@@ -250,3 +228,7 @@ class RpcDispatcher:
                 parameter="RegionId",
             )
         return region
+
+
+def _answer(answer: Outcome[Mapping[str, object]] | Mapping[str, object]) -> Outcome[Mapping[str, object]]:
+    return answer if isinstance(answer, Outcome) else Outcome(answer)

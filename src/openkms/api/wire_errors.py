@@ -59,6 +59,7 @@ WIRE_ERRORS: dict[type[errors.OpenKMSError], tuple[int, str]] = {
     errors.Sealed: (503, "ServiceUnavailableTemporary"),
     errors.Unavailable: (503, "ServiceUnavailableTemporary"),
     errors.AuditUnavailable: (500, "InternalFailure"),
+    errors.InternalError: (500, "InternalFailure"),
 }
 
 

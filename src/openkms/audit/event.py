@@ -1,7 +1,9 @@
-"""The audit event: one record per request, allowed, denied or failed.
+"""The audit event: one record per request, allowed, denied or failed, whatever the front door.
 
-Owns the event's fields and their JSON form. An event names who did what to which key and how it
-ended; it never contains plaintext, ciphertext, data keys, signatures, passwords or any other secret.
+Owns the event's fields and their JSON form. Every door (the RPC API, the jobs, the admin CLI) writes
+the same fields through the one runner (`service/runner.py`). An event names who did what to which
+resource and how it ended; it never contains plaintext, ciphertext, data keys, signatures, passwords
+or any other secret.
 `reason` says why a request was denied or failed in words fit for an operator, never a secret value.
 """
 
@@ -19,16 +21,18 @@ class AuditEvent(NamedTuple):
 
     request_id: str
     time: str  # ISO-8601 UTC with milliseconds, see `audit_time`
-    principal: str  # e.g. "acs:ram::1234567890123456:root"
+    principal: str  # e.g. "acs:ram::1234567890123456:root"; "anonymous" before authentication
     account_id: str | None
-    action: str  # the API action, e.g. "Encrypt"
-    key_id: str | None
+    action: str  # the API action, e.g. "Encrypt", "ram:CreateUser"
+    key_id: str | None  # the key of `resource`, when it is a key (for operators searching by key id)
     key_version_id: str | None
-    result: str  # "Success" or the error Code
-    http_status: int
+    result: str  # "Success" or the API's error Code, whatever the door
+    http_status: int | None  # None for doors that do not speak HTTP (jobs, admin CLI)
     source_ip: str | None
     region: str | None
     reason: str | None  # why denied or failed; never a secret
+    door: str = "rpc"  # how the request came in: rpc, console, job, cli
+    resource: str | None = None  # the ARN of what the request acted on (key, alias, user, role, ...)
     dev_clock: bool = False  # the development clock was in effect
     # Set once the request's SignatureNonce was spent, so a node that lost its replay cache (a
     # reboot) can rebuild it from the log. A nonce is not a secret: it travels in the clear.

@@ -6,9 +6,9 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -16,6 +16,9 @@ from rich.console import Console
 from openkms.cli.csr import csr
 from openkms.config import ConfigError, Settings, load_settings
 from openkms.errors import AuditUnavailable
+
+if TYPE_CHECKING:
+    from openkms.server.runtime import Runtime
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="OpenKMS: a self-hosted KMS.")
 audit_app = typer.Typer(no_args_is_help=True, help="Work with the audit log.")
@@ -115,13 +118,13 @@ def serve(
         "proxy_headers": False,
     }
     if settings.workers == 1:
-        uvicorn.run("openkms.api.app:app_from_environment", **options)
+        uvicorn.run("openkms.server.app:app_from_environment", **options)
         return
     # One listening socket per worker (cli/workers.py): uvicorn's shared socket can hand every
     # keep-alive connection of a burst to one worker.
     from openkms.cli.workers import serve_workers
 
-    server_config = uvicorn.Config("openkms.api.app:app_from_environment", **options)
+    server_config = uvicorn.Config("openkms.server.app:app_from_environment", **options)
     status = serve_workers(server_config, settings.workers)
     if status:
         raise typer.Exit(status)
@@ -130,14 +133,15 @@ def serve(
 @app.command()
 def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None) -> None:
     """Bring the database schema to the newest version."""
-    from openkms.repository.database import Database
-    from openkms.repository.migrate import upgrade_to_head
+    from openkms.server.runtime import build_store, upgrade_schema
 
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.effective_database_url)
-    upgrade_to_head(db.engine)
-    db.dispose()
+    store = build_store(settings, cache_ttl=0.0)
+    try:
+        upgrade_schema(store)
+    finally:
+        store.db.dispose()
     console.print("schema is up to date")
 
 
@@ -186,28 +190,32 @@ def account_create(
     """
     import json
 
-    from openkms.clock import SystemClock
-    from openkms.keystore import Keystore
-    from openkms.repository.database import Database
-    from openkms.repository.keyring import DatabaseKeyringStore
-    from openkms.repository.migrate import upgrade_to_head
+    from openkms.cli.admin import operator_context, run_admin
+    from openkms.resource import Resource
+    from openkms.server.runtime import build_store, upgrade_schema
     from openkms.service.bootstrap import bootstrap_store, create_account
-    from openkms.service.seal import root_of_trust
+    from openkms.service.outcome import Outcome
 
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    root = root_of_trust(settings, passphrase=settings.unseal_passphrase)
-    if root is None:
-        root = root_of_trust(settings, passphrase=typer.prompt("Unseal passphrase", hide_input=True))
-    db = Database(settings.effective_database_url)
-    try:
-        upgrade_to_head(db.engine)  # both idempotent: a store a server already runs on is left as it is
-        bootstrap_store(db, settings.regions, SystemClock())
-        keystore = Keystore(root, DatabaseKeyringStore(db.engine))
-        keystore.unseal()
-        created = create_account(db, keystore, SystemClock(), settings.regions)
+    passphrase = None
+    if settings.seal == "passphrase" and not settings.unseal_passphrase:
+        passphrase = typer.prompt("Unseal passphrase", hide_input=True)
+    store = build_store(settings, cache_ttl=0.0)
+    try:  # both idempotent: a store a server already runs on is left as it is
+        upgrade_schema(store)
+        bootstrap_store(store.db, settings.regions, store.clock)
     finally:
-        db.dispose()
+        store.db.dispose()
+    with _runtime(settings, passphrase) as runtime:
+        services = runtime.services
+        ctx = operator_context(runtime, services.instances.root_account(), settings.default_region)
+
+        def use_case() -> Outcome[Any]:
+            made = create_account(services.db, services.keystore, services.clock, settings.regions)
+            return Outcome(made, Resource.account(made.account_id))
+
+        created = _admin_call(lambda: run_admin(runtime, ctx, "CreateAccount", use_case))
     secret = created.secret.reveal().decode("ascii")
     if as_json:
         document = {
@@ -222,13 +230,19 @@ def account_create(
         typer.echo(f"AccessKeySecret: {secret}   (shown once; store it now)")
 
 
-def _instance_access(settings: Settings) -> tuple[Any, Any]:
-    from openkms.clock import SystemClock
-    from openkms.repository.database import Database
-    from openkms.service.sharing import InstanceAccess
+@contextlib.contextmanager
+def _runtime(settings: Settings, passphrase: str | None = None) -> Iterator[Runtime]:
+    """The unsealed runtime of one admin command (`server/runtime.py`); exit 1 with the reason if the
+    store cannot be opened."""
+    from openkms.errors import OpenKMSError
+    from openkms.server.runtime import open_runtime
 
-    db = Database(settings.effective_database_url)
-    return db, InstanceAccess(db, SystemClock(), settings.access_quota, settings.grant_release_seconds)
+    try:
+        with open_runtime(settings, passphrase=passphrase) as runtime:
+            yield runtime
+    except OpenKMSError as exc:
+        console.print(f"[red]refused:[/red] {exc.message}")
+        raise typer.Exit(1) from exc
 
 
 def _admin_call(action: Callable[[], T]) -> T:
@@ -241,6 +255,21 @@ def _admin_call(action: Callable[[], T]) -> T:
         raise typer.Exit(1) from exc
 
 
+def _instance_admin(settings: Settings, instance_id: str, action: str, change: Callable[[Any], T]) -> T:
+    """One operator change of an instance's sharing, through the runner (audited, in the instance's
+    account). `change` gets the instance-sharing service."""
+    from openkms.cli.admin import operator_context, run_admin
+    from openkms.resource import Resource
+    from openkms.service.outcome import Outcome
+
+    with _runtime(settings) as runtime:
+        access = runtime.services.access
+        instance = _admin_call(lambda: access.instance(instance_id))
+        resource = Resource.instance(instance.region_id, instance.account_id, instance.instance_id)
+        ctx = operator_context(runtime, instance.account_id, instance.region_id)
+        return _admin_call(lambda: run_admin(runtime, ctx, action, lambda: Outcome(change(access), resource)))
+
+
 @instance_app.command("share")
 def instance_share(
     instance_id: Annotated[str, typer.Argument(help="The instance (kst-...) to share.")],
@@ -251,11 +280,9 @@ def instance_share(
 ) -> None:
     """Share an instance with another main account: it may create keys there, usable by both (F4.1)."""
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
-    db, access = _instance_access(settings)
-    try:
-        added = _admin_call(lambda: access.share(instance_id, account))
-    finally:
-        db.dispose()
+    added = _instance_admin(
+        settings, instance_id, "ShareInstance", lambda access: access.share(instance_id, account)
+    )
     typer.echo(f"{instance_id} {'is now' if added else 'was already'} shared with {account}")
 
 
@@ -269,11 +296,9 @@ def instance_unshare(
 ) -> None:
     """Stop sharing: the account creates no more keys there; keys it made keep their policies."""
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
-    db, access = _instance_access(settings)
-    try:
-        removed = _admin_call(lambda: access.unshare(instance_id, account))
-    finally:
-        db.dispose()
+    removed = _instance_admin(
+        settings, instance_id, "UnshareInstance", lambda access: access.unshare(instance_id, account)
+    )
     typer.echo(f"{instance_id} {'is no longer' if removed else 'was not'} shared with {account}")
 
 
@@ -289,13 +314,14 @@ def instance_quota(
 ) -> None:
     """Show or set how many other main accounts the instance's key policies may grant (F4.3)."""
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
-    db, access = _instance_access(settings)
-    try:
-        if quota is not None:
-            _admin_call(lambda: access.set_quota(instance_id, quota))
-        limit, held, cooling = access.usage(instance_id)
-    finally:
-        db.dispose()
+    if quota is not None:
+        new_quota = quota
+        _instance_admin(
+            settings, instance_id, "SetInstanceQuota", lambda access: access.set_quota(instance_id, new_quota)
+        )
+    limit, held, cooling = _instance_admin(
+        settings, instance_id, "DescribeInstanceQuota", lambda access: access.usage(instance_id)
+    )
     typer.echo(f"quota {limit}; held by {len(held)}: {', '.join(held) or '-'}; "
                f"returning soon: {', '.join(cooling) or '-'}")  # fmt: skip
 
@@ -314,16 +340,15 @@ def key_associations(
     """
     from rich.table import Table
 
-    from openkms.clock import SystemClock
-    from openkms.repository.database import Database
+    from openkms.server.runtime import build_store
     from openkms.service.usage import detect_now
 
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
-    db = Database(settings.effective_database_url)
+    store = build_store(settings, cache_ttl=0.0)
     try:
-        row, found = detect_now(db, SystemClock(), key_id)
+        row, found = detect_now(store.db, store.clock, key_id)
     finally:
-        db.dispose()
+        store.db.dispose()
     if row is None:
         console.print(f"[red]no key {key_id}[/red]")
         raise typer.Exit(1)

@@ -10,11 +10,8 @@ from openkms.audit.wal import recover_directory
 from openkms.clock import DEV_CLOCK_FILE, SystemClock, advance_offset_file
 from openkms.config import Settings
 from openkms.errors import AuditUnavailable
-from openkms.keystore import Keystore
 from openkms.node.nonces import SharedNonceStore
-from openkms.repository.database import Database
-from openkms.repository.keyring import DatabaseKeyringStore
-from openkms.repository.migrate import upgrade_to_head
+from openkms.server.runtime import build_store, upgrade_schema
 from openkms.service.bootstrap import bootstrap_store, ensure_root_access_key
 from openkms.service.replay import NONCE_FILE, node_memory_dir, rebuild_replay_cache
 from openkms.service.seal import root_of_trust
@@ -60,16 +57,15 @@ def prepare_store(settings: Settings, console: Console) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     prepare_audit_logs(settings, console)
     prepare_replay_cache(settings, console)
-    db = Database(settings.effective_database_url)
+    store = build_store(settings, clock=SystemClock(), cache_ttl=0.0)
+    db, keystore, clock = store.db, store.keystore, store.clock
     try:
-        upgrade_to_head(db.engine)
-        clock = SystemClock()
+        upgrade_schema(store)
         account = bootstrap_store(db, settings.regions, clock)
         root = root_of_trust(settings, passphrase=settings.unseal_passphrase)
         if root is None:
             console.print("the key store is sealed: run `openkms unseal` once the server is up")
             return
-        keystore = Keystore(None, DatabaseKeyringStore(db.engine))
         keystore.unseal(root)
         created = ensure_root_access_key(db, keystore, clock, settings.data_dir, settings.root_access_key)
         keystore.seal()

@@ -1,13 +1,14 @@
 """The job scheduler of a server process: every `interval` seconds, if this process is the database's
-job runner (the leader lock), run each job and append its audit events.
+job runner (the leader lock), run each job's steps through the request runner.
 
 Every worker process starts one; only the lock holder works, and a follower takes over when the
 holder dies (its PostgreSQL session or its file lock goes with it). A job failing is logged and
 never stops the loop.
 
-Fail closed, like requests: before each step on a key the audit sink is checked, and the step's event
-is appended right after it. When the sink fails (AuditUnavailable) the run stops there, so at most the
-one step whose append failed went unrecorded; the next run starts again with the sink's check.
+Fail closed, like requests (each step is one through the runner): before each step on a key the audit
+sink is checked, and the step's record is written right after it. When the sink fails
+(AuditUnavailable) the run stops there, so at most the one step whose record failed went unrecorded;
+the next run starts again with the sink's check.
 
 Each run also retries a scrub of destroyed key material that a busy SQLite WAL kept from finishing
 (`scrub_pending`, logged as a warning until it is done).
@@ -19,18 +20,18 @@ import asyncio
 import contextlib
 import logging
 
-from openkms.audit import AuditSink
 from openkms.errors import AuditUnavailable
 from openkms.jobs.steps import JOBS
 from openkms.service.container import Services
+from openkms.service.runner import Runner
 
 log = logging.getLogger("openkms.jobs")
 
 
 class JobScheduler:
-    def __init__(self, services: Services, audit: AuditSink, interval: float) -> None:
+    def __init__(self, services: Services, runner: Runner, interval: float) -> None:
         self._services = services
-        self._audit = audit
+        self._runner = runner
         self._interval = interval
         self._lock = services.db.leader_lock()
         self._task: asyncio.Task[None] | None = None
@@ -72,7 +73,7 @@ class JobScheduler:
             self._wake.clear()
 
     async def run_once(self) -> int:
-        """Run every job once if this process leads; the number of audit events written."""
+        """Run every job once if this process leads; the number of steps that acted (each recorded)."""
         if self._services.keystore.sealed:
             return 0
         if not await asyncio.to_thread(self._lock.try_acquire):
@@ -84,11 +85,7 @@ class JobScheduler:
             for job in JOBS:
                 due = await asyncio.to_thread(job.due, self._services)
                 for key in due:
-                    self._audit.check()  # no step without a working audit sink
-                    event = await asyncio.to_thread(job.step, self._services, key)
-                    if event is not None:
-                        await self._audit.append(event)
-                        written += 1
+                    written += await job.step(self._services, self._runner, key)
         except AuditUnavailable:
             log.error("the audit sink is unavailable: the job run stops (%d events written)", written)
             raise

@@ -62,3 +62,20 @@ KMS_ACTIONS: Final = frozenset(
         "kms:DevAdvanceClock",
     }
 )
+
+# Successful calls of these actions count as uses of their key (F8 key association detection).
+USAGE_ACTIONS: Final = frozenset(
+    {
+        "Encrypt",
+        "Decrypt",
+        "ReEncrypt",
+        "GenerateDataKey",
+        "GenerateDataKeyWithoutPlaintext",
+        "AsymmetricSign",
+        "AsymmetricVerify",
+        "AsymmetricEncrypt",
+        "AsymmetricDecrypt",
+        "GenerateAndExportDataKey",
+        "ExportDataKey",
+    }
+)

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from openkms.domain.alias import Alias
 from openkms.errors import Conflict
 from openkms.repository.tables import aliases
 from openkms.types import AccountId, KeyId, RegionId
-
-
-@dataclass(frozen=True, slots=True)
-class Alias:
-    account_id: AccountId
-    region_id: RegionId
-    name: str
-    key_id: KeyId
-
-    @property
-    def arn(self) -> str:
-        return f"acs:kms:{self.region_id}:{self.account_id}:{self.name}"
 
 
 class AliasRepository:

@@ -20,6 +20,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from openkms.repository.accounts import AccountRepository
 from openkms.repository.aliases import AliasRepository
+from openkms.repository.blocking import ensure_may_block
 from openkms.repository.identities import IdentityRepository
 from openkms.repository.imports import ImportRepository
 from openkms.repository.instances import InstanceRepository
@@ -65,6 +66,7 @@ class Database:
 
     @contextmanager
     def unit_of_work(self, *, write: bool = False) -> Iterator[UnitOfWork]:
+        ensure_may_block()
         with self.engine.connect() as connection:
             connection.info["openkms_write"] = write
             with connection.begin():

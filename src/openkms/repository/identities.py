@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from openkms.domain.identity import Role, User
 from openkms.repository.tables import (
     access_keys,
     as_utc,
@@ -20,29 +21,6 @@ from openkms.repository.tables import (
     ram_users,
     service_secrets,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class UserRow:
-    account_id: str
-    user_name: str
-    user_id: str
-    display_name: str
-    comments: str
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class RoleRow:
-    account_id: str
-    role_name: str
-    role_id: str
-    description: str
-    assume_role_policy: str
-    max_session_duration: int
-    created_at: datetime
-    updated_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,23 +54,23 @@ class IdentityRepository:
         self._c = connection
 
     # -- users --------------------------------------------------------------------------------------
-    def add_user(self, row: UserRow) -> None:
+    def add_user(self, row: User) -> None:
         self._c.execute(insert(ram_users).values(**_fields(row)))
 
-    def user(self, account_id: str, user_name: str) -> UserRow | None:
+    def user(self, account_id: str, user_name: str) -> User | None:
         found = self._c.execute(
             select(ram_users).where(ram_users.c.account_id == account_id, ram_users.c.user_name == user_name)
         ).first()
-        return None if found is None else UserRow(**_times(found._asdict()))
+        return None if found is None else User(**_times(found._asdict()))
 
-    def users(self, account_id: str, after: str, limit: int) -> list[UserRow]:
+    def users(self, account_id: str, after: str, limit: int) -> list[User]:
         rows = self._c.execute(
             select(ram_users)
             .where(ram_users.c.account_id == account_id, ram_users.c.user_name > after)
             .order_by(ram_users.c.user_name)
             .limit(limit)
         )
-        return [UserRow(**_times(row._asdict())) for row in rows]
+        return [User(**_times(row._asdict())) for row in rows]
 
     def delete_user(self, account_id: str, user_name: str) -> None:
         self._c.execute(
@@ -100,23 +78,23 @@ class IdentityRepository:
         )
 
     # -- roles --------------------------------------------------------------------------------------
-    def add_role(self, row: RoleRow) -> None:
+    def add_role(self, row: Role) -> None:
         self._c.execute(insert(ram_roles).values(**_fields(row)))
 
-    def role(self, account_id: str, role_name: str) -> RoleRow | None:
+    def role(self, account_id: str, role_name: str) -> Role | None:
         found = self._c.execute(
             select(ram_roles).where(ram_roles.c.account_id == account_id, ram_roles.c.role_name == role_name)
         ).first()
-        return None if found is None else RoleRow(**_times(found._asdict()))
+        return None if found is None else Role(**_times(found._asdict()))
 
-    def roles(self, account_id: str, after: str, limit: int) -> list[RoleRow]:
+    def roles(self, account_id: str, after: str, limit: int) -> list[Role]:
         rows = self._c.execute(
             select(ram_roles)
             .where(ram_roles.c.account_id == account_id, ram_roles.c.role_name > after)
             .order_by(ram_roles.c.role_name)
             .limit(limit)
         )
-        return [RoleRow(**_times(row._asdict())) for row in rows]
+        return [Role(**_times(row._asdict())) for row in rows]
 
     def delete_role(self, account_id: str, role_name: str) -> None:
         self._c.execute(

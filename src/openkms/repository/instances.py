@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, Select, func, insert, select
 
+from openkms.domain.instance import Instance
 from openkms.repository.tables import as_utc, instances, keys
 from openkms.types import AccountId, InstanceId, InstanceKind, RegionId
-
-
-@dataclass(frozen=True, slots=True)
-class InstanceRow:
-    instance_id: InstanceId
-    account_id: AccountId
-    region_id: RegionId
-    kind: InstanceKind
-    name: str
-    created_at: datetime
-    key_count: int
 
 
 class InstanceRepository:
@@ -56,11 +45,11 @@ class InstanceRepository:
         )
         return select(instances, key_count)
 
-    def get(self, instance_id: str) -> InstanceRow | None:
+    def get(self, instance_id: str) -> Instance | None:
         row = self._c.execute(self._query().where(instances.c.instance_id == instance_id)).first()
         return None if row is None else _instance(row)
 
-    def in_region(self, account_id: AccountId, region_id: RegionId) -> list[InstanceRow]:
+    def in_region(self, account_id: AccountId, region_id: RegionId) -> list[Instance]:
         rows = self._c.execute(
             self._query()
             .where(instances.c.account_id == account_id, instances.c.region_id == region_id)
@@ -69,8 +58,8 @@ class InstanceRepository:
         return [_instance(row) for row in rows]
 
 
-def _instance(row: Row[Any]) -> InstanceRow:
-    return InstanceRow(
+def _instance(row: Row[Any]) -> Instance:
+    return Instance(
         InstanceId(row.instance_id),
         AccountId(row.account_id),
         RegionId(row.region_id),

@@ -8,6 +8,7 @@ from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from openkms.keystore.keyring import TermExists
+from openkms.repository.blocking import ensure_may_block
 from openkms.repository.tables import keyring_terms
 
 
@@ -34,10 +35,12 @@ class DatabaseKeyringStore:
         self._engine = engine
 
     def load_terms(self) -> list[tuple[int, bytes]]:
+        ensure_may_block()
         with self._engine.connect() as connection:
             return KeyringRepository(connection).load_terms()
 
     def add_term(self, term: int, wrapped: bytes) -> None:
+        ensure_may_block()
         try:
             with self._engine.begin() as connection:
                 KeyringRepository(connection).add_term(term, wrapped)

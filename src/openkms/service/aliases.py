@@ -12,11 +12,11 @@ than the account's root, on the alias ARN as well, as Alibaba's RAM does.
 from __future__ import annotations
 
 from openkms.clock import Clock
+from openkms.domain.alias import Alias
 from openkms.domain.key import Key
 from openkms.domain.names import check_alias_name, is_service_alias
 from openkms.errors import AliasNotFound, KeyNotFound, UnsupportedOperation
 from openkms.node.generation import Generation
-from openkms.repository.aliases import Alias
 from openkms.repository.database import Database
 from openkms.service.authorization import authorize, decide
 from openkms.service.context import RequestContext

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from openkms.policy.document import PolicyDocument
 from openkms.types import AccountId, RegionId
@@ -62,12 +63,26 @@ class Principal:
         return "AssumedRoleUser" if self.name.startswith("assumed-role/") else "SubUser"
 
 
+class Door(StrEnum):
+    """How a request came in; every door goes through the one runner (`service/runner.py`)."""
+
+    RPC = "rpc"  # the Alibaba RPC API (KMS, RAM, STS)
+    CONSOLE = "console"  # the web console
+    JOB = "job"  # the server's own jobs (rotation, deletion, material expiry)
+    CLI = "cli"  # the admin CLI on the server's machine
+
+    @property
+    def speaks_http(self) -> bool:
+        return self in (Door.RPC, Door.CONSOLE)
+
+
 @dataclass(slots=True)
 class RequestContext:
     request_id: str
     principal: Principal
     region_id: RegionId
     source_ip: str | None = None
+    door: Door = Door.RPC
     received_at: float = 0.0  # epoch seconds, for policy conditions on the current time
     secure_transport: bool = False
     # For policy conditions on tags: the tags this request sets (CreateKey, TagResource) and how to
@@ -87,6 +102,11 @@ class RequestContext:
 def system_principal(account_id: AccountId, job: str) -> Principal:
     """The principal a server job acts as: the key's own account, so policy and audit apply."""
     return Principal(account_id, job, actor="system")
+
+
+def operator_principal(account_id: AccountId, user: str) -> Principal:
+    """The administrator running the admin CLI on the server's machine, acting in an account."""
+    return Principal(account_id, f"operator/{user}", actor="system")
 
 
 def service_principal(account_id: AccountId, service: str) -> Principal:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from openkms.domain.instance import Instance
 from openkms.errors import InstanceNotFound
 from openkms.repository.database import Database
-from openkms.repository.instances import InstanceRow
 from openkms.service.authorization import authorize
 from openkms.service.context import RequestContext
-from openkms.types import RegionId
+from openkms.types import AccountId, RegionId
 
 
 class InstanceService:
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    def root_account(self) -> AccountId:
+        """The store's first main account, made when the store was bootstrapped (the operator's own)."""
+        with self._db.unit_of_work() as uow:
+            return uow.accounts.account_ids()[0]
 
     def regions(self, ctx: RequestContext) -> list[RegionId]:
         authorize(ctx, "DescribeRegions")
@@ -30,14 +35,14 @@ class InstanceService:
 
     def list_instances(
         self, ctx: RequestContext, page_number: int, page_size: int
-    ) -> tuple[list[InstanceRow], int]:
+    ) -> tuple[list[Instance], int]:
         authorize(ctx, "ListKmsInstances")
         with self._db.unit_of_work() as uow:
             rows = uow.instances.in_region(ctx.principal.account_id, ctx.region_id)
         start = (page_number - 1) * page_size
         return rows[start : start + page_size], len(rows)
 
-    def get_instance(self, ctx: RequestContext, instance_id: str) -> InstanceRow:
+    def get_instance(self, ctx: RequestContext, instance_id: str) -> Instance:
         authorize(ctx, "GetKmsInstance")
         with self._db.unit_of_work() as uow:
             row = uow.instances.get(instance_id)

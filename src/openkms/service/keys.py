@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from openkms.clock import Clock
+from openkms.domain.instance import Instance
 from openkms.domain.key import Key, KeyFilter, KeyVersion
 from openkms.domain.lifecycle import KeyEvent, transition
 from openkms.domain.names import check_description, parse_rotation_interval
@@ -28,7 +29,6 @@ from openkms.policy.document import PolicyKind, parse_policy
 from openkms.policy.key_policy import shared_instance_key_policy
 from openkms.providers.base import CryptoProvider
 from openkms.repository.database import Database
-from openkms.repository.instances import InstanceRow
 from openkms.service import ids
 from openkms.service.authorization import authorize
 from openkms.service.cache import TtlCache
@@ -218,7 +218,7 @@ class KeyService:
         instance = self._instance(ctx, instance_id)
         return None if instance is None else instance.kind
 
-    def _instance(self, ctx: RequestContext, instance_id: str | None) -> InstanceRow | None:
+    def _instance(self, ctx: RequestContext, instance_id: str | None) -> Instance | None:
         """The instance a key is created in: the caller's own, or one shared with its account (F4.1)."""
         if instance_id is None:
             return None

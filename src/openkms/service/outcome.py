@@ -22,10 +22,14 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Outcome(Generic[T]):
-    """A use case's result and what it acted on (None: no single resource, e.g. a listing)."""
+    """A use case's result and what it acted on (None: no single resource, e.g. a listing).
+
+    `acted` is False only when a use case found nothing to do (a job's key no longer due): the
+    runner then writes no record, since nothing changed and nobody asked."""
 
     value: T
     resource: Resource | None = None
+    acted: bool = True
 
 
 @contextmanager

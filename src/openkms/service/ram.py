@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from openkms.clock import Clock
+from openkms.domain.identity import Role, User
 from openkms.errors import (
     DeleteConflict,
     EntityAlreadyExists,
@@ -30,8 +31,6 @@ from openkms.repository.identities import (
     AttachmentRow,
     IdentityRepository,
     PolicyRow,
-    RoleRow,
-    UserRow,
 )
 from openkms.secret import SecretBytes
 from openkms.service import ids
@@ -115,27 +114,27 @@ class RamService:
         self._generation = generation
 
     # -- users --------------------------------------------------------------------------------------
-    def create_user(self, ctx: RequestContext, name: str, display_name: str | None, comments: str) -> UserRow:
+    def create_user(self, ctx: RequestContext, name: str, display_name: str | None, comments: str) -> User:
         account = ctx.principal.account_id
         _check(USER_NAME, name, "UserName", "1 to 64 letters, digits or . _ - @")
         authorize_own(ctx, "ram:CreateUser", user_resource(account, name))
         now = self._clock.now()
         comments = _description(comments, "Comments")
-        row = UserRow(account, name, ids.new_numeric_id(), display_name or name, comments, now, now)
+        row = User(account, name, ids.new_numeric_id(), display_name or name, comments, now, now)
         with self._db.unit_of_work(write=True) as uow:
             if uow.identities.user(account, name) is not None:
                 raise EntityAlreadyExists("User", f"The user {name} already exists.")
             uow.identities.add_user(row)
         return row
 
-    def get_user(self, ctx: RequestContext, name: str) -> UserRow:
+    def get_user(self, ctx: RequestContext, name: str) -> User:
         authorize_own(ctx, "ram:GetUser", user_resource(ctx.principal.account_id, name))
         with self._db.unit_of_work() as uow:
             return _user(uow.identities, ctx.principal.account_id, name)
 
     def list_users(
         self, ctx: RequestContext, marker: str | None, limit: int
-    ) -> tuple[list[UserRow], str | None]:
+    ) -> tuple[list[User], str | None]:
         authorize_own(ctx, "ram:ListUsers", user_resource(ctx.principal.account_id, "*"))
         with self._db.unit_of_work() as uow:
             rows = uow.identities.users(ctx.principal.account_id, marker or "", limit + 1)
@@ -216,7 +215,7 @@ class RamService:
     # -- roles --------------------------------------------------------------------------------------
     def create_role(
         self, ctx: RequestContext, name: str, trust_policy: str, description: str, max_session: int | None
-    ) -> RoleRow:
+    ) -> Role:
         account = ctx.principal.account_id
         _check(ROLE_NAME, name, "RoleName", "1 to 64 letters, digits, . or -")
         parse_policy(trust_policy, PolicyKind.TRUST)
@@ -224,21 +223,21 @@ class RamService:
         authorize_own(ctx, "ram:CreateRole", role_resource(account, name))
         now = self._clock.now()
         description = _description(description)
-        row = RoleRow(account, name, ids.new_numeric_id(), description, trust_policy, duration, now, now)
+        row = Role(account, name, ids.new_numeric_id(), description, trust_policy, duration, now, now)
         with self._db.unit_of_work(write=True) as uow:
             if uow.identities.role(account, name) is not None:
                 raise EntityAlreadyExists("Role", f"The role {name} already exists.")
             uow.identities.add_role(row)
         return row
 
-    def get_role(self, ctx: RequestContext, name: str) -> RoleRow:
+    def get_role(self, ctx: RequestContext, name: str) -> Role:
         authorize_own(ctx, "ram:GetRole", role_resource(ctx.principal.account_id, name))
         with self._db.unit_of_work() as uow:
             return _role(uow.identities, ctx.principal.account_id, name)
 
     def list_roles(
         self, ctx: RequestContext, marker: str | None, limit: int
-    ) -> tuple[list[RoleRow], str | None]:
+    ) -> tuple[list[Role], str | None]:
         authorize_own(ctx, "ram:ListRoles", role_resource(ctx.principal.account_id, "*"))
         with self._db.unit_of_work() as uow:
             rows = uow.identities.roles(ctx.principal.account_id, marker or "", limit + 1)
@@ -383,14 +382,14 @@ def _policy_type(value: str) -> None:
         raise InvalidArgument("PolicyType must be System or Custom.", parameter="PolicyType")
 
 
-def _user(repo: IdentityRepository, account_id: str, name: str) -> UserRow:
+def _user(repo: IdentityRepository, account_id: str, name: str) -> User:
     row = repo.user(account_id, name)
     if row is None:
         raise EntityNotExist("User", f"The user {name} does not exist.")
     return row
 
 
-def _role(repo: IdentityRepository, account_id: str, name: str) -> RoleRow:
+def _role(repo: IdentityRepository, account_id: str, name: str) -> Role:
     row = repo.role(account_id, name)
     if row is None:
         raise EntityNotExist("Role", f"The role {name} does not exist.")

@@ -12,12 +12,12 @@ from __future__ import annotations
 import re
 
 from openkms.clock import Clock
+from openkms.domain.alias import Alias
 from openkms.domain.key import Key, KeyVersion
 from openkms.domain.specs import SPEC_RULES
 from openkms.errors import Conflict, InvalidArgument, KeyNotFound
 from openkms.node.generation import Generation
 from openkms.providers.base import CryptoProvider
-from openkms.repository.aliases import Alias
 from openkms.repository.database import Database
 from openkms.service import ids
 from openkms.service.authorization import authorize

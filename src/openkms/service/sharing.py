@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from openkms.clock import Clock
+from openkms.domain.instance import Instance
 from openkms.errors import InstanceNotFound, InvalidArgument, QuotaExceeded
 from openkms.policy.key_policy import key_policy_document, other_accounts
 from openkms.repository.database import Database, UnitOfWork
@@ -35,6 +36,13 @@ class InstanceAccess:
         self.release = timedelta(seconds=release_seconds)
 
     # -- administration (CLI) -----------------------------------------------------------------------
+    def instance(self, instance_id: str) -> Instance:
+        with self._db.unit_of_work() as uow:
+            instance = uow.instances.get(instance_id)
+        if instance is None:
+            raise InstanceNotFound(f"The KMS instance {instance_id!r} does not exist.")
+        return instance
+
     def share(self, instance_id: str, account_id: str) -> bool:
         with self._db.unit_of_work(write=True) as uow:
             instance = uow.instances.get(instance_id)

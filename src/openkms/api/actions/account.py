@@ -8,13 +8,13 @@ from collections.abc import Mapping
 from openkms.api.actions.base import Action, page_params
 from openkms.api.params import Params
 from openkms.clock import iso_utc
+from openkms.domain.instance import Instance
 from openkms.errors import UnsupportedOperation
-from openkms.repository.instances import InstanceRow
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
 
 
-def instance_arn(row: InstanceRow) -> str:
+def instance_arn(row: Instance) -> str:
     return f"acs:kms:{row.region_id}:{row.account_id}:keystore/{row.instance_id}"
 
 

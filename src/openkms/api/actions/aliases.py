@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from openkms.api.actions.base import Action, page_params
 from openkms.api.params import Params
-from openkms.repository.aliases import Alias
+from openkms.domain.alias import Alias
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
 

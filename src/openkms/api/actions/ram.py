@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from openkms.api.actions.base import Action
 from openkms.api.params import Params
 from openkms.clock import iso_utc
+from openkms.domain.identity import Role, User
 from openkms.errors import UnsupportedOperation
-from openkms.repository.identities import RoleRow, UserRow
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
 from openkms.service.ram import SESSION_MAX, SESSION_MIN, PolicyView, role_arn
@@ -17,7 +17,7 @@ from openkms.service.ram import SESSION_MAX, SESSION_MIN, PolicyView, role_arn
 API_VERSION = "2015-05-01"
 
 
-def _user(row: UserRow) -> dict[str, object]:
+def _user(row: User) -> dict[str, object]:
     return {
         "UserName": row.user_name,
         "UserId": row.user_id,
@@ -28,7 +28,7 @@ def _user(row: UserRow) -> dict[str, object]:
     }
 
 
-def _role(row: RoleRow) -> dict[str, object]:
+def _role(row: Role) -> dict[str, object]:
     return {
         "RoleName": row.role_name,
         "RoleId": row.role_id,

@@ -1,8 +1,10 @@
-"""The application factory and the one place where the request path is fixed.
+"""The server's ASGI application: the one place where the request path is fixed.
 
 `/` is the Alibaba RPC endpoint, served by a raw ASGI handler (the hot path pays for no framework);
-everything else (`/healthz`, later the console) is a Starlette app. Everything a process needs is
-built here once and passed down: no module-global engines, sessions or singletons.
+everything else (`/healthz`, later the console) is a Starlette app. The object graph comes from
+`server/runtime.py`, built once per worker process and passed down: no module-global engines,
+sessions or singletons. The lifespan unseals, starts the jobs and the usage flusher, and closes
+everything in order.
 """
 
 from __future__ import annotations
@@ -10,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -23,18 +23,14 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from openkms.api.dispatch import BODY_LIMIT, RawRequest, RpcDispatcher
-from openkms.api.unseal import UnsealListener
-from openkms.audit import AuditSink, JsonlAuditSink
-from openkms.clock import DEV_CLOCK_FILE, Clock, DevClock, SystemClock, iso_utc
+from openkms.audit import AuditSink
+from openkms.clock import Clock, DevClock, iso_utc
 from openkms.config import Settings, load_settings
 from openkms.jobs.scheduler import JobScheduler
-from openkms.keystore import Keystore
-from openkms.node.generation import ChangeGeneration
 from openkms.node.nonces import SharedNonceStore
-from openkms.repository.database import Database
-from openkms.repository.keyring import DatabaseKeyringStore
+from openkms.server.runtime import Runtime, build_runtime
+from openkms.server.unseal import UnsealListener
 from openkms.service.bootstrap import ensure_root_access_key
-from openkms.service.container import Services, build_services
 from openkms.service.replay import NONCE_FILE, node_memory_dir
 from openkms.service.seal import root_of_trust
 from openkms.service.usage import FLUSH_SECONDS as USAGE_FLUSH_SECONDS
@@ -45,13 +41,14 @@ log = logging.getLogger("openkms.server")
 class OpenKMSApp:
     """Top-level ASGI app: routes `/` to the RPC dispatcher, the rest to Starlette."""
 
-    def __init__(self, settings: Settings, services: Services, dispatcher: RpcDispatcher, audit: AuditSink):
-        self.settings = settings
-        self.services = services
+    def __init__(self, runtime: Runtime, dispatcher: RpcDispatcher):
+        self.runtime = runtime
+        self.settings = settings = runtime.settings
+        self.services = runtime.services
         self.dispatcher = dispatcher
-        self.audit = audit
-        self.jobs = JobScheduler(services, audit, settings.job_interval_seconds)
-        self.unseal_listener = UnsealListener(settings, services.keystore, self._after_unseal)
+        self.audit: AuditSink = runtime.audit
+        self.jobs = JobScheduler(runtime.services, runtime.runner, settings.job_interval_seconds)
+        self.unseal_listener = UnsealListener(settings, runtime.keystore, self._after_unseal)
         self.web = Starlette(routes=[Route("/healthz", self.healthz)], lifespan=self._lifespan)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -165,37 +162,13 @@ class OpenKMSApp:
 def create_app(
     settings: Settings, *, audit: AuditSink | None = None, clock: Clock | None = None
 ) -> OpenKMSApp:
-    run_dir = settings.data_dir / "run"
-    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if clock is None:
-        clock = DevClock(run_dir / DEV_CLOCK_FILE) if settings.dev_clock else SystemClock()
-    db = Database(settings.effective_database_url)
-    keystore = Keystore(None, DatabaseKeyringStore(db.engine))
-    # The replay cache lives in the data dir, not in /dev/shm, so a restart or a reboot does not
-    # reopen the 15-minute replay window of requests already seen.
-    generation = ChangeGeneration(run_dir / "generation.shm")
-    services = build_services(
-        db,
-        keystore,
-        clock,
-        generation,
-        settings.cache_ttl_seconds,
-        access_quota=settings.access_quota,
-        grant_release_seconds=settings.grant_release_seconds,
-    )
+    runtime = build_runtime(settings, audit=audit, clock=clock)
+    # The replay cache is node memory shared by this machine's workers (see service/replay.py).
     nonces = SharedNonceStore(node_memory_dir(settings.data_dir) / NONCE_FILE, slots=settings.nonce_slots)
-    if audit is None:
-        audit = JsonlAuditSink(_audit_path(settings.data_dir), fsync=settings.audit_fsync)
-    dispatcher = RpcDispatcher(services, nonces, audit, settings.regions, settings.timestamp_window_seconds)
-    return OpenKMSApp(settings, services, dispatcher, audit)
-
-
-def _audit_path(data_dir: Path) -> Path:
-    directory = data_dir / "audit"
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    # The random part keeps two apps of one process (tests) started in the same second apart.
-    return directory / f"audit-{stamp}-{os.getpid()}-{os.urandom(3).hex()}.jsonl"
+    dispatcher = RpcDispatcher(
+        runtime.services, runtime.runner, nonces, settings.regions, settings.timestamp_window_seconds
+    )
+    return OpenKMSApp(runtime, dispatcher)
 
 
 def app_from_environment() -> Any:

@@ -1,0 +1,193 @@
+"""The one request runner every front door calls: the RPC API, the jobs and the admin CLI.
+
+For an authenticated request (`run`), in this order: refuse while the audit log is known broken
+(nothing changes unrecorded) -> refuse while sealed -> run the use case (it authorizes against the
+resource it resolves) -> count the key's usage -> write the audit record, failing closed -> hand
+back the result or raise the error. A request that failed before it had a principal (a bad
+signature, a malformed request) is recorded by `refuse`, with the same fields.
+
+Owns the audit record's vocabulary: the same fields whatever the door, the result as the API's code
+(`describe`, given by the composition root, maps an error to it), the HTTP status only for doors
+that speak HTTP. Unexpected exceptions are logged with their traceback here and become
+`InternalError`. Never records a secret: a record names who did what to which resource.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple, TypeVar
+
+from openkms import errors
+from openkms.audit import AuditEvent, AuditSink, audit_time
+from openkms.clock import Clock
+from openkms.keystore import Keystore
+from openkms.policy.actions import USAGE_ACTIONS
+from openkms.resource import Resource
+from openkms.service.context import Door, RequestContext
+from openkms.service.offload import run_without_blocking
+from openkms.service.outcome import Outcome
+from openkms.service.usage import UsageRecorder
+
+__all__ = ["Attempt", "ErrorCode", "Runner", "SpentNonce"]
+
+log = logging.getLogger("openkms.runner")
+
+T = TypeVar("T")
+
+
+class ErrorCode(NamedTuple):
+    """How an error reads in the audit log: the API's code, its HTTP status, and the reason."""
+
+    code: str
+    status: int
+    reason: str | None  # None for server-side faults: their detail is in the server log only
+
+
+class SpentNonce(NamedTuple):
+    """The signature nonce a request spent, so a node's replay cache can be rebuilt from the log."""
+
+    access_key_id: str
+    nonce: str
+    expires: int  # epoch seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What a door knows of a request that failed before it had a principal."""
+
+    door: Door
+    request_id: str
+    action: str
+    source_ip: str | None
+    principal: str = "anonymous"
+    account_id: str | None = None
+    region: str | None = None
+    spent: SpentNonce | None = None
+
+
+class Runner:
+    def __init__(
+        self,
+        keystore: Keystore,
+        audit: AuditSink,
+        usage: UsageRecorder,
+        clock: Clock,
+        describe: Callable[[BaseException], ErrorCode],
+    ) -> None:
+        self._keystore = keystore
+        self._audit = audit
+        self._usage = usage
+        self._clock = clock
+        self._describe = describe
+        self._dev_clock = bool(getattr(clock, "dev", False))
+
+    @property
+    def audit(self) -> AuditSink:
+        return self._audit
+
+    def describe(self, error: BaseException) -> ErrorCode:
+        return self._describe(error)
+
+    async def run(
+        self,
+        ctx: RequestContext,
+        action: str,
+        call: Callable[[], Outcome[T]],
+        *,
+        blocking: bool = True,
+        spent: SpentNonce | None = None,
+    ) -> T:
+        """Run one authenticated request's use case; its value, or its error once it is recorded.
+
+        `blocking` use cases run in a worker thread; the others run on the event loop and move to a
+        thread only if they would wait on the database (a cold cache). Raises `AuditUnavailable`
+        when the record cannot be written: then no result may leave."""
+        resource: Resource | None = None
+        failure: errors.OpenKMSError | None = None
+        outcome: Outcome[T] | None = None
+        # A sink known to be broken refuses before anything runs; there is nowhere to record that.
+        self._audit.check()
+        try:
+            if self._keystore.sealed:
+                raise errors.Sealed()
+            if blocking:
+                outcome = await asyncio.to_thread(call)
+            else:
+                outcome = await run_without_blocking(call)
+        except errors.OpenKMSError as exc:
+            failure, resource = exc, exc.resource
+        except Exception as exc:
+            log.exception("request %s (%s) failed unexpectedly", ctx.request_id, action)
+            failure = errors.InternalError()
+            failure.__cause__ = exc
+        if outcome is not None:
+            if not outcome.acted:
+                return outcome.value  # nothing was done (a job found its key no longer due)
+            resource = outcome.resource
+            if resource is not None and resource.key_id is not None and action in USAGE_ACTIONS:
+                self._usage.record(resource.key_id, ctx.principal, ctx.received_at)
+        if resource is None and ctx.key_id is not None:  # TRANSITIONAL: services still on ctx.touched
+            resource = Resource.key(ctx.region_id, ctx.principal.account_id, ctx.key_id, ctx.key_version_id)
+            if outcome is not None and failure is None and action in USAGE_ACTIONS:
+                self._usage.record(ctx.key_id, ctx.principal, ctx.received_at)
+        principal = ctx.principal
+        attempt = Attempt(
+            ctx.door,
+            ctx.request_id,
+            action,
+            ctx.source_ip,
+            principal.arn,
+            principal.account_id,
+            ctx.region_id,
+            spent,
+        )
+        await self._record(attempt, resource, failure)
+        if failure is not None:
+            raise failure
+        assert outcome is not None
+        return outcome.value
+
+    async def refuse(self, attempt: Attempt, error: BaseException) -> None:
+        """Record a request that failed before a use case ran; raises `AuditUnavailable` if it cannot."""
+        resource = error.resource if isinstance(error, errors.OpenKMSError) else None
+        await self._record(attempt, resource, error)
+
+    async def _record(
+        self, attempt: Attempt, resource: Resource | None, failure: BaseException | None
+    ) -> None:
+        if failure is None:
+            result, status, reason = "Success", 200, None
+        else:
+            result, status, reason = self._describe(failure)
+        spent = attempt.spent
+        event = AuditEvent(
+            request_id=attempt.request_id,
+            time=audit_time(self._clock.now()),
+            principal=attempt.principal,
+            account_id=attempt.account_id,
+            action=attempt.action,
+            key_id=None if resource is None else resource.key_id,
+            key_version_id=None if resource is None else resource.key_version_id,
+            result=result,
+            http_status=status if attempt.door.speaks_http else None,
+            source_ip=attempt.source_ip,
+            region=attempt.region,
+            reason=reason,
+            door=attempt.door.value,
+            resource=None if resource is None else resource.arn,
+            dev_clock=self._dev_clock,
+            access_key_id=None if spent is None else spent.access_key_id,
+            nonce=None if spent is None else spent.nonce,
+            nonce_expires=None if spent is None else spent.expires,
+        )
+        try:
+            await self._audit.append(event)
+        except errors.AuditUnavailable:
+            log.error("request %s: audit record not written; answering InternalFailure", attempt.request_id)
+            raise
+        except Exception as exc:
+            log.exception("request %s: audit sink failed; answering InternalFailure", attempt.request_id)
+            raise errors.AuditUnavailable() from exc
