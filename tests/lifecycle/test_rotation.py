@@ -51,6 +51,9 @@ def test_the_job_rotates_due_keys_once_and_old_ciphertexts_still_decrypt(stack: 
     assert [(e.action, e.key_id, e.result) for e in events] == [("CreateKeyVersion", key_id, "Success")]
     assert events[0].principal.endswith(":system/rotation-job")
     assert events[0].account_id == stack.account_id
+    # The same record fields as an API call: the door, the key's ARN, no HTTP status (no HTTP here).
+    assert (events[0].door, events[0].http_status) == ("job", None)
+    assert events[0].resource == f"acs:kms:cn-hangzhou:{stack.account_id}:key/{key_id}"
     versions = _versions(stack, key_id)
     assert len(versions) == 2
     rotated = services.keys.describe_key(stack.ctx(), key_id)

@@ -10,12 +10,10 @@ from openkms.api.params import Params
 from openkms.clock import iso_utc
 from openkms.domain.instance import Instance
 from openkms.errors import UnsupportedOperation
+from openkms.resource import Resource
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
-
-
-def instance_arn(row: Instance) -> str:
-    return f"acs:kms:{row.region_id}:{row.account_id}:keystore/{row.instance_id}"
+from openkms.service.outcome import Outcome
 
 
 def describe_regions(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
@@ -41,9 +39,7 @@ def list_kms_instances(params: Params, ctx: RequestContext, services: Services) 
     rows, total = services.instances.list_instances(ctx, page_number, page_size)
     return {
         "KmsInstances": {
-            "KmsInstance": [
-                {"KmsInstanceId": row.instance_id, "KmsInstanceArn": instance_arn(row)} for row in rows
-            ]
+            "KmsInstance": [{"KmsInstanceId": row.instance_id, "KmsInstanceArn": row.arn} for row in rows]
         },
         "TotalCount": total,
         "PageNumber": page_number,
@@ -51,8 +47,14 @@ def list_kms_instances(params: Params, ctx: RequestContext, services: Services) 
     }
 
 
-def get_kms_instance(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def get_kms_instance(
+    params: Params, ctx: RequestContext, services: Services
+) -> Outcome[Mapping[str, object]]:
     row = services.instances.get_instance(ctx, params.required_str("KmsInstanceId"))
+    return Outcome(_instance(row), Resource(row.arn))
+
+
+def _instance(row: Instance) -> Mapping[str, object]:
     return {
         "KmsInstance": {
             "InstanceId": row.instance_id,

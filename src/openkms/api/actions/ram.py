@@ -3,18 +3,64 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-from openkms.api.actions.base import Action
+from openkms.api.actions.base import Action, Handler
 from openkms.api.params import Params
 from openkms.clock import iso_utc
 from openkms.domain.identity import Role, User
 from openkms.errors import UnsupportedOperation
+from openkms.resource import Resource
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
+from openkms.service.outcome import Outcome, acting_on
 from openkms.service.ram import SESSION_MAX, SESSION_MIN, PolicyView, role_arn
 
 API_VERSION = "2015-05-01"
+
+# Which RAM entity a request is about, from its parameters: every RAM resource is in the caller's
+# own account and named by the request, so the audit record names it even when the call is denied.
+ResourceOf = Callable[[Params, RequestContext], Resource | None]
+
+
+def _user_named(params: Params, ctx: RequestContext) -> Resource:
+    return Resource.user(ctx.principal.account_id, params.required_str("UserName"))
+
+
+def _key_owner(params: Params, ctx: RequestContext) -> Resource:
+    """An access key belongs to the named user, or to the caller when no user is named."""
+    name = params.optional_str("UserName")
+    return Resource.user(ctx.principal.account_id, name) if name else Resource(ctx.principal.arn)
+
+
+def _role_named(params: Params, ctx: RequestContext) -> Resource:
+    return Resource.role(ctx.principal.account_id, params.required_str("RoleName"))
+
+
+def _policy_named(params: Params, ctx: RequestContext) -> Resource:
+    policy_type = params.optional_str("PolicyType") or "Custom"
+    return Resource.policy(ctx.principal.account_id, params.required_str("PolicyName"), policy_type)
+
+
+def _listing_only(params: Params, ctx: RequestContext) -> None:
+    return None
+
+
+def _about(name: str, handler: Handler, parameters: frozenset[str], resource_of: ResourceOf) -> Action:
+    """A RAM action whose outcome (and error) names the entity it was about."""
+
+    def run(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
+        resource = resource_of(params, ctx)
+        if resource is None:
+            return Outcome(_body(handler(params, ctx, services)))
+        with acting_on(resource):
+            return Outcome(_body(handler(params, ctx, services)), resource)
+
+    return Action(name, run, parameters)
+
+
+def _body(answer: Outcome[Mapping[str, object]] | Mapping[str, object]) -> Mapping[str, object]:
+    return answer.value if isinstance(answer, Outcome) else answer
 
 
 def _user(row: User) -> dict[str, object]:
@@ -241,7 +287,12 @@ def _attachment(principal_type: str, attach: bool) -> Action:
         return {}
 
     name = f"AttachPolicyTo{principal_type}" if attach else f"DetachPolicyFrom{principal_type}"
-    return Action(name, handler, frozenset({name_param, "PolicyType", "PolicyName", "ResourceGroupId"}))
+    return _about(
+        name,
+        handler,
+        frozenset({name_param, "PolicyType", "PolicyName", "ResourceGroupId"}),
+        _user_named if principal_type == "User" else _role_named,
+    )
 
 
 def _listing(principal_type: str) -> Action:
@@ -264,30 +315,48 @@ def _listing(principal_type: str) -> Action:
             }
         }
 
-    return Action(f"ListPoliciesFor{principal_type}", handler, frozenset({name_param}))
+    return _about(
+        f"ListPoliciesFor{principal_type}",
+        handler,
+        frozenset({name_param}),
+        _user_named if principal_type == "User" else _role_named,
+    )
 
 
 ACTIONS = (
-    Action("CreateUser", create_user, frozenset({"UserName", "DisplayName", "Comments"})),
-    Action("GetUser", get_user, frozenset({"UserName"})),
-    Action("ListUsers", list_users, frozenset({"Marker", "MaxItems"})),
-    Action("DeleteUser", delete_user, frozenset({"UserName"})),
-    Action("CreateAccessKey", create_access_key, frozenset({"UserName"})),
-    Action("ListAccessKeys", list_access_keys, frozenset({"UserName"})),
-    Action("UpdateAccessKey", update_access_key, frozenset({"UserName", "UserAccessKeyId", "Status"})),
-    Action("DeleteAccessKey", delete_access_key, frozenset({"UserName", "UserAccessKeyId"})),
-    Action(
+    _about("CreateUser", create_user, frozenset({"UserName", "DisplayName", "Comments"}), _user_named),
+    _about("GetUser", get_user, frozenset({"UserName"}), _user_named),
+    _about("ListUsers", list_users, frozenset({"Marker", "MaxItems"}), _listing_only),
+    _about("DeleteUser", delete_user, frozenset({"UserName"}), _user_named),
+    _about("CreateAccessKey", create_access_key, frozenset({"UserName"}), _key_owner),
+    _about("ListAccessKeys", list_access_keys, frozenset({"UserName"}), _key_owner),
+    _about(
+        "UpdateAccessKey",
+        update_access_key,
+        frozenset({"UserName", "UserAccessKeyId", "Status"}),
+        _key_owner,
+    ),
+    _about("DeleteAccessKey", delete_access_key, frozenset({"UserName", "UserAccessKeyId"}), _key_owner),
+    _about(
         "CreateRole",
         create_role,
         frozenset({"RoleName", "AssumeRolePolicyDocument", "Description", "MaxSessionDuration", "Tag"}),
+        _role_named,
     ),
-    Action("GetRole", get_role, frozenset({"RoleName"})),
-    Action("ListRoles", list_roles, frozenset({"Marker", "MaxItems", "Tag"})),
-    Action("DeleteRole", delete_role, frozenset({"RoleName"})),
-    Action("CreatePolicy", create_policy, frozenset({"PolicyName", "PolicyDocument", "Description", "Tag"})),
-    Action("GetPolicy", get_policy, frozenset({"PolicyName", "PolicyType"})),
-    Action("ListPolicies", list_policies, frozenset({"PolicyType", "Marker", "MaxItems", "Tag"})),
-    Action("DeletePolicy", delete_policy, frozenset({"PolicyName", "CascadingDelete"})),
+    _about("GetRole", get_role, frozenset({"RoleName"}), _role_named),
+    _about("ListRoles", list_roles, frozenset({"Marker", "MaxItems", "Tag"}), _listing_only),
+    _about("DeleteRole", delete_role, frozenset({"RoleName"}), _role_named),
+    _about(
+        "CreatePolicy",
+        create_policy,
+        frozenset({"PolicyName", "PolicyDocument", "Description", "Tag"}),
+        _policy_named,
+    ),
+    _about("GetPolicy", get_policy, frozenset({"PolicyName", "PolicyType"}), _policy_named),
+    _about(
+        "ListPolicies", list_policies, frozenset({"PolicyType", "Marker", "MaxItems", "Tag"}), _listing_only
+    ),
+    _about("DeletePolicy", delete_policy, frozenset({"PolicyName", "CascadingDelete"}), _policy_named),
     _attachment("User", attach=True),
     _attachment("Role", attach=True),
     _attachment("User", attach=False),

@@ -9,21 +9,30 @@ from datetime import UTC, datetime
 from openkms.api.actions.base import Action
 from openkms.api.params import Params
 from openkms.clock import iso_utc
+from openkms.resource import Resource
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
+from openkms.service.outcome import Outcome, acting_on
+from openkms.service.sts import Session
 
 API_VERSION = "2015-04-01"
 MAX_DURATION = 43200
 
 
-def assume_role(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
-    session = services.sts.assume_role(
-        ctx,
-        params.required_str("RoleArn"),
-        params.required_str("RoleSessionName"),
-        params.optional_int("DurationSeconds", None, minimum=1, maximum=MAX_DURATION),
-        params.optional_str("Policy"),
-    )
+def assume_role(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
+    role = Resource(params.required_str("RoleArn"))
+    with acting_on(role):
+        session = services.sts.assume_role(
+            ctx,
+            role.arn,
+            params.required_str("RoleSessionName"),
+            params.optional_int("DurationSeconds", None, minimum=1, maximum=MAX_DURATION),
+            params.optional_str("Policy"),
+        )
+    return Outcome(_credentials(session), role)
+
+
+def _credentials(session: Session) -> Mapping[str, object]:
     return {
         "Credentials": {
             "AccessKeyId": session.access_key_id,
