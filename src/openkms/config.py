@@ -41,7 +41,7 @@ class Settings:
     access_quota: int = 10  # other main accounts an instance's keys may grant (F4.3), per instance
     grant_release_seconds: int = 300  # how long a removed grant keeps its quota unit
     log_level: str = "info"
-    # Lifecycle jobs (issue 3): seconds between job runs (0: no job runner in this process), and the
+    # Lifecycle jobs: seconds between job runs (0: no job runner in this process), and the
     # development clock that `openkms dev advance` moves (off unless `serve --dev-clock`).
     job_interval_seconds: float = 60.0
     dev_clock: bool = False

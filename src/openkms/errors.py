@@ -6,25 +6,35 @@
     │   ├── InvalidCiphertext      a blob that does not decrypt (tampered, moved, wrong context)
     │   ├── SignatureInvalid       a signature does not verify (AsymmetricVerify answers false instead)
     │   ├── UnsupportedOperation   valid request, not supported for this key or instance
-    │   ├── InvalidImportToken     an ImportToken that is forged, unknown or for another key (issue 5)
-    │   ├── ImportTokenExpired     an authentic ImportToken past its TokenExpireTime (issue 5)
-    │   └── IncorrectKeyMaterial   imported material that does not unwrap, fit the spec, or match (issue 5)
+    │   ├── InvalidImportToken     an ImportToken that is forged, unknown or for another key
+    │   ├── ImportTokenExpired     an authentic ImportToken past its TokenExpireTime
+    │   ├── IncorrectKeyMaterial   imported material that does not unwrap, fit the spec, or match
+    │   ├── MalformedPolicy        a policy document that does not parse or breaks a rule
+    │   └── UnsupportedVersion     an API Version this server does not serve
     ├── NotFound
     │   ├── KeyNotFound
     │   ├── KeyVersionNotFound
     │   ├── AliasNotFound
-    │   └── InstanceNotFound
+    │   ├── InstanceNotFound
+    │   └── UnknownAction          an Action the API does not have
     ├── InvalidKeyState            the key's state forbids the operation (pending deletion, ...)
     │   ├── KeyDisabled            the key is disabled
-    │   └── DeletionProtected      deletion protection is on (issue 3)
+    │   └── DeletionProtected      deletion protection is on
     ├── Conflict                   the request collides with existing state (second customer master key, ...)
     ├── QuotaExceeded
+    ├── EntityError                a RAM entity (user, role, policy, access key) rule; names the entity
+    │   ├── EntityNotExist
+    │   ├── EntityAlreadyExists
+    │   ├── DeleteConflict         the entity is still in use (attachments, access keys)
+    │   └── EntityLimitExceeded
     ├── AuthenticationError        who is calling could not be established
     │   ├── UnknownAccessKey
     │   ├── SignatureMismatch
     │   ├── IncompleteSignature
     │   ├── InvalidTimestamp
     │   ├── ExpiredTimestamp
+    │   ├── SecurityTokenExpired   an STS token past its expiry
+    │   ├── InvalidSecurityToken   an STS token that is forged or malformed
     │   └── NonceReused
     ├── AccessDenied               authenticated, not allowed
     ├── InternalError              an unexpected server-side fault (answered InternalFailure)

@@ -46,13 +46,13 @@ class Key:
     created_at: datetime
     delete_date: datetime | None = None
     policy: str | None = None  # the key policy as written; None: the default policy
-    # Lifecycle (issue 3).
+    # Lifecycle: deletion protection and automatic rotation.
     deletion_protection: bool = False
     deletion_protection_description: str = ""
     rotation_interval: int | None = None  # seconds; None: no automatic rotation
     last_rotation_date: datetime | None = None
     next_rotation_date: datetime | None = None
-    # Imported material (issue 5): when it expires; None: never (or no material imported).
+    # Imported material: when it expires; None: never (or no material imported).
     material_expire_time: datetime | None = None
 
     @property

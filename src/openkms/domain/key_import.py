@@ -1,4 +1,4 @@
-"""Bring your own key (issue 5): the wrapping algorithms, the import token's format and lifetime, and
+"""Bring your own key: the wrapping algorithms, the import token's format and lifetime, and
 the parsing of ImportKeyMaterial's expiry. No key material here, and no cryptography: the provider
 unwraps, the service binds a token to its key, wrapping key and expiry.
 """

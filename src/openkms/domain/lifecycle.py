@@ -17,7 +17,7 @@ class KeyEvent(StrEnum):
     DISABLE = "DisableKey"
     SCHEDULE_DELETION = "ScheduleKeyDeletion"
     CANCEL_DELETION = "CancelKeyDeletion"
-    # Imported material (issue 5).
+    # Imported material.
     IMPORT_MATERIAL = "ImportKeyMaterial"
     DELETE_MATERIAL = "DeleteKeyMaterial"
 
@@ -32,7 +32,7 @@ _TRANSITIONS: dict[tuple[KeyState, KeyEvent], KeyState] = {
     (KeyState.DISABLED, KeyEvent.SCHEDULE_DELETION): KeyState.PENDING_DELETION,
     # Alibaba returns a cancelled key to Enabled (not to its state before, as AWS does).
     (KeyState.PENDING_DELETION, KeyEvent.CANCEL_DELETION): KeyState.ENABLED,
-    # Imported material (issue 5): a key waiting for material may be deleted; importing enables it, or
+    # Imported material: a key waiting for material may be deleted; importing enables it, or
     # (the same material again, e.g. with a new expiry) keeps an Enabled or Disabled key as it is;
     # deleting or expiring the material returns the key to PendingImport.
     (KeyState.PENDING_IMPORT, KeyEvent.SCHEDULE_DELETION): KeyState.PENDING_DELETION,

@@ -94,10 +94,6 @@ class Keystore:
         with self._lock:
             return self._unsealed().rotate()
 
-    def refresh_keyring(self) -> None:
-        """Pick up KEK terms that another node added."""
-        self._unsealed().refresh()
-
     def _unsealed(self) -> Keyring:
         keyring = self._keyring
         if keyring is None:

@@ -1,7 +1,8 @@
 """The KEK keyring: numbered terms of key-encrypting keys, each stored wrapped by the root key.
 
 Owns the wrapped-KEK format and the term lifecycle. `rotate()` adds term max+1 and makes it active; old
-terms stay so that material wrapped under them still unwraps (a background job rewraps it). Terms are
+terms stay so that material wrapped under them keeps unwrapping (nothing rewraps it yet: a term is
+never removed while material under it may exist). Terms are
 stored through a `KeyringStore` (the repository in production, `openkms.testing.MemoryKeyringStore` in
 tests). A stored KEK is
 

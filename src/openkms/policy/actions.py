@@ -1,4 +1,5 @@
-"""The kms:* actions OpenKMS authorizes. Issue-6 policies refer to these names."""
+"""The kms:* actions OpenKMS authorizes (the names RAM and key policies refer to), and which of
+them count as uses of their key."""
 
 from __future__ import annotations
 
@@ -34,11 +35,11 @@ KMS_ACTIONS: Final = frozenset(
         "kms:GenerateAndExportDataKey",
         "kms:ExportDataKey",
         "kms:GenerateCertificateSigningRequest",
-        # Imported key material (issue 5).
+        # Imported key material (bring your own key).
         "kms:GetParametersForImport",
         "kms:ImportKeyMaterial",
         "kms:DeleteKeyMaterial",
-        # Lifecycle (issue 3).
+        # Lifecycle: descriptions, protection, deletion, rotation, aliases, tags.
         "kms:UpdateKeyDescription",
         "kms:SetDeletionProtection",
         "kms:ScheduleKeyDeletion",

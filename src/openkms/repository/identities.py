@@ -186,15 +186,6 @@ class IdentityRepository:
             )
         )
 
-    def detach_all(self, account_id: str, principal_type: str, principal_name: str) -> None:
-        self._c.execute(
-            delete(ram_attachments).where(
-                ram_attachments.c.account_id == account_id,
-                ram_attachments.c.principal_type == principal_type,
-                ram_attachments.c.principal_name == principal_name,
-            )
-        )
-
     # -- access keys of a principal -----------------------------------------------------------------
     def access_keys_of(self, account_id: str, principal_name: str) -> list[AccessKeyInfo]:
         rows = self._c.execute(

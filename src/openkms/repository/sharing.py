@@ -55,14 +55,6 @@ class SharingRepository:
         ).first()
         return found is not None
 
-    def shared_with(self, instance_id: str) -> list[str]:
-        rows = self._c.execute(
-            select(instance_shares.c.account_id)
-            .where(instance_shares.c.instance_id == instance_id)
-            .order_by(instance_shares.c.account_id)
-        )
-        return [row.account_id for row in rows]
-
     def lock_instance(self, instance_id: str) -> None:
         """Serialize grant changes on one instance (PostgreSQL row lock; SQLite writers are serial)."""
         if self._c.dialect.name != "sqlite":

@@ -8,6 +8,8 @@ from __future__ import annotations
 from openkms.audit.event import AuditEvent
 from openkms.errors import AuditUnavailable
 
+__all__ = ["FailingAuditSink", "MemoryAuditSink"]
+
 
 class MemoryAuditSink:
     """Keeps every appended event in `events`, in order. After `aclose`, appends fail like a real sink."""

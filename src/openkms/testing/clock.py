@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
+__all__ = ["FrozenClock"]
+
 
 class FrozenClock:
     """`now()` stays put until `advance()` or `set()`; thread safe."""

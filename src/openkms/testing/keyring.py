@@ -14,6 +14,8 @@ from typing import Final
 from openkms.keystore.keyring import TermExists
 from openkms.secret import SecretBytes
 
+__all__ = ["MemoryKeyringStore", "StaticRoot"]
+
 
 class MemoryKeyringStore:
     def __init__(self) -> None:
