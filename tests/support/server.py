@@ -74,8 +74,8 @@ class LiveServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         STARTED_DATA_DIRS.add(self.data_dir)
         self.log_path = self.data_dir.parent / f"server-{uuid.uuid4().hex[:8]}.log"
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+        with self.log_path.open("wb") as log:  # the server keeps its own copy of the descriptor
+            self.process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.wait(ready=wait_ready)
         return self
 

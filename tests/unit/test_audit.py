@@ -741,8 +741,8 @@ def test_serve_refuses_to_start_on_a_ring_it_cannot_apply(tmp_path: Path) -> Non
     (data_dir / "audit" / "audit.jsonl").write_bytes(other_log)
     wal_path(data_dir / "audit" / "audit.jsonl").write_bytes(ring)
 
-    with pytest.raises(AuditUnavailable, match="could not be applied"):
-        prepare_audit_logs(Settings(data_dir=data_dir), Console(file=open(os.devnull, "w")))  # noqa: SIM115
+    with open(os.devnull, "w") as quiet, pytest.raises(AuditUnavailable, match="could not be applied"):
+        prepare_audit_logs(Settings(data_dir=data_dir), Console(file=quiet))
 
 
 def test_a_batch_larger_than_the_ring_goes_through_it_in_whole_lines(tmp_path: Path) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
 
 from openkms import errors
@@ -54,9 +53,8 @@ class SpentNonce(NamedTuple):
     expires: int  # epoch seconds
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """What a door knows of a request that failed before it had a principal."""
+class Attempt(NamedTuple):
+    """Who asked what, as the audit record names it (a NamedTuple: one is built per request)."""
 
     door: Door
     request_id: str
