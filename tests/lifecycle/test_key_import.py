@@ -38,11 +38,11 @@ OAEP = "RSAES_OAEP_SHA_256"
 def _external(stack: Stack) -> KeyId:
     return stack.services.keys.create_key(
         stack.ctx(), CreateKeyRequest(instance_id=stack.instance_id, origin="EXTERNAL")
-    ).key_id
+    ).value.key_id
 
 
 def _wrapped(stack: Stack, key_id: KeyId, material: bytes) -> tuple[str, bytes]:
-    found = stack.services.key_import.get_parameters(stack.ctx(), key_id, OAEP, "RSA_2048")
+    found = stack.services.key_import.get_parameters(stack.ctx(), key_id, OAEP, "RSA_2048").value
     return found.import_token, base64.b64decode(
         wrap(base64.b64encode(found.public_key_der).decode(), OAEP, material)
     )
@@ -137,7 +137,7 @@ def test_the_expiry_job_destroys_material_and_the_same_material_restores_it(stac
     services.key_import.import_material(stack.ctx(), key_id, token, encrypted, expire)
     token2, encrypted2 = _wrapped(stack, keeper, os.urandom(32))
     services.key_import.import_material(stack.ctx(), keeper, token2, encrypted2, None)
-    blob = services.crypto.encrypt(stack.ctx(), key_id, b"before expiry", None).blob
+    blob = services.crypto.encrypt(stack.ctx(), key_id, b"before expiry", None).value.blob
     stack.clock.advance(timedelta(hours=23))
     assert services.key_import.due_for_expiry() == []
     assert expire_due_material(services) == []
@@ -158,7 +158,7 @@ def test_the_expiry_job_destroys_material_and_the_same_material_restores_it(stac
     assert _state(stack, key_id) is KeyState.PENDING_IMPORT
     token, encrypted = _wrapped(stack, key_id, material)
     services.key_import.import_material(stack.ctx(), key_id, token, encrypted, None)
-    assert services.crypto.decrypt(stack.ctx(), blob, None).plaintext.reveal() == b"before expiry"
+    assert services.crypto.decrypt(stack.ctx(), blob, None).value.plaintext.reveal() == b"before expiry"
 
 
 def test_deleting_an_external_key_destroys_its_tokens_and_record(stack: Stack) -> None:
@@ -178,12 +178,12 @@ def test_deleting_an_external_key_destroys_its_tokens_and_record(stack: Stack) -
 
 def test_the_default_key_slot_takes_imported_material(stack: Stack) -> None:
     services = stack.services
-    key = services.keys.create_key(stack.ctx(), CreateKeyRequest(origin="EXTERNAL"))
+    key = services.keys.create_key(stack.ctx(), CreateKeyRequest(origin="EXTERNAL")).value
     assert key.instance_id is None and key.state is KeyState.PENDING_IMPORT
     token, encrypted = _wrapped(stack, key.key_id, os.urandom(32))
     services.key_import.import_material(stack.ctx(), key.key_id, token, encrypted, None)
-    blob = services.crypto.encrypt(stack.ctx(), key.key_id, b"default", None).blob
-    assert services.crypto.decrypt(stack.ctx(), blob, None).plaintext.reveal() == b"default"
+    blob = services.crypto.encrypt(stack.ctx(), key.key_id, b"default", None).value.blob
+    assert services.crypto.decrypt(stack.ctx(), blob, None).value.plaintext.reveal() == b"default"
 
 
 def test_a_key_pending_deletion_takes_no_material(stack: Stack) -> None:

@@ -16,6 +16,7 @@ from openkms.service.data_key_export import DataKeyExportService
 from openkms.service.identities import IdentityService
 from openkms.service.instances import InstanceService
 from openkms.service.key_import import KeyImportService
+from openkms.service.key_ops import KeyOperations
 from openkms.service.key_policy import KeyPolicyService
 from openkms.service.keys import KeyService
 from openkms.service.lifecycle import LifecycleService
@@ -66,9 +67,10 @@ def build_services(
     provider = SoftwareProvider(keystore, changes=generation.current)
     access = InstanceAccess(db, clock, access_quota, grant_release_seconds)
     service_keys = ServiceKeyService(db, provider, clock, generation)
-    keys = KeyService(db, provider, clock, generation, cache_ttl, service_keys, access)
+    keys = KeyService(db, provider, clock, generation, cache_ttl, access)
+    operations = KeyOperations(db, keys, provider, clock, generation, cache_ttl, service_keys)
     identities = IdentityService(db, keystore, generation, cache_ttl, TokenCodec(db, keystore, clock), clock)
-    crypto = CryptoService(db, keys, provider, generation, cache_ttl, clock)
+    crypto = CryptoService(operations)
     usage = UsageRecorder(db)
     return Services(
         db=db,
@@ -79,17 +81,17 @@ def build_services(
         crypto=crypto,
         instances=InstanceService(db),
         ram=RamService(db, keystore, clock, generation),
-        key_policies=KeyPolicyService(db, keys, generation, access, clock),
+        key_policies=KeyPolicyService(keys, access, clock),
         access=access,
         usage=usage,
         associations=AssociationService(db, keys, clock, usage),
         sts=StsService(db, clock, identities),
-        asymmetric=AsymmetricService(db, keys, provider, generation, cache_ttl, clock),
+        asymmetric=AsymmetricService(operations),
         data_key_export=DataKeyExportService(crypto),
-        lifecycle=LifecycleService(db, keys, provider, clock, generation, access),
+        lifecycle=LifecycleService(db, keys, provider, clock, access),
         aliases=AliasService(db, keys, clock, generation),
         tags=TagService(db, keys),
         generation=generation,
         service_keys=service_keys,
-        key_import=KeyImportService(db, keys, provider, keystore, clock, generation),
+        key_import=KeyImportService(db, keys, provider, keystore, clock),
     )

@@ -18,9 +18,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from openkms.domain.specs import SPEC_RULES, max_plaintext
 from openkms.errors import InvalidArgument, UnsupportedOperation
+from openkms.policy.actions import KmsAction
 from openkms.providers import keypairs
 from openkms.service.context import RequestContext
-from openkms.service.crypto import CryptoService, Sealed, data_key_length
+from openkms.service.crypto import CryptoService, Encrypted, Opened, data_key_length
+from openkms.service.outcome import Outcome, acting_on
 from openkms.types import AsymmetricAlgorithm, KeyId, KeySpec, KeyVersionId
 
 WRAPPING_KEY_SPECS = (KeySpec.RSA_2048,)
@@ -41,7 +43,7 @@ class Exported:
     exported: bytes  # the data key encrypted to the caller's public key
     key_id: KeyId
     version_id: KeyVersionId
-    sealed: Sealed | None = None  # the KMS CiphertextBlob (GenerateAndExportDataKey only)
+    encrypted: Encrypted | None = None  # the KMS CiphertextBlob (GenerateAndExportDataKey only)
 
 
 def parse_wrapping_key(public_key_blob: str, algorithm: str, key_spec: str) -> WrappingKey:
@@ -85,7 +87,7 @@ class DataKeyExportService:
         key_spec: str | None,
         context: Mapping[str, str] | None,
         wrapping: WrappingKey,
-    ) -> Exported:
+    ) -> Outcome[Exported]:
         length = data_key_length(number_of_bytes, key_spec)
         if length > wrapping.limit:
             raise InvalidArgument(
@@ -93,18 +95,24 @@ class DataKeyExportService:
                 f"(at most {wrapping.limit} bytes).",
                 parameter="NumberOfBytes",
             )
-        data_key = self._crypto.generate_data_key(
-            ctx, key_ref, length, None, context, action="GenerateAndExportDataKey"
+        made = self._crypto.generate_data_key(
+            ctx, key_ref, length, None, context, action=KmsAction.GENERATE_AND_EXPORT_DATA_KEY
         )
+        data_key = made.value
         raw = base64.b64decode(data_key.plaintext_base64.reveal())
         exported = keypairs.oaep_encrypt(wrapping.public_key, wrapping.algorithm, raw)
-        sealed = data_key.sealed
-        return Exported(exported, sealed.key_id, sealed.version_id, sealed)
+        encrypted = data_key.encrypted
+        return Outcome(Exported(exported, encrypted.key_id, encrypted.version_id, encrypted), made.resource)
 
     def export(
         self, ctx: RequestContext, blob: bytes, context: Mapping[str, str] | None, wrapping: WrappingKey
-    ) -> Exported:
-        opened = self._crypto.open_for(ctx, blob, context, "ExportDataKey")
+    ) -> Outcome[Exported]:
+        made = self._crypto.open_for(ctx, blob, context, KmsAction.EXPORT_DATA_KEY)
+        assert made.resource is not None  # an opened blob always names its key
+        with acting_on(made.resource):
+            return Outcome(self._export(made.value, wrapping), made.resource)
+
+    def _export(self, opened: Opened, wrapping: WrappingKey) -> Exported:
         try:
             raw = base64.b64decode(opened.plaintext.reveal(), validate=True)
         except (binascii.Error, ValueError):
