@@ -119,7 +119,7 @@ class SoftwareProvider:
     def sign_csr(self, ref: MaterialRef, algorithm: AsymmetricAlgorithm, subject: CsrSubject) -> str:
         return keypairs.sign_csr(self._pair(ref), algorithm, subject)
 
-    # -- imported material (issue 5) ----------------------------------------------------------------
+    # -- imported material ----------------------------------------------------------------------------
     def new_import_wrapping_key(self, key_id: KeyId, token_id: str) -> tuple[bytes, bytes]:
         if self._keystore.sealed:
             raise Sealed()

@@ -1,4 +1,4 @@
-"""Imported key material actions (issue 5): GetParametersForImport, ImportKeyMaterial, DeleteKeyMaterial.
+"""Imported key material actions: GetParametersForImport, ImportKeyMaterial, DeleteKeyMaterial.
 
 Wire encodings: PublicKey is base64 of SubjectPublicKeyInfo DER, EncryptedKeyMaterial base64,
 TokenExpireTime ISO-8601 UTC, KeyMaterialExpireUnix Unix seconds (0 or absent: never expires).
