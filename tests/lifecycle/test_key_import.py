@@ -24,7 +24,7 @@ from openkms.node.generation import LocalGeneration
 from openkms.providers import keypairs
 from openkms.repository.database import Database
 from openkms.repository.tables import import_tokens, key_imports, key_versions
-from openkms.service.container import build_services
+from openkms.service.container import build_services, software_providers
 from openkms.service.keys import CreateKeyRequest
 from openkms.testing.audit import MemoryAuditSink
 from openkms.testing.jobs import expire_due_material, job_scheduler
@@ -98,7 +98,11 @@ def test_a_token_survives_a_restart_and_its_wrapping_key_is_stored_wrapped(stack
     keystore.unseal()
     fresh_db = Database(db.url)
     try:
-        restarted = build_services(fresh_db, keystore, stack.clock, LocalGeneration(), cache_ttl=0.0)
+        generation = LocalGeneration()
+        providers = software_providers(keystore, generation)
+        restarted = build_services(
+            fresh_db, keystore, stack.clock, generation, cache_ttl=0.0, providers=providers
+        )
         restarted.key_import.import_material(stack.ctx(), key_id, token, encrypted, None)
     finally:
         fresh_db.dispose()

@@ -25,7 +25,7 @@ from openkms.providers.software import SoftwareProvider
 from openkms.repository.database import Database
 from openkms.repository.migrate import upgrade_to_head
 from openkms.service.bootstrap import bootstrap_store
-from openkms.service.container import Services, build_services
+from openkms.service.container import Services, build_services, software_providers
 from openkms.service.context import Principal, RequestContext
 from openkms.service.keys import CreateKeyRequest
 from openkms.testing.keyring import MemoryKeyringStore, StaticRoot
@@ -62,7 +62,10 @@ def world(tmp_path: Path) -> Iterator[World]:
         instance_id = uow.instances.in_region(account, REGION)[0].instance_id
     keystore = Keystore(StaticRoot(), MemoryKeyringStore())
     keystore.unseal()
-    services = build_services(db, keystore, clock, LocalGeneration(), cache_ttl=60)
+    generation = LocalGeneration()
+    services = build_services(
+        db, keystore, clock, generation, cache_ttl=60, providers=software_providers(keystore, generation)
+    )
     ctx = RequestContext(uuid.uuid4().hex, Principal(account, "root"), REGION)
     yield World(services, keystore, ctx, instance_id)
     db.dispose()

@@ -16,7 +16,8 @@ from openkms.domain.csr import CsrSubject
 from openkms.domain.specs import max_plaintext, parse_algorithm
 from openkms.errors import InvalidArgument
 from openkms.policy.actions import KmsAction
-from openkms.providers.base import CryptoProvider, MaterialRef
+from openkms.providers import pkix
+from openkms.providers.base import KeyPairs, MaterialRef
 from openkms.resource import Resource
 from openkms.secret import SecretBytes
 from openkms.service.context import RequestContext
@@ -48,12 +49,12 @@ class VersionOf:
 class _Versioned:
     """One version of a key pair that passed the pipeline; errors about it name the key and version."""
 
-    target: Target
+    target: Target[KeyPairs]
     ref: MaterialRef
     resource: Resource
 
     @property
-    def provider(self) -> CryptoProvider:
+    def provider(self) -> KeyPairs:
         return self.target.provider
 
     def algorithm(self, raw: str, usage: KeyUsage) -> AsymmetricAlgorithm:
@@ -72,12 +73,12 @@ class AsymmetricService:
         self._ops = operations
 
     def _version(
-        self, ctx: RequestContext, key_ref: str, version_id: str, action: KmsAction, need: Need
+        self, ctx: RequestContext, key_ref: str, version_id: str, action: KmsAction, need: Need[KeyPairs]
     ) -> _Versioned:
         """The pipeline for one version of a key pair: resolve, authorize, check, find the version."""
         target = self._ops.prepare(ctx, key_ref, action, need)
         with acting_on(target.resource):
-            ref = self._ops.version(target, version_id)
+            ref = self._ops.version(target.key, version_id)
         return _Versioned(target, ref, target.names(ref))
 
     # -- use cases --------------------------------------------------------------------------------
@@ -145,4 +146,12 @@ class AsymmetricService:
         )
         with acting_on(used.resource):
             chosen = used.algorithm(algorithm, KeyUsage.SIGN_VERIFY)
-            return used.outcome(used.provider.sign_csr(used.ref, chosen, subject))
+            provider, ref = used.provider, used.ref
+            # Only the signature comes from the provider: the request is built around it.
+            pem = pkix.certificate_signing_request(
+                provider.public_key_pem(ref),
+                chosen,
+                subject,
+                lambda digest: provider.sign(ref, chosen, digest),
+            )
+            return used.outcome(pem)

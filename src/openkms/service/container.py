@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from openkms.clock import Clock
 from openkms.keystore import Keystore
 from openkms.node.generation import Generation
+from openkms.providers.registry import ProviderRegistry
 from openkms.providers.software import SoftwareProvider
 from openkms.repository.database import Database
 from openkms.service.aliases import AliasService
@@ -27,6 +28,7 @@ from openkms.service.sts import StsService
 from openkms.service.sts_tokens import TokenCodec
 from openkms.service.tags import TagService
 from openkms.service.usage import AssociationService, UsageRecorder
+from openkms.types import InstanceKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,21 +56,28 @@ class Services:
     key_import: KeyImportService
 
 
+def software_providers(keystore: Keystore, generation: Generation) -> ProviderRegistry:
+    """The providers of a server whose key stores are all software (the only kind served today)."""
+    providers = ProviderRegistry()
+    providers.register(InstanceKind.SOFTWARE, SoftwareProvider(keystore, changes=generation.current))
+    return providers
+
+
 def build_services(
     db: Database,
     keystore: Keystore,
     clock: Clock,
     generation: Generation,
     cache_ttl: float,
+    providers: ProviderRegistry,
     *,
     access_quota: int = DEFAULT_QUOTA,
     grant_release_seconds: float = DEFAULT_RELEASE_SECONDS,
 ) -> Services:
-    provider = SoftwareProvider(keystore, changes=generation.current)
     access = InstanceAccess(db, clock, access_quota, grant_release_seconds)
-    service_keys = ServiceKeyService(db, provider, clock, generation)
-    keys = KeyService(db, provider, clock, generation, cache_ttl, access)
-    operations = KeyOperations(db, keys, provider, clock, generation, cache_ttl, service_keys)
+    service_keys = ServiceKeyService(db, providers, clock, generation)
+    keys = KeyService(db, providers, clock, generation, cache_ttl, access)
+    operations = KeyOperations(db, keys, clock, generation, cache_ttl, service_keys)
     identities = IdentityService(db, keystore, generation, cache_ttl, TokenCodec(db, keystore, clock), clock)
     crypto = CryptoService(operations)
     usage = UsageRecorder(db)
@@ -87,11 +96,11 @@ def build_services(
         associations=AssociationService(db, keys, clock, usage),
         sts=StsService(db, clock, identities),
         asymmetric=AsymmetricService(operations),
-        data_key_export=DataKeyExportService(crypto),
-        lifecycle=LifecycleService(db, keys, provider, clock, access),
+        data_key_export=DataKeyExportService(crypto, keys),
+        lifecycle=LifecycleService(db, keys, providers, clock, access),
         aliases=AliasService(db, keys, clock, generation),
         tags=TagService(db, keys),
         generation=generation,
         service_keys=service_keys,
-        key_import=KeyImportService(db, keys, provider, keystore, clock),
+        key_import=KeyImportService(db, keys, providers, keystore, clock),
     )

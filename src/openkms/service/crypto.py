@@ -16,7 +16,7 @@ from openkms.domain.encryption_context import canonical_context
 from openkms.domain.specs import SPEC_RULES
 from openkms.errors import InvalidArgument, InvalidCiphertext
 from openkms.policy.actions import KmsAction
-from openkms.providers.base import random_bytes
+from openkms.providers.base import SymmetricCipher, random_bytes
 from openkms.secret import SecretBytes
 from openkms.service.context import RequestContext
 from openkms.service.key_ops import SYMMETRIC_KEY, KeyOperations, Target
@@ -64,9 +64,11 @@ class CryptoService:
         self._ops = operations
 
     # -- the operation, after the pipeline ----------------------------------------------------------
-    def _seal(self, target: Target, plaintext: bytes, context: Mapping[str, str] | None) -> Encrypted:
+    def _seal(
+        self, target: Target[SymmetricCipher], plaintext: bytes, context: Mapping[str, str] | None
+    ) -> Encrypted:
         with acting_on(target.resource):
-            ref = self._ops.primary(target)
+            ref = self._ops.primary(target.key)
             header = header_for(ref.version_id)
             iv, sealed = target.provider.encrypt(ref, plaintext, blob_aad(header, canonical_context(context)))
         return Encrypted(Ciphertext(ref.version_id, iv, sealed).to_bytes(), target.key.key_id, ref.version_id)

@@ -46,8 +46,9 @@ from openkms.errors import (
 )
 from openkms.keystore import Keystore
 from openkms.policy.actions import KmsAction
-from openkms.providers.base import CryptoProvider, ImportRequest
+from openkms.providers.base import MATERIAL_IMPORT, ImportRequest, MaterialImport
 from openkms.providers.key_import import ensure_wrapping_algorithm_safe
+from openkms.providers.registry import ProviderRegistry
 from openkms.repository.database import Database
 from openkms.secret import SecretBytes
 from openkms.service.context import RequestContext
@@ -68,13 +69,13 @@ class KeyImportService:
         self,
         db: Database,
         keys: KeyService,
-        provider: CryptoProvider,
+        providers: ProviderRegistry,
         keystore: Keystore,
         clock: Clock,
     ) -> None:
         self._db = db
         self._keys = keys
-        self._provider = provider
+        self._providers = providers
         self._keystore = keystore
         self._clock = clock
         self._lock = threading.Lock()
@@ -92,7 +93,7 @@ class KeyImportService:
         with acting_on(key_resource(key)):
             _ensure_importable(key)
             token_id = secrets.token_hex(16)
-            public_der, wrapped = self._provider.new_import_wrapping_key(key.key_id, token_id)
+            public_der, wrapped = self._importer(key).new_import_wrapping_key(key.key_id, token_id)
         now = self._clock.now().replace(microsecond=0)
         token = StoredToken(token_id, key.key_id, algorithm, public_der, wrapped, now + TOKEN_LIFETIME, now)
         with self._keys.locked(ctx, key.key_id, KmsAction.GET_PARAMETERS_FOR_IMPORT) as (uow, current):
@@ -127,7 +128,7 @@ class KeyImportService:
                 # Another import recorded a fingerprint meanwhile: this material was not checked against it.
                 raise InvalidKeyState("The key's material changed while importing; try again.")
             uow.imports.put_material(key.key_id, version_id, wrapped, fingerprint, state, expire_time, now)
-        self._provider.forget(version_id)
+        self._providers.forget(version_id)
         return Outcome(None, key_resource(key, version_id))
 
     def _unwrap(
@@ -160,7 +161,7 @@ class KeyImportService:
             token.wrapped_private_key,
             encrypted_material,
         )
-        wrapped, fingerprint = self._provider.import_material(request, self._fingerprint_key(), expected)
+        wrapped, fingerprint = self._importer(key).import_material(request, self._fingerprint_key(), expected)
         return version_id, wrapped, fingerprint, expected
 
     # -- DeleteKeyMaterial and the expiry job ------------------------------------------------------
@@ -197,8 +198,12 @@ class KeyImportService:
     def _destroyed(self, versions: list[KeyVersionId]) -> None:
         """Material was removed: no cache keeps it, and no database page either."""
         for version_id in versions:
-            self._provider.forget(version_id)
+            self._providers.forget(version_id)
         self._db.scrub()
+
+    def _importer(self, key: Key) -> MaterialImport:
+        """The provider of the key's instance, as an importer of key material."""
+        return self._keys.provider(key, MATERIAL_IMPORT)
 
     def expire_tokens(self, limit: int = 100) -> int:
         """Destroy the wrapping keys of expired tokens; forget the tokens TOKEN_RETENTION later."""

@@ -1,7 +1,8 @@
 """The one key-operation pipeline every cryptographic use case runs, symmetric and asymmetric, data-key
 export and key import: resolve the key (id, alias or ARN) -> authorize the action -> lifecycle and
 material checks (state, imported material's expiry, the spec and usage the operation needs) -> the
-provider that holds the key's material -> the operation.
+provider that holds the key's material (by the kind of the key's instance, `providers.registry`),
+as the capability the operation needs -> the operation.
 
 Owns `KeyOperations`, what an operation needs of its key (`Need`), and the cache of version
 references. An integrated service naming its own missing service key gets it made here, as an
@@ -13,6 +14,7 @@ sees key material: providers hold it behind `MaterialRef`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from openkms.clock import Clock
 from openkms.domain.key import Key
@@ -21,7 +23,7 @@ from openkms.domain.specs import SPEC_RULES, SpecRule
 from openkms.errors import AliasNotFound, KeyVersionNotFound, UnsupportedOperation
 from openkms.node.generation import Generation
 from openkms.policy.actions import KmsAction
-from openkms.providers.base import CryptoProvider, MaterialRef
+from openkms.providers.base import KEY_PAIRS, SYMMETRIC, Capability, KeyPairs, MaterialRef, SymmetricCipher
 from openkms.repository.database import Database
 from openkms.resource import Resource
 from openkms.service.authorization import authorize
@@ -43,10 +45,15 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Need:
-    """What an operation needs of its key: symmetric or a key pair, and (if any) one usage."""
+P = TypeVar("P")
 
+
+@dataclass(frozen=True, slots=True)
+class Need(Generic[P]):
+    """What an operation needs of its key: symmetric or a key pair, (if any) one usage, and the
+    capability it asks of the key's provider."""
+
+    capability: Capability[P]
     symmetric: bool
     usage: KeyUsage | None = None
 
@@ -61,19 +68,19 @@ class Need:
             )
 
 
-SYMMETRIC_KEY = Need(symmetric=True, usage=KeyUsage.ENCRYPT_DECRYPT)
-ANY_KEY_PAIR = Need(symmetric=False)
-SIGNING_KEY_PAIR = Need(symmetric=False, usage=KeyUsage.SIGN_VERIFY)
-ENCRYPTION_KEY_PAIR = Need(symmetric=False, usage=KeyUsage.ENCRYPT_DECRYPT)
+SYMMETRIC_KEY: Need[SymmetricCipher] = Need(SYMMETRIC, symmetric=True, usage=KeyUsage.ENCRYPT_DECRYPT)
+ANY_KEY_PAIR: Need[KeyPairs] = Need(KEY_PAIRS, symmetric=False)
+SIGNING_KEY_PAIR: Need[KeyPairs] = Need(KEY_PAIRS, symmetric=False, usage=KeyUsage.SIGN_VERIFY)
+ENCRYPTION_KEY_PAIR: Need[KeyPairs] = Need(KEY_PAIRS, symmetric=False, usage=KeyUsage.ENCRYPT_DECRYPT)
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
-    """A key that passed the pipeline for one action: what the operation may use."""
+class Target(Generic[P]):
+    """A key that passed the pipeline for one action, and its provider as the capability needed."""
 
     key: Key
     rule: SpecRule
-    provider: CryptoProvider
+    provider: P
     resource: Resource
 
     def names(self, ref: MaterialRef) -> Resource:
@@ -86,7 +93,6 @@ class KeyOperations:
         self,
         db: Database,
         keys: KeyService,
-        provider: CryptoProvider,
         clock: Clock,
         generation: Generation,
         cache_ttl: float,
@@ -94,7 +100,6 @@ class KeyOperations:
     ) -> None:
         self._db = db
         self._keys = keys
-        self._provider = provider
         self._clock = clock
         self._service_keys = service_keys
         self._versions: TtlCache[str, MaterialRef] = TtlCache(cache_ttl, generation)
@@ -112,7 +117,9 @@ class KeyOperations:
             return self._service_keys.ensure(ctx, service).value
 
     # -- authorize and check ----------------------------------------------------------------------
-    def prepare(self, ctx: RequestContext, key_or_ref: Key | str, action: KmsAction, need: Need) -> Target:
+    def prepare(
+        self, ctx: RequestContext, key_or_ref: Key | str, action: KmsAction, need: Need[P]
+    ) -> Target[P]:
         """Resolve (unless given the key), authorize `action`, check the key may do it now, and pick
         its provider. Errors after resolution name the key."""
         key = self.key(ctx, key_or_ref) if isinstance(key_or_ref, str) else key_or_ref
@@ -124,10 +131,7 @@ class KeyOperations:
                 ensure_material_current(key.material_expire_time, self._clock.now().timestamp())
             rule = SPEC_RULES[key.spec]
             need.check(action, key, rule)
-            return Target(key, rule, self._provider_for(key), resource)
-
-    def _provider_for(self, key: Key) -> CryptoProvider:
-        return self._provider
+            return Target(key, rule, self._keys.provider(key, need.capability), resource)
 
     # -- versions ---------------------------------------------------------------------------------
     def material(self, version_id: str) -> MaterialRef | None:
@@ -144,17 +148,17 @@ class KeyOperations:
         self._versions.put(version_id, ref)
         return ref
 
-    def primary(self, target: Target) -> MaterialRef:
+    def primary(self, key: Key) -> MaterialRef:
         """The version new ciphertexts are made with."""
-        version_id = target.key.primary_version_id
+        version_id = key.primary_version_id
         ref = None if version_id is None else self.material(version_id)
         if ref is None:
             raise UnsupportedOperation("The key has no key material.")
         return ref
 
-    def version(self, target: Target, version_id: str) -> MaterialRef:
-        """The named version of the target key; KeyVersionNotFound if the key has no such version."""
+    def version(self, key: Key, version_id: str) -> MaterialRef:
+        """The named version of the key; KeyVersionNotFound if the key has no such version."""
         ref = self.material(version_id)
-        if ref is None or ref.key_id != target.key.key_id:
-            raise KeyVersionNotFound(f"The key {target.key.key_id} has no version {version_id!r}.")
+        if ref is None or ref.key_id != key.key_id:
+            raise KeyVersionNotFound(f"The key {key.key_id} has no version {version_id!r}.")
         return ref

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeVar
 
 from openkms.clock import Clock
 from openkms.domain.instance import Instance
@@ -32,7 +33,8 @@ from openkms.node.generation import Generation
 from openkms.policy.actions import KmsAction
 from openkms.policy.document import PolicyKind, parse_policy
 from openkms.policy.key_policy import shared_instance_key_policy
-from openkms.providers.base import CryptoProvider
+from openkms.providers.base import KEY_PAIRS, SYMMETRIC, Capability
+from openkms.providers.registry import ProviderRegistry
 from openkms.repository.database import Database, UnitOfWork
 from openkms.resource import Resource
 from openkms.service import ids
@@ -53,6 +55,8 @@ from openkms.types import (
     ProtectionLevel,
 )
 
+P = TypeVar("P")
+
 _KEY_ARN = re.compile(r"^acs:kms:(?P<region>[^:]*):(?P<account>\d+):key/(?P<key>.+)$")
 _ALIAS_ARN = re.compile(r"^acs:kms:(?P<region>[^:]*):(?P<account>\d+):(?P<alias>alias/.+)$")
 
@@ -72,12 +76,15 @@ class CreateKeyRequest:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
-def new_material(provider: CryptoProvider, key_id: KeyId, version_id: KeyVersionId, spec: KeySpec) -> bytes:
-    """Wrapped material for a new version: a symmetric key or a key pair, as the spec says. Every path
-    that makes a version (CreateKey, CreateKeyVersion, the rotation job) comes through here."""
+def new_material(
+    providers: ProviderRegistry, kind: InstanceKind, key_id: KeyId, version_id: KeyVersionId, spec: KeySpec
+) -> bytes:
+    """Wrapped material for a new version, made by the provider of the key's kind of key store: a
+    symmetric key or a key pair, as the spec says. Every path that makes a version (CreateKey,
+    CreateKeyVersion, the rotation job, service keys) comes through here."""
     if SPEC_RULES[spec].symmetric:
-        return provider.generate_symmetric(key_id, version_id, spec)
-    return provider.generate_key_pair(key_id, version_id, spec)
+        return providers.capability(kind, SYMMETRIC).generate_symmetric(key_id, version_id, spec)
+    return providers.capability(kind, KEY_PAIRS).generate_key_pair(key_id, version_id, spec)
 
 
 def key_resource(key: Key, version_id: str | None = None) -> Resource:
@@ -89,7 +96,7 @@ class KeyService:
     def __init__(
         self,
         db: Database,
-        provider: CryptoProvider,
+        providers: ProviderRegistry,
         clock: Clock,
         generation: Generation,
         cache_ttl: float,
@@ -97,7 +104,8 @@ class KeyService:
     ) -> None:
         self._db = db
         self._access = access
-        self._provider = provider
+        self._providers = providers
+        self._kinds: dict[InstanceId, InstanceKind] = {}  # an instance's kind never changes
         self._clock = clock
         self._generation = generation
         self.key_cache: TtlCache[str, Key] = TtlCache(cache_ttl, generation)
@@ -117,6 +125,25 @@ class KeyService:
         if key.region_id != ctx.region_id:
             raise KeyNotFound(f"The specified Key is not found in region {ctx.region_id}.")
         return key
+
+    def kind_of(self, key: Key) -> InstanceKind:
+        """The kind of key store that holds the key's material: its instance's, or software for the
+        default key store (keys outside any instance)."""
+        if key.instance_id is None:
+            return InstanceKind.SOFTWARE
+        kind = self._kinds.get(key.instance_id)
+        if kind is None:
+            with self._db.unit_of_work() as uow:
+                instance = uow.instances.get(key.instance_id)
+            if instance is None:
+                raise InstanceNotFound(f"The KMS instance of {key.key_id} is not found.")
+            kind = self._kinds[key.instance_id] = instance.kind
+        return kind
+
+    def provider(self, key: Key, capability: Capability[P]) -> P:
+        """The provider that holds the key's material (by the kind of its instance), as `capability`;
+        UnsupportedOperation if this server has no such provider or it lacks the capability."""
+        return self._providers.capability(self.kind_of(key), capability)
 
     def key_id_of(self, ctx: RequestContext, key_ref: str) -> str:
         """The key id a reference names; aliases are looked up (AliasNotFound if there is none)."""
@@ -207,7 +234,8 @@ class KeyService:
         key_id = ids.new_default_key_id() if kind is None else ids.new_instance_key_id(ctx.region_id)
         version_id = ids.new_version_id()
         # Origin EXTERNAL: no material until ImportKeyMaterial; the version id is reserved for it.
-        wrapped = None if external else new_material(self._provider, key_id, version_id, rule.spec)
+        store = InstanceKind.SOFTWARE if kind is None else kind
+        wrapped = None if external else new_material(self._providers, store, key_id, version_id, rule.spec)
         key = Key(
             key_id=key_id,
             account_id=ctx.principal.account_id,

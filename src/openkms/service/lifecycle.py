@@ -24,7 +24,7 @@ from openkms.errors import (
     UnsupportedOperation,
 )
 from openkms.policy.actions import KmsAction
-from openkms.providers.base import CryptoProvider
+from openkms.providers.registry import ProviderRegistry
 from openkms.repository.database import Database
 from openkms.service import ids
 from openkms.service.context import RequestContext
@@ -39,13 +39,13 @@ class LifecycleService:
         self,
         db: Database,
         keys: KeyService,
-        provider: CryptoProvider,
+        providers: ProviderRegistry,
         clock: Clock,
         access: InstanceAccess | None = None,
     ) -> None:
         self._db = db
         self._keys = keys
-        self._provider = provider
+        self._providers = providers
         self._clock = clock
         self._access = access
 
@@ -133,7 +133,8 @@ class LifecycleService:
     def _rotate(self, ctx: RequestContext, current: Key, *, due_before: datetime | None) -> KeyVersion | None:
         version_id = ids.new_version_id()
         # Material is made outside the transaction: it is only wrapped bytes until the commit.
-        wrapped = new_material(self._provider, current.key_id, version_id, current.spec)
+        kind = self._keys.kind_of(current)
+        wrapped = new_material(self._providers, kind, current.key_id, version_id, current.spec)
         with self._keys.locked(ctx, current.key_id, KmsAction.CREATE_KEY_VERSION) as (uow, key):
             if due_before is not None and (
                 key.state is not KeyState.ENABLED
@@ -210,7 +211,7 @@ class LifecycleService:
         if destroyed is None:
             return Outcome(False, key_resource(key), acted=False)
         for version_id in destroyed:
-            self._provider.forget(version_id)
+            self._providers.forget(version_id)
         self._db.scrub()
         return Outcome(True, key_resource(key))
 

@@ -19,14 +19,14 @@ from openkms.domain.specs import SPEC_RULES
 from openkms.errors import Conflict, InvalidArgument, KeyNotFound
 from openkms.node.generation import Generation
 from openkms.policy.actions import KmsAction
-from openkms.providers.base import CryptoProvider
+from openkms.providers.registry import ProviderRegistry
 from openkms.repository.database import Database
 from openkms.service import ids
 from openkms.service.authorization import authorize
 from openkms.service.context import RequestContext
 from openkms.service.keys import key_resource, new_material
 from openkms.service.outcome import Outcome
-from openkms.types import CreatorType, KeySpec, KeyState, Origin, ProtectionLevel
+from openkms.types import CreatorType, InstanceKind, KeySpec, KeyState, Origin, ProtectionLevel
 
 _SERVICE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 
@@ -53,9 +53,11 @@ def check_service_name(service: str) -> str:
 
 
 class ServiceKeyService:
-    def __init__(self, db: Database, provider: CryptoProvider, clock: Clock, generation: Generation) -> None:
+    def __init__(
+        self, db: Database, providers: ProviderRegistry, clock: Clock, generation: Generation
+    ) -> None:
         self._db = db
-        self._provider = provider
+        self._providers = providers
         self._clock = clock
         self._generation = generation
 
@@ -77,7 +79,8 @@ class ServiceKeyService:
         now = self._clock.now()
         key_id = ids.new_default_key_id()
         version_id = ids.new_version_id()
-        wrapped = new_material(self._provider, key_id, version_id, spec)
+        # Service keys live in the default key store, outside any instance: software.
+        wrapped = new_material(self._providers, InstanceKind.SOFTWARE, key_id, version_id, spec)
         key = Key(
             key_id=key_id,
             account_id=ctx.principal.account_id,
