@@ -141,6 +141,10 @@ def test_a_service_key_is_made_on_first_use_by_its_service(stack: Stack) -> None
 
     services = stack.services
     ctx = RequestContext("r1", service_principal(stack.account_id, "ecs"), REGION)
+    # resolving a key never makes one: only a cryptographic use by the service itself does
+    with pytest.raises(AliasNotFound):
+        services.keys.describe_key(ctx, "alias/acs/ecs")
+    assert services.service_keys.find(ctx, "ecs") is None
     first = services.crypto.encrypt(ctx, "alias/acs/ecs", b"disk key", None).value
     again = services.crypto.encrypt(ctx, "alias/acs/ecs", b"disk key", None).value
     assert first.key_id == again.key_id
