@@ -79,7 +79,7 @@ class AsymmetricService:
         target = self._ops.prepare(ctx, key_ref, action, need)
         with acting_on(target.resource):
             ref = self._ops.version(target.key, version_id)
-        return _Versioned(target, ref, target.names(ref))
+        return _Versioned(target, ref, self._ops.resource(target.key, ref.version_id))
 
     # -- use cases --------------------------------------------------------------------------------
     def get_public_key(

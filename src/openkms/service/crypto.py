@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from openkms.domain.ciphertext import Ciphertext, blob_aad, header_for, parse_ciphertext
 from openkms.domain.encryption_context import canonical_context
 from openkms.domain.specs import SPEC_RULES
-from openkms.errors import InvalidArgument, InvalidCiphertext
+from openkms.errors import InvalidArgument, InvalidCiphertext, OpenKMSError
 from openkms.policy.actions import KmsAction
 from openkms.providers.base import SymmetricCipher, random_bytes
 from openkms.secret import SecretBytes
 from openkms.service.context import RequestContext
 from openkms.service.key_ops import SYMMETRIC_KEY, KeyOperations, Target
-from openkms.service.outcome import Outcome, acting_on
+from openkms.service.outcome import Outcome
 from openkms.types import DataKeySpec, KeyId, KeyVersionId
 
 __all__ = [
@@ -63,15 +63,22 @@ class CryptoService:
     def __init__(self, operations: KeyOperations) -> None:
         self._ops = operations
 
-    # -- the operation, after the pipeline ----------------------------------------------------------
+    # -- the operations, after the pipeline ---------------------------------------------------------
     def _seal(
         self, target: Target[SymmetricCipher], plaintext: bytes, context: Mapping[str, str] | None
-    ) -> Encrypted:
-        with acting_on(target.resource):
-            ref = self._ops.primary(target.key)
+    ) -> Outcome[Encrypted]:
+        """Encrypt under the key's primary version; errors name the key (try/except, not `acting_on`:
+        free when nothing is raised, and this is the hot path)."""
+        key = target.key
+        try:
+            ref = self._ops.primary(key)
             header = header_for(ref.version_id)
             iv, sealed = target.provider.encrypt(ref, plaintext, blob_aad(header, canonical_context(context)))
-        return Encrypted(Ciphertext(ref.version_id, iv, sealed).to_bytes(), target.key.key_id, ref.version_id)
+        except OpenKMSError as exc:
+            exc.about(target.resource)
+            raise
+        encrypted = Encrypted(Ciphertext(ref.version_id, iv, sealed).to_bytes(), key.key_id, ref.version_id)
+        return Outcome(encrypted, self._ops.resource(key, ref.version_id))
 
     def _open(
         self, ctx: RequestContext, blob: bytes, context: Mapping[str, str] | None, action: KmsAction
@@ -83,10 +90,13 @@ class CryptoService:
             # from a forged blob.
             raise InvalidCiphertext()
         target = self._ops.prepare(ctx, ref.key_id, action, SYMMETRIC_KEY)
-        resource = target.names(ref)
-        with acting_on(resource):
+        resource = self._ops.resource(target.key, ref.version_id)
+        try:
             aad = blob_aad(ciphertext.header(), canonical_context(context))
             plaintext = target.provider.decrypt(ref, ciphertext.iv, ciphertext.sealed, aad)
+        except OpenKMSError as exc:
+            exc.about(resource)
+            raise
         return Outcome(Opened(plaintext, target.key.key_id, ref.version_id), resource)
 
     # -- use cases --------------------------------------------------------------------------------
@@ -95,9 +105,9 @@ class CryptoService:
     ) -> Outcome[Encrypted]:
         if len(plaintext) > PLAINTEXT_LIMIT:
             raise InvalidArgument(f"Plaintext is longer than {PLAINTEXT_LIMIT} bytes.", parameter="Plaintext")
-        target = self._ops.prepare(ctx, key_ref, KmsAction.ENCRYPT, SYMMETRIC_KEY)
-        encrypted = self._seal(target, plaintext, context)
-        return Outcome(encrypted, target.resource.with_version(encrypted.version_id))
+        return self._seal(
+            self._ops.prepare(ctx, key_ref, KmsAction.ENCRYPT, SYMMETRIC_KEY), plaintext, context
+        )
 
     def decrypt(self, ctx: RequestContext, blob: bytes, context: Mapping[str, str] | None) -> Outcome[Opened]:
         return self._open(ctx, blob, context, KmsAction.DECRYPT)
@@ -119,8 +129,7 @@ class CryptoService:
         destination = self._ops.key(ctx, destination_key_ref)
         opened = self._open(ctx, blob, source_context, KmsAction.RE_ENCRYPT).value
         target = self._ops.prepare(ctx, destination, KmsAction.RE_ENCRYPT, SYMMETRIC_KEY)
-        encrypted = self._seal(target, opened.plaintext.reveal(), destination_context)
-        return Outcome(encrypted, target.resource.with_version(encrypted.version_id))
+        return self._seal(target, opened.plaintext.reveal(), destination_context)
 
     def generate_data_key(
         self,
@@ -137,8 +146,9 @@ class CryptoService:
         # The CiphertextBlob seals the base64 text of the data key, so Decrypt returns the same text
         # GenerateDataKey returned (Alibaba's envelope convention).
         encoded = SecretBytes(base64.b64encode(random_bytes(length).reveal()))
-        encrypted = self._seal(target, encoded.reveal(), context)
-        return Outcome(DataKey(encoded, encrypted), target.resource.with_version(encrypted.version_id))
+        return self._seal(target, encoded.reveal(), context).map(
+            lambda encrypted: DataKey(encoded, encrypted)
+        )
 
 
 def data_key_length(number_of_bytes: int | None, key_spec: str | None) -> int:

@@ -20,7 +20,7 @@ from openkms.clock import Clock
 from openkms.domain.key import Key
 from openkms.domain.lifecycle import ensure_material_current, ensure_usable
 from openkms.domain.specs import SPEC_RULES, SpecRule
-from openkms.errors import AliasNotFound, KeyVersionNotFound, UnsupportedOperation
+from openkms.errors import AliasNotFound, KeyVersionNotFound, OpenKMSError, UnsupportedOperation
 from openkms.node.generation import Generation
 from openkms.policy.actions import KmsAction
 from openkms.providers.base import KEY_PAIRS, SYMMETRIC, Capability, KeyPairs, MaterialRef, SymmetricCipher
@@ -30,7 +30,6 @@ from openkms.service.authorization import authorize
 from openkms.service.cache import TtlCache
 from openkms.service.context import RequestContext
 from openkms.service.keys import KeyService, key_resource
-from openkms.service.outcome import acting_on
 from openkms.service.service_keys import ServiceKeyService, own_service_alias
 from openkms.types import KeyUsage
 
@@ -46,6 +45,9 @@ __all__ = [
 
 
 P = TypeVar("P")
+
+
+_RESOURCES_KEPT = 100_000  # a bound on the memo of resources; past it, it starts again
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +85,6 @@ class Target(Generic[P]):
     provider: P
     resource: Resource
 
-    def names(self, ref: MaterialRef) -> Resource:
-        """The key and the version the operation used, for the outcome."""
-        return self.resource.with_version(ref.version_id)
-
 
 class KeyOperations:
     def __init__(
@@ -103,6 +101,9 @@ class KeyOperations:
         self._clock = clock
         self._service_keys = service_keys
         self._versions: TtlCache[str, MaterialRef] = TtlCache(cache_ttl, generation)
+        # The resources requests name, by (key id, version id): a key id (a version id) always names
+        # the same key, so each is made once rather than on every request of a hot key.
+        self._resources: dict[tuple[str, str | None], Resource] = {}
 
     # -- resolve ----------------------------------------------------------------------------------
     def key(self, ctx: RequestContext, key_ref: str) -> Key:
@@ -123,8 +124,10 @@ class KeyOperations:
         """Resolve (unless given the key), authorize `action`, check the key may do it now, and pick
         its provider. Errors after resolution name the key."""
         key = self.key(ctx, key_or_ref) if isinstance(key_or_ref, str) else key_or_ref
-        resource = key_resource(key)
-        with acting_on(resource):
+        resource = self.resource(key)
+        # try/except rather than `acting_on`: free in Python 3.11 when nothing is raised, and every
+        # cryptographic request passes here.
+        try:
             authorize(ctx, action, key)
             ensure_usable(key.state)
             if key.material_expire_time is not None:  # imported material: usable until it expires
@@ -132,6 +135,19 @@ class KeyOperations:
             rule = SPEC_RULES[key.spec]
             need.check(action, key, rule)
             return Target(key, rule, self._keys.provider(key, need.capability), resource)
+        except OpenKMSError as exc:
+            exc.about(resource)
+            raise
+
+    def resource(self, key: Key, version_id: str | None = None) -> Resource:
+        """The key (and the version an operation used) as the outcome names it."""
+        slot = (key.key_id, version_id)
+        found = self._resources.get(slot)
+        if found is None:
+            if len(self._resources) >= _RESOURCES_KEPT:
+                self._resources.clear()
+            found = self._resources[slot] = key_resource(key, version_id)
+        return found
 
     # -- versions ---------------------------------------------------------------------------------
     def material(self, version_id: str) -> MaterialRef | None:

@@ -145,10 +145,6 @@ class KeyService:
         UnsupportedOperation if this server has no such provider or it lacks the capability."""
         return self._providers.capability(self.kind_of(key), capability)
 
-    def key_id_of(self, ctx: RequestContext, key_ref: str) -> str:
-        """The key id a reference names; aliases are looked up (AliasNotFound if there is none)."""
-        return self._key_id_of(ctx, key_ref)
-
     def _alias_target(self, ctx: RequestContext, name: str) -> KeyId:
         cache_key = (ctx.principal.account_id, ctx.region_id, name)
         key_id = self.alias_cache.get(cache_key)
