@@ -96,7 +96,7 @@ class KeyImportService:
             public_der, wrapped = self._importer(key).new_import_wrapping_key(key.key_id, token_id)
         now = self._clock.now().replace(microsecond=0)
         token = StoredToken(token_id, key.key_id, algorithm, public_der, wrapped, now + TOKEN_LIFETIME, now)
-        with self._keys.locked(ctx, key.key_id, KmsAction.GET_PARAMETERS_FOR_IMPORT) as (uow, current):
+        with self._keys.holding(ctx, key.key_id, KmsAction.GET_PARAMETERS_FOR_IMPORT) as (uow, current):
             _ensure_importable(current)
             uow.imports.add_token(token)
         found = ImportParameters(

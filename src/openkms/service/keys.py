@@ -188,6 +188,16 @@ class KeyService:
         Every state change on a key comes through here, so concurrent changes of one key serialise
         (PostgreSQL row lock; SQLite serialises writers at BEGIN IMMEDIATE) and each sees the other's
         result. Errors raised after the key was found name it (`OpenKMSError.resource`)."""
+        with self.holding(ctx, key_ref, action) as (uow, key):
+            yield uow, key
+        self.changed(key.key_id)
+
+    @contextmanager
+    def holding(
+        self, ctx: RequestContext, key_ref: str, action: KmsAction
+    ) -> Iterator[tuple[UnitOfWork, Key]]:
+        """As `locked`, for a write that depends on the key's current state without changing the key
+        (an import token): nothing cached about the key goes stale, so no cache is dropped."""
         key_id = KeyId(self._key_id_of(ctx, key_ref))
         with self._db.unit_of_work(write=True) as uow:
             uow.lifecycle.lock_key(key_id)
@@ -197,7 +207,6 @@ class KeyService:
             with acting_on(key_resource(key)):
                 authorize(ctx, action, key)
                 yield uow, key
-        self.changed(key.key_id)
 
     def changed(self, key_id: KeyId) -> None:
         """A key changed: every worker of the node drops its cached copy (generation bump)."""
