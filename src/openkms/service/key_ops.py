@@ -94,7 +94,7 @@ class KeyOperations:
         clock: Clock,
         generation: Generation,
         cache_ttl: float,
-        service_keys: ServiceKeyService | None = None,
+        service_keys: ServiceKeyService,
     ) -> None:
         self._db = db
         self._keys = keys
@@ -112,8 +112,8 @@ class KeyOperations:
         try:
             return self._keys.resolve(ctx, key_ref)
         except AliasNotFound:
-            service = None if self._service_keys is None else own_service_alias(ctx, key_ref)
-            if service is None or self._service_keys is None:
+            service = own_service_alias(ctx, key_ref)
+            if service is None:
                 raise
             return self._service_keys.ensure(ctx, service).value
 
