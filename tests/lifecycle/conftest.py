@@ -17,7 +17,7 @@ from openkms.repository.database import Database
 from openkms.repository.keyring import DatabaseKeyringStore
 from openkms.repository.migrate import upgrade_to_head
 from openkms.service.bootstrap import bootstrap_store
-from openkms.service.container import Services, build_services
+from openkms.service.container import Services, build_services, software_providers
 from openkms.service.context import Principal, RequestContext
 from openkms.testing.clock import FrozenClock
 from openkms.testing.keyring import StaticRoot
@@ -46,7 +46,10 @@ def build_stack(url: str, db_path: Path | None) -> Stack:
     account = bootstrap_store(db, (REGION,), clock)
     keystore = Keystore(StaticRoot(), DatabaseKeyringStore(db.engine))
     keystore.unseal()
-    services = build_services(db, keystore, clock, LocalGeneration(), cache_ttl=0.0)
+    generation = LocalGeneration()
+    services = build_services(
+        db, keystore, clock, generation, cache_ttl=0.0, providers=software_providers(keystore, generation)
+    )
     with db.unit_of_work() as uow:
         instance = uow.instances.in_region(account, REGION)
     return Stack(services, clock, account, str(instance[0].instance_id), db_path)

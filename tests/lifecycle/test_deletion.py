@@ -28,7 +28,9 @@ DAY = timedelta(days=1)
 
 
 def _key(stack: Stack) -> str:
-    return stack.services.keys.create_key(stack.ctx(), CreateKeyRequest(instance_id=stack.instance_id)).key_id
+    return stack.services.keys.create_key(
+        stack.ctx(), CreateKeyRequest(instance_id=stack.instance_id)
+    ).value.key_id
 
 
 def _wrapped_material(stack: Stack, key_id: str) -> list[bytes]:
@@ -48,9 +50,9 @@ def _files_holding(db_path: Path, canaries: list[bytes]) -> list[str]:
 def test_pending_key_refuses_crypto_until_cancelled(stack: Stack) -> None:
     services = stack.services
     key_id = _key(stack)
-    sealed = services.crypto.encrypt(stack.ctx(), key_id, b"data", None)
+    sealed = services.crypto.encrypt(stack.ctx(), key_id, b"data", None).value
     services.lifecycle.schedule_deletion(stack.ctx(), key_id, 7)
-    key = services.keys.describe_key(stack.ctx(), key_id)
+    key = services.keys.describe_key(stack.ctx(), key_id).value
     assert key.state.value == "PendingDeletion"
     assert key.delete_date == stack.clock.now() + 7 * DAY
     with pytest.raises(InvalidKeyState):
@@ -63,12 +65,12 @@ def test_pending_key_refuses_crypto_until_cancelled(stack: Stack) -> None:
         services.lifecycle.schedule_deletion(stack.ctx(), key_id, 7)
     with pytest.raises(InvalidKeyState):
         services.lifecycle.set_deletion_protection(stack.ctx(), key_id, True, "in use")
-    listed, _ = services.keys.list_keys(stack.ctx(), KeyFilter(), 1, 100)
+    listed, _ = services.keys.list_keys(stack.ctx(), KeyFilter(), 1, 100).value
     assert key_id in {k.key_id for k in listed}
     services.lifecycle.cancel_deletion(stack.ctx(), key_id)
-    back = services.keys.describe_key(stack.ctx(), key_id)
+    back = services.keys.describe_key(stack.ctx(), key_id).value
     assert back.state.value == "Enabled" and back.delete_date is None
-    assert services.crypto.decrypt(stack.ctx(), sealed.blob, None).plaintext.reveal() == b"data"
+    assert services.crypto.decrypt(stack.ctx(), sealed.blob, None).value.plaintext.reveal() == b"data"
     with pytest.raises(InvalidKeyState):
         services.lifecycle.cancel_deletion(stack.ctx(), key_id)
     stack.clock.advance(30 * DAY)
@@ -82,14 +84,14 @@ def test_window_bounds_and_protection(stack: Stack) -> None:
         with pytest.raises(InvalidArgument):
             services.lifecycle.schedule_deletion(stack.ctx(), key_id, days)
     services.lifecycle.set_deletion_protection(stack.ctx(), key_id, True, "used by orders")
-    protected = services.keys.describe_key(stack.ctx(), key_id)
+    protected = services.keys.describe_key(stack.ctx(), key_id).value
     assert protected.deletion_protection and protected.deletion_protection_description == "used by orders"
     with pytest.raises(DeletionProtected):
         services.lifecycle.schedule_deletion(stack.ctx(), key_id, 7)
-    assert services.keys.describe_key(stack.ctx(), key_id).state.value == "Enabled"
+    assert services.keys.describe_key(stack.ctx(), key_id).value.state.value == "Enabled"
     services.lifecycle.set_deletion_protection(stack.ctx(), key_id, False, "")
     services.lifecycle.schedule_deletion(stack.ctx(), key_id, 366)
-    assert services.keys.describe_key(stack.ctx(), key_id).delete_date == stack.clock.now() + 366 * DAY
+    assert services.keys.describe_key(stack.ctx(), key_id).value.delete_date == stack.clock.now() + 366 * DAY
 
 
 def test_the_job_destroys_material_aliases_and_tags_after_the_window(stack: Stack) -> None:
@@ -99,8 +101,8 @@ def test_the_job_destroys_material_aliases_and_tags_after_the_window(stack: Stac
     services.lifecycle.create_key_version(stack.ctx(), key_id)
     services.aliases.create_alias(stack.ctx(), "alias/doomed", key_id)
     services.tags.tag(stack.ctx(), [key_id], {"team": "orders"}, "TagResource")
-    sealed = services.crypto.encrypt(stack.ctx(), key_id, b"gone soon", None)
-    kept = services.crypto.encrypt(stack.ctx(), keep, b"stays", None)
+    sealed = services.crypto.encrypt(stack.ctx(), key_id, b"gone soon", None).value
+    kept = services.crypto.encrypt(stack.ctx(), keep, b"stays", None).value
     canaries = _wrapped_material(stack, key_id)
     assert len(canaries) == 2 and all(len(c) > 32 for c in canaries)
     if stack.db_path is not None:
@@ -109,7 +111,7 @@ def test_the_job_destroys_material_aliases_and_tags_after_the_window(stack: Stac
     services.lifecycle.schedule_deletion(stack.ctx(), key_id, 7)
     stack.clock.advance(7 * DAY - timedelta(seconds=1))
     assert delete_due_keys(services) == []
-    assert services.keys.describe_key(stack.ctx(), key_id).state.value == "PendingDeletion"
+    assert services.keys.describe_key(stack.ctx(), key_id).value.state.value == "PendingDeletion"
 
     stack.clock.advance(timedelta(seconds=1))
     events = delete_due_keys(services)
@@ -127,7 +129,7 @@ def test_the_job_destroys_material_aliases_and_tags_after_the_window(stack: Stac
         assert uow.tags.of(key_id) == {}
     assert _wrapped_material(stack, key_id) == []
     # other keys are untouched
-    assert services.crypto.decrypt(stack.ctx(), kept.blob, None).plaintext.reveal() == b"stays"
+    assert services.crypto.decrypt(stack.ctx(), kept.blob, None).value.plaintext.reveal() == b"stays"
     assert delete_due_keys(services) == []
     if stack.db_path is not None:
         assert _files_holding(stack.db_path, canaries) == []  # P10: not in the database file nor the WAL
@@ -139,10 +141,14 @@ def test_a_service_key_is_made_on_first_use_by_its_service(stack: Stack) -> None
 
     services = stack.services
     ctx = RequestContext("r1", service_principal(stack.account_id, "ecs"), REGION)
-    first = services.crypto.encrypt(ctx, "alias/acs/ecs", b"disk key", None)
-    again = services.crypto.encrypt(ctx, "alias/acs/ecs", b"disk key", None)
+    # resolving a key never makes one: only a cryptographic use by the service itself does
+    with pytest.raises(AliasNotFound):
+        services.keys.describe_key(ctx, "alias/acs/ecs")
+    assert services.service_keys.find(ctx, "ecs") is None
+    first = services.crypto.encrypt(ctx, "alias/acs/ecs", b"disk key", None).value
+    again = services.crypto.encrypt(ctx, "alias/acs/ecs", b"disk key", None).value
     assert first.key_id == again.key_id
-    key = services.keys.describe_key(stack.ctx(), "alias/acs/ecs")
+    key = services.keys.describe_key(stack.ctx(), "alias/acs/ecs").value
     assert (key.creator, key.creator_type.value, key.instance_id) == ("ecs", "Service", None)
     # a user naming a missing service alias does not create anything
     with pytest.raises(AliasNotFound):
@@ -195,7 +201,7 @@ def test_destroying_a_key_starts_returning_the_quota_units_of_its_grants(stack: 
 
     doomed = services.keys.create_key(
         stack.ctx(), CreateKeyRequest(instance_id=stack.instance_id, policy=grant("2000000000000001"))
-    ).key_id
+    ).value.key_id
     other = _key(stack)
     with pytest.raises(QuotaExceeded):
         services.key_policies.set(stack.ctx(), other, "default", grant("2000000000000002"))

@@ -39,8 +39,8 @@ def test_only_the_leader_runs_jobs_and_audits_each_step(stack: Stack) -> None:
         CreateKeyRequest(
             instance_id=stack.instance_id, enable_automatic_rotation=True, rotation_interval="7d"
         ),
-    )
-    doomed = services.keys.create_key(stack.ctx(), CreateKeyRequest(instance_id=stack.instance_id))
+    ).value
+    doomed = services.keys.create_key(stack.ctx(), CreateKeyRequest(instance_id=stack.instance_id)).value
     services.lifecycle.schedule_deletion(stack.ctx(), doomed.key_id, 7)
     stack.clock.advance(timedelta(days=8))
     leader_sink, follower_sink = MemoryAuditSink(), MemoryAuditSink()
@@ -91,7 +91,9 @@ class _FailsOnWrite(FailingAuditSink):
 def _doomed(stack: Stack, count: int) -> list[str]:
     keys = []
     for _ in range(count):
-        key = stack.services.keys.create_key(stack.ctx(), CreateKeyRequest(instance_id=stack.instance_id))
+        key = stack.services.keys.create_key(
+            stack.ctx(), CreateKeyRequest(instance_id=stack.instance_id)
+        ).value
         stack.services.lifecycle.schedule_deletion(stack.ctx(), key.key_id, 7)
         keys.append(key.key_id)
     return keys

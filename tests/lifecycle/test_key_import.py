@@ -24,7 +24,7 @@ from openkms.node.generation import LocalGeneration
 from openkms.providers import keypairs
 from openkms.repository.database import Database
 from openkms.repository.tables import import_tokens, key_imports, key_versions
-from openkms.service.container import build_services
+from openkms.service.container import build_services, software_providers
 from openkms.service.keys import CreateKeyRequest
 from openkms.testing.audit import MemoryAuditSink
 from openkms.testing.jobs import expire_due_material, job_scheduler
@@ -38,11 +38,11 @@ OAEP = "RSAES_OAEP_SHA_256"
 def _external(stack: Stack) -> KeyId:
     return stack.services.keys.create_key(
         stack.ctx(), CreateKeyRequest(instance_id=stack.instance_id, origin="EXTERNAL")
-    ).key_id
+    ).value.key_id
 
 
 def _wrapped(stack: Stack, key_id: KeyId, material: bytes) -> tuple[str, bytes]:
-    found = stack.services.key_import.get_parameters(stack.ctx(), key_id, OAEP, "RSA_2048")
+    found = stack.services.key_import.get_parameters(stack.ctx(), key_id, OAEP, "RSA_2048").value
     return found.import_token, base64.b64decode(
         wrap(base64.b64encode(found.public_key_der).decode(), OAEP, material)
     )
@@ -98,7 +98,11 @@ def test_a_token_survives_a_restart_and_its_wrapping_key_is_stored_wrapped(stack
     keystore.unseal()
     fresh_db = Database(db.url)
     try:
-        restarted = build_services(fresh_db, keystore, stack.clock, LocalGeneration(), cache_ttl=0.0)
+        generation = LocalGeneration()
+        providers = software_providers(keystore, generation)
+        restarted = build_services(
+            fresh_db, keystore, stack.clock, generation, cache_ttl=0.0, providers=providers
+        )
         restarted.key_import.import_material(stack.ctx(), key_id, token, encrypted, None)
     finally:
         fresh_db.dispose()
@@ -137,7 +141,7 @@ def test_the_expiry_job_destroys_material_and_the_same_material_restores_it(stac
     services.key_import.import_material(stack.ctx(), key_id, token, encrypted, expire)
     token2, encrypted2 = _wrapped(stack, keeper, os.urandom(32))
     services.key_import.import_material(stack.ctx(), keeper, token2, encrypted2, None)
-    blob = services.crypto.encrypt(stack.ctx(), key_id, b"before expiry", None).blob
+    blob = services.crypto.encrypt(stack.ctx(), key_id, b"before expiry", None).value.blob
     stack.clock.advance(timedelta(hours=23))
     assert services.key_import.due_for_expiry() == []
     assert expire_due_material(services) == []
@@ -158,7 +162,7 @@ def test_the_expiry_job_destroys_material_and_the_same_material_restores_it(stac
     assert _state(stack, key_id) is KeyState.PENDING_IMPORT
     token, encrypted = _wrapped(stack, key_id, material)
     services.key_import.import_material(stack.ctx(), key_id, token, encrypted, None)
-    assert services.crypto.decrypt(stack.ctx(), blob, None).plaintext.reveal() == b"before expiry"
+    assert services.crypto.decrypt(stack.ctx(), blob, None).value.plaintext.reveal() == b"before expiry"
 
 
 def test_deleting_an_external_key_destroys_its_tokens_and_record(stack: Stack) -> None:
@@ -178,12 +182,12 @@ def test_deleting_an_external_key_destroys_its_tokens_and_record(stack: Stack) -
 
 def test_the_default_key_slot_takes_imported_material(stack: Stack) -> None:
     services = stack.services
-    key = services.keys.create_key(stack.ctx(), CreateKeyRequest(origin="EXTERNAL"))
+    key = services.keys.create_key(stack.ctx(), CreateKeyRequest(origin="EXTERNAL")).value
     assert key.instance_id is None and key.state is KeyState.PENDING_IMPORT
     token, encrypted = _wrapped(stack, key.key_id, os.urandom(32))
     services.key_import.import_material(stack.ctx(), key.key_id, token, encrypted, None)
-    blob = services.crypto.encrypt(stack.ctx(), key.key_id, b"default", None).blob
-    assert services.crypto.decrypt(stack.ctx(), blob, None).plaintext.reveal() == b"default"
+    blob = services.crypto.encrypt(stack.ctx(), key.key_id, b"default", None).value.blob
+    assert services.crypto.decrypt(stack.ctx(), blob, None).value.plaintext.reveal() == b"default"
 
 
 def test_a_key_pending_deletion_takes_no_material(stack: Stack) -> None:

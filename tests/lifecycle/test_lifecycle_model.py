@@ -74,7 +74,7 @@ def machine_for(stack: Stack) -> type[RuleBasedStateMachine]:
                     enable_automatic_rotation=rotating,
                     rotation_interval="7d" if rotating else None,
                 ),
-            )
+            ).value
             now = stack.clock.now()
             self.model[key.key_id] = ModelKey(
                 rotation=WEEK if rotating else None, next_rotation=now + WEEK if rotating else None
@@ -169,7 +169,7 @@ def machine_for(stack: Stack) -> type[RuleBasedStateMachine]:
             m = self.model[key_id]
             if m.destroyed or m.state != "Enabled":
                 return
-            sealed = services.crypto.encrypt(stack.ctx(), key_id, text, None)
+            sealed = services.crypto.encrypt(stack.ctx(), key_id, text, None).value
             m.blobs.append((sealed.blob, text))
 
         @rule(days=st.integers(min_value=1, max_value=25))
@@ -205,20 +205,22 @@ def machine_for(stack: Stack) -> type[RuleBasedStateMachine]:
                             continue
                         raise AssertionError("a destroyed key's ciphertext decrypted")
                     continue
-                key = services.keys.describe_key(stack.ctx(), key_id)
+                key = services.keys.describe_key(stack.ctx(), key_id).value
                 assert key.state.value == m.state
                 assert key.deletion_protection == m.protected
                 assert key.delete_date == m.delete_date
                 assert key.next_rotation_date == m.next_rotation
-                _, total = services.lifecycle.list_key_versions(stack.ctx(), key_id, 1, 1)
+                _, total = services.lifecycle.list_key_versions(stack.ctx(), key_id, 1, 1).value
                 assert total == m.versions
                 for name in m.aliases:
-                    assert services.keys.describe_key(stack.ctx(), name).key_id == key_id
+                    assert services.keys.describe_key(stack.ctx(), name).value.key_id == key_id
                 with services.db.unit_of_work() as uow:
                     assert uow.tags.of(key.key_id) == m.tags
                 if m.state == "Enabled":
                     for blob, text in m.blobs:
-                        assert services.crypto.decrypt(stack.ctx(), blob, None).plaintext.reveal() == text
+                        assert (
+                            services.crypto.decrypt(stack.ctx(), blob, None).value.plaintext.reveal() == text
+                        )
             assert not any(m.aliases for m in self.model.values() if m.destroyed)
             for name in {f"alias/model-{self.run}-{n}" for n in "abc"}:
                 if not any(name in m.aliases for m in self.model.values()):

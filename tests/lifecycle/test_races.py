@@ -35,7 +35,7 @@ def _wait_until_blocked(stack: Stack) -> None:
 def test_disable_key_racing_schedule_deletion_sees_the_pending_deletion(stack: Stack) -> None:
     services = stack.services
     key_id = KeyId(
-        services.keys.create_key(stack.ctx(), CreateKeyRequest(instance_id=stack.instance_id)).key_id
+        services.keys.create_key(stack.ctx(), CreateKeyRequest(instance_id=stack.instance_id)).value.key_id
     )
     delete_date = stack.clock.now() + timedelta(days=7)
     outcome: list[BaseException | None] = []
@@ -58,5 +58,5 @@ def test_disable_key_racing_schedule_deletion_sees_the_pending_deletion(stack: S
     assert not worker.is_alive()
 
     assert len(outcome) == 1 and isinstance(outcome[0], InvalidKeyState)
-    key = services.keys.describe_key(stack.ctx(), key_id)
+    key = services.keys.describe_key(stack.ctx(), key_id).value
     assert key.state is KeyState.PENDING_DELETION and key.delete_date == delete_date

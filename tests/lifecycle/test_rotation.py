@@ -24,12 +24,12 @@ def _rotating_key(stack: Stack, interval: str = "7d") -> str:
         CreateKeyRequest(
             instance_id=stack.instance_id, enable_automatic_rotation=True, rotation_interval=interval
         ),
-    )
+    ).value
     return key.key_id
 
 
 def _versions(stack: Stack, key_id: str) -> list[KeyVersion]:
-    found, total = stack.services.lifecycle.list_key_versions(stack.ctx(), key_id, 1, 100)
+    found, total = stack.services.lifecycle.list_key_versions(stack.ctx(), key_id, 1, 100).value
     assert total == len(found)
     return found
 
@@ -37,10 +37,10 @@ def _versions(stack: Stack, key_id: str) -> list[KeyVersion]:
 def test_the_job_rotates_due_keys_once_and_old_ciphertexts_still_decrypt(stack: Stack) -> None:
     services = stack.services
     key_id = _rotating_key(stack)
-    created = services.keys.describe_key(stack.ctx(), key_id)
+    created = services.keys.describe_key(stack.ctx(), key_id).value
     assert created.rotation_interval == 7 * 86400
     assert created.next_rotation_date == created.created_at + 7 * DAY
-    old = services.crypto.encrypt(stack.ctx(), key_id, b"before rotation", None)
+    old = services.crypto.encrypt(stack.ctx(), key_id, b"before rotation", None).value
 
     stack.clock.advance(7 * DAY - timedelta(seconds=1))
     assert rotate_due_keys(services) == []
@@ -56,16 +56,16 @@ def test_the_job_rotates_due_keys_once_and_old_ciphertexts_still_decrypt(stack: 
     assert events[0].resource == f"acs:kms:cn-hangzhou:{stack.account_id}:key/{key_id}"
     versions = _versions(stack, key_id)
     assert len(versions) == 2
-    rotated = services.keys.describe_key(stack.ctx(), key_id)
+    rotated = services.keys.describe_key(stack.ctx(), key_id).value
     assert rotated.primary_version_id == versions[1].version_id == events[0].key_version_id
     assert rotated.last_rotation_date == stack.clock.now()
     assert rotated.next_rotation_date == stack.clock.now() + 7 * DAY
     assert rotate_due_keys(services) == []  # not due again until the next interval
 
-    new = services.crypto.encrypt(stack.ctx(), key_id, b"after rotation", None)
+    new = services.crypto.encrypt(stack.ctx(), key_id, b"after rotation", None).value
     assert (old.version_id, new.version_id) == (versions[0].version_id, versions[1].version_id)
-    assert services.crypto.decrypt(stack.ctx(), old.blob, None).plaintext.reveal() == b"before rotation"
-    assert services.crypto.decrypt(stack.ctx(), new.blob, None).plaintext.reveal() == b"after rotation"
+    assert services.crypto.decrypt(stack.ctx(), old.blob, None).value.plaintext.reveal() == b"before rotation"
+    assert services.crypto.decrypt(stack.ctx(), new.blob, None).value.plaintext.reveal() == b"after rotation"
 
     stack.clock.advance(30 * DAY)  # overdue by several intervals: still one version per run
     assert len(rotate_due_keys(services)) == 1
@@ -89,17 +89,17 @@ def test_disabled_and_pending_keys_are_not_rotated(stack: Stack) -> None:
 
 def test_rotation_policy_update_moves_the_next_date(stack: Stack) -> None:
     services = stack.services
-    key = services.keys.create_key(stack.ctx(), CreateKeyRequest(instance_id=stack.instance_id))
+    key = services.keys.create_key(stack.ctx(), CreateKeyRequest(instance_id=stack.instance_id)).value
     assert key.rotation_interval is None and key.next_rotation_date is None
     stack.clock.advance(10 * DAY)
     services.lifecycle.update_rotation_policy(stack.ctx(), key.key_id, True, "604800s")
-    updated = services.keys.describe_key(stack.ctx(), key.key_id)
+    updated = services.keys.describe_key(stack.ctx(), key.key_id).value
     assert updated.rotation_interval == 604800
     # last rotation was at creation, ten days ago: it is overdue and the job takes it now
     assert updated.next_rotation_date == key.created_at + 7 * DAY
     assert len(rotate_due_keys(services)) == 1
     services.lifecycle.update_rotation_policy(stack.ctx(), key.key_id, False, None)
-    stopped = services.keys.describe_key(stack.ctx(), key.key_id)
+    stopped = services.keys.describe_key(stack.ctx(), key.key_id).value
     assert stopped.rotation_interval is None and stopped.next_rotation_date is None
     stack.clock.advance(400 * DAY)
     assert rotate_due_keys(services) == []
@@ -109,7 +109,7 @@ def test_a_crash_before_commit_leaves_the_old_primary(stack: Stack) -> None:
     """P19: the new version row and the new primary are written in one transaction."""
     services = stack.services
     key_id = _rotating_key(stack)
-    before = services.keys.describe_key(stack.ctx(), key_id)
+    before = services.keys.describe_key(stack.ctx(), key_id).value
     version_id = ids.new_version_id()
     wrapped = b"\x00" * 60
 
@@ -125,13 +125,13 @@ def test_a_crash_before_commit_leaves_the_old_primary(stack: Stack) -> None:
             None,
         )
         raise Crash
-    after = services.keys.describe_key(stack.ctx(), key_id)
+    after = services.keys.describe_key(stack.ctx(), key_id).value
     assert after.primary_version_id == before.primary_version_id
     assert [v.version_id for v in _versions(stack, key_id)] == [before.primary_version_id]
     with services.db.unit_of_work() as uow:
         assert uow.keys.version(version_id) is None
     # and the key still works
-    sealed = services.crypto.encrypt(stack.ctx(), key_id, b"x", None)
+    sealed = services.crypto.encrypt(stack.ctx(), key_id, b"x", None).value
     assert sealed.version_id == before.primary_version_id
 
 
@@ -147,7 +147,7 @@ def test_concurrent_manual_rotations_make_distinct_ordered_versions(stack: Stack
     def rotate() -> None:
         try:
             barrier.wait()
-            version = services.lifecycle.create_key_version(stack.ctx(), key_id)
+            version = services.lifecycle.create_key_version(stack.ctx(), key_id).value
             with lock:
                 made.append(version.version_id)
         except BaseException as exc:
@@ -168,7 +168,7 @@ def test_concurrent_manual_rotations_make_distinct_ordered_versions(stack: Stack
     with services.db.unit_of_work() as uow:
         seqs = [stored.seq for stored in uow.keys.versions(key_id)]
     assert seqs == list(range(1, len(versions) + 1))
-    assert services.keys.describe_key(stack.ctx(), key_id).primary_version_id == versions[-1].version_id
+    assert services.keys.describe_key(stack.ctx(), key_id).value.primary_version_id == versions[-1].version_id
     assert set(made) <= {v.version_id for v in versions}
 
 

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from openkms.audit import AuditEvent
 from tests.api.test_identities import as_user, create_account, denied, kms_key, new_user, root
 
@@ -90,3 +92,31 @@ def test_a_denied_kms_call_names_its_key(
     refusal = denied(lambda: as_user(server, "kms", access_key_id, secret).call("DescribeKey", KeyId=kms_key))
     record = next(r for r in _records(server.data_dir) if r["request_id"] == refusal.request_id)
     assert (record["key_id"], record["resource"].rsplit("/", 1)[1]) == (kms_key, kms_key)
+
+
+@pytest.mark.parametrize(
+    ("action", "params"),
+    [
+        ("Encrypt", {"Plaintext": "secret"}),  # the key-operation pipeline
+        ("DisableKey", {}),  # the locked write
+        ("ScheduleKeyDeletion", {"PendingWindowInDays": "7"}),
+        ("GetKeyPolicy", {}),
+    ],
+)
+def test_a_denied_key_operation_names_its_key(
+    server: LiveServer,
+    root: Callable[[str], Caller],
+    kms_key: str,
+    action: str,
+    params: dict[str, str],
+) -> None:
+    _, access_key_id, secret = new_user(root("ram"))
+    caller = as_user(server, "kms", access_key_id, secret)
+    refusal = denied(lambda: caller.call(action, KeyId=kms_key, **params))
+    record = next(r for r in _records(server.data_dir) if r["request_id"] == refusal.request_id)
+    assert (record["action"], record["key_id"], record["resource"].rsplit("/", 1)[1]) == (
+        action,
+        kms_key,
+        kms_key,
+    )
+    assert "secret" not in json.dumps(record)

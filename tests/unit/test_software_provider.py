@@ -19,7 +19,16 @@ from openkms.domain.ciphertext import Ciphertext, blob_aad, header_for, parse_ci
 from openkms.domain.encryption_context import canonical_context
 from openkms.errors import InvalidCiphertext, Sealed, StorageIntegrityError, UnsupportedOperation
 from openkms.keystore import Keystore
-from openkms.providers.base import CryptoProvider, MaterialRef, random_bytes
+from openkms.providers.base import (
+    EXPORT_WRAPPING,
+    KEY_PAIRS,
+    MATERIAL_CACHE,
+    MATERIAL_IMPORT,
+    SYMMETRIC,
+    MaterialRef,
+    SymmetricCipher,
+    random_bytes,
+)
 from openkms.providers.software import SoftwareProvider
 from openkms.secret import SecretBytes
 from openkms.testing.keyring import MemoryKeyringStore, StaticRoot
@@ -55,7 +64,7 @@ def _new_ref(provider: SoftwareProvider, key_id: KeyId = KEY) -> MaterialRef:
 class _Versions:
     """Stands in for the service's version lookup: blob header -> MaterialRef, else InvalidCiphertext."""
 
-    def __init__(self, provider: CryptoProvider, *refs: MaterialRef) -> None:
+    def __init__(self, provider: SymmetricCipher, *refs: MaterialRef) -> None:
         self.provider = provider
         self.refs = {ref.version_id: ref for ref in refs}
 
@@ -74,8 +83,11 @@ class _Versions:
 
 
 def test_provider_satisfies_the_protocol(provider: SoftwareProvider) -> None:
-    checked: CryptoProvider = provider
+    checked: SymmetricCipher = provider  # statically: mypy checks the protocol
     assert checked is provider
+    # and at run time: the registry finds every capability in it
+    for capability in (SYMMETRIC, KEY_PAIRS, MATERIAL_IMPORT, EXPORT_WRAPPING, MATERIAL_CACHE):
+        assert capability.offered_by(provider) is provider, capability
 
 
 def test_generate_symmetric_returns_wrapped_32_byte_material(

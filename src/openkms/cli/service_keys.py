@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 
 from openkms.config import Settings
-from openkms.resource import Resource
 from openkms.server.runtime import open_runtime
 from openkms.service.context import Door, RequestContext, service_principal
 from openkms.service.outcome import Outcome
@@ -28,9 +27,8 @@ def create_service_key(settings: Settings, service: str, region: str) -> tuple[s
         )
 
         def use_case() -> Outcome[tuple[str, bool]]:
-            key, created = services.service_keys.ensure(ctx, service)
-            resource = Resource.key(key.region_id, key.account_id, key.key_id, key.primary_version_id)
-            return Outcome((key.key_id, created), resource, acted=created)
+            made = services.service_keys.ensure(ctx, service)
+            return made.map(lambda key: (key.key_id, made.acted))
 
         import asyncio
 

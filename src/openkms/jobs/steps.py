@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from openkms.domain.key import Key
 from openkms.errors import AuditUnavailable, OpenKMSError
-from openkms.resource import Resource
 from openkms.service.container import Services
 from openkms.service.context import Door, RequestContext, system_principal
 from openkms.service.outcome import Outcome
@@ -29,8 +28,8 @@ DELETION_JOB = "deletion-job"
 EXPIRY_JOB = "material-expiry-job"
 BATCH = 100
 
-# What a job does to one key: the version it used, or None; `acted` False when it was no longer due.
-Act = Callable[[Services, RequestContext, Key], "tuple[bool, str | None]"]
+# What a job does to one key, as the use case's outcome: `acted` False when it was no longer due.
+Act = Callable[[Services, RequestContext, Key], "Outcome[object]"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +51,10 @@ class Job:
             door=Door.JOB,
             received_at=services.clock.timestamp(),
         )
-        resource = Resource.key(key.region_id, key.account_id, key.key_id)
 
         def use_case() -> Outcome[bool]:
-            acted, version_id = self.act(services, ctx, key)
-            return Outcome(acted, resource.with_version(version_id), acted=acted)
+            done = self.act(services, ctx, key)
+            return Outcome(done.acted, done.resource, acted=done.acted)
 
         try:
             return await runner.run(ctx, self.action, use_case)
@@ -67,13 +65,12 @@ class Job:
             return True  # the failure is recorded
 
 
-def _rotate(services: Services, ctx: RequestContext, key: Key) -> tuple[bool, str | None]:
-    version = services.lifecycle.rotate_if_due(ctx, key.key_id).version
-    return version is not None, None if version is None else version.version_id
+def _rotate(services: Services, ctx: RequestContext, key: Key) -> Outcome[object]:
+    return services.lifecycle.rotate_if_due(ctx, key.key_id)
 
 
-def _destroy(services: Services, ctx: RequestContext, key: Key) -> tuple[bool, str | None]:
-    return services.lifecycle.destroy_if_due(ctx, key.key_id), None
+def _destroy(services: Services, ctx: RequestContext, key: Key) -> Outcome[object]:
+    return services.lifecycle.destroy_if_due(ctx, key.key_id)
 
 
 def _material_due(services: Services) -> list[Key]:
@@ -82,8 +79,8 @@ def _material_due(services: Services) -> list[Key]:
     return services.key_import.due_for_expiry(BATCH)
 
 
-def _expire(services: Services, ctx: RequestContext, key: Key) -> tuple[bool, str | None]:
-    return services.key_import.expire_if_due(ctx, key.key_id), None
+def _expire(services: Services, ctx: RequestContext, key: Key) -> Outcome[object]:
+    return services.key_import.expire_if_due(ctx, key.key_id)
 
 
 ROTATION = Job(

@@ -1,82 +1,91 @@
 """The kms:* actions OpenKMS authorizes (the names RAM and key policies refer to), and which of
-them count as uses of their key."""
+them count as uses of their key.
+
+Owns `KmsAction`, the names services pass to `authorize`; a policy names them as `kms:<name>`.
+"""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Final
 
-KMS_ACTIONS: Final = frozenset(
-    {
-        "kms:CreateKey",
-        "kms:DescribeKey",
-        "kms:ListKeys",
-        "kms:EnableKey",
-        "kms:DisableKey",
-        "kms:Encrypt",
-        "kms:Decrypt",
-        "kms:ReEncrypt",
-        "kms:GenerateDataKey",
-        "kms:GenerateDataKeyWithoutPlaintext",
-        "kms:DescribeRegions",
-        "kms:DescribeAccountKmsStatus",
-        "kms:OpenKmsService",
-        "kms:ListKmsInstances",
-        "kms:GetKmsInstance",
-        "kms:GetKeyPolicy",
-        # OpenKMS extension: key association detection (F8).
-        "kms:StartKeyAssociationDetection",
-        "kms:DescribeKeyAssociations",
-        "kms:SetKeyPolicy",
-        "kms:AsymmetricSign",
-        "kms:AsymmetricVerify",
-        "kms:AsymmetricEncrypt",
-        "kms:AsymmetricDecrypt",
-        "kms:GetPublicKey",
-        "kms:GenerateAndExportDataKey",
-        "kms:ExportDataKey",
-        "kms:GenerateCertificateSigningRequest",
-        # Imported key material (bring your own key).
-        "kms:GetParametersForImport",
-        "kms:ImportKeyMaterial",
-        "kms:DeleteKeyMaterial",
-        # Lifecycle: descriptions, protection, deletion, rotation, aliases, tags.
-        "kms:UpdateKeyDescription",
-        "kms:SetDeletionProtection",
-        "kms:ScheduleKeyDeletion",
-        "kms:CancelKeyDeletion",
-        "kms:UpdateRotationPolicy",
-        "kms:CreateKeyVersion",
-        "kms:DescribeKeyVersion",
-        "kms:ListKeyVersions",
-        "kms:CreateAlias",
-        "kms:UpdateAlias",
-        "kms:DeleteAlias",
-        "kms:ListAliases",
-        "kms:ListAliasesByKeyId",
-        "kms:TagResource",
-        "kms:UntagResource",
-        "kms:ListResourceTags",
-        "kms:TagResources",
-        "kms:UntagResources",
-        "kms:ListTagResources",
-        # OpenKMS extension: the development clock (`serve --dev-clock`).
-        "kms:DevAdvanceClock",
-    }
-)
+__all__ = ["KMS_ACTIONS", "USAGE_ACTIONS", "KmsAction"]
+
+
+class KmsAction(StrEnum):
+    """An action a KMS policy can allow or deny; its value is the API's action name."""
+
+    CREATE_KEY = "CreateKey"
+    DESCRIBE_KEY = "DescribeKey"
+    LIST_KEYS = "ListKeys"
+    ENABLE_KEY = "EnableKey"
+    DISABLE_KEY = "DisableKey"
+    ENCRYPT = "Encrypt"
+    DECRYPT = "Decrypt"
+    RE_ENCRYPT = "ReEncrypt"
+    GENERATE_DATA_KEY = "GenerateDataKey"
+    GENERATE_DATA_KEY_WITHOUT_PLAINTEXT = "GenerateDataKeyWithoutPlaintext"
+    DESCRIBE_REGIONS = "DescribeRegions"
+    DESCRIBE_ACCOUNT_KMS_STATUS = "DescribeAccountKmsStatus"
+    OPEN_KMS_SERVICE = "OpenKmsService"
+    LIST_KMS_INSTANCES = "ListKmsInstances"
+    GET_KMS_INSTANCE = "GetKmsInstance"
+    GET_KEY_POLICY = "GetKeyPolicy"
+    SET_KEY_POLICY = "SetKeyPolicy"
+    # OpenKMS extension: key association detection (F8).
+    START_KEY_ASSOCIATION_DETECTION = "StartKeyAssociationDetection"
+    DESCRIBE_KEY_ASSOCIATIONS = "DescribeKeyAssociations"
+    ASYMMETRIC_SIGN = "AsymmetricSign"
+    ASYMMETRIC_VERIFY = "AsymmetricVerify"
+    ASYMMETRIC_ENCRYPT = "AsymmetricEncrypt"
+    ASYMMETRIC_DECRYPT = "AsymmetricDecrypt"
+    GET_PUBLIC_KEY = "GetPublicKey"
+    GENERATE_AND_EXPORT_DATA_KEY = "GenerateAndExportDataKey"
+    EXPORT_DATA_KEY = "ExportDataKey"
+    GENERATE_CERTIFICATE_SIGNING_REQUEST = "GenerateCertificateSigningRequest"
+    # Imported key material (bring your own key).
+    GET_PARAMETERS_FOR_IMPORT = "GetParametersForImport"
+    IMPORT_KEY_MATERIAL = "ImportKeyMaterial"
+    DELETE_KEY_MATERIAL = "DeleteKeyMaterial"
+    # Lifecycle: descriptions, protection, deletion, rotation, aliases, tags.
+    UPDATE_KEY_DESCRIPTION = "UpdateKeyDescription"
+    SET_DELETION_PROTECTION = "SetDeletionProtection"
+    SCHEDULE_KEY_DELETION = "ScheduleKeyDeletion"
+    CANCEL_KEY_DELETION = "CancelKeyDeletion"
+    UPDATE_ROTATION_POLICY = "UpdateRotationPolicy"
+    CREATE_KEY_VERSION = "CreateKeyVersion"
+    DESCRIBE_KEY_VERSION = "DescribeKeyVersion"
+    LIST_KEY_VERSIONS = "ListKeyVersions"
+    CREATE_ALIAS = "CreateAlias"
+    UPDATE_ALIAS = "UpdateAlias"
+    DELETE_ALIAS = "DeleteAlias"
+    LIST_ALIASES = "ListAliases"
+    LIST_ALIASES_BY_KEY_ID = "ListAliasesByKeyId"
+    TAG_RESOURCE = "TagResource"
+    UNTAG_RESOURCE = "UntagResource"
+    LIST_RESOURCE_TAGS = "ListResourceTags"
+    TAG_RESOURCES = "TagResources"
+    UNTAG_RESOURCES = "UntagResources"
+    LIST_TAG_RESOURCES = "ListTagResources"
+    # OpenKMS extension: the development clock (`serve --dev-clock`).
+    DEV_ADVANCE_CLOCK = "DevAdvanceClock"
+
+
+KMS_ACTIONS: Final = frozenset(f"kms:{action}" for action in KmsAction)
 
 # Successful calls of these actions count as uses of their key (F8 key association detection).
 USAGE_ACTIONS: Final = frozenset(
     {
-        "Encrypt",
-        "Decrypt",
-        "ReEncrypt",
-        "GenerateDataKey",
-        "GenerateDataKeyWithoutPlaintext",
-        "AsymmetricSign",
-        "AsymmetricVerify",
-        "AsymmetricEncrypt",
-        "AsymmetricDecrypt",
-        "GenerateAndExportDataKey",
-        "ExportDataKey",
+        KmsAction.ENCRYPT,
+        KmsAction.DECRYPT,
+        KmsAction.RE_ENCRYPT,
+        KmsAction.GENERATE_DATA_KEY,
+        KmsAction.GENERATE_DATA_KEY_WITHOUT_PLAINTEXT,
+        KmsAction.ASYMMETRIC_SIGN,
+        KmsAction.ASYMMETRIC_VERIFY,
+        KmsAction.ASYMMETRIC_ENCRYPT,
+        KmsAction.ASYMMETRIC_DECRYPT,
+        KmsAction.GENERATE_AND_EXPORT_DATA_KEY,
+        KmsAction.EXPORT_DATA_KEY,
     }
 )

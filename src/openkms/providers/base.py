@@ -1,6 +1,10 @@
 """The seam between the service layer and whatever holds key material (software keystore, HSM, proxy).
 
-Owns the `CryptoProvider` protocol, the opaque `MaterialRef` handle and the CSPRNG for data keys.
+Owns the capability protocols a provider implements, as many as it can (`SymmetricCipher`,
+`KeyPairs`, `MaterialImport`, `ExportWrapping`, `MaterialCache`), the tokens the service asks a
+registry for (`SYMMETRIC`, `KEY_PAIRS`, ...; `providers.registry`), the opaque `MaterialRef` handle and
+the CSPRNG for data keys. A PKCS#11 or key-store-proxy provider implements what its backend can do;
+a key whose provider lacks a capability is refused with UnsupportedOperation.
 Providers are the only code that touches key material; it never crosses this seam except as
 SecretBytes plaintext (decrypt output, data keys). A provider never logs, and never puts key bytes,
 plaintext or wrapped blobs into an exception message or a repr.
@@ -10,12 +14,28 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Generic, Protocol, TypeVar, cast, runtime_checkable
 
-from openkms.domain.csr import CsrSubject
 from openkms.domain.key_import import WrappingAlgorithm
 from openkms.secret import SecretBytes
 from openkms.types import AsymmetricAlgorithm, KeyId, KeySpec, KeyVersionId
+
+__all__ = [
+    "EXPORT_WRAPPING",
+    "KEY_PAIRS",
+    "MATERIAL_CACHE",
+    "MATERIAL_IMPORT",
+    "SYMMETRIC",
+    "Capability",
+    "ExportWrapping",
+    "ImportRequest",
+    "KeyPairs",
+    "MaterialCache",
+    "MaterialImport",
+    "MaterialRef",
+    "SymmetricCipher",
+    "random_bytes",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +63,11 @@ class ImportRequest:
     encrypted_material: bytes = field(repr=False)
 
 
-class CryptoProvider(Protocol):
+# -- capabilities: a provider implements the ones it can -------------------------------------------
+@runtime_checkable
+class SymmetricCipher(Protocol):
+    """Symmetric keys: make material, AES-GCM encrypt and decrypt under it."""
+
     def generate_symmetric(self, key_id: KeyId, version_id: KeyVersionId, spec: KeySpec) -> bytes:
         """Make new material for a key version; return what to store for it (wrapped material)."""
         ...
@@ -56,13 +80,19 @@ class CryptoProvider(Protocol):
         """The plaintext of (iv, ct || tag). Raises InvalidCiphertext if it does not authenticate."""
         ...
 
+
+@runtime_checkable
+class KeyPairs(Protocol):
+    """Asymmetric keys: make key pairs, hand out public keys, sign, verify, RSAES-OAEP. The private
+    key never leaves; a certificate signing request is built around `sign` (`providers.pkix`)."""
+
     def generate_key_pair(self, key_id: KeyId, version_id: KeyVersionId, spec: KeySpec) -> bytes:
         """Make a new key pair for an asymmetric key version; return what to store (the wrapped private
         key). Slow for large RSA keys: callers run it off the event loop."""
         ...
 
     def public_key_pem(self, ref: MaterialRef) -> str:
-        """The version's public key as SubjectPublicKeyInfo PEM. The private key never leaves."""
+        """The version's public key as SubjectPublicKeyInfo PEM."""
         ...
 
     def sign(self, ref: MaterialRef, algorithm: AsymmetricAlgorithm, digest: bytes) -> bytes:
@@ -85,9 +115,10 @@ class CryptoProvider(Protocol):
         """RSAES-OAEP decryption; raises InvalidCiphertext for anything that does not decrypt."""
         ...
 
-    def sign_csr(self, ref: MaterialRef, algorithm: AsymmetricAlgorithm, subject: CsrSubject) -> str:
-        """A PEM certificate signing request for the version's public key, signed inside the provider."""
-        ...
+
+@runtime_checkable
+class MaterialImport(Protocol):
+    """Bring your own key: a wrapping key pair per import token, and the unwrapping of the material."""
 
     def new_import_wrapping_key(self, key_id: KeyId, token_id: str) -> tuple[bytes, bytes]:
         """A fresh RSA-2048 wrapping key pair for GetParametersForImport: (public key DER, what to
@@ -105,9 +136,54 @@ class CryptoProvider(Protocol):
         its keyed fingerprint). IncorrectKeyMaterial for every failure, whatever the cause."""
         ...
 
+
+@runtime_checkable
+class ExportWrapping(Protocol):
+    """Data-key export: a data key encrypted to a caller's public key, so that only the holder of the
+    private key (a cryptographic module) can unwrap it."""
+
+    def wrap_for_export(
+        self, public_key_der: bytes, algorithm: AsymmetricAlgorithm, data_key: SecretBytes
+    ) -> bytes:
+        """RSAES-OAEP encryption of `data_key` to the RSA SubjectPublicKeyInfo `public_key_der`."""
+        ...
+
+
+@runtime_checkable
+class MaterialCache(Protocol):
+    """A provider that keeps material in memory drops it when told the version changed or went."""
+
     def forget(self, version_id: KeyVersionId) -> None:
         """Drop any material cached for this version (it was disabled, deleted or rewrapped)."""
         ...
+
+
+P = TypeVar("P")
+
+
+class Capability(Generic[P]):
+    """A token naming one capability protocol: the service asks a registry for `SYMMETRIC` of a key's
+    provider and gets a `SymmetricCipher`, or UnsupportedOperation if that provider has none."""
+
+    __slots__ = ("_protocol", "name")
+
+    def __init__(self, name: str, protocol: type) -> None:
+        self.name = name  # what the capability does, for the error: "... cannot <name>"
+        self._protocol = protocol  # a runtime-checkable protocol class: the P of this token
+
+    def __repr__(self) -> str:
+        return f"Capability({self.name!r})"
+
+    def offered_by(self, provider: object) -> P | None:
+        """The provider as this capability, if it implements it."""
+        return cast(P, provider) if isinstance(provider, self._protocol) else None
+
+
+SYMMETRIC: Final[Capability[SymmetricCipher]] = Capability("use symmetric keys", SymmetricCipher)
+KEY_PAIRS: Final[Capability[KeyPairs]] = Capability("use key pairs", KeyPairs)
+MATERIAL_IMPORT: Final[Capability[MaterialImport]] = Capability("import key material", MaterialImport)
+EXPORT_WRAPPING: Final[Capability[ExportWrapping]] = Capability("wrap data keys for export", ExportWrapping)
+MATERIAL_CACHE: Final[Capability[MaterialCache]] = Capability("cache key material", MaterialCache)
 
 
 def random_bytes(n: int) -> SecretBytes:

@@ -1,4 +1,4 @@
-"""Unwrapping imported key material (issue 5): the RSA wrapping of GetParametersForImport, the
+"""Unwrapping imported key material: the RSA wrapping of GetParametersForImport, the
 asymmetric envelope, the checks against the key spec and the keyed fingerprint.
 
 Owns the one rule that makes ImportKeyMaterial no padding oracle: every step runs whatever the

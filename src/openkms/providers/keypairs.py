@@ -11,14 +11,11 @@ from __future__ import annotations
 
 from typing import Final
 
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-from cryptography.x509.oid import NameOID
 
-from openkms.domain.csr import CsrSubject
 from openkms.errors import (
     InvalidArgument,
     InvalidCiphertext,
@@ -208,33 +205,3 @@ def load_rsa_public_key(der: bytes, bits: int) -> rsa.RSAPublicKey:
     if not isinstance(key, rsa.RSAPublicKey) or key.key_size != bits:
         raise ValueError(f"not an RSA-{bits} public key")
     return key
-
-
-def _name(subject: CsrSubject) -> x509.Name:
-    fields = (
-        (NameOID.COUNTRY_NAME, subject.country),
-        (NameOID.STATE_OR_PROVINCE_NAME, subject.province),
-        (NameOID.LOCALITY_NAME, subject.locality),
-        (NameOID.ORGANIZATION_NAME, subject.organization),
-        (NameOID.ORGANIZATIONAL_UNIT_NAME, subject.organizational_unit),
-        (NameOID.COMMON_NAME, subject.common_name),
-        (NameOID.EMAIL_ADDRESS, subject.email),
-    )
-    return x509.Name([x509.NameAttribute(oid, value) for oid, value in fields if value is not None])
-
-
-def sign_csr(key: PrivateKey, algorithm: AsymmetricAlgorithm, subject: CsrSubject) -> str:
-    """A PKCS#10 certificate signing request for the key's public half, signed by `key`, in PEM."""
-    builder = x509.CertificateSigningRequestBuilder().subject_name(_name(subject))
-    if isinstance(key, rsa.RSAPrivateKey):
-        if algorithm is AsymmetricAlgorithm.RSA_PSS_SHA_256:
-            csr = builder.sign(key, hashes.SHA256(), rsa_padding=_pss())
-        elif algorithm is AsymmetricAlgorithm.RSA_PKCS1_SHA_256:
-            csr = builder.sign(key, hashes.SHA256(), rsa_padding=padding.PKCS1v15())
-        else:
-            raise UnsupportedOperation(f"{algorithm} does not sign with this key.")
-    elif algorithm is AsymmetricAlgorithm.ECDSA_SHA_256:
-        csr = builder.sign(key, hashes.SHA256())
-    else:
-        raise UnsupportedOperation(f"{algorithm} does not sign with this key.")
-    return csr.public_bytes(serialization.Encoding.PEM).decode("ascii")

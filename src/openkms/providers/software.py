@@ -16,10 +16,10 @@ from collections.abc import Callable
 from typing import Final, TypeVar
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from openkms.domain.csr import CsrSubject
 from openkms.domain.key_import import WRAPPING_KEY_BINDING
 from openkms.errors import InvalidCiphertext, Sealed, StorageIntegrityError, UnsupportedOperation
 from openkms.keystore import Keystore
@@ -38,7 +38,7 @@ _SYMMETRIC_KEY_LEN: Final[dict[KeySpec, int]] = {KeySpec.ALIYUN_AES_256: 32}
 
 
 class SoftwareProvider:
-    """CryptoProvider for software instances.
+    """The provider of software key stores; it has every capability (`providers.base`).
 
     `iv_source` supplies IVs; it is `os.urandom` except in known-answer tests, which pin the IV.
     Thread safety: the cache is an OrderedDict whose single operations are atomic under the GIL; a
@@ -116,10 +116,16 @@ class SoftwareProvider:
     ) -> SecretBytes:
         return keypairs.oaep_decrypt(self._rsa(ref), algorithm, ciphertext)
 
-    def sign_csr(self, ref: MaterialRef, algorithm: AsymmetricAlgorithm, subject: CsrSubject) -> str:
-        return keypairs.sign_csr(self._pair(ref), algorithm, subject)
+    # -- data-key export ----------------------------------------------------------------------------
+    def wrap_for_export(
+        self, public_key_der: bytes, algorithm: AsymmetricAlgorithm, data_key: SecretBytes
+    ) -> bytes:
+        public_key = serialization.load_der_public_key(public_key_der)
+        if not isinstance(public_key, rsa.RSAPublicKey):
+            raise UnsupportedOperation("Data keys are exported to RSA public keys only.")
+        return keypairs.oaep_encrypt(public_key, algorithm, data_key.reveal())
 
-    # -- imported material (issue 5) ----------------------------------------------------------------
+    # -- imported material ----------------------------------------------------------------------------
     def new_import_wrapping_key(self, key_id: KeyId, token_id: str) -> tuple[bytes, bytes]:
         if self._keystore.sealed:
             raise Sealed()

@@ -1,4 +1,4 @@
-"""Imported key material (issue 5): import tokens with their wrapped wrapping keys, each EXTERNAL key's
+"""Imported key material: import tokens with their wrapped wrapping keys, each EXTERNAL key's
 import record (fixed version id, keyed fingerprint), and putting material in or taking it out.
 
 Every method runs inside the caller's unit of work; none commits. Only wrapped bytes and keyed
@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, insert, select, update
 
 from openkms.domain.key_import import StoredToken, WrappingAlgorithm
+from openkms.repository.material import wipe_versions
 from openkms.repository.tables import as_utc, import_tokens, key_imports, key_versions, keys
 from openkms.types import KeyId, KeyState, KeyVersionId
 
@@ -96,7 +97,7 @@ class ImportRepository:
         created = self._c.execute(
             select(key_versions.c.created_at).where(key_versions.c.version_id == version_id)
         ).scalar_one_or_none()
-        self._scrub_versions(key_id)
+        wipe_versions(self._c, key_id)
         self._c.execute(
             insert(key_versions).values(
                 version_id=version_id,
@@ -120,7 +121,7 @@ class ImportRepository:
     def remove_material(self, key_id: KeyId) -> list[KeyVersionId]:
         """Destroy the key's material: PendingImport, no expiry, the version rows overwritten and gone.
         Returns the destroyed version ids (so caches can forget them)."""
-        destroyed = self._scrub_versions(key_id)
+        destroyed = wipe_versions(self._c, key_id)
         self._c.execute(
             update(keys)
             .where(keys.c.key_id == key_id)
@@ -140,20 +141,6 @@ class ImportRepository:
             .limit(limit)
         )
         return [KeyId(row.key_id) for row in rows]
-
-    def _scrub_versions(self, key_id: KeyId) -> list[KeyVersionId]:
-        versions = [
-            KeyVersionId(row.version_id)
-            for row in self._c.execute(
-                select(key_versions.c.version_id).where(key_versions.c.key_id == key_id)
-            )
-        ]
-        # As in destroy(): overwrite before deleting so no freed page keeps the wrapped bytes.
-        self._c.execute(
-            update(key_versions).where(key_versions.c.key_id == key_id).values(wrapped_material=b"")
-        )
-        self._c.execute(delete(key_versions).where(key_versions.c.key_id == key_id))
-        return versions
 
 
 def _token(row: Row[Any]) -> StoredToken:

@@ -95,16 +95,6 @@ class KeyRepository:
     def set_state(self, key_id: KeyId, state: KeyState) -> None:
         self._c.execute(update(keys).where(keys.c.key_id == key_id).values(state=state.value))
 
-    def has_customer_master_key(self, account_id: AccountId, region_id: RegionId) -> bool:
-        row = self._c.execute(
-            select(keys.c.key_id).where(
-                keys.c.account_id == account_id,
-                keys.c.region_id == region_id,
-                keys.c.default_slot == "cmk",
-            )
-        ).first()
-        return row is not None
-
     def page(
         self,
         account_id: AccountId,

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, func, select, update
 
 from openkms.domain.key import KeyVersion
+from openkms.repository.material import wipe_versions
 from openkms.repository.tables import (
     aliases,
     as_utc,
@@ -140,23 +141,12 @@ class LifecycleRepository:
     def destroy(self, key_id: KeyId) -> list[KeyVersionId]:
         """Delete the key, every version's wrapped material, its aliases, tags and usage. Returns the
         destroyed version ids (so caches can forget them)."""
-        versions = [
-            KeyVersionId(row.version_id)
-            for row in self._c.execute(
-                select(key_versions.c.version_id).where(key_versions.c.key_id == key_id)
-            )
-        ]
-        # Overwrite the material before deleting the rows: with SQLite's secure_delete the freed
-        # cells are zeroed too, and no page keeps a copy of the wrapped bytes.
-        self._c.execute(
-            update(key_versions).where(key_versions.c.key_id == key_id).values(wrapped_material=b"")
-        )
-        self._c.execute(delete(key_versions).where(key_versions.c.key_id == key_id))
+        versions = wipe_versions(self._c, key_id)
         self._c.execute(delete(aliases).where(aliases.c.key_id == key_id))
         self._c.execute(delete(key_tags).where(key_tags.c.key_id == key_id))
         self._c.execute(delete(key_usage).where(key_usage.c.key_id == key_id))
         self._c.execute(delete(key_detections).where(key_detections.c.key_id == key_id))
-        # Imported material (issue 5): the wrapping keys of its tokens and its import record.
+        # Imported material: the wrapping keys of its tokens (overwritten first too), its import record.
         self._c.execute(
             update(import_tokens).where(import_tokens.c.key_id == key_id).values(wrapped_private_key=b"")
         )

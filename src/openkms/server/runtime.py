@@ -23,7 +23,7 @@ from openkms.node.generation import ChangeGeneration, Generation
 from openkms.repository.database import Database
 from openkms.repository.keyring import DatabaseKeyringStore
 from openkms.repository.migrate import upgrade_to_head
-from openkms.service.container import Services, build_services
+from openkms.service.container import Services, build_services, software_providers
 from openkms.service.runner import ErrorCode, Runner
 from openkms.service.seal import root_of_trust
 
@@ -94,6 +94,7 @@ def build_store(
         clock,
         generation,
         settings.cache_ttl_seconds if cache_ttl is None else cache_ttl,
+        software_providers(keystore, generation),
         access_quota=settings.access_quota,
         grant_release_seconds=settings.grant_release_seconds,
     )

@@ -17,10 +17,13 @@ from openkms.domain.key import Key
 from openkms.domain.names import check_alias_name, is_service_alias
 from openkms.errors import AliasNotFound, KeyNotFound, UnsupportedOperation
 from openkms.node.generation import Generation
+from openkms.policy.actions import KmsAction
 from openkms.repository.database import Database
+from openkms.resource import Resource
 from openkms.service.authorization import authorize, decide
 from openkms.service.context import RequestContext
-from openkms.service.keys import KeyService, refuse_service_key
+from openkms.service.keys import KeyService, key_resource, refuse_service_key
+from openkms.service.outcome import Outcome, acting_on
 from openkms.types import CreatorType, KeyId
 
 
@@ -47,69 +50,72 @@ class AliasService:
             raise KeyNotFound()
         return key
 
-    def create_alias(self, ctx: RequestContext, name: str, key_ref: str) -> Alias:
+    def create_alias(self, ctx: RequestContext, name: str, key_ref: str) -> Outcome[Alias]:
         self._check_name(ctx, name)
         key = self._own_key(ctx, key_ref)
-        ctx.touched(key.key_id)
-        authorize(ctx, "CreateAlias", key)
-        alias = Alias(ctx.principal.account_id, ctx.region_id, name, key.key_id)
-        _authorize_alias(ctx, "CreateAlias", alias)
-        if key.creator_type is CreatorType.SERVICE:
-            refuse_service_key(ctx, key, "CreateAlias")
-        with self._db.unit_of_work(write=True) as uow:
-            uow.aliases.add(alias, self._clock.now())
-        self._generation.bump()
-        return alias
-
-    def update_alias(self, ctx: RequestContext, name: str, key_ref: str) -> Alias:
-        self._check_name(ctx, name)
-        key = self._own_key(ctx, key_ref)
-        ctx.touched(key.key_id)
-        authorize(ctx, "UpdateAlias", key)
-        if key.creator_type is CreatorType.SERVICE:
-            refuse_service_key(ctx, key, "UpdateAlias")
-        with self._db.unit_of_work(write=True) as uow:
-            existing = uow.aliases.get(ctx.principal.account_id, ctx.region_id, name)
-            if existing is None:
-                raise AliasNotFound()
-            current = uow.keys.get(existing.key_id)
-            if current is not None:
-                # Re-pointing takes the alias away from the key it names now: that key must allow it too.
-                authorize(ctx, "UpdateAlias", current)
-            _authorize_alias(ctx, "UpdateAlias", existing)
+        resource = key_resource(key)
+        with acting_on(resource):
+            authorize(ctx, KmsAction.CREATE_ALIAS, key)
             alias = Alias(ctx.principal.account_id, ctx.region_id, name, key.key_id)
-            uow.aliases.repoint(alias)
+            _authorize_alias(ctx, KmsAction.CREATE_ALIAS, alias)
+            if key.creator_type is CreatorType.SERVICE:
+                refuse_service_key(ctx, key, KmsAction.CREATE_ALIAS)
+            with self._db.unit_of_work(write=True) as uow:
+                uow.aliases.add(alias, self._clock.now())
         self._generation.bump()
-        return alias
+        return Outcome(alias, resource)
 
-    def delete_alias(self, ctx: RequestContext, name: str) -> None:
+    def update_alias(self, ctx: RequestContext, name: str, key_ref: str) -> Outcome[Alias]:
+        self._check_name(ctx, name)
+        key = self._own_key(ctx, key_ref)
+        resource = key_resource(key)
+        with acting_on(resource):
+            authorize(ctx, KmsAction.UPDATE_ALIAS, key)
+            if key.creator_type is CreatorType.SERVICE:
+                refuse_service_key(ctx, key, KmsAction.UPDATE_ALIAS)
+            with self._db.unit_of_work(write=True) as uow:
+                existing = uow.aliases.get(ctx.principal.account_id, ctx.region_id, name)
+                if existing is None:
+                    raise AliasNotFound()
+                current = uow.keys.get(existing.key_id)
+                if current is not None:
+                    # Re-pointing takes the alias away from the key it names now: that key must allow it too.
+                    authorize(ctx, KmsAction.UPDATE_ALIAS, current)
+                _authorize_alias(ctx, KmsAction.UPDATE_ALIAS, existing)
+                alias = Alias(ctx.principal.account_id, ctx.region_id, name, key.key_id)
+                uow.aliases.repoint(alias)
+        self._generation.bump()
+        return Outcome(alias, resource)
+
+    def delete_alias(self, ctx: RequestContext, name: str) -> Outcome[None]:
         self._check_name(ctx, name)
         with self._db.unit_of_work(write=True) as uow:
             existing = uow.aliases.get(ctx.principal.account_id, ctx.region_id, name)
             if existing is None:
                 raise AliasNotFound()
-            key = uow.keys.get(existing.key_id)
-            ctx.touched(existing.key_id)
-            authorize(ctx, "DeleteAlias", key)
-            _authorize_alias(ctx, "DeleteAlias", existing)
-            uow.aliases.remove(existing)
+            resource = Resource.key(existing.region_id, existing.account_id, existing.key_id)
+            with acting_on(resource):
+                authorize(ctx, KmsAction.DELETE_ALIAS, uow.keys.get(existing.key_id))
+                _authorize_alias(ctx, KmsAction.DELETE_ALIAS, existing)
+                uow.aliases.remove(existing)
         self._generation.bump()
+        return Outcome(None, resource)
 
     def list_aliases(
         self, ctx: RequestContext, key_ref: str | None, page_number: int, page_size: int
-    ) -> tuple[list[Alias], int]:
+    ) -> Outcome[tuple[list[Alias], int]]:
         key_id: KeyId | None = None
+        resource: Resource | None = None
         if key_ref is None:
-            authorize(ctx, "ListAliases")
+            authorize(ctx, KmsAction.LIST_ALIASES)
         else:
-            key = self._keys.resolve(ctx, key_ref)
-            ctx.touched(key.key_id)
-            authorize(ctx, "ListAliasesByKeyId", key)
-            key_id = key.key_id
+            key = self._keys.read(ctx, key_ref, KmsAction.LIST_ALIASES_BY_KEY_ID)
+            key_id, resource = key.key_id, key_resource(key)
         with self._db.unit_of_work() as uow:
-            return uow.aliases.page(
+            found = uow.aliases.page(
                 ctx.principal.account_id, ctx.region_id, key_id, (page_number - 1) * page_size, page_size
             )
+        return Outcome(found, resource)
 
 
 def _authorize_alias(ctx: RequestContext, action: str, alias: Alias) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 from openkms.domain.key import Key
 from openkms.errors import AccessDenied
+from openkms.policy.actions import KmsAction
 from openkms.policy.conditions import RequestFacts
 from openkms.policy.document import PolicyDocument
 from openkms.policy.engine import AccessRequest, evaluate
@@ -15,7 +16,7 @@ from openkms.policy.key_policy import key_policy_document
 from openkms.service.context import RequestContext
 
 
-def authorize(ctx: RequestContext, action: str, key: Key | None = None) -> None:
+def authorize(ctx: RequestContext, action: KmsAction, key: Key | None = None) -> None:
     """Deny by default: raise AccessDenied unless the policy engine allows `kms:<action>`."""
     principal = ctx.principal
     own = key is None or key.account_id == principal.account_id

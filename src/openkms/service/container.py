@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from openkms.clock import Clock
 from openkms.keystore import Keystore
 from openkms.node.generation import Generation
+from openkms.providers.registry import ProviderRegistry
 from openkms.providers.software import SoftwareProvider
 from openkms.repository.database import Database
 from openkms.service.aliases import AliasService
@@ -16,6 +17,7 @@ from openkms.service.data_key_export import DataKeyExportService
 from openkms.service.identities import IdentityService
 from openkms.service.instances import InstanceService
 from openkms.service.key_import import KeyImportService
+from openkms.service.key_ops import KeyOperations
 from openkms.service.key_policy import KeyPolicyService
 from openkms.service.keys import KeyService
 from openkms.service.lifecycle import LifecycleService
@@ -26,6 +28,7 @@ from openkms.service.sts import StsService
 from openkms.service.sts_tokens import TokenCodec
 from openkms.service.tags import TagService
 from openkms.service.usage import AssociationService, UsageRecorder
+from openkms.types import InstanceKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,22 +56,30 @@ class Services:
     key_import: KeyImportService
 
 
+def software_providers(keystore: Keystore, generation: Generation) -> ProviderRegistry:
+    """The providers of a server whose key stores are all software (the only kind served today)."""
+    providers = ProviderRegistry()
+    providers.register(InstanceKind.SOFTWARE, SoftwareProvider(keystore, changes=generation.current))
+    return providers
+
+
 def build_services(
     db: Database,
     keystore: Keystore,
     clock: Clock,
     generation: Generation,
     cache_ttl: float,
+    providers: ProviderRegistry,
     *,
     access_quota: int = DEFAULT_QUOTA,
     grant_release_seconds: float = DEFAULT_RELEASE_SECONDS,
 ) -> Services:
-    provider = SoftwareProvider(keystore, changes=generation.current)
     access = InstanceAccess(db, clock, access_quota, grant_release_seconds)
-    service_keys = ServiceKeyService(db, provider, clock, generation)
-    keys = KeyService(db, provider, clock, generation, cache_ttl, service_keys, access)
+    service_keys = ServiceKeyService(db, providers, clock, generation)
+    keys = KeyService(db, providers, clock, generation, cache_ttl, access)
+    operations = KeyOperations(db, keys, clock, generation, cache_ttl, service_keys)
     identities = IdentityService(db, keystore, generation, cache_ttl, TokenCodec(db, keystore, clock), clock)
-    crypto = CryptoService(db, keys, provider, generation, cache_ttl, clock)
+    crypto = CryptoService(operations)
     usage = UsageRecorder(db)
     return Services(
         db=db,
@@ -79,17 +90,17 @@ def build_services(
         crypto=crypto,
         instances=InstanceService(db),
         ram=RamService(db, keystore, clock, generation),
-        key_policies=KeyPolicyService(db, keys, generation, access, clock),
+        key_policies=KeyPolicyService(keys, access, clock),
         access=access,
         usage=usage,
         associations=AssociationService(db, keys, clock, usage),
         sts=StsService(db, clock, identities),
-        asymmetric=AsymmetricService(db, keys, provider, generation, cache_ttl, clock),
-        data_key_export=DataKeyExportService(crypto),
-        lifecycle=LifecycleService(db, keys, provider, clock, generation, access),
+        asymmetric=AsymmetricService(operations),
+        data_key_export=DataKeyExportService(crypto, keys),
+        lifecycle=LifecycleService(db, keys, providers, clock, access),
         aliases=AliasService(db, keys, clock, generation),
         tags=TagService(db, keys),
         generation=generation,
         service_keys=service_keys,
-        key_import=KeyImportService(db, keys, provider, keystore, clock, generation),
+        key_import=KeyImportService(db, keys, providers, keystore, clock),
     )

@@ -1,4 +1,5 @@
-"""Who is calling, from where, for which request; and what the audit record should name."""
+"""Who is calling, from where, for which request. What a request acted on flows back with its
+result (`service.outcome`), never through the context."""
 
 from __future__ import annotations
 
@@ -89,14 +90,6 @@ class RequestContext:
     # read a key's current tags (only called when a condition asks).
     request_tags: Mapping[str, str] = field(default_factory=dict)
     tags_of: Callable[[str], Mapping[str, str]] | None = None
-    # Filled in by the service so the audit record names what was touched.
-    key_id: str | None = None
-    key_version_id: str | None = None
-
-    def touched(self, key_id: str, key_version_id: str | None = None) -> None:
-        self.key_id = key_id
-        if key_version_id is not None:
-            self.key_version_id = key_version_id
 
 
 def system_principal(account_id: AccountId, job: str) -> Principal:

@@ -1,4 +1,4 @@
-"""Bring your own key (issue 5): GetParametersForImport, ImportKeyMaterial, DeleteKeyMaterial and the
+"""Bring your own key: GetParametersForImport, ImportKeyMaterial, DeleteKeyMaterial and the
 material-expiry job's step.
 
 An ImportToken is `OKI1.<token id>.<mac>`: the token's row holds the key id, the wrapping algorithm, the
@@ -7,8 +7,8 @@ id and token id; the mac is an HMAC over the token id, key id, algorithm, expiry
 server secret, so a forged token, a token of another key, or a row altered in storage is refused
 before any unwrapping. The same secret (through HKDF) keys the
 fingerprint of imported material. The secret is made once and stored wrapped by the keystore.
-Every change locks the key row, then drops the key caches on every worker (generation bump); material
-that is deleted or expires is overwritten and the database scrubbed.
+Every change goes through the one locked write (`KeyService.locked`), which drops the key caches on
+every worker; material that is deleted or expires is overwritten and the database scrubbed.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import secrets
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -45,14 +45,15 @@ from openkms.errors import (
     UnsupportedOperation,
 )
 from openkms.keystore import Keystore
-from openkms.node.generation import Generation
-from openkms.providers.base import CryptoProvider, ImportRequest
+from openkms.policy.actions import KmsAction
+from openkms.providers.base import MATERIAL_IMPORT, ImportRequest, MaterialImport
 from openkms.providers.key_import import ensure_wrapping_algorithm_safe
+from openkms.providers.registry import ProviderRegistry
 from openkms.repository.database import Database
 from openkms.secret import SecretBytes
-from openkms.service.authorization import authorize
 from openkms.service.context import RequestContext
-from openkms.service.keys import KeyService
+from openkms.service.keys import KeyService, key_resource
+from openkms.service.outcome import Outcome, acting_on
 from openkms.service.service_secrets import service_secret
 from openkms.types import KeyId, KeyState, KeyVersionId, Origin
 
@@ -68,17 +69,15 @@ class KeyImportService:
         self,
         db: Database,
         keys: KeyService,
-        provider: CryptoProvider,
+        providers: ProviderRegistry,
         keystore: Keystore,
         clock: Clock,
-        generation: Generation,
     ) -> None:
         self._db = db
         self._keys = keys
-        self._provider = provider
+        self._providers = providers
         self._keystore = keystore
         self._clock = clock
-        self._generation = generation
         self._lock = threading.Lock()
         self._derived: tuple[bytes, SecretBytes] | None = None
         keystore.on_seal(self._forget)
@@ -86,28 +85,24 @@ class KeyImportService:
     # -- GetParametersForImport -------------------------------------------------------------------
     def get_parameters(
         self, ctx: RequestContext, key_ref: str, algorithm_raw: str | None, key_spec_raw: str | None
-    ) -> ImportParameters:
+    ) -> Outcome[ImportParameters]:
         algorithm = parse_wrapping_algorithm(algorithm_raw)
         ensure_wrapping_algorithm_safe(algorithm)
         check_wrapping_key_spec(key_spec_raw)
-        key = self._keys.resolve(ctx, key_ref)
-        ctx.touched(key.key_id)
-        authorize(ctx, "GetParametersForImport", key)
-        _ensure_importable(key)
-        token_id = secrets.token_hex(16)
-        public_der, wrapped = self._provider.new_import_wrapping_key(key.key_id, token_id)
+        key = self._keys.read(ctx, key_ref, KmsAction.GET_PARAMETERS_FOR_IMPORT)
+        with acting_on(key_resource(key)):
+            _ensure_importable(key)
+            token_id = secrets.token_hex(16)
+            public_der, wrapped = self._importer(key).new_import_wrapping_key(key.key_id, token_id)
         now = self._clock.now().replace(microsecond=0)
         token = StoredToken(token_id, key.key_id, algorithm, public_der, wrapped, now + TOKEN_LIFETIME, now)
-        with self._db.unit_of_work(write=True) as uow:
-            uow.lifecycle.lock_key(key.key_id)
-            current = uow.keys.get(key.key_id)
-            if current is None:
-                raise KeyNotFound()
+        with self._keys.holding(ctx, key.key_id, KmsAction.GET_PARAMETERS_FOR_IMPORT) as (uow, current):
             _ensure_importable(current)
             uow.imports.add_token(token)
-        return ImportParameters(
+        found = ImportParameters(
             key.key_id, format_token(token_id, self._mac(token)), public_der, token.expires_at
         )
+        return Outcome(found, key_resource(key))
 
     # -- ImportKeyMaterial ------------------------------------------------------------------------
     def import_material(
@@ -117,13 +112,30 @@ class KeyImportService:
         import_token: str,
         encrypted_material: bytes,
         expire_unix: int | None,
-    ) -> None:
-        key = self._keys.resolve(ctx, key_ref)
-        ctx.touched(key.key_id)
-        authorize(ctx, "ImportKeyMaterial", key)
-        _ensure_importable(key)
+    ) -> Outcome[None]:
+        key = self._keys.read(ctx, key_ref, KmsAction.IMPORT_KEY_MATERIAL)
         now = self._clock.now()
-        expire_time = parse_material_expiry(expire_unix, now)
+        with acting_on(key_resource(key)):
+            _ensure_importable(key)
+            expire_time = parse_material_expiry(expire_unix, now)
+            version_id, wrapped, fingerprint, expected = self._unwrap(
+                key, import_token, encrypted_material, now
+            )
+        with self._keys.locked(ctx, key.key_id, KmsAction.IMPORT_KEY_MATERIAL) as (uow, current):
+            state = transition(current.state, KeyEvent.IMPORT_MATERIAL)
+            latest = uow.imports.record(key.key_id)
+            if latest is None or latest[1] != expected:
+                # Another import recorded a fingerprint meanwhile: this material was not checked against it.
+                raise InvalidKeyState("The key's material changed while importing; try again.")
+            uow.imports.put_material(key.key_id, version_id, wrapped, fingerprint, state, expire_time, now)
+        self._providers.forget(version_id)
+        return Outcome(None, key_resource(key, version_id))
+
+    def _unwrap(
+        self, key: Key, import_token: str, encrypted_material: bytes, now: datetime
+    ) -> tuple[KeyVersionId, bytes, bytes, bytes | None]:
+        """Check the token and unwrap the material in the provider: (version, wrapped material to
+        store, its fingerprint, the fingerprint it was checked against)."""
         if not encrypted_material or len(encrypted_material) > ENCRYPTED_MATERIAL_LIMIT:
             raise InvalidArgument(
                 "EncryptedKeyMaterial is empty or too long.", parameter="EncryptedKeyMaterial"
@@ -149,59 +161,49 @@ class KeyImportService:
             token.wrapped_private_key,
             encrypted_material,
         )
-        wrapped, fingerprint = self._provider.import_material(request, self._fingerprint_key(), expected)
-        with self._db.unit_of_work(write=True) as uow:
-            uow.lifecycle.lock_key(key.key_id)
-            current = uow.keys.get(key.key_id)
-            latest = uow.imports.record(key.key_id)
-            if current is None:
-                raise KeyNotFound()
-            state = transition(current.state, KeyEvent.IMPORT_MATERIAL)
-            if latest is None or latest[1] != expected:
-                # Another import recorded a fingerprint meanwhile: this material was not checked against it.
-                raise InvalidKeyState("The key's material changed while importing; try again.")
-            uow.imports.put_material(key.key_id, version_id, wrapped, fingerprint, state, expire_time, now)
-        ctx.touched(key.key_id, version_id)
-        self._changed(key.key_id, [version_id])
+        wrapped, fingerprint = self._importer(key).import_material(request, self._fingerprint_key(), expected)
+        return version_id, wrapped, fingerprint, expected
 
     # -- DeleteKeyMaterial and the expiry job ------------------------------------------------------
-    def delete_material(self, ctx: RequestContext, key_ref: str) -> None:
-        key_id = KeyId(self._keys.key_id_of(ctx, key_ref))
-        with self._db.unit_of_work(write=True) as uow:
-            uow.lifecycle.lock_key(key_id)
-            key = uow.keys.get(key_id)
-            if key is None or key.region_id != ctx.region_id:
-                raise KeyNotFound()
-            ctx.touched(key.key_id)
-            authorize(ctx, "DeleteKeyMaterial", key)
+    def delete_material(self, ctx: RequestContext, key_ref: str) -> Outcome[None]:
+        with self._keys.locked(ctx, key_ref, KmsAction.DELETE_KEY_MATERIAL) as (uow, key):
             _ensure_external(key)
             transition(key.state, KeyEvent.DELETE_MATERIAL)
             destroyed = uow.imports.remove_material(key.key_id)
-        self._changed(key_id, destroyed)
-        self._db.scrub()
+        self._destroyed(destroyed)
+        return Outcome(None, key_resource(key))
 
     def due_for_expiry(self, limit: int = 100) -> list[Key]:
         with self._db.unit_of_work() as uow:
             found = [uow.keys.get(key_id) for key_id in uow.imports.due_for_expiry(self._clock.now(), limit)]
         return [key for key in found if key is not None]
 
-    def expire_if_due(self, ctx: RequestContext, key_id: KeyId) -> bool:
+    def expire_if_due(self, ctx: RequestContext, key_id: KeyId) -> Outcome[bool]:
         """The expiry job's step for one key: destroy its material if MaterialExpireTime has passed."""
-        with self._db.unit_of_work(write=True) as uow:
-            uow.lifecycle.lock_key(key_id)
-            key = uow.keys.get(key_id)
-            if key is None:
-                return False
-            ctx.touched(key.key_id)
-            authorize(ctx, "DeleteKeyMaterial", key)
-            expiry = key.material_expire_time
-            if expiry is None or expiry > self._clock.now() or key.state is KeyState.PENDING_DELETION:
-                return False
-            transition(key.state, KeyEvent.DELETE_MATERIAL)
-            destroyed = uow.imports.remove_material(key.key_id)
-        self._changed(key_id, destroyed)
+        destroyed: list[KeyVersionId] | None = None
+        try:
+            with self._keys.locked(ctx, key_id, KmsAction.DELETE_KEY_MATERIAL) as (uow, key):
+                expiry = key.material_expire_time
+                due = expiry is not None and expiry <= self._clock.now()
+                if due and key.state is not KeyState.PENDING_DELETION:
+                    transition(key.state, KeyEvent.DELETE_MATERIAL)
+                    destroyed = uow.imports.remove_material(key.key_id)
+        except KeyNotFound:
+            return Outcome(False, acted=False)
+        if destroyed is None:
+            return Outcome(False, key_resource(key), acted=False)
+        self._destroyed(destroyed)
+        return Outcome(True, key_resource(key))
+
+    def _destroyed(self, versions: list[KeyVersionId]) -> None:
+        """Material was removed: no cache keeps it, and no database page either."""
+        for version_id in versions:
+            self._providers.forget(version_id)
         self._db.scrub()
-        return True
+
+    def _importer(self, key: Key) -> MaterialImport:
+        """The provider of the key's instance, as an importer of key material."""
+        return self._keys.provider(key, MATERIAL_IMPORT)
 
     def expire_tokens(self, limit: int = 100) -> int:
         """Destroy the wrapping keys of expired tokens; forget the tokens TOKEN_RETENTION later."""
@@ -210,12 +212,6 @@ class KeyImportService:
             return uow.imports.expire_tokens(now, now - TOKEN_RETENTION, limit)
 
     # -- secrets ----------------------------------------------------------------------------------
-    def _changed(self, key_id: KeyId, versions: list[KeyVersionId]) -> None:
-        for version_id in versions:
-            self._provider.forget(version_id)
-        self._keys.key_cache.discard(key_id)
-        self._generation.bump()
-
     def _mac(self, token: StoredToken) -> str:
         message = b"\0".join(
             (

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from openkms.clock import Clock
 from openkms.errors import InvalidArgument
-from openkms.node.generation import Generation
+from openkms.policy.actions import KmsAction
 from openkms.policy.document import PolicyKind, parse_policy
 from openkms.policy.key_policy import default_key_policy
-from openkms.repository.database import Database
-from openkms.service.authorization import authorize
 from openkms.service.context import RequestContext
-from openkms.service.keys import KeyService
+from openkms.service.keys import KeyService, key_resource
+from openkms.service.outcome import Outcome
 from openkms.service.sharing import InstanceAccess
 
 POLICY_NAME = "default"
@@ -26,32 +25,23 @@ def _policy_name(name: str | None) -> None:
 
 
 class KeyPolicyService:
-    def __init__(
-        self, db: Database, keys: KeyService, generation: Generation, access: InstanceAccess, clock: Clock
-    ) -> None:
-        self._db = db
+    def __init__(self, keys: KeyService, access: InstanceAccess, clock: Clock) -> None:
         self._keys = keys
-        self._generation = generation
         self._access = access
         self._clock = clock
 
-    def get(self, ctx: RequestContext, key_ref: str, policy_name: str | None) -> str:
+    def get(self, ctx: RequestContext, key_ref: str, policy_name: str | None) -> Outcome[str]:
         _policy_name(policy_name)
-        key = self._keys.resolve(ctx, key_ref)
-        ctx.touched(key.key_id)
-        authorize(ctx, "GetKeyPolicy", key)
-        return key.policy if key.policy is not None else default_key_policy(key.account_id)
+        key = self._keys.read(ctx, key_ref, KmsAction.GET_KEY_POLICY)
+        policy = key.policy if key.policy is not None else default_key_policy(key.account_id)
+        return Outcome(policy, key_resource(key))
 
-    def set(self, ctx: RequestContext, key_ref: str, policy_name: str | None, document: str) -> None:
+    def set(self, ctx: RequestContext, key_ref: str, policy_name: str | None, document: str) -> Outcome[None]:
         _policy_name(policy_name)
-        key = self._keys.resolve(ctx, key_ref)
-        ctx.touched(key.key_id)
-        authorize(ctx, "SetKeyPolicy", key)
-        parse_policy(document, PolicyKind.KEY)
-        with self._db.unit_of_work(write=True) as uow:
+        with self._keys.locked(ctx, key_ref, KmsAction.SET_KEY_POLICY) as (uow, key):
+            parse_policy(document, PolicyKind.KEY)
             self._access.enforce(
                 uow, key.instance_id, key.key_id, key.account_id, document, self._clock.now()
             )
             uow.keys.set_policy(key.key_id, document)
-        self._keys.key_cache.discard(key.key_id)
-        self._generation.bump()  # every worker drops its cached copy of the key
+        return Outcome(None, key_resource(key))

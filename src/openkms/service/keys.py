@@ -1,13 +1,18 @@
-"""Key management use cases: create, describe, list, enable, disable. Also key resolution, shared
-with the cryptographic use cases."""
+"""Key management use cases: create, describe, list, enable, disable. Also key resolution and the one
+locked-write helper (`KeyService.locked`), shared with every other use case on keys.
+
+Resolution only reads: it never creates a key (an integrated service's first use of its service key
+is an explicit step of the key-operation pipeline, `service.key_ops`).
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
 from openkms.clock import Clock
 from openkms.domain.instance import Instance
@@ -25,14 +30,18 @@ from openkms.errors import (
     UnsupportedOperation,
 )
 from openkms.node.generation import Generation
+from openkms.policy.actions import KmsAction
 from openkms.policy.document import PolicyKind, parse_policy
 from openkms.policy.key_policy import shared_instance_key_policy
-from openkms.providers.base import CryptoProvider
-from openkms.repository.database import Database
+from openkms.providers.base import KEY_PAIRS, SYMMETRIC, Capability
+from openkms.providers.registry import ProviderRegistry
+from openkms.repository.database import Database, UnitOfWork
+from openkms.resource import Resource
 from openkms.service import ids
 from openkms.service.authorization import authorize
 from openkms.service.cache import TtlCache
 from openkms.service.context import RequestContext
+from openkms.service.outcome import Outcome, acting_on
 from openkms.service.sharing import InstanceAccess
 from openkms.types import (
     CreatorType,
@@ -46,8 +55,7 @@ from openkms.types import (
     ProtectionLevel,
 )
 
-if TYPE_CHECKING:  # service_keys builds on this module; the type is only named here
-    from openkms.service.service_keys import ServiceKeyService
+P = TypeVar("P")
 
 _KEY_ARN = re.compile(r"^acs:kms:(?P<region>[^:]*):(?P<account>\d+):key/(?P<key>.+)$")
 _ALIAS_ARN = re.compile(r"^acs:kms:(?P<region>[^:]*):(?P<account>\d+):(?P<alias>alias/.+)$")
@@ -62,35 +70,42 @@ class CreateKeyRequest:
     description: str = ""
     instance_id: str | None = None
     policy: str | None = None  # a key policy document; None: the default policy
-    # Lifecycle (issue 3): automatic rotation (interval as given, e.g. "30d") and tags at creation.
+    # Automatic rotation (interval as given, e.g. "30d") and tags, set at creation.
     enable_automatic_rotation: bool = False
     rotation_interval: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
-def new_material(provider: CryptoProvider, key_id: KeyId, version_id: KeyVersionId, spec: KeySpec) -> bytes:
-    """Wrapped material for a new version: a symmetric key or a key pair, as the spec says. Every path
-    that makes a version (CreateKey, CreateKeyVersion, the rotation job) comes through here."""
+def new_material(
+    providers: ProviderRegistry, kind: InstanceKind, key_id: KeyId, version_id: KeyVersionId, spec: KeySpec
+) -> bytes:
+    """Wrapped material for a new version, made by the provider of the key's kind of key store: a
+    symmetric key or a key pair, as the spec says. Every path that makes a version (CreateKey,
+    CreateKeyVersion, the rotation job, service keys) comes through here."""
     if SPEC_RULES[spec].symmetric:
-        return provider.generate_symmetric(key_id, version_id, spec)
-    return provider.generate_key_pair(key_id, version_id, spec)
+        return providers.capability(kind, SYMMETRIC).generate_symmetric(key_id, version_id, spec)
+    return providers.capability(kind, KEY_PAIRS).generate_key_pair(key_id, version_id, spec)
+
+
+def key_resource(key: Key, version_id: str | None = None) -> Resource:
+    """The key as the audit record names it (by its own ARN), with the version a request used."""
+    return Resource.key(key.region_id, key.account_id, key.key_id, version_id)
 
 
 class KeyService:
     def __init__(
         self,
         db: Database,
-        provider: CryptoProvider,
+        providers: ProviderRegistry,
         clock: Clock,
         generation: Generation,
         cache_ttl: float,
-        service_keys: ServiceKeyService | None = None,
         access: InstanceAccess | None = None,
     ) -> None:
         self._db = db
-        self._service_keys = service_keys
         self._access = access
-        self._provider = provider
+        self._providers = providers
+        self._kinds: dict[InstanceId, InstanceKind] = {}  # an instance's kind never changes
         self._clock = clock
         self._generation = generation
         self.key_cache: TtlCache[str, Key] = TtlCache(cache_ttl, generation)
@@ -111,9 +126,24 @@ class KeyService:
             raise KeyNotFound(f"The specified Key is not found in region {ctx.region_id}.")
         return key
 
-    def key_id_of(self, ctx: RequestContext, key_ref: str) -> str:
-        """The key id a reference names; aliases are looked up (AliasNotFound if there is none)."""
-        return self._key_id_of(ctx, key_ref)
+    def kind_of(self, key: Key) -> InstanceKind:
+        """The kind of key store that holds the key's material: its instance's, or software for the
+        default key store (keys outside any instance)."""
+        if key.instance_id is None:
+            return InstanceKind.SOFTWARE
+        kind = self._kinds.get(key.instance_id)
+        if kind is None:
+            with self._db.unit_of_work() as uow:
+                instance = uow.instances.get(key.instance_id)
+            if instance is None:
+                raise InstanceNotFound(f"The KMS instance of {key.key_id} is not found.")
+            kind = self._kinds[key.instance_id] = instance.kind
+        return kind
+
+    def provider(self, key: Key, capability: Capability[P]) -> P:
+        """The provider that holds the key's material (by the kind of its instance), as `capability`;
+        UnsupportedOperation if this server has no such provider or it lacks the capability."""
+        return self._providers.capability(self.kind_of(key), capability)
 
     def _alias_target(self, ctx: RequestContext, name: str) -> KeyId:
         cache_key = (ctx.principal.account_id, ctx.region_id, name)
@@ -121,18 +151,11 @@ class KeyService:
         if key_id is None:
             with self._db.unit_of_work() as uow:
                 alias = uow.aliases.get(ctx.principal.account_id, ctx.region_id, name)
-            key_id = alias.key_id if alias is not None else self._first_use_of_service_key(ctx, name)
+            if alias is None:
+                raise AliasNotFound()
+            key_id = alias.key_id
             self.alias_cache.put(cache_key, key_id)
         return key_id
-
-    def _first_use_of_service_key(self, ctx: RequestContext, name: str) -> KeyId:
-        """An integrated service naming its own missing service key gets it made (F1.1)."""
-        principal = ctx.principal
-        own_alias = f"alias/acs/{principal.name}"
-        if principal.actor != "service" or self._service_keys is None or name != own_alias:
-            raise AliasNotFound()
-        key, _ = self._service_keys.ensure(ctx, principal.name)
-        return key.key_id
 
     def _key_id_of(self, ctx: RequestContext, key_ref: str) -> str:
         if key_ref.startswith("alias/"):
@@ -154,10 +177,46 @@ class KeyService:
             return match["key"]
         return key_ref
 
+    # -- the one locked write -----------------------------------------------------------------------
+    @contextmanager
+    def locked(
+        self, ctx: RequestContext, key_ref: str, action: KmsAction
+    ) -> Iterator[tuple[UnitOfWork, Key]]:
+        """Resolve, lock the key row in a write unit of work, re-read it, authorize `action`, and let
+        the caller change it; then drop the key caches on every worker of the node.
+
+        Every state change on a key comes through here, so concurrent changes of one key serialise
+        (PostgreSQL row lock; SQLite serialises writers at BEGIN IMMEDIATE) and each sees the other's
+        result. Errors raised after the key was found name it (`OpenKMSError.resource`)."""
+        with self.holding(ctx, key_ref, action) as (uow, key):
+            yield uow, key
+        self.changed(key.key_id)
+
+    @contextmanager
+    def holding(
+        self, ctx: RequestContext, key_ref: str, action: KmsAction
+    ) -> Iterator[tuple[UnitOfWork, Key]]:
+        """As `locked`, for a write that depends on the key's current state without changing the key
+        (an import token): nothing cached about the key goes stale, so no cache is dropped."""
+        key_id = KeyId(self._key_id_of(ctx, key_ref))
+        with self._db.unit_of_work(write=True) as uow:
+            uow.lifecycle.lock_key(key_id)
+            key = uow.keys.get(key_id)
+            if key is None or key.region_id != ctx.region_id:
+                raise KeyNotFound()
+            with acting_on(key_resource(key)):
+                authorize(ctx, action, key)
+                yield uow, key
+
+    def changed(self, key_id: KeyId) -> None:
+        """A key changed: every worker of the node drops its cached copy (generation bump)."""
+        self.key_cache.discard(key_id)
+        self._generation.bump()
+
     # -- use cases --------------------------------------------------------------------------------
-    def create_key(self, ctx: RequestContext, request: CreateKeyRequest) -> Key:
+    def create_key(self, ctx: RequestContext, request: CreateKeyRequest) -> Outcome[Key]:
         ctx.request_tags = dict(request.tags)  # policies may condition on them (acs:RequestTag/<key>)
-        authorize(ctx, "CreateKey")
+        authorize(ctx, KmsAction.CREATE_KEY)
         check_description(request.description)
         origin = _parse_origin(request.origin)
         instance = self._instance(ctx, request.instance_id)
@@ -179,8 +238,9 @@ class KeyService:
         now = self._clock.now()
         key_id = ids.new_default_key_id() if kind is None else ids.new_instance_key_id(ctx.region_id)
         version_id = ids.new_version_id()
-        # Origin EXTERNAL (issue 5): no material until ImportKeyMaterial; the version id is reserved.
-        wrapped = None if external else new_material(self._provider, key_id, version_id, rule.spec)
+        # Origin EXTERNAL: no material until ImportKeyMaterial; the version id is reserved for it.
+        store = InstanceKind.SOFTWARE if kind is None else kind
+        wrapped = None if external else new_material(self._providers, store, key_id, version_id, rule.spec)
         key = Key(
             key_id=key_id,
             account_id=ctx.principal.account_id,
@@ -211,12 +271,7 @@ class KeyService:
                 uow.keys.add_version(KeyVersion(key_id, version_id, now), 1, wrapped)
             if request.tags:
                 uow.tags.put(key_id, request.tags)
-        ctx.touched(key_id, None if wrapped is None else version_id)
-        return key
-
-    def _instance_kind(self, ctx: RequestContext, instance_id: str | None) -> InstanceKind | None:
-        instance = self._instance(ctx, instance_id)
-        return None if instance is None else instance.kind
+        return Outcome(key, key_resource(key, None if wrapped is None else version_id))
 
     def _instance(self, ctx: RequestContext, instance_id: str | None) -> Instance | None:
         """The instance a key is created in: the caller's own, or one shared with its account (F4.1)."""
@@ -231,49 +286,47 @@ class KeyService:
             raise AccessDenied(f"The KMS instance {instance_id!r} belongs to another account.")
         return instance
 
-    def describe_key(self, ctx: RequestContext, key_ref: str) -> Key:
+    def describe_key(self, ctx: RequestContext, key_ref: str) -> Outcome[Key]:
+        key = self.read(ctx, key_ref, KmsAction.DESCRIBE_KEY)
+        return Outcome(key, key_resource(key))
+
+    def read(self, ctx: RequestContext, key_ref: str, action: KmsAction) -> Key:
+        """Resolve a key and authorize `action` on it (no change follows, or one under `locked`);
+        a denial names the key."""
         key = self.resolve(ctx, key_ref)
-        ctx.touched(key.key_id)
-        authorize(ctx, "DescribeKey", key)
+        with acting_on(key_resource(key)):
+            authorize(ctx, action, key)
         return key
 
     def list_keys(
         self, ctx: RequestContext, key_filter: KeyFilter, page_number: int, page_size: int
-    ) -> tuple[list[Key], int]:
-        authorize(ctx, "ListKeys")
+    ) -> Outcome[tuple[list[Key], int]]:
+        authorize(ctx, KmsAction.LIST_KEYS)
         with self._db.unit_of_work() as uow:
-            return uow.keys.page(
+            found = uow.keys.page(
                 ctx.principal.account_id,
                 ctx.region_id,
                 key_filter,
                 (page_number - 1) * page_size,
                 page_size,
             )
+        return Outcome(found)
 
-    def enable_key(self, ctx: RequestContext, key_ref: str) -> None:
-        self._change_state(ctx, key_ref, KeyEvent.ENABLE)
+    def enable_key(self, ctx: RequestContext, key_ref: str) -> Outcome[None]:
+        return self._change_state(ctx, key_ref, KeyEvent.ENABLE, KmsAction.ENABLE_KEY)
 
-    def disable_key(self, ctx: RequestContext, key_ref: str) -> None:
-        self._change_state(ctx, key_ref, KeyEvent.DISABLE)
+    def disable_key(self, ctx: RequestContext, key_ref: str) -> Outcome[None]:
+        return self._change_state(ctx, key_ref, KeyEvent.DISABLE, KmsAction.DISABLE_KEY)
 
-    def _change_state(self, ctx: RequestContext, key_ref: str, event: KeyEvent) -> None:
-        """Enable or disable a key. The key row is locked and re-read inside the transaction, so a
-        concurrent lifecycle change (ScheduleKeyDeletion) is either seen or waits (PostgreSQL; SQLite
-        serialises writers at BEGIN IMMEDIATE)."""
-        key_id = KeyId(self._key_id_of(ctx, key_ref))
-        with self._db.unit_of_work(write=True) as uow:
-            uow.lifecycle.lock_key(key_id)
-            key = uow.keys.get(key_id)
-            if key is None or key.region_id != ctx.region_id:
-                raise KeyNotFound()
-            ctx.touched(key.key_id)
-            authorize(ctx, event.value, key)
-            refuse_service_key(ctx, key, event.value)
+    def _change_state(
+        self, ctx: RequestContext, key_ref: str, event: KeyEvent, action: KmsAction
+    ) -> Outcome[None]:
+        with self.locked(ctx, key_ref, action) as (uow, key):
+            refuse_service_key(ctx, key, action)
             new_state = transition(key.state, event)
             if new_state is not key.state:
                 uow.keys.set_state(key.key_id, new_state)
-        self.key_cache.put(key.key_id, replace(key, state=new_state))
-        self._generation.bump()
+        return Outcome(None, key_resource(key))
 
 
 def refuse_service_key(ctx: RequestContext, key: Key, action: str) -> None:

@@ -127,10 +127,6 @@ class Runner:
             resource = outcome.resource
             if resource is not None and resource.key_id is not None and action in USAGE_ACTIONS:
                 self._usage.record(resource.key_id, ctx.principal, ctx.received_at)
-        if resource is None and ctx.key_id is not None:  # TRANSITIONAL: services still on ctx.touched
-            resource = Resource.key(ctx.region_id, ctx.principal.account_id, ctx.key_id, ctx.key_version_id)
-            if outcome is not None and failure is None and action in USAGE_ACTIONS:
-                self._usage.record(ctx.key_id, ctx.principal, ctx.received_at)
         principal = ctx.principal
         attempt = Attempt(
             ctx.door,

@@ -22,11 +22,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 
 from openkms.clock import Clock, iso_utc
+from openkms.policy.actions import KmsAction
 from openkms.repository.database import Database
 from openkms.repository.usage import DetectionRow, UsageRow
-from openkms.service.authorization import authorize
 from openkms.service.context import Principal, RequestContext
-from openkms.service.keys import KeyService
+from openkms.service.keys import KeyService, key_resource
+from openkms.service.outcome import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -95,24 +96,25 @@ class AssociationService:
         # Twice the flush interval: every worker has flushed at least once since the run started.
         self.settle_seconds = 2 * FLUSH_SECONDS
 
-    def start(self, ctx: RequestContext, key_ref: str) -> DetectionRow:
+    def start(self, ctx: RequestContext, key_ref: str) -> Outcome[DetectionRow]:
         """Begin a detection run of a key; the caller runs `complete` later (after the settle time)."""
-        key = self._keys.resolve(ctx, key_ref)
-        ctx.touched(key.key_id)
-        authorize(ctx, "StartKeyAssociationDetection", key)
+        key = self._keys.read(ctx, key_ref, KmsAction.START_KEY_ASSOCIATION_DETECTION)
+        return Outcome(self._start(key.key_id), key_resource(key))
+
+    def _start(self, key_id: str) -> DetectionRow:
         detection_id = str(uuid.uuid4())
         now = self._clock.now()
         try:
             with self._db.unit_of_work(write=True) as uow:
-                uow.usage.start_detection(key.key_id, detection_id, now)
+                uow.usage.start_detection(key_id, detection_id, now)
         except IntegrityError:
             # Another request started a run of this key at the same moment: report that one.
             with self._db.unit_of_work() as uow:
-                running = uow.usage.detection(key.key_id)
+                running = uow.usage.detection(key_id)
             if running is None:
                 raise
             return running
-        return DetectionRow(key.key_id, detection_id, "Running", now, None, None)
+        return DetectionRow(key_id, detection_id, "Running", now, None, None)
 
     def complete(self, key_id: str, detection_id: str) -> None:
         """Finish a run: flush this worker's tally, then list the key's callers. Blocking (database)."""
@@ -122,11 +124,12 @@ class AssociationService:
             log.exception("key usage could not be written before detection %s", detection_id)
         run_detection(self._db, self._clock, key_id, detection_id)
 
-    def describe(self, ctx: RequestContext, key_ref: str) -> tuple[DetectionRow | None, list[Association]]:
-        key = self._keys.resolve(ctx, key_ref)
-        ctx.touched(key.key_id)
-        authorize(ctx, "DescribeKeyAssociations", key)
-        return latest_detection(self._db, self._clock, key.key_id, self.settle_seconds)
+    def describe(
+        self, ctx: RequestContext, key_ref: str
+    ) -> Outcome[tuple[DetectionRow | None, list[Association]]]:
+        key = self._keys.read(ctx, key_ref, KmsAction.DESCRIBE_KEY_ASSOCIATIONS)
+        found = latest_detection(self._db, self._clock, key.key_id, self.settle_seconds)
+        return Outcome(found, key_resource(key))
 
 
 def run_detection(db: Database, clock: Clock, key_id: str, detection_id: str) -> None:

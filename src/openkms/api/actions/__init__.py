@@ -23,6 +23,7 @@ from openkms.api.actions import (
     tags,
 )
 from openkms.api.actions.base import Action
+from openkms.policy.actions import USAGE_ACTIONS
 
 KMS_VERSION = "2016-01-20"
 
@@ -45,24 +46,6 @@ ACTIONS: dict[str, Action] = {
     )
     for action in group.ACTIONS
 }
-
-
-# Successful calls of these actions count as uses of their key (F8 usage tracking).
-USAGE_ACTIONS = frozenset(
-    {
-        "Encrypt",
-        "Decrypt",
-        "ReEncrypt",
-        "GenerateDataKey",
-        "GenerateDataKeyWithoutPlaintext",
-        "AsymmetricSign",
-        "AsymmetricVerify",
-        "AsymmetricEncrypt",
-        "AsymmetricDecrypt",
-        "GenerateAndExportDataKey",
-        "ExportDataKey",
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)

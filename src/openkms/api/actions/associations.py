@@ -11,26 +11,34 @@ from openkms.api.params import Params
 from openkms.clock import iso_utc
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
+from openkms.service.outcome import Outcome
 
 _KEY_ID = frozenset({"KeyId"})
 
 
-def start_detection(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def start_detection(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
     associations = services.associations
-    run = associations.start(ctx, params.required_str("KeyId"))
+    started = associations.start(ctx, params.required_str("KeyId"))
+    run = started.value
     # The run finishes after one flush interval, so every worker's recent calls are counted.
     timer = threading.Timer(
         associations.settle_seconds, associations.complete, (run.key_id, run.detection_id)
     )
     timer.daemon = True
     timer.start()
-    return {"KeyId": run.key_id, "DetectionId": run.detection_id, "Status": run.status}
+    return started.map(lambda _: {"KeyId": run.key_id, "DetectionId": run.detection_id, "Status": run.status})
 
 
-def describe_associations(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
-    row, found = services.associations.describe(ctx, params.required_str("KeyId"))
+def describe_associations(
+    params: Params, ctx: RequestContext, services: Services
+) -> Outcome[Mapping[str, object]]:
+    described = services.associations.describe(ctx, params.required_str("KeyId"))
+    row, found = described.value
     if row is None:
-        return {"KeyId": ctx.key_id, "Status": "NotStarted", "Associations": {"Association": []}}
+        key_id = None if described.resource is None else described.resource.key_id
+        return described.map(
+            lambda _: {"KeyId": key_id, "Status": "NotStarted", "Associations": {"Association": []}}
+        )
     answer: dict[str, object] = {
         "KeyId": row.key_id,
         "DetectionId": row.detection_id,
@@ -50,7 +58,7 @@ def describe_associations(params: Params, ctx: RequestContext, services: Service
     }
     if row.finished_at is not None:
         answer["FinishTime"] = iso_utc(row.finished_at)
-    return answer
+    return described.map(lambda _: answer)
 
 
 ACTIONS = (

@@ -19,6 +19,7 @@ from openkms.errors import InvalidArgument, InvalidCiphertext, SignatureInvalid,
 from openkms.service.asymmetric import VersionOf
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
+from openkms.service.outcome import Outcome
 
 
 def _base64(params: Params, name: str) -> bytes:
@@ -44,56 +45,71 @@ def _target(params: Params) -> tuple[str, str]:
     return params.required_str("KeyId"), params.required_str("KeyVersionId")
 
 
-def asymmetric_sign(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def asymmetric_sign(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
     _dry_run(params)
     key_ref, version_id = _target(params)
     algorithm = params.required_str("Algorithm")
     digest = _base64(params, "Digest")
-    used, signature = services.asymmetric.sign(ctx, key_ref, version_id, algorithm, digest)
-    return {**_names(used), "Value": b64encode(signature).decode("ascii")}
+    signed = services.asymmetric.sign(ctx, key_ref, version_id, algorithm, digest)
+    return signed.map(lambda found: {**_names(found[0]), "Value": b64encode(found[1]).decode("ascii")})
 
 
-def asymmetric_verify(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def asymmetric_verify(
+    params: Params, ctx: RequestContext, services: Services
+) -> Outcome[Mapping[str, object]]:
     _dry_run(params)
     key_ref, version_id = _target(params)
     algorithm = params.required_str("Algorithm")
     digest = _base64(params, "Digest")
     signature = _base64(params, "Value")
     try:
-        used = services.asymmetric.verify(ctx, key_ref, version_id, algorithm, digest, signature)
-    except SignatureInvalid:
-        return {"KeyId": ctx.key_id, "KeyVersionId": ctx.key_version_id, "Value": False}
-    return {**_names(used), "Value": True}
+        verified = services.asymmetric.verify(ctx, key_ref, version_id, algorithm, digest, signature)
+    except SignatureInvalid as invalid:
+        # Verification raises; the answer is `Value: false`, naming the key and version that refused.
+        resource = invalid.resource
+        if resource is None:  # raised before a version was found: not a verdict on the signature
+            raise
+        answer = {"KeyId": resource.key_id, "KeyVersionId": resource.key_version_id, "Value": False}
+        return Outcome(answer, resource)
+    return verified.map(lambda used: {**_names(used), "Value": True})
 
 
-def asymmetric_encrypt(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def asymmetric_encrypt(
+    params: Params, ctx: RequestContext, services: Services
+) -> Outcome[Mapping[str, object]]:
     _dry_run(params)
     key_ref, version_id = _target(params)
     algorithm = params.required_str("Algorithm")
     plaintext = _base64(params, "Plaintext")
-    used, ciphertext = services.asymmetric.encrypt(ctx, key_ref, version_id, algorithm, plaintext)
-    return {**_names(used), "CiphertextBlob": b64encode(ciphertext).decode("ascii")}
+    encrypted = services.asymmetric.encrypt(ctx, key_ref, version_id, algorithm, plaintext)
+    return encrypted.map(
+        lambda found: {**_names(found[0]), "CiphertextBlob": b64encode(found[1]).decode("ascii")}
+    )
 
 
-def asymmetric_decrypt(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def asymmetric_decrypt(
+    params: Params, ctx: RequestContext, services: Services
+) -> Outcome[Mapping[str, object]]:
     _dry_run(params)
     key_ref, version_id = _target(params)
     algorithm = params.required_str("Algorithm")
     ciphertext = _base64(params, "CiphertextBlob")
-    used, plaintext = services.asymmetric.decrypt(ctx, key_ref, version_id, algorithm, ciphertext)
-    return {**_names(used), "Plaintext": b64encode(plaintext.reveal()).decode("ascii")}
+    decrypted = services.asymmetric.decrypt(ctx, key_ref, version_id, algorithm, ciphertext)
+    return decrypted.map(
+        lambda found: {**_names(found[0]), "Plaintext": b64encode(found[1].reveal()).decode("ascii")}
+    )
 
 
-def get_public_key(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def get_public_key(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
     _dry_run(params)
     key_ref, version_id = _target(params)
-    used, pem = services.asymmetric.get_public_key(ctx, key_ref, version_id)
-    return {**_names(used), "PublicKey": pem}
+    found = services.asymmetric.get_public_key(ctx, key_ref, version_id)
+    return found.map(lambda pair: {**_names(pair[0]), "PublicKey": pair[1]})
 
 
 def generate_certificate_signing_request(
     params: Params, ctx: RequestContext, services: Services
-) -> Mapping[str, object]:
+) -> Outcome[Mapping[str, object]]:
     key_ref, version_id = _target(params)
     algorithm = params.required_str("Algorithm")
     subject = make_subject(
@@ -105,8 +121,8 @@ def generate_certificate_signing_request(
         country=params.optional_str("Country"),
         email=params.optional_str("Email"),
     )
-    used, pem = services.asymmetric.certificate_signing_request(ctx, key_ref, version_id, algorithm, subject)
-    return {**_names(used), "Csr": pem}
+    made = services.asymmetric.certificate_signing_request(ctx, key_ref, version_id, algorithm, subject)
+    return made.map(lambda pair: {**_names(pair[0]), "Csr": pair[1]})
 
 
 _VERSION = frozenset({"KeyId", "KeyVersionId", "DryRun"})

@@ -59,6 +59,11 @@ class Action:
                 raise InvalidArgument(f"{self.name} takes no parameter {name}.", parameter=name)
 
 
+def empty(done: Outcome[object]) -> Outcome[Mapping[str, object]]:
+    """The answer of an action whose response carries no fields of its own."""
+    return done.map(lambda _: {})
+
+
 def page_params(params: Params) -> tuple[int, int]:
     page_number = params.optional_int("PageNumber", 1, minimum=1, maximum=1_000_000)
     page_size = params.optional_int("PageSize", 10, minimum=1, maximum=100)

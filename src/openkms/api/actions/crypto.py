@@ -13,9 +13,11 @@ from collections.abc import Mapping
 from openkms.api.actions.base import Action
 from openkms.api.params import Params
 from openkms.errors import InvalidCiphertext, UnsupportedOperation
+from openkms.policy.actions import KmsAction
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
-from openkms.service.crypto import Sealed
+from openkms.service.crypto import DataKey, Encrypted
+from openkms.service.outcome import Outcome
 
 
 def _blob(params: Params, name: str = "CiphertextBlob") -> bytes:
@@ -26,7 +28,7 @@ def _blob(params: Params, name: str = "CiphertextBlob") -> bytes:
         raise InvalidCiphertext(f"{name} is not valid base64.") from None
 
 
-def _sealed(result: Sealed) -> dict[str, object]:
+def _encrypted(result: Encrypted) -> Mapping[str, object]:
     return {
         "CiphertextBlob": b64encode(result.blob).decode("ascii"),
         "KeyId": result.key_id,
@@ -39,26 +41,28 @@ def _dry_run(params: Params) -> None:
         raise UnsupportedOperation("DryRun is not supported by this server yet.")
 
 
-def encrypt(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def encrypt(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
     _dry_run(params)
     plaintext = params.required_str("Plaintext").encode("utf-8")
     result = services.crypto.encrypt(
         ctx, params.required_str("KeyId"), plaintext, params.json_object("EncryptionContext")
     )
-    return _sealed(result)
+    return result.map(_encrypted)
 
 
-def decrypt(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def decrypt(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
     _dry_run(params)
     opened = services.crypto.decrypt(ctx, _blob(params), params.json_object("EncryptionContext"))
     try:
-        text = opened.plaintext.reveal().decode("utf-8")
+        text = opened.value.plaintext.reveal().decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidCiphertext() from None
-    return {"KeyId": opened.key_id, "KeyVersionId": opened.version_id, "Plaintext": text}
+    return opened.map(
+        lambda found: {"KeyId": found.key_id, "KeyVersionId": found.version_id, "Plaintext": text}
+    )
 
 
-def re_encrypt(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def re_encrypt(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
     _dry_run(params)
     for name in ("SourceEncryptionAlgorithm", "SourceKeyId", "SourceKeyVersionId"):
         if params.optional_str(name):
@@ -70,13 +74,13 @@ def re_encrypt(params: Params, ctx: RequestContext, services: Services) -> Mappi
         params.required_str("DestinationKeyId"),
         params.json_object("DestinationEncryptionContext"),
     )
-    return _sealed(result)
+    return result.map(_encrypted)
 
 
-def _generate(params: Params, ctx: RequestContext, services: Services, action: str) -> tuple[str, Sealed]:
+def _generate(params: Params, ctx: RequestContext, services: Services, action: KmsAction) -> Outcome[DataKey]:
     _dry_run(params)
     number_of_bytes = params.optional_int("NumberOfBytes", None, minimum=1, maximum=1024)
-    data_key = services.crypto.generate_data_key(
+    return services.crypto.generate_data_key(
         ctx,
         params.required_str("KeyId"),
         number_of_bytes,
@@ -84,19 +88,22 @@ def _generate(params: Params, ctx: RequestContext, services: Services, action: s
         params.json_object("EncryptionContext"),
         action=action,
     )
-    return data_key.plaintext_base64.reveal().decode("ascii"), data_key.sealed
 
 
-def generate_data_key(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
-    plaintext, sealed = _generate(params, ctx, services, "GenerateDataKey")
-    return {**_sealed(sealed), "Plaintext": plaintext}
+def generate_data_key(
+    params: Params, ctx: RequestContext, services: Services
+) -> Outcome[Mapping[str, object]]:
+    made = _generate(params, ctx, services, KmsAction.GENERATE_DATA_KEY)
+    return made.map(
+        lambda key: {**_encrypted(key.encrypted), "Plaintext": key.plaintext_base64.reveal().decode("ascii")}
+    )
 
 
 def generate_data_key_without_plaintext(
     params: Params, ctx: RequestContext, services: Services
-) -> Mapping[str, object]:
-    _, sealed = _generate(params, ctx, services, "GenerateDataKeyWithoutPlaintext")
-    return _sealed(sealed)
+) -> Outcome[Mapping[str, object]]:
+    made = _generate(params, ctx, services, KmsAction.GENERATE_DATA_KEY_WITHOUT_PLAINTEXT)
+    return made.map(lambda key: _encrypted(key.encrypted))
 
 
 _DATA_KEY = frozenset({"KeyId", "KeySpec", "NumberOfBytes", "EncryptionContext", "DryRun"})

@@ -15,7 +15,8 @@ from openkms.api.params import Params
 from openkms.errors import InvalidCiphertext, UnsupportedOperation
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
-from openkms.service.data_key_export import WrappingKey, parse_wrapping_key
+from openkms.service.data_key_export import Exported, WrappingKey, parse_wrapping_key
+from openkms.service.outcome import Outcome
 
 
 def _wrapping(params: Params) -> WrappingKey:
@@ -33,7 +34,7 @@ def _dry_run(params: Params) -> None:
 
 def generate_and_export_data_key(
     params: Params, ctx: RequestContext, services: Services
-) -> Mapping[str, object]:
+) -> Outcome[Mapping[str, object]]:
     _dry_run(params)
     key_ref = params.required_str("KeyId")
     wrapping = _wrapping(params)
@@ -45,16 +46,18 @@ def generate_and_export_data_key(
         params.json_object("EncryptionContext"),
         wrapping,
     )
-    assert result.sealed is not None
-    return {
-        "KeyId": result.key_id,
-        "KeyVersionId": result.version_id,
-        "CiphertextBlob": b64encode(result.sealed.blob).decode("ascii"),
-        "ExportedDataKey": b64encode(result.exported).decode("ascii"),
-    }
+    return result.map(_exported)
 
 
-def export_data_key(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def _exported(result: Exported) -> Mapping[str, object]:
+    answer: dict[str, object] = {"KeyId": result.key_id, "KeyVersionId": result.version_id}
+    if result.encrypted is not None:
+        answer["CiphertextBlob"] = b64encode(result.encrypted.blob).decode("ascii")
+    answer["ExportedDataKey"] = b64encode(result.exported).decode("ascii")
+    return answer
+
+
+def export_data_key(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
     _dry_run(params)
     raw = params.required_str("CiphertextBlob")
     try:
@@ -63,11 +66,7 @@ def export_data_key(params: Params, ctx: RequestContext, services: Services) -> 
         raise InvalidCiphertext("CiphertextBlob is not valid base64.") from None
     wrapping = _wrapping(params)
     result = services.data_key_export.export(ctx, blob, params.json_object("EncryptionContext"), wrapping)
-    return {
-        "KeyId": result.key_id,
-        "KeyVersionId": result.version_id,
-        "ExportedDataKey": b64encode(result.exported).decode("ascii"),
-    }
+    return result.map(_exported)
 
 
 _WRAPPING = frozenset(

@@ -1,4 +1,4 @@
-"""Imported key material actions (issue 5): GetParametersForImport, ImportKeyMaterial, DeleteKeyMaterial.
+"""Imported key material actions: GetParametersForImport, ImportKeyMaterial, DeleteKeyMaterial.
 
 Wire encodings: PublicKey is base64 of SubjectPublicKeyInfo DER, EncryptedKeyMaterial base64,
 TokenExpireTime ISO-8601 UTC, KeyMaterialExpireUnix Unix seconds (0 or absent: never expires).
@@ -10,32 +10,37 @@ import binascii
 from base64 import b64decode, b64encode
 from collections.abc import Mapping
 
-from openkms.api.actions.base import Action
+from openkms.api.actions.base import Action, empty
 from openkms.api.params import Params
 from openkms.clock import iso_utc
 from openkms.errors import InvalidArgument
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
+from openkms.service.outcome import Outcome
 
 
 def get_parameters_for_import(
     params: Params, ctx: RequestContext, services: Services
-) -> Mapping[str, object]:
+) -> Outcome[Mapping[str, object]]:
     found = services.key_import.get_parameters(
         ctx,
         params.required_str("KeyId"),
         params.required_str("WrappingAlgorithm"),
         params.required_str("WrappingKeySpec"),
     )
-    return {
-        "KeyId": found.key_id,
-        "ImportToken": found.import_token,
-        "PublicKey": b64encode(found.public_key_der).decode("ascii"),
-        "TokenExpireTime": iso_utc(found.token_expire_time),
-    }
+    return found.map(
+        lambda parameters: {
+            "KeyId": parameters.key_id,
+            "ImportToken": parameters.import_token,
+            "PublicKey": b64encode(parameters.public_key_der).decode("ascii"),
+            "TokenExpireTime": iso_utc(parameters.token_expire_time),
+        }
+    )
 
 
-def import_key_material(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def import_key_material(
+    params: Params, ctx: RequestContext, services: Services
+) -> Outcome[Mapping[str, object]]:
     raw = params.required_str("EncryptedKeyMaterial")
     try:
         material = b64decode(raw, validate=True)
@@ -43,19 +48,21 @@ def import_key_material(params: Params, ctx: RequestContext, services: Services)
         raise InvalidArgument(
             "EncryptedKeyMaterial is not valid base64.", parameter="EncryptedKeyMaterial"
         ) from None
-    services.key_import.import_material(
-        ctx,
-        params.required_str("KeyId"),
-        params.required_str("ImportToken"),
-        material,
-        params.optional_int("KeyMaterialExpireUnix", None, minimum=0, maximum=2**53),
+    return empty(
+        services.key_import.import_material(
+            ctx,
+            params.required_str("KeyId"),
+            params.required_str("ImportToken"),
+            material,
+            params.optional_int("KeyMaterialExpireUnix", None, minimum=0, maximum=2**53),
+        )
     )
-    return {}
 
 
-def delete_key_material(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
-    services.key_import.delete_material(ctx, params.required_str("KeyId"))
-    return {}
+def delete_key_material(
+    params: Params, ctx: RequestContext, services: Services
+) -> Outcome[Mapping[str, object]]:
+    return empty(services.key_import.delete_material(ctx, params.required_str("KeyId")))
 
 
 ACTIONS = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from openkms.api.actions.base import Action, page_params
+from openkms.api.actions.base import Action, empty, page_params
 from openkms.api.actions.tags import parse_old_tags
 from openkms.api.params import Params
 from openkms.clock import iso_utc
@@ -14,6 +14,7 @@ from openkms.errors import InvalidArgument
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
 from openkms.service.keys import CreateKeyRequest
+from openkms.service.outcome import Outcome
 
 _FILTER_FIELDS = {
     "KeyState": "states",
@@ -56,7 +57,7 @@ def key_metadata(key: Key) -> dict[str, object]:
     return metadata
 
 
-def create_key(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def create_key(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
     if params.optional_bool("EnableAutomaticRotation", False) or params.optional_str("RotationInterval"):
         ensure_rotation_allowed(params.optional_str("KeySpec"))
     if params.optional_str("KeyStorageMechanism"):
@@ -79,22 +80,26 @@ def create_key(params: Params, ctx: RequestContext, services: Services) -> Mappi
             tags=parse_old_tags(params),
         ),
     )
-    return {"KeyMetadata": key_metadata(key)}
+    return key.map(lambda made: {"KeyMetadata": key_metadata(made)})
 
 
-def describe_key(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
-    return {"KeyMetadata": key_metadata(services.keys.describe_key(ctx, params.required_str("KeyId")))}
+def describe_key(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
+    described = services.keys.describe_key(ctx, params.required_str("KeyId"))
+    return described.map(lambda key: {"KeyMetadata": key_metadata(key)})
 
 
-def list_keys(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def list_keys(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
     page_number, page_size = page_params(params)
-    found, total = services.keys.list_keys(ctx, _filters(params), page_number, page_size)
-    return {
-        "Keys": {"Key": [{"KeyId": key.key_id, "KeyArn": key.arn} for key in found]},
-        "TotalCount": total,
-        "PageNumber": page_number,
-        "PageSize": page_size,
-    }
+    listed = services.keys.list_keys(ctx, _filters(params), page_number, page_size)
+    found, total = listed.value
+    return listed.map(
+        lambda _: {
+            "Keys": {"Key": [{"KeyId": key.key_id, "KeyArn": key.arn} for key in found]},
+            "TotalCount": total,
+            "PageNumber": page_number,
+            "PageSize": page_size,
+        }
+    )
 
 
 def _filters(params: Params) -> KeyFilter:
@@ -124,14 +129,12 @@ def _filters(params: Params) -> KeyFilter:
     return KeyFilter(**chosen)
 
 
-def enable_key(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
-    services.keys.enable_key(ctx, params.required_str("KeyId"))
-    return {}
+def enable_key(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
+    return empty(services.keys.enable_key(ctx, params.required_str("KeyId")))
 
 
-def disable_key(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
-    services.keys.disable_key(ctx, params.required_str("KeyId"))
-    return {}
+def disable_key(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
+    return empty(services.keys.disable_key(ctx, params.required_str("KeyId")))
 
 
 _KEY_ID = frozenset({"KeyId"})

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from openkms.api.actions.base import Action, page_params
+from openkms.api.actions.base import Action, empty, page_params
 from openkms.api.params import Params
 from openkms.clock import iso_utc
 from openkms.domain.key import KeyVersion
 from openkms.errors import MissingParameter
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
+from openkms.service.outcome import Outcome
 
 
 def key_version(version: KeyVersion) -> dict[str, object]:
@@ -22,15 +23,18 @@ def key_version(version: KeyVersion) -> dict[str, object]:
     }
 
 
-def update_key_description(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def update_key_description(
+    params: Params, ctx: RequestContext, services: Services
+) -> Outcome[Mapping[str, object]]:
     description = params.optional_str("Description")
     if description is None:
         raise MissingParameter("Description")
-    services.lifecycle.update_description(ctx, params.required_str("KeyId"), description)
-    return {}
+    return empty(services.lifecycle.update_description(ctx, params.required_str("KeyId"), description))
 
 
-def set_deletion_protection(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def set_deletion_protection(
+    params: Params, ctx: RequestContext, services: Services
+) -> Outcome[Mapping[str, object]]:
     key_ref = params.optional_str("ProtectedResourceArn") or params.optional_str("KeyId")
     if not key_ref:
         raise MissingParameter("ProtectedResourceArn")
@@ -38,56 +42,67 @@ def set_deletion_protection(params: Params, ctx: RequestContext, services: Servi
     if enabled is None:
         raise MissingParameter("EnableDeletionProtection")
     description = params.optional_str("DeletionProtectionDescription") or ""
-    services.lifecycle.set_deletion_protection(ctx, key_ref, enabled, description)
-    return {}
+    return empty(services.lifecycle.set_deletion_protection(ctx, key_ref, enabled, description))
 
 
-def schedule_key_deletion(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def schedule_key_deletion(
+    params: Params, ctx: RequestContext, services: Services
+) -> Outcome[Mapping[str, object]]:
     days = params.optional_int("PendingWindowInDays", None, minimum=-(10**9), maximum=10**9)
     if days is None:
         raise MissingParameter("PendingWindowInDays")
-    services.lifecycle.schedule_deletion(ctx, params.required_str("KeyId"), days)
-    return {}
+    return empty(services.lifecycle.schedule_deletion(ctx, params.required_str("KeyId"), days))
 
 
-def cancel_key_deletion(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
-    services.lifecycle.cancel_deletion(ctx, params.required_str("KeyId"))
-    return {}
+def cancel_key_deletion(
+    params: Params, ctx: RequestContext, services: Services
+) -> Outcome[Mapping[str, object]]:
+    return empty(services.lifecycle.cancel_deletion(ctx, params.required_str("KeyId")))
 
 
-def update_rotation_policy(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def update_rotation_policy(
+    params: Params, ctx: RequestContext, services: Services
+) -> Outcome[Mapping[str, object]]:
     enabled = params.optional_bool("EnableAutomaticRotation")
     if enabled is None:
         raise MissingParameter("EnableAutomaticRotation")
-    services.lifecycle.update_rotation_policy(
-        ctx, params.required_str("KeyId"), enabled, params.optional_str("RotationInterval")
+    return empty(
+        services.lifecycle.update_rotation_policy(
+            ctx, params.required_str("KeyId"), enabled, params.optional_str("RotationInterval")
+        )
     )
-    return {}
 
 
-def create_key_version(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def create_key_version(
+    params: Params, ctx: RequestContext, services: Services
+) -> Outcome[Mapping[str, object]]:
     version = services.lifecycle.create_key_version(ctx, params.required_str("KeyId"))
-    return {"KeyVersion": key_version(version)}
+    return version.map(lambda made: {"KeyVersion": key_version(made)})
 
 
-def describe_key_version(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def describe_key_version(
+    params: Params, ctx: RequestContext, services: Services
+) -> Outcome[Mapping[str, object]]:
     version = services.lifecycle.describe_key_version(
         ctx, params.required_str("KeyId"), params.required_str("KeyVersionId")
     )
-    return {"KeyVersion": key_version(version)}
+    return version.map(lambda found: {"KeyVersion": key_version(found)})
 
 
-def list_key_versions(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def list_key_versions(
+    params: Params, ctx: RequestContext, services: Services
+) -> Outcome[Mapping[str, object]]:
     page_number, page_size = page_params(params)
-    found, total = services.lifecycle.list_key_versions(
-        ctx, params.required_str("KeyId"), page_number, page_size
+    listed = services.lifecycle.list_key_versions(ctx, params.required_str("KeyId"), page_number, page_size)
+    found, total = listed.value
+    return listed.map(
+        lambda _: {
+            "KeyVersions": {"KeyVersion": [key_version(version) for version in found]},
+            "TotalCount": total,
+            "PageNumber": page_number,
+            "PageSize": page_size,
+        }
     )
-    return {
-        "KeyVersions": {"KeyVersion": [key_version(version) for version in found]},
-        "TotalCount": total,
-        "PageNumber": page_number,
-        "PageSize": page_size,
-    }
 
 
 _KEY_ID = frozenset({"KeyId"})

@@ -7,12 +7,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from openkms.api.actions.base import Action
+from openkms.api.actions.base import Action, empty
 from openkms.api.params import Params
 from openkms.domain.names import TAG_LIMIT, check_tag_key, check_tags
 from openkms.errors import InvalidArgument, MissingParameter, UnsupportedOperation
+from openkms.policy.actions import KmsAction
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
+from openkms.service.outcome import Outcome
 
 RESOURCE_ID_LIMIT = 50
 
@@ -45,28 +47,32 @@ def parse_old_tags(params: Params) -> dict[str, str]:
     return {} if raw is None else _old_tags(raw)
 
 
-def tag_resource(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def tag_resource(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
     key_ref = _only_keys(params)
     tags = _old_tags(params.json_list("Tags"))
-    services.tags.tag(ctx, [key_ref], tags, "TagResource")
-    return {}
+    return empty(services.tags.tag(ctx, [key_ref], tags, KmsAction.TAG_RESOURCE))
 
 
-def untag_resource(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def untag_resource(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
     key_ref = _only_keys(params)
     raw = params.json_list("TagKeys")
     if raw is None:
         raise MissingParameter("TagKeys")
     if not raw or len(raw) > TAG_LIMIT:
         raise InvalidArgument(f"TagKeys names 1 to {TAG_LIMIT} tag keys.", parameter="TagKeys")
-    services.tags.untag(ctx, [key_ref], [check_tag_key(key) for key in raw], "UntagResource")
-    return {}
+    tag_keys = [check_tag_key(key) for key in raw]
+    return empty(services.tags.untag(ctx, [key_ref], tag_keys, KmsAction.UNTAG_RESOURCE))
 
 
-def list_resource_tags(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def list_resource_tags(
+    params: Params, ctx: RequestContext, services: Services
+) -> Outcome[Mapping[str, object]]:
     key_ref = _only_keys(params)
-    [(key_id, tags)] = services.tags.tags_of(ctx, [key_ref], "ListResourceTags")
-    return {"Tags": {"Tag": [{"KeyId": key_id, "TagKey": k, "TagValue": v} for k, v in tags.items()]}}
+    found = services.tags.tags_of(ctx, [key_ref], KmsAction.LIST_RESOURCE_TAGS)
+    [(key_id, tags)] = found.value
+    return found.map(
+        lambda _: {"Tags": {"Tag": [{"KeyId": key_id, "TagKey": k, "TagValue": v} for k, v in tags.items()]}}
+    )
 
 
 def _resource_ids(params: Params, *, required: bool = True) -> list[str]:
@@ -91,16 +97,15 @@ def _new_tags(params: Params) -> list[tuple[object, object]]:
     return [(record["Key"], record.get("Value", "")) for record in records]
 
 
-def tag_resources(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def tag_resources(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
     ids = _resource_ids(params)
     pairs = _new_tags(params)
     if not pairs:
         raise MissingParameter("Tag")
-    services.tags.tag(ctx, ids, check_tags(pairs), "TagResources")
-    return {}
+    return empty(services.tags.tag(ctx, ids, check_tags(pairs), KmsAction.TAG_RESOURCES))
 
 
-def untag_resources(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def untag_resources(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
     ids = _resource_ids(params)
     remove_all = params.optional_bool("All", False)
     tag_keys = [check_tag_key(key) for key in params.repeat_list("TagKey")]
@@ -109,11 +114,13 @@ def untag_resources(params: Params, ctx: RequestContext, services: Services) -> 
     if not tag_keys and not remove_all:
         raise MissingParameter("TagKey")
     # All=true takes effect only when no tag key is given (the SDK's UntagResourcesRequest says so).
-    services.tags.untag(ctx, ids, None if remove_all and not tag_keys else tag_keys, "UntagResources")
-    return {}
+    removed = None if remove_all and not tag_keys else tag_keys
+    return empty(services.tags.untag(ctx, ids, removed, KmsAction.UNTAG_RESOURCES))
 
 
-def list_tag_resources(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+def list_tag_resources(
+    params: Params, ctx: RequestContext, services: Services
+) -> Outcome[Mapping[str, object]]:
     if params.optional_str("NextToken"):
         raise InvalidArgument(
             "NextToken is not valid: every result fits in one answer.", parameter="NextToken"
@@ -123,21 +130,21 @@ def list_tag_resources(params: Params, ctx: RequestContext, services: Services) 
     if len(wanted) > TAG_LIMIT:
         raise InvalidArgument(f"At most {TAG_LIMIT} Tag values.", parameter="Tag")
     if ids:
-        found = services.tags.tags_of(ctx, ids, "ListTagResources")
+        found = services.tags.tags_of(ctx, ids, KmsAction.LIST_TAG_RESOURCES)
     elif wanted:
         # By tags alone (the SDK requires only RegionId and ResourceType): the caller's keys in this
         # region that carry every one of them.
-        found = services.tags.keys_tagged(ctx, wanted, "ListTagResources")
+        found = services.tags.keys_tagged(ctx, wanted, KmsAction.LIST_TAG_RESOURCES)
     else:
         raise MissingParameter("ResourceId")
     rows = [
         {"ResourceId": key_id, "ResourceType": "key", "TagKey": k, "TagValue": v}
-        for key_id, tags in found
+        for key_id, tags in found.value
         for k, v in tags.items()
         if not wanted
         or any(k == want_key and (not want_value or v == want_value) for want_key, want_value in wanted)
     ]
-    return {"TagResources": {"TagResource": rows}, "NextToken": ""}
+    return found.map(lambda _: {"TagResources": {"TagResource": rows}, "NextToken": ""})
 
 
 _OLD = frozenset({"KeyId", "SecretName", "CertificateId"})
