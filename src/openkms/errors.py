@@ -69,6 +69,11 @@ class OpenKMSError(Exception):
     def message(self) -> str:
         return str(self.args[0])
 
+    @property
+    def audit_reason(self) -> str:
+        """What the audit record says; the message, unless it carries what the client sent."""
+        return self.message
+
     def about(self, resource: Resource) -> Self:
         """Name the resource this error is about, unless an inner step already named one."""
         if self.resource is None:
@@ -209,6 +214,12 @@ class SignatureMismatch(AuthenticationError):
             f"server string to sign is:{string_to_sign}"
         )
         self.string_to_sign = string_to_sign
+
+    @property
+    def audit_reason(self) -> str:
+        # The string to sign holds every parameter (Plaintext included): the caller gets it back,
+        # the audit log never does.
+        return "Specified signature is not matched with our calculation."
 
 
 class IncompleteSignature(AuthenticationError):

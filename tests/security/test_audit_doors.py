@@ -26,7 +26,7 @@ def _records(data_dir: Path) -> list[dict[str, Any]]:
         json.loads(line)
         for path in sorted((data_dir / "audit").glob("*.jsonl"))
         for line in path.read_text().splitlines()
-        if '"AuditLogOpened"' not in line
+        if '"AuditLogOpened"' not in line and '"AuditChainKeyed"' not in line
     ]
 
 

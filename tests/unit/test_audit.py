@@ -756,9 +756,9 @@ def test_a_batch_larger_than_the_ring_goes_through_it_in_whole_lines(tmp_path: P
 
 def test_a_record_larger_than_the_ring_breaks_the_sink(tmp_path: Path) -> None:
     async def main() -> None:
-        sink = JsonlAuditSink(tmp_path / "audit.jsonl", fsync=True, wal_bytes=1024)
+        sink = JsonlAuditSink(tmp_path / "audit.jsonl", fsync=True, wal_bytes=400)
         with pytest.raises(AuditUnavailable):
-            await sink.append(_event(1, result="Denied", reason="x" * 2000))
+            await sink.append(_event(1, result="Denied", reason="x" * 250))
         with pytest.raises(AuditUnavailable):
             sink.check()
         await sink.aclose()

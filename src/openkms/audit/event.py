@@ -9,10 +9,44 @@ or any other secret.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import NamedTuple
 
 JsonScalar = str | int | bool | None
+
+ACTION_LIMIT = 64  # characters of an action name kept in a record
+REASON_LIMIT = 256  # characters of a reason (and of any other text field) kept in a record
+INVALID_ACTION = "<invalid>"
+_ACTION_TOKEN = re.compile(rf"[A-Za-z0-9:]{{1,{ACTION_LIMIT}}}")
+
+
+def action_token(action: str) -> str:
+    """What a record says for an action a client named: the first characters from the action
+    charset (at most `ACTION_LIMIT`), else `<invalid>`. Known actions pass through unchanged."""
+    if not action:
+        return action  # the request named none
+    match = _ACTION_TOKEN.match(action)
+    return match.group() if match else INVALID_ACTION
+
+
+def cap(text: str | None, limit: int = REASON_LIMIT) -> str | None:
+    """`text` cut to `limit` characters, marked with an ellipsis when cut."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "\u2026"
+
+
+def bounded_record(record: dict[str, JsonScalar]) -> dict[str, JsonScalar]:
+    """A copy of `record` whose action is a token and whose text fields are capped: what the sink
+    writes when a record is longer than it should ever be (a client sent something huge)."""
+    bounded: dict[str, JsonScalar] = {}
+    for name, value in record.items():
+        if not isinstance(value, str) or name in ("prev", "hash"):
+            bounded[name] = value
+        else:
+            bounded[name] = action_token(value) if name == "action" else cap(value)
+    return bounded
 
 
 class AuditEvent(NamedTuple):

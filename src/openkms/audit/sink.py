@@ -13,6 +13,14 @@ Record format, one line per record, compact JSON with sorted keys (`canonical_js
   `pid` and `time`; it is not an `AuditEvent`. A file that already has records is continued (seq and
   chain carry on), and one that ends in a partial line is refused rather than extended (unless its
   ring is there: recovery then cuts the partial line and restores the ring's records first).
+  The genesis record also names the writer's `slot` and, when one is known, the last `previous_file`
+  and `previous_hash` of the same slot, so a deleted file breaks a link.
+- once the server is unsealed it gives the sink its chain key (`use_chain_key`): the sink writes an
+  `"action": "AuditChainKeyed"` record, and from that record on `hash` is HMAC-SHA256 under the key,
+  so nobody without the server's keys can recompute the chain after an edit;
+- at most every `HEAD_INTERVAL` seconds the last durable record's (seq, hash) is published to a
+  `HeadStore` (the database), out of the log's reach; `openkms audit verify` compares against it.
+Every record is bounded: a record longer than `RECORD_LIMIT` bytes is cut down (`bounded_record`).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import hmac
 import logging
 import os
 import socket
@@ -33,11 +42,15 @@ from typing import Protocol
 
 import orjson
 
-from openkms.audit.event import AuditEvent, JsonScalar, audit_time
+from openkms.audit.event import AuditEvent, JsonScalar, audit_time, bounded_record
 from openkms.audit.wal import DEFAULT_WAL_BYTES, AuditWal, recover, sync_directory, wal_path
+from openkms.domain.audit_heads import FileLink, Head, HeadStore
 from openkms.errors import AuditUnavailable
 
 GENESIS_ACTION = "AuditLogOpened"
+KEYED_ACTION = "AuditChainKeyed"  # from this record on, every `hash` is an HMAC under the chain key
+RECORD_LIMIT = 2048  # bytes: a longer record is cut down field by field (`bounded_record`)
+HEAD_INTERVAL = 1.0  # seconds between publications of the file's sealed head
 ZERO_HASH = "0" * 64
 
 _TAIL_BYTES = 1 << 16
@@ -73,6 +86,10 @@ class AuditSink(Protocol):
         """Cheap pre-flight: raise AuditUnavailable if the sink is known broken or closed."""
         ...
 
+    def use_chain_key(self, key: bytes) -> None:
+        """Key the record chain from now on (the server was unsealed); sinks without a chain ignore it."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -97,11 +114,22 @@ class JsonlAuditSink:
 
     SYNC_INTERVAL = 1.0
 
-    def __init__(self, path: Path, *, fsync: bool = True, wal_bytes: int = DEFAULT_WAL_BYTES) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        fsync: bool = True,
+        wal_bytes: int = DEFAULT_WAL_BYTES,
+        slot: str | None = None,
+        link: FileLink | None = None,
+        heads: HeadStore | None = None,
+    ) -> None:
         """Open (creating it 0600, O_APPEND) `path`. Give each server process its own file.
 
         With `fsync`, records are made durable through a ring next to the file (`audit/wal.py`);
-        `wal_bytes` is its size, 0 for none (every batch then fsyncs the file itself)."""
+        `wal_bytes` is its size, 0 for none (every batch then fsyncs the file itself). `slot` names the
+        writer (a worker's index, `cli`), `link` the last record of the slot's previous file, and
+        `heads` where the file's sealed head is published."""
         self.path = path
         self._fsync = fsync
         self._failure: str | None = None
@@ -148,13 +176,45 @@ class JsonlAuditSink:
         self.batches = 0  # successful write (+ sync) calls
         if self._wal is not None:
             self._start_syncer()
+        self._open_line(slot, link, heads)
+
+    def _open_line(self, slot: str | None, link: FileLink | None, heads: HeadStore | None) -> None:
+        """Queue the genesis record (naming the slot and its previous file); start publishing heads."""
+        self._chain_key: bytes | None = None
+        self._next_key: bytes | None = None  # given by use_chain_key, applied on the loop
+        self._heads = heads
+        self._slot = slot
+        self._durable_head: tuple[int, str] | None = None  # (seq, hash) of the last durable record
+        self._published: tuple[int, str] | None = None
+        self._publisher: threading.Thread | None = None
+        self._stop_publishing = threading.Event()
         genesis: dict[str, JsonScalar] = {
             "action": GENESIS_ACTION,
             "time": audit_time(datetime.now(UTC)),
             "host": socket.gethostname(),
             "pid": os.getpid(),
         }
+        if slot is not None:
+            genesis["slot"] = slot
+            genesis["previous_file"] = None if link is None else link.file
+            genesis["previous_hash"] = None if link is None else link.hash
         self._queue(genesis)
+        if heads is not None:
+            self._publisher = threading.Thread(
+                target=self._publish_periodically, name="openkms-audit-head", daemon=True
+            )
+            self._publisher.start()
+
+    def use_chain_key(self, key: bytes) -> None:
+        """Key the chain from the next record on (called once the server is unsealed, from any
+        thread: the next record queued on the loop applies it). The marker record it writes is
+        itself keyed, so removing it breaks the chain. Later calls do nothing."""
+        if self._chain_key is None and self._next_key is None:
+            self._next_key = bytes(key)
+
+    def _apply_chain_key(self) -> None:
+        self._chain_key, self._next_key = self._next_key, None
+        self._queue({"action": KEYED_ACTION, "time": audit_time(datetime.now(UTC))})
 
     @property
     def failure(self) -> str | None:
@@ -210,16 +270,23 @@ class JsonlAuditSink:
             # the recovery that `openkms serve` runs before its workers start.
             remove = synced and self._failure is None
             await loop.run_in_executor(self._executor, functools.partial(self._wal.close, remove=remove))
+        if self._publisher is not None:
+            self._stop_publishing.set()
+            await asyncio.to_thread(self._publisher.join)
+            if synced or self._wal is None:
+                await asyncio.to_thread(self._publish_head)
         await loop.run_in_executor(self._executor, os.close, self._fd)
         self._executor.shutdown(wait=False)
 
     def _write_through(self) -> None:
         """Write what is queued now, on the event loop (a page-cache write takes microseconds)."""
         batch, self._pending = self._pending, bytearray()
+        head = (self._seq - 1, self._prev)
         try:
             self._write(batch)
         except OSError as exc:
             raise AuditUnavailable() from exc
+        self._durable_head = head
         if self._syncer is None:
             self._start_syncer()
 
@@ -246,9 +313,11 @@ class JsonlAuditSink:
 
     def _queue(self, record: dict[str, JsonScalar]) -> None:
         """Chain `record` after the previous one and queue its line. Runs on the event loop: keep cheap."""
+        if self._next_key is not None:
+            self._apply_chain_key()
         record["seq"] = self._seq
         record["prev"] = self._prev
-        digest = hashlib.sha256(orjson.dumps(record, option=_SORTED)).hexdigest()
+        digest = self._digest(orjson.dumps(record, option=_SORTED))
         record["hash"] = digest
         self._pending += orjson.dumps(record, option=_SORTED_LINE)
         self._seq += 1
@@ -258,11 +327,16 @@ class JsonlAuditSink:
         """`_queue` for an event, serialising it once: the hash is spliced into the canonical bytes
         of the record without it. A string value cannot hold `,"http_status":` (its quotes would be
         escaped), so the first occurrence is the key's; the line is byte-for-byte `_queue`'s."""
+        if self._next_key is not None:
+            self._apply_chain_key()
         record = event.to_json_dict()
         record["seq"] = self._seq
         record["prev"] = self._prev
         body = orjson.dumps(record, option=_SORTED)
-        digest = hashlib.sha256(body).hexdigest()
+        if len(body) > RECORD_LIMIT:  # only what a client sent can make it this long: cut it down
+            record = bounded_record(record)
+            body = orjson.dumps(record, option=_SORTED)
+        digest = self._digest(body)
         cut = body.index(_HASH_SLOT)
         pending = self._pending
         pending += body[:cut]
@@ -273,6 +347,29 @@ class JsonlAuditSink:
         pending += b"\n"
         self._seq += 1
         self._prev = digest
+
+    def _digest(self, body: bytes) -> str:
+        key = self._chain_key
+        if key is None:
+            return hashlib.sha256(body).hexdigest()
+        return hmac.digest(key, body, "sha256").hex()
+
+    def _publish_periodically(self) -> None:
+        while not self._stop_publishing.wait(HEAD_INTERVAL):
+            self._publish_head()
+
+    def _publish_head(self) -> None:
+        """Hand the last durable record's (seq, hash) to the head store; a failure is logged and
+        retried (the log itself stays authoritative; verify then sees an older head)."""
+        head, heads = self._durable_head, self._heads
+        if head is None or heads is None or head == self._published:
+            return
+        try:
+            heads.publish(Head(self.path.name, self._slot or "", head[0], head[1]))
+        except Exception as exc:  # the database may be away for a moment
+            _log.error("audit sink %s: sealed head not published: %s", self.path, exc)
+            return
+        self._published = head
 
     def _start_flusher(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._loop is not loop:
@@ -292,6 +389,7 @@ class JsonlAuditSink:
                 await asyncio.sleep(0)
             batch, self._pending = self._pending, bytearray()
             waiters, self._waiters = self._waiters, []
+            head = (self._seq - 1, self._prev)
             try:
                 # Shielded: cancelling the flusher (its loop is shutting down) must not cancel a write
                 # that has not started, or the chain would lose these lines. The write goes ahead on
@@ -308,6 +406,7 @@ class JsonlAuditSink:
                 if isinstance(exc, Exception):
                     return
                 raise
+            self._durable_head = head
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)

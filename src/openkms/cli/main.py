@@ -18,6 +18,7 @@ from openkms.config import ConfigError, Settings, load_settings
 from openkms.errors import AuditUnavailable
 
 if TYPE_CHECKING:
+    from openkms.domain.audit_heads import Head
     from openkms.server.runtime import Runtime
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="OpenKMS: a self-hosted KMS.")
@@ -387,21 +388,39 @@ def audit_verify(
     data_dir: DataDir = None,
     config: ConfigFile = None,
 ) -> None:
-    """Check the hash chain of audit files; exit 1 and name the first bad line if one is broken."""
+    """Check the audit log: each file's keyed hash chain, the links between a worker's files, and the
+    sealed heads in the database (records cut off the end, files deleted). Exit 1 if anything is broken."""
     from openkms.audit.verify import verify_directory, verify_file
     from openkms.audit.wal import wal_path
 
+    settings = _settings(config, data_dir=data_dir)
+    own_folder = (settings.data_dir / "audit").resolve()
+    if paths and data_dir is None and config is None:
+        key, heads = None, None
+        notes = ["no --data-dir: keyed hashes and sealed heads are not checked"]
+    else:
+        key, heads, notes = _audit_trust(settings)
+    for note in notes:
+        console.print(f"[yellow]note[/yellow]    {note}")
     if not paths:
-        paths = [_settings(config, data_dir=data_dir).data_dir / "audit"]
+        paths = [settings.data_dir / "audit"]
     broken = 0
     for target in paths:
-        reports = verify_directory(target) if target.is_dir() else [(target, verify_file(target))]
+        if target.is_dir():
+            known = heads if target.resolve() == own_folder else None
+            reports = verify_directory(target, key=key, heads=known)
+        else:
+            head = next((h for h in heads or () if h.file == target.name), None)
+            reports = [(target, verify_file(target, key=key, head=head))]
         for path, report in reports:
             if report.ok:
                 console.print(f"[green]ok[/green]      {path} ({report.records} records)")
             else:
                 broken += 1
-                console.print(f"[red]broken[/red]  {path}: line {report.first_bad_line}: {report.reason}")
+                where = f"line {report.first_bad_line}: " if report.first_bad_line else ""
+                console.print(f"[red]broken[/red]  {path}: {where}{report.reason}")
+            for note in report.notes:
+                console.print(f"[yellow]note[/yellow]    {path.name}: {note}")
             if wal_path(path).exists():
                 console.print(
                     f"[yellow]note[/yellow]    {path} has a ring ({wal_path(path).name}): its server is "
@@ -409,6 +428,48 @@ def audit_verify(
                     "records into the log before serving"
                 )
     raise typer.Exit(1 if broken else 0)
+
+
+def _audit_trust(settings: Settings) -> tuple[bytes | None, list[Head] | None, list[str]]:
+    """The chain key (when the store can be unsealed here) and this node's sealed heads."""
+    from openkms.server.runtime import AUDIT_CHAIN_SECRET, build_store, head_store
+    from openkms.service.seal import root_of_trust
+    from openkms.service.service_secrets import service_secret
+
+    notes: list[str] = []
+    try:
+        store = build_store(settings, cache_ttl=0.0)
+    except Exception as exc:
+        return (
+            None,
+            None,
+            [f"the store could not be opened ({type(exc).__name__}): only the chains are checked"],
+        )
+    try:
+        try:
+            heads: list[Head] | None = head_store(store, settings.data_dir).heads()
+        except Exception as exc:
+            heads = None
+            notes.append(f"sealed heads not read ({type(exc).__name__}): run `openkms migrate`")
+        key = None
+        root = root_of_trust(settings, passphrase=settings.unseal_passphrase)
+        if root is None:
+            notes.append("the store is sealed: keyed hashes are not checked (set OPENKMS_UNSEAL_PASSPHRASE)")
+        else:
+            try:
+                store.keystore.unseal(root)
+                key = service_secret(
+                    store.db, store.keystore, store.clock, AUDIT_CHAIN_SECRET, "audit chain HMAC"
+                ).reveal()
+            except Exception as exc:
+                notes.append(
+                    f"the store could not be unsealed ({type(exc).__name__}): keyed hashes not checked"
+                )
+            finally:
+                store.keystore.seal()
+        return key, heads, notes
+    finally:
+        store.db.dispose()
 
 
 @dev_app.command("advance")

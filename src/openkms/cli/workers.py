@@ -38,6 +38,8 @@ from types import FrameType
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
+from openkms.server.runtime import WORKER_SLOT_ENV
+
 log = logging.getLogger("openkms.server")
 
 POLL_SECONDS = 0.5  # how often the supervisor looks at its workers
@@ -89,8 +91,10 @@ class _Server(uvicorn.Server):
         return await super().on_tick(counter)
 
 
-def _run_worker(config: uvicorn.Config, sock: socket.socket, pings: Connection) -> None:
-    """A worker process (spawned: a fresh interpreter): one uvicorn server on its own socket."""
+def _run_worker(config: uvicorn.Config, sock: socket.socket, pings: Connection, slot: int) -> None:
+    """A worker process (spawned: a fresh interpreter): one uvicorn server on its own socket. Its
+    audit files form one line per slot (the socket's index), each linked to the one before."""
+    os.environ[WORKER_SLOT_ENV] = str(slot)
     os.setpgrp()  # a terminal's signals go to the supervisor, which stops the workers in order
     config.configure_logging()
     server = _Server(config)
@@ -157,7 +161,7 @@ class WorkerSupervisor:
         ours, theirs = _spawn.Pipe()
         process = _spawn.Process(
             target=_run_worker,
-            args=(self._config, self._sockets[index], theirs),
+            args=(self._config, self._sockets[index], theirs, index),
             name=f"openkms-worker-{index}",
         )
         process.start()

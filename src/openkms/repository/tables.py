@@ -288,3 +288,21 @@ import_tokens = Table(
 def as_utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; every stored time is UTC."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+# ---- audit heads (migration 0005) -------------------------------------------------------------------
+
+# The sealed head of each audit file: its last durable record, published by the writing process at
+# least every second, so `openkms audit verify` notices records cut off the end or a file deleted.
+# `node` scopes heads to one data dir (several nodes may share one database).
+audit_heads = Table(
+    "audit_heads",
+    metadata,
+    Column("node", String(255), primary_key=True),
+    Column("file", String(255), primary_key=True),
+    Column("slot", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_audit_heads_node_slot", "node", "slot"),
+)

@@ -28,7 +28,7 @@ from openkms.clock import Clock, DevClock, iso_utc
 from openkms.config import Settings, load_settings
 from openkms.jobs.scheduler import JobScheduler
 from openkms.node.nonces import SharedNonceStore
-from openkms.server.runtime import Runtime, build_runtime
+from openkms.server.runtime import Runtime, build_runtime, key_audit_chain
 from openkms.server.unseal import UnsealListener
 from openkms.service.bootstrap import ensure_root_access_key
 from openkms.service.replay import NONCE_FILE, node_memory_dir
@@ -119,6 +119,7 @@ class OpenKMSApp:
             log.exception("key usage could not be written; it is kept and retried")
 
     def _after_unseal(self) -> None:
+        key_audit_chain(self.services, self.audit)
         created = ensure_root_access_key(
             self.services.db,
             self.services.keystore,

@@ -6,7 +6,9 @@ state, and by the tests. Never logs secrets; the root of trust is read only when
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,25 +19,39 @@ from openkms.api.wire_errors import to_wire
 from openkms.audit import AuditSink, JsonlAuditSink
 from openkms.clock import DEV_CLOCK_FILE, Clock, DevClock, SystemClock
 from openkms.config import Settings
-from openkms.errors import Sealed
+from openkms.domain.audit_heads import FileLink
+from openkms.errors import OpenKMSError, Sealed
 from openkms.keystore import Keystore
 from openkms.node.generation import ChangeGeneration, Generation
+from openkms.repository.audit_heads import DatabaseHeadStore
 from openkms.repository.database import Database
 from openkms.repository.keyring import DatabaseKeyringStore
 from openkms.repository.migrate import upgrade_to_head
 from openkms.service.container import Services, build_services, software_providers
 from openkms.service.runner import ErrorCode, Runner
 from openkms.service.seal import root_of_trust
+from openkms.service.service_secrets import service_secret
 
 __all__ = [
+    "AUDIT_CHAIN_SECRET",
+    "WORKER_SLOT_ENV",
     "Runtime",
     "audit_path",
+    "audit_sink",
     "build_runtime",
     "build_store",
     "describe_error",
+    "head_store",
+    "key_audit_chain",
     "open_runtime",
     "upgrade_schema",
+    "worker_slot",
 ]
+
+log = logging.getLogger("openkms.runtime")
+
+AUDIT_CHAIN_SECRET = "audit-chain"  # noqa: S105 - the name of a server secret, not a secret
+WORKER_SLOT_ENV = "OPENKMS_WORKER_SLOT"  # set by the worker supervisor: the worker's socket index
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +78,11 @@ def describe_error(error: BaseException) -> ErrorCode:
     """How an error reads in the audit log, whatever the door: the API's code and status. A
     server-side fault's detail stays in the server log."""
     wire = to_wire(error)
-    return ErrorCode(wire.code, wire.status, None if wire.status >= 500 else wire.message)
+    if wire.status >= 500:
+        return ErrorCode(wire.code, wire.status, None)
+    if isinstance(error, OpenKMSError) and error.audit_reason != error.message:
+        return ErrorCode(wire.code, wire.status, error.audit_reason)
+    return ErrorCode(wire.code, wire.status, wire.message)
 
 
 def audit_path(data_dir: Path) -> Path:
@@ -72,6 +92,38 @@ def audit_path(data_dir: Path) -> Path:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     # The random part keeps two runtimes of one process (tests, CLI) started in the same second apart.
     return directory / f"audit-{stamp}-{os.getpid()}-{os.urandom(3).hex()}.jsonl"
+
+
+def worker_slot() -> str:
+    """Which writer this process is, for the audit file's links: the worker's index (0 alone)."""
+    return os.environ.get(WORKER_SLOT_ENV, "0")
+
+
+def head_store(services: Services, data_dir: Path) -> DatabaseHeadStore:
+    """The sealed heads of this node's audit files (the node: this host's data dir)."""
+    return DatabaseHeadStore(services.db.engine, f"{socket.gethostname()}:{data_dir.resolve()}")
+
+
+def audit_sink(settings: Settings, services: Services, slot: str) -> JsonlAuditSink:
+    """A new audit file for this process, linked to the last file of its slot, publishing its head."""
+    heads = head_store(services, settings.data_dir)
+    link = None
+    try:
+        last = heads.last_of_slot(slot)
+        link = None if last is None else FileLink(last.file, last.hash)
+    except Exception as exc:  # a store not migrated yet: the file starts a new line of its slot
+        log.warning("audit: the previous file of slot %s is not known (%s)", slot, type(exc).__name__)
+    return JsonlAuditSink(
+        audit_path(settings.data_dir), fsync=settings.audit_fsync, slot=slot, link=link, heads=heads
+    )
+
+
+def key_audit_chain(services: Services, audit: AuditSink) -> None:
+    """Key the audit chain once the keystore is unsealed (the key is a server secret)."""
+    key = service_secret(
+        services.db, services.keystore, services.clock, AUDIT_CHAIN_SECRET, "audit chain HMAC"
+    )
+    audit.use_chain_key(key.reveal())
 
 
 def build_store(
@@ -112,11 +164,12 @@ def build_runtime(
     audit: AuditSink | None = None,
     clock: Clock | None = None,
     cache_ttl: float | None = None,
+    slot: str | None = None,
 ) -> Runtime:
     """The graph of one process, sealed: the caller unseals (the server at start-up, `open_runtime`)."""
     services = build_store(settings, clock=clock, cache_ttl=cache_ttl)
     if audit is None:
-        audit = JsonlAuditSink(audit_path(settings.data_dir), fsync=settings.audit_fsync)
+        audit = audit_sink(settings, services, worker_slot() if slot is None else slot)
     runner = Runner(services.keystore, audit, services.usage, services.clock, describe_error)
     return Runtime(settings, services, audit, runner)
 
@@ -132,9 +185,10 @@ def open_runtime(settings: Settings, *, passphrase: str | None = None) -> Iterat
     if root is None:
         raise Sealed("The key store is sealed: set OPENKMS_UNSEAL_PASSPHRASE for this command.")
     # No caches: a CLI command reads each thing once, and must see what the server just wrote.
-    runtime = build_runtime(settings, cache_ttl=0.0)
+    runtime = build_runtime(settings, cache_ttl=0.0, slot="cli")
     try:
         runtime.keystore.unseal(root)
+        key_audit_chain(runtime.services, runtime.audit)
         yield runtime
     finally:
         runtime.keystore.seal()

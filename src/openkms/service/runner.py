@@ -21,6 +21,7 @@ from typing import NamedTuple, TypeVar
 
 from openkms import errors
 from openkms.audit import AuditEvent, AuditSink, audit_time
+from openkms.audit.event import action_token, cap
 from openkms.clock import Clock
 from openkms.keystore import Keystore
 from openkms.policy.actions import USAGE_ACTIONS
@@ -33,6 +34,8 @@ from openkms.service.usage import UsageRecorder
 __all__ = ["Attempt", "ErrorCode", "Runner", "SpentNonce"]
 
 log = logging.getLogger("openkms.runner")
+
+PRINCIPAL_LIMIT = 128  # characters of an unauthenticated principal (it names an access key id) or region
 
 T = TypeVar("T")
 
@@ -147,7 +150,13 @@ class Runner:
     async def refuse(self, attempt: Attempt, error: BaseException) -> None:
         """Record a request that failed before a use case ran; raises `AuditUnavailable` if it cannot."""
         resource = error.resource if isinstance(error, errors.OpenKMSError) else None
-        await self._record(attempt, resource, error)
+        # Nothing the unauthenticated client sent goes into the record beyond a bounded token.
+        bounded = attempt._replace(
+            action=action_token(attempt.action),
+            principal=cap(attempt.principal, PRINCIPAL_LIMIT) or "",
+            region=cap(attempt.region, PRINCIPAL_LIMIT),
+        )
+        await self._record(bounded, resource, error)
 
     async def _record(
         self, attempt: Attempt, resource: Resource | None, failure: BaseException | None
@@ -156,6 +165,7 @@ class Runner:
             result, status, reason = "Success", 200, None
         else:
             result, status, reason = self._describe(failure)
+            reason = cap(reason)
         spent = attempt.spent
         event = AuditEvent(
             request_id=attempt.request_id,

@@ -22,6 +22,9 @@ class MemoryAuditSink:
         if self.closed:
             raise AuditUnavailable()
 
+    def use_chain_key(self, key: bytes) -> None:
+        """Nothing to key: this sink keeps no hash chain."""
+
     async def append(self, event: AuditEvent) -> None:
         self.check()
         self.events.append(event)
@@ -38,6 +41,9 @@ class FailingAuditSink:
 
     def check(self) -> None:
         raise AuditUnavailable()
+
+    def use_chain_key(self, key: bytes) -> None:
+        """Nothing to key: this sink keeps no hash chain."""
 
     async def append(self, event: AuditEvent) -> None:
         self.attempts.append(event)
