@@ -109,6 +109,22 @@ def _session_cpu(session: int) -> dict[int, int]:
     return out
 
 
+def _named_cpu(name: str) -> dict[int, int]:
+    """utime + stime jiffies of every process whose command name is `name` (e.g. the database's)."""
+    out: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if text[text.find("(") + 1 : text.rfind(")")] == name:
+            rest = text[text.rfind(")") + 2 :].split()
+            out[int(entry.name)] = int(rest[11]) + int(rest[12])
+    return out
+
+
 @dataclass
 class Usage:
     wrk_cores: float
@@ -117,13 +133,31 @@ class Usage:
     server_cores: list[float]
     """Cores used by each process of the server's session, largest first (workers split the load)."""
     other_cores: float
-    """Busy cores not used by the server or wrk: kernel work, and anything else running on the box."""
+    """Busy cores not used by the server, wrk or the database: kernel work, and anything else running."""
+    database_cores: float = 0.0
+    """Cores used by the database server's processes (PostgreSQL), when the meter was told its name."""
 
 
 class UsageMeter:
-    def __init__(self, session: int | None) -> None:
+    """CPU of the box, of the server's session and of the load generators during one measurement.
+
+    wrk runs waited for inside `measure()` are counted from rusage; load generators still running
+    when it ends (a background wrk in its own session) are named in `load_sessions`; a database
+    server on the same box by its processes' command name (`database`, e.g. "postgres")."""
+
+    def __init__(
+        self, session: int | None, load_sessions: Sequence[int] = (), database: str | None = None
+    ) -> None:
         self._session = session
+        self._load_sessions = tuple(load_sessions)
+        self._database = database
         self._ticks = os.sysconf("SC_CLK_TCK")
+
+    def _database_ticks(self) -> dict[int, int]:
+        return _named_cpu(self._database) if self._database else {}
+
+    def _load_ticks(self) -> int:
+        return sum(sum(_session_cpu(session).values()) for session in self._load_sessions)
 
     @contextlib.contextmanager
     def measure(self) -> Iterator[list[Usage]]:
@@ -131,25 +165,32 @@ class UsageMeter:
         r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         s0 = _cpu_stat()
         p0 = _session_cpu(self._session) if self._session else {}
+        l0 = self._load_ticks()
+        d0 = self._database_ticks()
         t0 = time.monotonic()
         yield out
         elapsed = max(time.monotonic() - t0, 1e-9)
+        d1 = self._database_ticks()
+        l1 = self._load_ticks()
         p1 = _session_cpu(self._session) if self._session else {}
         s1 = _cpu_stat()
         r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         total = max(s1[0] - s0[0], 1)
         wrk = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / elapsed
+        wrk += (l1 - l0) / self._ticks / elapsed
         cores = sorted(
             ((p1[pid] - p0.get(pid, 0)) / self._ticks / elapsed for pid in p1 if pid in p0), reverse=True
         )
         busy = 1 - (s1[1] - s0[1]) / total
+        database = sum(d1[pid] - d0[pid] for pid in d1 if pid in d0) / self._ticks / elapsed
         out.append(
             Usage(
                 wrk_cores=round(wrk, 3),
                 box_busy=round(busy, 3),
                 steal=round((s1[2] - s0[2]) / total, 4),
                 server_cores=[round(c, 2) for c in cores if c >= 0.01],
-                other_cores=round(busy * (os.cpu_count() or 1) - sum(cores) - wrk, 2),
+                other_cores=round(busy * (os.cpu_count() or 1) - sum(cores) - wrk - database, 2),
+                database_cores=round(database, 2),
             )
         )
 
@@ -278,6 +319,7 @@ class RunResult:
     exhausted: int
     loaded: int
     signed: int
+    max_ms: float = 0.0
     usage: Usage | None = None
 
     @property
@@ -327,17 +369,22 @@ def parse_wrk(output: str, signed: int) -> RunResult:
         exhausted=int(extra["exhausted"]),
         loaded=int(extra["loaded"]),
         signed=signed,
+        max_ms=round(float(extra.get("max_us") or 0) / 1000, 3),
     )
+
+
+def wrk_command(url: str, bodies: Path, connections: int, duration: float, threads: int) -> list[str]:
+    threads = max(1, min(threads, connections))
+    return [
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency",
+        "-s", str(LUA_SCRIPT), url + "/", "--", str(bodies), str(threads),
+    ]  # fmt: skip
 
 
 def run_wrk(
     url: str, bodies: Path, signed: int, connections: int, duration: float, threads: int, meter: UsageMeter
 ) -> RunResult:
-    threads = max(1, min(threads, connections))
-    cmd = [
-        "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency",
-        "-s", str(LUA_SCRIPT), url + "/", "--", str(bodies), str(threads),
-    ]  # fmt: skip
+    cmd = wrk_command(url, bodies, connections, duration, threads)
     with meter.measure() as usage:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120, check=False)
     if done.returncode != 0:
@@ -345,6 +392,41 @@ def run_wrk(
     result = parse_wrk(done.stdout, signed)
     result.usage = usage[0]
     return result
+
+
+class BackgroundWrk:
+    """A wrk run that goes on while the caller measures something else: in its own session, so
+    `UsageMeter(load_sessions=...)` can count its CPU and `stop()` can kill it by process group."""
+
+    def __init__(
+        self, url: str, bodies: Path, signed: int, connections: int, duration: float, threads: int
+    ) -> None:
+        self._signed = signed
+        self._duration = duration
+        self._process = subprocess.Popen(
+            wrk_command(url, bodies, connections, duration, threads),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+
+    @property
+    def session(self) -> int:
+        return self._process.pid
+
+    def result(self) -> RunResult:
+        """Wait for the end of the run and parse it."""
+        stdout, stderr = self._process.communicate(timeout=self._duration + 120)
+        if self._process.returncode != 0:
+            raise RuntimeError(f"wrk failed (rc {self._process.returncode}):\n{stdout}\n{stderr}")
+        return parse_wrk(stdout, self._signed)
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.communicate()
 
 
 def audit_outcomes(data_dir: Path) -> dict[str, Any]:

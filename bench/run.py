@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import micro
+from bench import cold_burst, micro
 from bench.harness import (
     BENCH_DIR,
     NOISE_CORES,
@@ -60,6 +60,7 @@ ENCRYPTION_CONTEXT = '{"app":"billing","purpose":"bench"}'
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
 P99_GOAL_MS = 10.0
+SCENARIOS = ("steady", "cold-burst", "micro")
 UNBALANCED_RETRIES = 3  # repeats of a run whose connections all went to fewer workers than started
 BUSY_WORKER_CORES = 0.1  # a worker below this during a run got (almost) no connections
 HEADROOM = 1.3  # requests signed per second of run = min(max_rate, 2 x warm-up rate) x HEADROOM
@@ -477,7 +478,11 @@ def machine_line(machine: Mapping[str, Any]) -> str:
 
 
 def write_markdown(
-    path: Path, rows: Sequence[Row], info: Mapping[str, Any], result: Mapping[str, Any]
+    path: Path,
+    rows: Sequence[Row],
+    info: Mapping[str, Any],
+    cold: Sequence[cold_burst.ColdResult],
+    result: Mapping[str, Any],
 ) -> str:
     plan = result["plan"]
     machine = result["machine"]
@@ -489,11 +494,11 @@ def write_markdown(
         f"{plan['runs']} run(s) per row, median shown (runs listed); "
         f"server: {plan['workers']} uvicorn workers, wrk on the same {machine['nproc']} cores. "
         "Any error makes a row INVALID.",
-        "",
-        markdown_table(rows),
-        "",
-        *summary_lines(rows, info),
     ]
+    if rows:
+        block += ["", markdown_table(rows), "", *summary_lines(rows, info)]
+    if cold:
+        block += ["", *cold_burst.markdown_block(cold, plan["duration"], plan["runs"])]
     readme_block = "\n".join(block)
     doc = ["# OpenKMS benchmark: latest results", "", readme_block, ""]
     invalid = [row for row in rows if not row.valid]
@@ -501,11 +506,17 @@ def write_markdown(
         doc += ["## INVALID rows", ""]
         doc += [f"- {r.target} {r.action} c={r.connections}: {'; '.join(r.problems())}" for r in invalid]
         doc.append("")
+    doc += [f"- cold burst on {c.backend}: {'; '.join(c.problems())}" for c in cold if not c.valid]
     findings = result.get("findings", {}).get("openkms", {})
     if findings.get("audit", {}).get("not_success"):
         doc += ["Server audit log, records that are not Success (action, HTTP status, code: count):", ""]
         doc += [f"- {name}: {count:,}" for name, count in findings["audit"]["not_success"].items()]
         doc.append("")
+    for c in cold:
+        if c.findings.get("audit", {}).get("not_success"):
+            doc += [f"Cold burst on {c.backend}, audit records that are not Success:", ""]
+            doc += [f"- {name}: {count:,}" for name, count in c.findings["audit"]["not_success"].items()]
+            doc.append("")
     if micro_part:
         nonce = micro_part["nonce_store"]
         doc += [
@@ -586,6 +597,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-micro", action="store_true", help="skip the nonce store / audit sink timings")
     parser.add_argument(
+        "--only", default=",".join(SCENARIOS),
+        help="scenarios to run: steady (the action rows and the ceiling), cold-burst, micro (default all)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cold-databases", default=",".join(cold_burst.BACKENDS), help="cold-burst stores: postgres, sqlite"
+    )
+    parser.add_argument(
+        "--cold-connections", default="4,32", help="cold-burst wrk -c: warm requests, burst (default 4,32)"
+    )
+    parser.add_argument(
+        "--cold-targets", type=int, default=4000,
+        help="cold-burst keys (one alias each) and RAM users (one access key each) (default 4000)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--postgres", default=os.environ.get("OPENKMS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="PostgreSQL server (admin URL) on which cold-burst creates and drops its database",
+    )  # fmt: skip
+    parser.add_argument(
         "--server-env", action="append", default=[], metavar="NAME=VALUE",
         help="extra environment for openkms serve, e.g. OPENKMS_NONCE_SLOTS=16777216 (repeatable)",
     )  # fmt: skip
@@ -599,7 +628,39 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for item in args.server_env:
         if "=" not in item or not item.startswith("OPENKMS_"):
             parser.error(f"--server-env wants OPENKMS_NAME=VALUE, not {item!r}")
+    args.only = [name.strip() for name in args.only.split(",") if name.strip()]
+    for name in args.only:
+        if name not in SCENARIOS:
+            parser.error(f"--only takes {', '.join(SCENARIOS)}, not {name!r}")
+    args.cold_databases = tuple(name.strip() for name in args.cold_databases.split(",") if name.strip())
+    for name in args.cold_databases:
+        if name not in cold_burst.BACKENDS:
+            parser.error(f"--cold-databases takes {', '.join(cold_burst.BACKENDS)}, not {name!r}")
+    try:
+        args.cold_connections = tuple(int(c) for c in args.cold_connections.split(","))
+    except ValueError:
+        parser.error("--cold-connections wants two numbers, e.g. 4,32")
+    if len(args.cold_connections) != 2:
+        parser.error("--cold-connections wants two numbers, e.g. 4,32")
     return args
+
+
+def cold_plan(args: argparse.Namespace) -> cold_burst.ColdPlan:
+    warm, burst = args.cold_connections
+    return cold_burst.ColdPlan(
+        backends=args.cold_databases,
+        targets=args.cold_targets,
+        warm_connections=warm,
+        burst_connections=burst,
+        duration=args.duration,
+        warmup=args.warmup,
+        runs=args.runs,
+        workers=args.workers,
+        threads=args.threads,
+        max_rate=args.max_rate,
+        postgres_admin_url=args.postgres,
+        server_env=dict(item.split("=", 1) for item in args.server_env),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -624,14 +685,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = machine_facts()
     log(f"machine: {machine_line(machine)}")
     result: dict[str, Any] = {"machine": machine, "plan": asdict(plan), "findings": {}}
+    cold: list[cold_burst.ColdResult] = []
     work = Path(tempfile.mkdtemp(prefix="openkms-bench-"))
     try:
         with contextlib.ExitStack() as stack:
             bench = Bench(plan, work, creds)
             started = time.monotonic()
-            result["findings"] = bench_targets(bench, stack, actions, targets, args)
+            if "steady" in args.only:
+                result["findings"] = bench_targets(bench, stack, actions, targets, args)
+            if "cold-burst" in args.only:
+                cold = cold_burst.run_scenario(cold_plan(args), work, creds)
+                result["cold_burst"] = [c.to_json() for c in cold]
             result["elapsed_s"] = round(time.monotonic() - started, 1)
-        if not args.no_micro:
+        if "micro" in args.only and not args.no_micro:
             log("in-process costs: nonce store, audit sink")
             result["micro"] = {
                 "nonce_store": micro.nonce_store_cost(),
@@ -660,15 +726,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["rows"] = [row.to_json() for row in rows]
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
-    block = write_markdown(args.results / "latest.md", rows, info, result)
+    block = write_markdown(args.results / "latest.md", rows, info, cold, result)
     print(block)
     update_readme(args.readme, block)
-    invalid = [row for row in rows if not row.valid]
+    invalid = [f"{r.target} {r.action} c={r.connections}" for r in rows if not r.valid]
+    invalid += [f"cold burst on {c.backend}" for c in cold if not c.valid]
     if invalid:
-        loud(
-            f"{len(invalid)} row(s) INVALID: "
-            + ", ".join(f"{r.target} {r.action} c={r.connections}" for r in invalid)
-        )
+        loud(f"{len(invalid)} row(s) INVALID: " + ", ".join(invalid))
     log(f"results: {args.results / 'latest.md'}, {args.results / 'latest.json'}")
     return 1 if invalid else 0
 
