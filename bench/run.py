@@ -10,8 +10,12 @@ What it does (details and caveats in bench/README.md):
 3. the same Encrypt file shape against bench/bare_app.py on the same stack (uvicorn + uvloop + httptools,
    2 workers): the ceiling. Both servers run side by side and each Encrypt row alternates their runs, so
    the box's speed drift falls on both sides of the ratio;
-4. in-process costs of the nonce store and the audit sink (bench/micro.py);
-5. writes bench/results/latest.{md,json} and the README's performance block (or prints it).
+4. the cold-cache burst (bench/cold_burst.py): warm Encrypt p99 alone and while 32 connections send
+   requests that miss the key, alias and credential caches, on PostgreSQL and SQLite;
+5. in-process costs of the nonce store and the audit sink (bench/micro.py);
+6. writes bench/results/latest.{md,json} and the README's performance block (or prints it).
+
+`--only` picks among the scenarios: `steady` (steps 1-3), `cold-burst` (4) and `micro` (5).
 
 Every server runs in its own session and is killed by process group on exit, failure or Ctrl-C.
 """
