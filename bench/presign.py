@@ -11,12 +11,15 @@ A request file holds one form-encoded POST body per line (percent-encoding leave
 each with its own SignatureNonce (a uuid4) and the Timestamp of the moment the file was written. Only the
 nonce differs between two lines, so a `Template` pre-computes everything around it: one request costs one
 HMAC-SHA1 and a few string joins. The first line of every file is checked against the general `sign()`.
+A varied file (`write_varied_request_file`, for the cold-cache burst) gives each line its own signer and
+parameters.
 """
 
 from __future__ import annotations
 
 import base64
 import hmac
+import itertools
 import json
 import multiprocessing
 import os
@@ -26,7 +29,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -166,6 +169,31 @@ def check_body(body: str, creds: Credentials) -> None:
         raise ValueError("template signer and reference signer disagree")
 
 
+@dataclass(frozen=True, slots=True)
+class SignedCall:
+    """One line of a varied request file: its action, who signs it, and its own parameters."""
+
+    action: str
+    creds: Credentials
+    extra: Mapping[str, str]
+
+
+def _render_calls_to_file(calls: Sequence[SignedCall], timestamp: str, path: str) -> None:
+    # A file that comes round its targets again repeats the same call objects: one template each.
+    templates: dict[int, Template] = {}
+    with open(path, "w", encoding="ascii") as out:
+        for start in range(0, len(calls), _CHUNK):
+            lines = []
+            for call in calls[start : start + _CHUNK]:
+                template = templates.get(id(call))
+                if template is None:
+                    template = Template.build(call.action, call.creds, call.extra, timestamp)
+                    templates[id(call)] = template
+                lines.append(template.render(str(uuid.uuid4())))
+            lines.append("")
+            out.write("\n".join(lines))
+
+
 def write_request_file(
     path: Path,
     action: str,
@@ -176,19 +204,46 @@ def write_request_file(
     processes: int | None = None,
     timeout: float = 600.0,
 ) -> int:
-    """Write `count` freshly signed bodies for `action` to `path`, one per line; returns bytes written.
-
-    Forks `processes` (default: one per CPU) plain worker processes that each write a part file, then
-    joins the parts. No process pool, so nothing is left to tear down: each worker is joined here.
-    """
+    """Write `count` freshly signed bodies for `action` to `path`, one per line; returns bytes written."""
     template = Template.build(action, creds, extra, timestamp_now())
     workers = max(1, min(processes or os.cpu_count() or 1, count))
     shares = [count // workers + (1 if index < count % workers else 0) for index in range(workers)]
-    parts = [path.with_name(f"{path.name}.part{index}") for index in range(workers)]
+    written = _write_in_parts(path, [(_render_to_file, (template, share)) for share in shares], timeout)
+    with path.open("rb") as first:
+        check_body(first.readline().decode().rstrip("\n"), creds)
+    return written
+
+
+def write_varied_request_file(
+    path: Path, calls: Sequence[SignedCall], *, processes: int | None = None, timeout: float = 600.0
+) -> int:
+    """Write one freshly signed body per call, in the order given (each with its own signer and
+    parameters, all with the current Timestamp); returns bytes written. Each distinct call object
+    costs a template; a call repeated in the list costs one HMAC per line, as in `write_request_file`."""
+    timestamp = timestamp_now()
+    count = len(calls)
+    workers = max(1, min(processes or os.cpu_count() or 1, count))
+    bounds = [count * index // workers for index in range(workers + 1)]
+    jobs = [(_render_calls_to_file, (calls[low:high], timestamp)) for low, high in itertools.pairwise(bounds)]
+    written = _write_in_parts(path, jobs, timeout)
+    with path.open("rb") as first:
+        check_body(first.readline().decode().rstrip("\n"), calls[0].creds)
+    return written
+
+
+def _write_in_parts(
+    path: Path, jobs: Sequence[tuple[Callable[..., None], tuple[Any, ...]]], timeout: float
+) -> int:
+    """Run each job (a function writing a part file, given its arguments and the part's path) in a
+    forked process, then join the parts in order into `path`; returns bytes written.
+
+    Plain worker processes, no process pool, so nothing is left to tear down: each one is joined here.
+    """
+    parts = [path.with_name(f"{path.name}.part{index}") for index in range(len(jobs))]
     context = multiprocessing.get_context("fork")
     children = [
-        context.Process(target=_render_to_file, args=(template, share, str(part)), daemon=True)
-        for share, part in zip(shares, parts, strict=True)
+        context.Process(target=function, args=(*args, str(part)), daemon=True)
+        for (function, args), part in zip(jobs, parts, strict=True)
     ]
     try:
         for child in children:
@@ -204,8 +259,6 @@ def write_request_file(
                 with part.open("rb") as source:
                     shutil.copyfileobj(source, out, 1 << 20)
                 written += part.stat().st_size
-        with path.open("rb") as first:
-            check_body(first.readline().decode().rstrip("\n"), creds)
         return written
     finally:
         for child in children:

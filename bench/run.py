@@ -10,8 +10,12 @@ What it does (details and caveats in bench/README.md):
 3. the same Encrypt file shape against bench/bare_app.py on the same stack (uvicorn + uvloop + httptools,
    2 workers): the ceiling. Both servers run side by side and each Encrypt row alternates their runs, so
    the box's speed drift falls on both sides of the ratio;
-4. in-process costs of the nonce store and the audit sink (bench/micro.py);
-5. writes bench/results/latest.{md,json} and the README's performance block (or prints it).
+4. the cold-cache burst (bench/cold_burst.py): warm Encrypt p99 alone and while 32 connections send
+   requests that miss the key, alias and credential caches, on PostgreSQL and SQLite;
+5. in-process costs of the nonce store and the audit sink (bench/micro.py);
+6. writes bench/results/latest.{md,json} and the README's performance block (or prints it).
+
+`--only` picks among the scenarios: `steady` (steps 1-3), `cold-burst` (4) and `micro` (5).
 
 Every server runs in its own session and is killed by process group on exit, failure or Ctrl-C.
 """
@@ -21,359 +25,49 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import datetime as dt
-import importlib.metadata
 import json
 import math
 import os
-import platform
-import re
-import resource
 import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import micro
+from bench import cold_burst, micro
+from bench.harness import (
+    BENCH_DIR,
+    NOISE_CORES,
+    REPO_DIR,
+    ManagedServer,
+    RunResult,
+    UsageMeter,
+    audit_outcomes,
+    bare_server,
+    log,
+    loud,
+    machine_facts,
+    openkms_server,
+    run_wrk,
+    server_log_issues,
+)
 from bench.presign import Credentials, rpc_call, write_request_file
 from openkms.service.replay import node_memory_dir
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_DIR = BENCH_DIR.parent
-LUA_SCRIPT = BENCH_DIR / "replay.lua"
 ACTIONS = ("Encrypt", "Decrypt", "GenerateDataKey", "DescribeKey")
 ENCRYPTION_CONTEXT = '{"app":"billing","purpose":"bench"}'
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
 P99_GOAL_MS = 10.0
+SCENARIOS = ("steady", "cold-burst", "micro")
 UNBALANCED_RETRIES = 3  # repeats of a run whose connections all went to fewer workers than started
 BUSY_WORKER_CORES = 0.1  # a worker below this during a run got (almost) no connections
-NOISE_CORES = 0.3  # busy cores outside server + wrk above which a run is flagged as disturbed
 HEADROOM = 1.3  # requests signed per second of run = min(max_rate, 2 x warm-up rate) x HEADROOM
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def loud(message: str) -> None:
-    bar = "!" * 78
-    print(f"\n{bar}\n!! {message}\n{bar}\n", file=sys.stderr, flush=True)
-
-
-# ----------------------------------------------------------------------------------------------------
-# machine and process accounting
-
-
-def machine_facts() -> dict[str, Any]:
-    model = "unknown"
-    flags: set[str] = set()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model == "unknown":
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    versions: dict[str, str | None] = {}
-    for package in ("uvicorn", "uvloop", "httptools", "cryptography", "orjson", "starlette", "SQLAlchemy"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
-    wrk_text = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout
-    wrk_version = re.search(r"wrk (\S+)", wrk_text)
-    return {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "nproc": os.cpu_count(),
-        "affinity": len(os.sched_getaffinity(0)),
-        "cpu_model": model,
-        "cpu_flags": sorted(flags & {"aes", "vaes", "avx512f", "sha_ni", "pclmulqdq", "vpclmulqdq"}),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "packages": versions,
-        "wrk": f"wrk {wrk_version.group(1)}" if wrk_version else None,
-        "openssl_bundled_by_cryptography": _cryptography_openssl(),
-    }
-
-
-def _cryptography_openssl() -> str | None:
-    try:
-        from cryptography.hazmat.backends.openssl.backend import backend
-
-        return str(backend.openssl_version_text())
-    except Exception:
-        return None
-
-
-def _cpu_stat() -> tuple[int, int, int]:
-    """(total, idle + iowait, steal) jiffies of the whole box."""
-    values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return sum(values[:8]), values[3] + values[4], values[7]
-
-
-def _session_cpu(session: int) -> dict[int, int]:
-    """utime + stime jiffies of every process in `session`."""
-    out: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            text = (entry / "stat").read_text()
-        except OSError:
-            continue
-        rest = text[text.rfind(")") + 2 :].split()
-        if int(rest[3]) == session:
-            out[int(entry.name)] = int(rest[11]) + int(rest[12])
-    return out
-
-
-@dataclass
-class Usage:
-    wrk_cores: float
-    box_busy: float
-    steal: float
-    server_cores: list[float]
-    """Cores used by each process of the server's session, largest first (workers split the load)."""
-    other_cores: float
-    """Busy cores not used by the server or wrk: kernel work, and anything else running on the box."""
-
-
-class UsageMeter:
-    def __init__(self, session: int | None) -> None:
-        self._session = session
-        self._ticks = os.sysconf("SC_CLK_TCK")
-
-    @contextlib.contextmanager
-    def measure(self) -> Iterator[list[Usage]]:
-        out: list[Usage] = []
-        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        s0 = _cpu_stat()
-        p0 = _session_cpu(self._session) if self._session else {}
-        t0 = time.monotonic()
-        yield out
-        elapsed = max(time.monotonic() - t0, 1e-9)
-        p1 = _session_cpu(self._session) if self._session else {}
-        s1 = _cpu_stat()
-        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        total = max(s1[0] - s0[0], 1)
-        wrk = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / elapsed
-        cores = sorted(
-            ((p1[pid] - p0.get(pid, 0)) / self._ticks / elapsed for pid in p1 if pid in p0), reverse=True
-        )
-        busy = 1 - (s1[1] - s0[1]) / total
-        out.append(
-            Usage(
-                wrk_cores=round(wrk, 3),
-                box_busy=round(busy, 3),
-                steal=round((s1[2] - s0[2]) / total, 4),
-                server_cores=[round(c, 2) for c in cores if c >= 0.01],
-                other_cores=round(busy * (os.cpu_count() or 1) - sum(cores) - wrk, 2),
-            )
-        )
-
-
-# ----------------------------------------------------------------------------------------------------
-# servers
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ManagedServer:
-    """A server started in its own session; `stop()` kills the whole process group."""
-
-    def __init__(self, name: str, args: Sequence[str], env: Mapping[str, str], log_path: Path) -> None:
-        self.name = name
-        self.args = list(args)
-        self.env = dict(env)
-        self.log_path = log_path
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def session(self) -> int | None:
-        return self.process.pid if self.process else None
-
-    def start(self, timeout: float = 90.0) -> None:
-        args = [a.replace("{port}", str(self.port)) for a in self.args]
-        log(f"starting {self.name}: {' '.join(args)}")
-        with self.log_path.open("wb") as out:
-            self.process = subprocess.Popen(
-                args, env=self.env, cwd=REPO_DIR, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} exited early (rc {self.process.returncode}):\n{self.log_tail()}"
-                )
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as answer:
-                    if answer.status == 200:
-                        log(f"{self.name} is ready on {self.url} (session {self.process.pid})")
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.name} did not become ready in {timeout:.0f} s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        process = self.process
-        if process is None:
-            return
-        self.process = None
-        for sig, wait in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 10.0)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, sig)
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline:
-                process.poll()
-                if not _session_cpu(process.pid) and process.returncode is not None:
-                    log(f"{self.name} stopped")
-                    return
-                time.sleep(0.1)
-        loud(f"{self.name}: processes of session {process.pid} survived SIGKILL")
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-
-def _child_env(extra: Mapping[str, str]) -> dict[str, str]:
-    """Our environment without OPENKMS_* settings (the server runs its defaults), plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENKMS_", "BENCH_"))}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_DIR), os.environ.get("PYTHONPATH", "")]))
-    env.update(extra)
-    return env
-
-
-def openkms_server(
-    work: Path, creds: Credentials, workers: int, server_env: Mapping[str, str]
-) -> ManagedServer:
-    data_dir = work / "openkms-data"
-    env = _child_env(
-        {
-            "OPENKMS_ROOT_ACCESS_KEY_ID": creds.access_key_id,
-            "OPENKMS_ROOT_ACCESS_KEY_SECRET": creds.secret,
-            **server_env,
-        }
-    )
-    args = [
-        sys.executable, "-m", "openkms.cli", "serve",
-        "--data-dir", str(data_dir), "--port", "{port}", "--workers", str(workers),
-    ]  # fmt: skip
-    return ManagedServer("openkms", args, env, work / "openkms-server.log")
-
-
-def bare_server(work: Path, creds: Credentials, workers: int) -> ManagedServer:
-    env = _child_env({"BENCH_ACCESS_KEY_ID": creds.access_key_id, "BENCH_ACCESS_KEY_SECRET": creds.secret})
-    args = [sys.executable, "-m", "bench.bare_app", "--port", "{port}", "--workers", str(workers)]
-    return ManagedServer("bare", args, env, work / "bare-server.log")
-
-
-# ----------------------------------------------------------------------------------------------------
-# wrk
-
-
-@dataclass
-class RunResult:
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    requests: int
-    non200: int
-    statuses: dict[str, int]
-    socket_errors: dict[str, int]
-    exhausted: int
-    loaded: int
-    signed: int
-    usage: Usage | None = None
-
-    @property
-    def errors(self) -> int:
-        return self.non200 + sum(self.socket_errors.values())
-
-    @property
-    def valid(self) -> bool:
-        return self.errors == 0 and self.exhausted == 0
-
-
-_UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
-
-
-def _ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
-    if not match:
-        raise ValueError(f"cannot read wrk latency {text!r}")
-    return float(match.group(1)) * _UNITS_MS[match.group(2)]
-
-
-def parse_wrk(output: str, signed: int) -> RunResult:
-    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
-    p50 = re.search(r"^\s+50%\s+(\S+)", output, re.M)
-    p99 = re.search(r"^\s+99%\s+(\S+)", output, re.M)
-    lua = re.search(r"^BENCH-RESULT (\{.*\})$", output, re.M)
-    if not (rps and p50 and p99 and lua):
-        raise RuntimeError(f"cannot parse wrk output:\n{output}")
-    extra = json.loads(lua.group(1))
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
-    socket_errors = dict(
-        zip(("connect", "read", "write", "timeout"), (int(x) for x in sockets.groups()), strict=True)
-        if sockets
-        else {}
-    )
-    non200 = max(int(extra["non200"]), int(non2xx.group(1)) if non2xx else 0)
-    return RunResult(
-        rps=float(rps.group(1)),
-        # the Lua percentiles are exact microseconds; the text ones are rounded to 2 decimals
-        p50_ms=round(float(extra["p50_us"]) / 1000, 3) if extra.get("p50_us") else _ms(p50.group(1)),
-        p99_ms=round(float(extra["p99_us"]) / 1000, 3) if extra.get("p99_us") else _ms(p99.group(1)),
-        requests=int(extra["requests"]),
-        non200=non200,
-        statuses={str(k): int(v) for k, v in extra["statuses"].items()},
-        socket_errors={k: v for k, v in socket_errors.items() if v},
-        exhausted=int(extra["exhausted"]),
-        loaded=int(extra["loaded"]),
-        signed=signed,
-    )
-
-
-def run_wrk(
-    url: str, bodies: Path, signed: int, connections: int, duration: float, threads: int, meter: UsageMeter
-) -> RunResult:
-    threads = max(1, min(threads, connections))
-    cmd = [
-        "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency",
-        "-s", str(LUA_SCRIPT), url + "/", "--", str(bodies), str(threads),
-    ]  # fmt: skip
-    with meter.measure() as usage:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"wrk failed (rc {done.returncode}):\n{done.stdout}\n{done.stderr}")
-    result = parse_wrk(done.stdout, signed)
-    result.usage = usage[0]
-    return result
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -648,30 +342,6 @@ def make_fixture(url: str, creds: Credentials) -> Fixture:
     return fixture
 
 
-def audit_outcomes(data_dir: Path) -> dict[str, Any]:
-    """Tally the server's audit records that are not Success (the server's own account of the errors)."""
-    failures: Counter[str] = Counter()
-    total = 0
-    for path in sorted((data_dir / "audit").glob("*.jsonl")):
-        with path.open("rb") as lines:
-            for line in lines:
-                total += 1
-                if b'"result":"Success"' in line or b'"AuditLogOpened"' in line:
-                    continue
-                record = json.loads(line)
-                failures[f"{record.get('action')} {record.get('http_status')} {record.get('result')}"] += 1
-    return {"records": total, "not_success": dict(failures.most_common())}
-
-
-def server_log_issues(server: ManagedServer) -> list[str]:
-    try:
-        text = server.log_path.read_text(errors="replace")
-    except OSError:
-        return []
-    lines = [line for line in text.splitlines() if re.search(r"ERROR|CRITICAL|Traceback|WARNING", line)]
-    return lines[:50]
-
-
 def start_openkms(
     bench: Bench, stack: contextlib.ExitStack, args: argparse.Namespace
 ) -> tuple[ManagedServer, Fixture]:
@@ -812,7 +482,11 @@ def machine_line(machine: Mapping[str, Any]) -> str:
 
 
 def write_markdown(
-    path: Path, rows: Sequence[Row], info: Mapping[str, Any], result: Mapping[str, Any]
+    path: Path,
+    rows: Sequence[Row],
+    info: Mapping[str, Any],
+    cold: Sequence[cold_burst.ColdResult],
+    result: Mapping[str, Any],
 ) -> str:
     plan = result["plan"]
     machine = result["machine"]
@@ -824,11 +498,11 @@ def write_markdown(
         f"{plan['runs']} run(s) per row, median shown (runs listed); "
         f"server: {plan['workers']} uvicorn workers, wrk on the same {machine['nproc']} cores. "
         "Any error makes a row INVALID.",
-        "",
-        markdown_table(rows),
-        "",
-        *summary_lines(rows, info),
     ]
+    if rows:
+        block += ["", markdown_table(rows), "", *summary_lines(rows, info)]
+    if cold:
+        block += ["", *cold_burst.markdown_block(cold, plan["duration"], plan["runs"])]
     readme_block = "\n".join(block)
     doc = ["# OpenKMS benchmark: latest results", "", readme_block, ""]
     invalid = [row for row in rows if not row.valid]
@@ -836,11 +510,17 @@ def write_markdown(
         doc += ["## INVALID rows", ""]
         doc += [f"- {r.target} {r.action} c={r.connections}: {'; '.join(r.problems())}" for r in invalid]
         doc.append("")
+    doc += [f"- cold burst on {c.backend}: {'; '.join(c.problems())}" for c in cold if not c.valid]
     findings = result.get("findings", {}).get("openkms", {})
     if findings.get("audit", {}).get("not_success"):
         doc += ["Server audit log, records that are not Success (action, HTTP status, code: count):", ""]
         doc += [f"- {name}: {count:,}" for name, count in findings["audit"]["not_success"].items()]
         doc.append("")
+    for c in cold:
+        if c.findings.get("audit", {}).get("not_success"):
+            doc += [f"Cold burst on {c.backend}, audit records that are not Success:", ""]
+            doc += [f"- {name}: {count:,}" for name, count in c.findings["audit"]["not_success"].items()]
+            doc.append("")
     if micro_part:
         nonce = micro_part["nonce_store"]
         doc += [
@@ -921,6 +601,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-micro", action="store_true", help="skip the nonce store / audit sink timings")
     parser.add_argument(
+        "--only", default=",".join(SCENARIOS),
+        help="scenarios to run: steady (the action rows and the ceiling), cold-burst, micro (default all)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cold-databases", default=",".join(cold_burst.BACKENDS), help="cold-burst stores: postgres, sqlite"
+    )
+    parser.add_argument(
+        "--cold-connections", default="4,32", help="cold-burst wrk -c: warm requests, burst (default 4,32)"
+    )
+    parser.add_argument(
+        "--cold-targets", type=int, default=4000,
+        help="cold-burst keys (one alias each) and RAM users (one access key each) (default 4000)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--postgres", default=os.environ.get("OPENKMS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="PostgreSQL server (admin URL) on which cold-burst creates and drops its database",
+    )  # fmt: skip
+    parser.add_argument(
         "--server-env", action="append", default=[], metavar="NAME=VALUE",
         help="extra environment for openkms serve, e.g. OPENKMS_NONCE_SLOTS=16777216 (repeatable)",
     )  # fmt: skip
@@ -934,7 +632,39 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for item in args.server_env:
         if "=" not in item or not item.startswith("OPENKMS_"):
             parser.error(f"--server-env wants OPENKMS_NAME=VALUE, not {item!r}")
+    args.only = [name.strip() for name in args.only.split(",") if name.strip()]
+    for name in args.only:
+        if name not in SCENARIOS:
+            parser.error(f"--only takes {', '.join(SCENARIOS)}, not {name!r}")
+    args.cold_databases = tuple(name.strip() for name in args.cold_databases.split(",") if name.strip())
+    for name in args.cold_databases:
+        if name not in cold_burst.BACKENDS:
+            parser.error(f"--cold-databases takes {', '.join(cold_burst.BACKENDS)}, not {name!r}")
+    try:
+        args.cold_connections = tuple(int(c) for c in args.cold_connections.split(","))
+    except ValueError:
+        parser.error("--cold-connections wants two numbers, e.g. 4,32")
+    if len(args.cold_connections) != 2:
+        parser.error("--cold-connections wants two numbers, e.g. 4,32")
     return args
+
+
+def cold_plan(args: argparse.Namespace) -> cold_burst.ColdPlan:
+    warm, burst = args.cold_connections
+    return cold_burst.ColdPlan(
+        backends=args.cold_databases,
+        targets=args.cold_targets,
+        warm_connections=warm,
+        burst_connections=burst,
+        duration=args.duration,
+        warmup=args.warmup,
+        runs=args.runs,
+        workers=args.workers,
+        threads=args.threads,
+        max_rate=args.max_rate,
+        postgres_admin_url=args.postgres,
+        server_env=dict(item.split("=", 1) for item in args.server_env),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -959,14 +689,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = machine_facts()
     log(f"machine: {machine_line(machine)}")
     result: dict[str, Any] = {"machine": machine, "plan": asdict(plan), "findings": {}}
+    cold: list[cold_burst.ColdResult] = []
     work = Path(tempfile.mkdtemp(prefix="openkms-bench-"))
     try:
         with contextlib.ExitStack() as stack:
             bench = Bench(plan, work, creds)
             started = time.monotonic()
-            result["findings"] = bench_targets(bench, stack, actions, targets, args)
+            if "steady" in args.only:
+                result["findings"] = bench_targets(bench, stack, actions, targets, args)
+            if "cold-burst" in args.only:
+                cold = cold_burst.run_scenario(cold_plan(args), work, creds)
+                result["cold_burst"] = [c.to_json() for c in cold]
             result["elapsed_s"] = round(time.monotonic() - started, 1)
-        if not args.no_micro:
+        if "micro" in args.only and not args.no_micro:
             log("in-process costs: nonce store, audit sink")
             result["micro"] = {
                 "nonce_store": micro.nonce_store_cost(),
@@ -995,15 +730,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["rows"] = [row.to_json() for row in rows]
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
-    block = write_markdown(args.results / "latest.md", rows, info, result)
+    block = write_markdown(args.results / "latest.md", rows, info, cold, result)
     print(block)
     update_readme(args.readme, block)
-    invalid = [row for row in rows if not row.valid]
+    invalid = [f"{r.target} {r.action} c={r.connections}" for r in rows if not r.valid]
+    invalid += [f"cold burst on {c.backend}" for c in cold if not c.valid]
     if invalid:
-        loud(
-            f"{len(invalid)} row(s) INVALID: "
-            + ", ".join(f"{r.target} {r.action} c={r.connections}" for r in invalid)
-        )
+        loud(f"{len(invalid)} row(s) INVALID: " + ", ".join(invalid))
     log(f"results: {args.results / 'latest.md'}, {args.results / 'latest.json'}")
     return 1 if invalid else 0
 

@@ -1,0 +1,61 @@
+"""run_without_blocking: inline while the use case needs no database, else retried on the loop's
+small cold-path pool (never the default executor, whose many threads starve the loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from contextvars import ContextVar
+
+from openkms.repository.blocking import ensure_may_block
+from openkms.service import offload
+from openkms.service.offload import run_without_blocking
+
+REQUEST: ContextVar[str] = ContextVar("request", default="")
+
+
+def test_a_use_case_that_needs_no_database_runs_on_the_loop() -> None:
+    async def main() -> str:
+        return await run_without_blocking(lambda: threading.current_thread().name)
+
+    assert asyncio.run(main()) == threading.current_thread().name
+
+
+def test_a_cache_miss_is_retried_whole_on_the_cold_path_pool() -> None:
+    attempts: list[str] = []
+
+    def use_case() -> tuple[str, str]:
+        attempts.append(threading.current_thread().name)
+        ensure_may_block()  # the first database read
+        return threading.current_thread().name, REQUEST.get()
+
+    async def main() -> tuple[str, str]:
+        REQUEST.set("r-1")
+        return await run_without_blocking(use_case)
+
+    thread, request = asyncio.run(main())
+    assert attempts == [threading.current_thread().name, thread]
+    assert thread.startswith("openkms-cold-path")
+    assert request == "r-1"  # the retry sees the caller's context
+
+
+def test_misses_queue_on_a_bounded_pool() -> None:
+    running = 0
+    most = 0
+    lock = threading.Lock()
+
+    def use_case() -> None:
+        nonlocal running, most
+        ensure_may_block()
+        with lock:
+            running += 1
+            most = max(most, running)
+        threading.Event().wait(0.01)
+        with lock:
+            running -= 1
+
+    async def main() -> None:
+        await asyncio.gather(*(run_without_blocking(use_case) for _ in range(12)))
+
+    asyncio.run(main())
+    assert 1 <= most <= offload.COLD_PATH_THREADS
