@@ -59,3 +59,29 @@ def test_misses_queue_on_a_bounded_pool() -> None:
 
     asyncio.run(main())
     assert 1 <= most <= offload.COLD_PATH_THREADS
+
+
+def test_a_lapsed_warm_entry_is_re_read_on_the_refresh_lane_not_behind_cold_misses() -> None:
+    from openkms.node.generation import LocalGeneration
+    from openkms.service.cache import TtlCache
+
+    cache: TtlCache[str, str] = TtlCache(0.05, LocalGeneration())
+    cache.put("warm", "value")
+    threading.Event().wait(0.06)  # its TTL runs out
+
+    def use_case(name: str) -> str:
+        if cache.get(name) is None:
+            ensure_may_block()
+        return threading.current_thread().name
+
+    async def main() -> tuple[str, str, str]:
+        warm = await run_without_blocking(lambda: use_case("warm"))
+        again = await run_without_blocking(lambda: use_case("warm"))  # still lapsed, not yet re-read
+        cold = await run_without_blocking(lambda: use_case("never-cached"))
+        return warm, again, cold
+
+    warm, again, cold = asyncio.run(main())
+    assert warm.startswith("openkms-refresh") and again.startswith("openkms-refresh")
+    assert cold.startswith("openkms-cold-path")
+    threading.Event().wait(0.06)  # long expired (beyond one more TTL): an ordinary cold miss
+    assert asyncio.run(run_without_blocking(lambda: use_case("warm"))).startswith("openkms-cold-path")

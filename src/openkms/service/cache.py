@@ -11,6 +11,7 @@ import time
 from typing import Generic, TypeVar
 
 from openkms.node.generation import Generation
+from openkms.service.offload import note_lapsed_entry
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -36,8 +37,14 @@ class TtlCache(Generic[K, V]):
         if entry is None:
             return None
         expires, value = entry
-        if expires < time.monotonic():
-            self._entries.pop(key, None)
+        now = time.monotonic()
+        if expires < now:
+            if now - expires < self._ttl:
+                # Warm until a moment ago: kept (so every request for it until the re-read lands
+                # says so), and its re-read takes the refresh lane, not the queue of cold misses.
+                note_lapsed_entry()
+            else:
+                self._entries.pop(key, None)
             return None
         return value
 

@@ -27,7 +27,7 @@ from typing import TypeVar
 
 from openkms.repository.blocking import WouldBlock, loop_only
 
-__all__ = ["run_without_blocking"]
+__all__ = ["note_lapsed_entry", "run_without_blocking"]
 
 T = TypeVar("T")
 
@@ -35,20 +35,40 @@ T = TypeVar("T")
 # trip overlapping another's Python work without handing the GIL around among many threads.
 COLD_PATH_THREADS = 2
 
-# One pool per running loop, dropped with it (its idle threads then exit): the pool belongs to the
-# loop like the loop's default executor does, so nothing is shared between loops or processes.
-_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ThreadPoolExecutor] = weakref.WeakKeyDictionary()
+# Threads per event loop for warm requests whose cached entry lapsed a moment ago (its TTL ran out):
+# a lane of their own, so a hot key's or credential's periodic re-read never queues behind a burst
+# of cold misses, and neither do the warm requests that arrive while it is being re-read.
+REFRESH_THREADS = 2
+
+# One pool per running loop and lane, dropped with the loop (idle threads then exit): the pools belong
+# to the loop like its default executor does, so nothing is shared between loops or processes.
+_POOLS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, tuple[ThreadPoolExecutor, ThreadPoolExecutor]
+] = weakref.WeakKeyDictionary()
+
+# Set by a cache (`service/cache.py`) when the entry a request needed had just lapsed; read right
+# after the request's attempt on the loop, which runs one request at a time.
+_lapsed = [False]
 
 
-def _pool(loop: asyncio.AbstractEventLoop) -> ThreadPoolExecutor:
-    pool = _POOLS.get(loop)
-    if pool is None:
-        pool = ThreadPoolExecutor(COLD_PATH_THREADS, thread_name_prefix="openkms-cold-path")
-        _POOLS[loop] = pool
-    return pool
+def note_lapsed_entry() -> None:
+    """A cache entry that was warm until a moment ago missed: the retry takes the refresh lane."""
+    _lapsed[0] = True
+
+
+def _pool(loop: asyncio.AbstractEventLoop, refresh: bool) -> ThreadPoolExecutor:
+    pools = _POOLS.get(loop)
+    if pools is None:
+        pools = (
+            ThreadPoolExecutor(COLD_PATH_THREADS, thread_name_prefix="openkms-cold-path"),
+            ThreadPoolExecutor(REFRESH_THREADS, thread_name_prefix="openkms-refresh"),
+        )
+        _POOLS[loop] = pools
+    return pools[1] if refresh else pools[0]
 
 
 async def run_without_blocking(call: Callable[[], T]) -> T:
+    _lapsed[0] = False
     try:
         with loop_only():
             return call()
@@ -56,4 +76,4 @@ async def run_without_blocking(call: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
         # As asyncio.to_thread does: the retry sees the caller's context variables.
         context = contextvars.copy_context()
-        return await loop.run_in_executor(_pool(loop), context.run, call)
+        return await loop.run_in_executor(_pool(loop, _lapsed[0]), context.run, call)
