@@ -43,7 +43,7 @@ SURFACES = {
     "openkms.service.outcome": ["Outcome", "acting_on"],
     "openkms.service.runner": ["Attempt", "ErrorCode", "Runner", "SpentNonce"],
     "openkms.service.offload": ["note_lapsed_entry", "run_without_blocking"],
-    "openkms.repository.blocking": ["WouldBlock", "ensure_may_block", "loop_only"],
+    "openkms.repository.blocking": ["WouldBlock", "call_on_loop", "ensure_may_block"],
     "openkms.domain.audit_heads": ["FileLink", "Head", "HeadStore"],
     "openkms.server.runtime": [
         "AUDIT_CHAIN_SECRET",

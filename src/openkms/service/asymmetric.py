@@ -77,7 +77,7 @@ class AsymmetricService:
     ) -> _Versioned:
         """The pipeline for one version of a key pair: resolve, authorize, check, find the version."""
         target = self._ops.prepare(ctx, key_ref, action, need)
-        with acting_on(target.resource):
+        with acting_on(self._ops.resource(target.key)):
             ref = self._ops.version(target.key, version_id)
         return _Versioned(target, ref, self._ops.resource(target.key, ref.version_id))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from openkms.domain.ciphertext import Ciphertext, blob_aad, header_for, parse_ciphertext
 from openkms.domain.encryption_context import canonical_context
@@ -37,17 +38,15 @@ PLAINTEXT_LIMIT = 6144
 DATA_KEY_BYTES = {DataKeySpec.AES_128: 16, DataKeySpec.AES_256: 32}
 
 
-@dataclass(frozen=True, slots=True)
-class Encrypted:
-    """A ciphertext blob and the key version that made it."""
+class Encrypted(NamedTuple):
+    """A ciphertext blob and the key version that made it (NamedTuples here: one per request)."""
 
     blob: bytes
     key_id: KeyId
     version_id: KeyVersionId
 
 
-@dataclass(frozen=True, slots=True)
-class Opened:
+class Opened(NamedTuple):
     plaintext: SecretBytes
     key_id: KeyId
     version_id: KeyVersionId
@@ -75,7 +74,7 @@ class CryptoService:
             header = header_for(ref.version_id)
             iv, sealed = target.provider.encrypt(ref, plaintext, blob_aad(header, canonical_context(context)))
         except OpenKMSError as exc:
-            exc.about(target.resource)
+            exc.about(self._ops.resource(key))
             raise
         encrypted = Encrypted(Ciphertext(ref.version_id, iv, sealed).to_bytes(), key.key_id, ref.version_id)
         return Outcome(encrypted, self._ops.resource(key, ref.version_id))

@@ -14,7 +14,7 @@ sees key material: providers hold it behind `MaterialRef`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from openkms.clock import Clock
 from openkms.domain.key import Key
@@ -76,14 +76,13 @@ SIGNING_KEY_PAIR: Need[KeyPairs] = Need(KEY_PAIRS, symmetric=False, usage=KeyUsa
 ENCRYPTION_KEY_PAIR: Need[KeyPairs] = Need(KEY_PAIRS, symmetric=False, usage=KeyUsage.ENCRYPT_DECRYPT)
 
 
-@dataclass(frozen=True, slots=True)
-class Target(Generic[P]):
-    """A key that passed the pipeline for one action, and its provider as the capability needed."""
+class Target(NamedTuple, Generic[P]):
+    """A key that passed the pipeline for one action, and its provider as the capability needed
+    (a NamedTuple: one is built per cryptographic request)."""
 
     key: Key
     rule: SpecRule
     provider: P
-    resource: Resource
 
 
 class KeyOperations:
@@ -104,6 +103,9 @@ class KeyOperations:
         # The resources requests name, by (key id, version id): a key id (a version id) always names
         # the same key, so each is made once rather than on every request of a hot key.
         self._resources: dict[tuple[str, str | None], Resource] = {}
+        # Providers by (instance, capability): an instance's kind never changes, nor does what the
+        # registry offers for it, so each is looked up once (failures are not kept).
+        self._offered: dict[tuple[str | None, Capability[Any]], Any] = {}
 
     # -- resolve ----------------------------------------------------------------------------------
     def key(self, ctx: RequestContext, key_ref: str) -> Key:
@@ -124,7 +126,6 @@ class KeyOperations:
         """Resolve (unless given the key), authorize `action`, check the key may do it now, and pick
         its provider. Errors after resolution name the key."""
         key = self.key(ctx, key_or_ref) if isinstance(key_or_ref, str) else key_or_ref
-        resource = self.resource(key)
         # try/except rather than `acting_on`: free in Python 3.11 when nothing is raised, and every
         # cryptographic request passes here.
         try:
@@ -133,10 +134,16 @@ class KeyOperations:
             if key.material_expire_time is not None:  # imported material: usable until it expires
                 ensure_material_current(key.material_expire_time, self._clock.now().timestamp())
             rule = SPEC_RULES[key.spec]
-            need.check(action, key, rule)
-            return Target(key, rule, self._keys.provider(key, need.capability), resource)
+            usage = need.usage
+            if rule.symmetric is not need.symmetric or (usage is not None and key.usage is not usage):
+                need.check(action, key, rule)  # raises, saying what the action needs
+            provider = self._offered.get((key.instance_id, need.capability))
+            if provider is None:
+                provider = self._keys.provider(key, need.capability)
+                self._offered[(key.instance_id, need.capability)] = provider
+            return Target(key, rule, provider)
         except OpenKMSError as exc:
-            exc.about(resource)
+            exc.about(self.resource(key))  # made only here: a success names the version it used
             raise
 
     def resource(self, key: Key, version_id: str | None = None) -> Resource:
@@ -155,7 +162,7 @@ class KeyOperations:
         cached = self._versions.get(version_id)
         if cached is not None:
             return cached
-        with self._db.unit_of_work() as uow:
+        with self._db.reading() as uow:
             stored = uow.keys.version(version_id)
             key = None if stored is None else uow.keys.get(stored.version.key_id)
         if stored is None or key is None:

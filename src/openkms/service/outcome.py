@@ -8,9 +8,8 @@ the audit record and count a key's usage whatever the front door.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from openkms.errors import OpenKMSError
 from openkms.resource import Resource
@@ -21,12 +20,13 @@ T_co = TypeVar("T_co", covariant=True)  # an Outcome[bool] is an Outcome[object]
 U = TypeVar("U")
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome(Generic[T_co]):
+class Outcome(NamedTuple, Generic[T_co]):
     """A use case's result and what it acted on (None: no single resource, e.g. a listing).
 
     `acted` is False only when a use case found nothing to do (a job's key no longer due): the
-    runner then writes no record, since nothing changed and nobody asked."""
+    runner then writes no record, since nothing changed and nobody asked. Immutable; a NamedTuple
+    rather than a frozen dataclass because every request builds one or two (a frozen dataclass's
+    `__init__` sets each field through `object.__setattr__`)."""
 
     value: T_co
     resource: Resource | None = None

@@ -39,6 +39,9 @@ PRINCIPAL_LIMIT = 128  # characters of an unauthenticated principal (it names an
 
 T = TypeVar("T")
 
+_DOOR_NAMES = {door: door.value for door in Door}  # `Enum.value` is a descriptor call; this a lookup
+_HTTP_DOORS = frozenset(door for door in Door if door.speaks_http)
+
 
 class ErrorCode(NamedTuple):
     """How an error reads in the audit log: the API's code, its HTTP status, and the reason."""
@@ -106,9 +109,6 @@ class Runner:
         `blocking` use cases run in a worker thread; the others run on the event loop and move to a
         thread only if they would wait on the database (a cold cache). Raises `AuditUnavailable`
         when the record cannot be written: then no result may leave."""
-        resource: Resource | None = None
-        failure: errors.OpenKMSError | None = None
-        outcome: Outcome[T] | None = None
         # A sink known to be broken refuses before anything runs; there is nowhere to record that.
         self._audit.check()
         try:
@@ -119,79 +119,105 @@ class Runner:
             else:
                 outcome = await run_without_blocking(call)
         except errors.OpenKMSError as exc:
-            failure, resource = exc, exc.resource
+            await self._append(self._event_of(ctx, action, spent, exc.resource, exc))
+            raise
         except Exception as exc:
             log.exception("request %s (%s) failed unexpectedly", ctx.request_id, action)
             failure = errors.InternalError()
-            failure.__cause__ = exc
-        if outcome is not None:
-            if not outcome.acted:
-                return outcome.value  # nothing was done (a job found its key no longer due)
-            resource = outcome.resource
-            if resource is not None and resource.key_id is not None and action in USAGE_ACTIONS:
-                self._usage.record(resource.key_id, ctx.principal, ctx.received_at)
+            await self._append(self._event_of(ctx, action, spent, None, failure))
+            raise failure from exc
+        if not outcome.acted:
+            return outcome.value  # nothing was done (a job found its key no longer due)
+        resource = outcome.resource
         principal = ctx.principal
-        attempt = Attempt(
-            ctx.door,
-            ctx.request_id,
-            action,
-            ctx.source_ip,
-            principal.arn,
-            principal.account_id,
-            ctx.region_id,
-            spent,
-        )
-        await self._record(attempt, resource, failure)
-        if failure is not None:
-            raise failure
-        assert outcome is not None
+        if resource is not None and action in USAGE_ACTIONS and resource.key_id is not None:
+            self._usage.record(resource.key_id, principal, ctx.received_at)
+        event = self._event(
+            ctx.door, ctx.request_id, action, ctx.source_ip, principal.arn, principal.account_id,
+            ctx.region_id, spent, resource, None,
+        )  # fmt: skip
+        await self._append(event)
         return outcome.value
+
+    def _event_of(
+        self,
+        ctx: RequestContext,
+        action: str,
+        spent: SpentNonce | None,
+        resource: Resource | None,
+        failure: BaseException,
+    ) -> AuditEvent:
+        principal = ctx.principal
+        return self._event(
+            ctx.door, ctx.request_id, action, ctx.source_ip, principal.arn, principal.account_id,
+            ctx.region_id, spent, resource, failure,
+        )  # fmt: skip
 
     async def refuse(self, attempt: Attempt, error: BaseException) -> None:
         """Record a request that failed before a use case ran; raises `AuditUnavailable` if it cannot."""
         resource = error.resource if isinstance(error, errors.OpenKMSError) else None
         # Nothing the unauthenticated client sent goes into the record beyond a bounded token.
-        bounded = attempt._replace(
-            action=action_token(attempt.action),
-            principal=cap(attempt.principal, PRINCIPAL_LIMIT) or "",
-            region=cap(attempt.region, PRINCIPAL_LIMIT),
+        event = self._event(
+            attempt.door,
+            attempt.request_id,
+            action_token(attempt.action),
+            attempt.source_ip,
+            cap(attempt.principal, PRINCIPAL_LIMIT) or "",
+            attempt.account_id,
+            cap(attempt.region, PRINCIPAL_LIMIT),
+            attempt.spent,
+            resource,
+            error,
         )
-        await self._record(bounded, resource, error)
+        await self._append(event)
 
-    async def _record(
-        self, attempt: Attempt, resource: Resource | None, failure: BaseException | None
-    ) -> None:
+    def _event(
+        self,
+        door: Door,
+        request_id: str,
+        action: str,
+        source_ip: str | None,
+        principal: str,
+        account_id: str | None,
+        region: str | None,
+        spent: SpentNonce | None,
+        resource: Resource | None,
+        failure: BaseException | None,
+    ) -> AuditEvent:
+        """The record of one request, whatever the door (positional parts: built once per request
+        on the hot path, so no intermediate object carries them here)."""
         if failure is None:
             result, status, reason = "Success", 200, None
         else:
             result, status, reason = self._describe(failure)
             reason = cap(reason)
-        spent = attempt.spent
-        event = AuditEvent(
-            request_id=attempt.request_id,
+        return AuditEvent(
+            request_id=request_id,
             time=audit_time(self._clock.now()),
-            principal=attempt.principal,
-            account_id=attempt.account_id,
-            action=attempt.action,
+            principal=principal,
+            account_id=account_id,
+            action=action,
             key_id=None if resource is None else resource.key_id,
             key_version_id=None if resource is None else resource.key_version_id,
             result=result,
-            http_status=status if attempt.door.speaks_http else None,
-            source_ip=attempt.source_ip,
-            region=attempt.region,
+            http_status=status if door in _HTTP_DOORS else None,
+            source_ip=source_ip,
+            region=region,
             reason=reason,
-            door=attempt.door.value,
+            door=_DOOR_NAMES[door],
             resource=None if resource is None else resource.arn,
             dev_clock=self._dev_clock,
             access_key_id=None if spent is None else spent.access_key_id,
             nonce=None if spent is None else spent.nonce,
             nonce_expires=None if spent is None else spent.expires,
         )
+
+    async def _append(self, event: AuditEvent) -> None:
         try:
             await self._audit.append(event)
         except errors.AuditUnavailable:
-            log.error("request %s: audit record not written; answering InternalFailure", attempt.request_id)
+            log.error("request %s: audit record not written; answering InternalFailure", event.request_id)
             raise
         except Exception as exc:
-            log.exception("request %s: audit sink failed; answering InternalFailure", attempt.request_id)
+            log.exception("request %s: audit sink failed; answering InternalFailure", event.request_id)
             raise errors.AuditUnavailable() from exc
