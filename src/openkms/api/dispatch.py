@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import re
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -28,6 +27,7 @@ from openkms.api.wire_errors import INTERNAL_FAILURE, WireError, to_wire
 from openkms.node.nonces import NonceStore
 from openkms.service.container import Services
 from openkms.service.context import Door, RequestContext
+from openkms.service.ids import new_request_id
 from openkms.service.offload import run_without_blocking
 from openkms.service.outcome import Outcome
 from openkms.service.runner import Attempt, Runner, SpentNonce
@@ -99,7 +99,7 @@ class RpcDispatcher:
         self._host_regions: dict[str, str] = {}  # Host header -> region it names (bounded, see _region)
 
     async def handle(self, raw: RawRequest) -> Reply:
-        trace = _Trace(request_id=str(uuid.uuid4()).upper())
+        trace = _Trace(request_id=new_request_id())
         try:
             authenticated = await self._authenticate(raw, trace)
         except errors.OpenKMSError as exc:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
 from openkms.server.runtime import Runtime
 from openkms.service.context import Door, RequestContext, operator_principal
+from openkms.service.ids import new_request_id
 from openkms.service.outcome import Outcome
 from openkms.types import AccountId, RegionId
 
@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 def operator_context(runtime: Runtime, account_id: AccountId, region: str) -> RequestContext:
     return RequestContext(
-        str(uuid.uuid4()).upper(),
+        new_request_id(),
         operator_principal(account_id, _os_user()),
         RegionId(region),
         door=Door.CLI,

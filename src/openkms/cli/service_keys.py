@@ -3,11 +3,10 @@ integrated service through the runner (audited like an API call)."""
 
 from __future__ import annotations
 
-import uuid
-
 from openkms.config import Settings
 from openkms.server.runtime import open_runtime
 from openkms.service.context import Door, RequestContext, service_principal
+from openkms.service.ids import new_request_id
 from openkms.service.outcome import Outcome
 from openkms.types import RegionId
 
@@ -19,7 +18,7 @@ def create_service_key(settings: Settings, service: str, region: str) -> tuple[s
         services = runtime.services
         account = services.instances.root_account()
         ctx = RequestContext(
-            str(uuid.uuid4()).upper(),
+            new_request_id(),
             service_principal(account, service),
             RegionId(region),
             door=Door.CLI,

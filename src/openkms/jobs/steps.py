@@ -10,7 +10,6 @@ no longer due (another node won) does nothing and records nothing.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ from openkms.domain.key import Key
 from openkms.errors import AuditUnavailable, OpenKMSError
 from openkms.service.container import Services
 from openkms.service.context import Door, RequestContext, system_principal
+from openkms.service.ids import new_request_id
 from openkms.service.outcome import Outcome
 from openkms.service.runner import Runner
 
@@ -45,7 +45,7 @@ class Job:
         """Act on one key through the runner; True when it acted (and its record was written).
         Raises `AuditUnavailable` when the record could not be written: the caller stops there."""
         ctx = RequestContext(
-            str(uuid.uuid4()).upper(),
+            new_request_id(),
             system_principal(key.account_id, self.name),
             key.region_id,
             door=Door.JOB,

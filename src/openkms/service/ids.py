@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import string
 import uuid
@@ -49,3 +50,19 @@ def new_instance_key_id(region_id: RegionId) -> KeyId:
 
 def new_version_id() -> KeyVersionId:
     return KeyVersionId(str(uuid.uuid4()))
+
+
+def new_request_id() -> str:
+    """A request id as Alibaba writes it: an upper-case random (version 4) UUID."""
+    return request_id_from(os.urandom(16))
+
+
+def request_id_from(random: bytes) -> str:
+    """`str(uuid.UUID(bytes=random, version=4)).upper()`, formatted directly: every request makes
+    one, and going through `uuid` costs about two microseconds more for the same string."""
+    text = random.hex().upper()
+    # version 4 in the 13th digit, the RFC 4122 variant (8, 9, A or B) in the 17th
+    return f"{text[:8]}-{text[8:12]}-4{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-{text[20:]}"
+
+
+_VARIANT = {digit: "89AB"[int(digit, 16) & 3] for digit in "0123456789ABCDEF"}
