@@ -72,6 +72,23 @@ class Database:
             with connection.begin():
                 yield UnitOfWork(connection)
 
+    @contextmanager
+    def reading(self) -> Iterator[UnitOfWork]:
+        """A unit of work that only reads: what a cache fills itself from on a miss.
+
+        On PostgreSQL its statements run in autocommit, without the BEGIN and COMMIT round trips
+        (each statement sees the data committed when it starts, as it would at the default READ
+        COMMITTED inside a transaction), so a cold request costs two round trips less per read.
+        SQLite keeps the transaction: it gives the reads one snapshot, and costs no round trip."""
+        if self.is_sqlite:
+            with self.unit_of_work() as uow:
+                yield uow
+            return
+        ensure_may_block()
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.info["openkms_write"] = False
+            yield UnitOfWork(connection)
+
     def scrub(self) -> bool:
         """After destroying key material: make sure no copy of it survives in the database files.
         True when done; False when it must be retried (`scrub_pending` stays set until it is done).

@@ -70,7 +70,7 @@ class IdentityService:
         cached = self._cache.get(access_key_id)
         if cached is not None:
             return cached
-        with self._db.unit_of_work() as uow:
+        with self._db.reading() as uow:
             row = uow.accounts.access_key(access_key_id)
             if row is None or row.status != "Active":
                 raise UnknownAccessKey()
@@ -109,7 +109,7 @@ class IdentityService:
         cached = self._roles.get((account_id, role_name))
         if cached is not None:
             return cached
-        with self._db.unit_of_work() as uow:
+        with self._db.reading() as uow:
             role = uow.identities.role(account_id, role_name)
             if role is None:
                 return None

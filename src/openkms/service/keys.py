@@ -117,7 +117,7 @@ class KeyService:
         key_id = self._key_id_of(ctx, key_ref)
         key = self.key_cache.get(key_id)
         if key is None:
-            with self._db.unit_of_work() as uow:
+            with self._db.reading() as uow:
                 key = uow.keys.get(key_id)
             if key is None:
                 raise KeyNotFound()
@@ -133,7 +133,7 @@ class KeyService:
             return InstanceKind.SOFTWARE
         kind = self._kinds.get(key.instance_id)
         if kind is None:
-            with self._db.unit_of_work() as uow:
+            with self._db.reading() as uow:
                 instance = uow.instances.get(key.instance_id)
             if instance is None:
                 raise InstanceNotFound(f"The KMS instance of {key.key_id} is not found.")
@@ -149,7 +149,7 @@ class KeyService:
         cache_key = (ctx.principal.account_id, ctx.region_id, name)
         key_id = self.alias_cache.get(cache_key)
         if key_id is None:
-            with self._db.unit_of_work() as uow:
+            with self._db.reading() as uow:
                 alias = uow.aliases.get(ctx.principal.account_id, ctx.region_id, name)
             if alias is None:
                 raise AliasNotFound()
