@@ -4,8 +4,12 @@ small cold-path pool (never the default executor, whose many threads starve the 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 from contextvars import ContextVar
+
+import pytest
 
 from openkms.repository.blocking import ensure_may_block
 from openkms.service import offload
@@ -85,3 +89,22 @@ def test_a_lapsed_warm_entry_is_re_read_on_the_refresh_lane_not_behind_cold_miss
     assert cold.startswith("openkms-cold-path")
     threading.Event().wait(0.06)  # long expired (beyond one more TTL): an ordinary cold miss
     assert asyncio.run(run_without_blocking(lambda: use_case("warm"))).startswith("openkms-cold-path")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are a Linux feature")
+def test_cold_path_threads_run_at_a_lower_priority_than_the_loop() -> None:
+    def priority() -> tuple[str, int]:
+        return threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def cold() -> tuple[str, int]:
+        ensure_may_block()
+        return priority()
+
+    async def main() -> tuple[tuple[str, int], tuple[str, int]]:
+        return await run_without_blocking(priority), await run_without_blocking(cold)
+
+    (loop_thread, loop_nice), (cold_thread, cold_nice) = asyncio.run(main())
+    assert loop_thread == threading.current_thread().name
+    assert cold_thread.startswith("openkms-cold-path")
+    assert cold_nice == min(loop_nice + offload.COLD_PATH_NICE, 19)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == loop_nice  # the process itself is not reniced
