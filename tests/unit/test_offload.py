@@ -108,3 +108,33 @@ def test_cold_path_threads_run_at_a_lower_priority_than_the_loop() -> None:
     assert cold_thread.startswith("openkms-cold-path")
     assert cold_nice == min(loop_nice + offload.COLD_PATH_NICE, 19)
     assert os.getpriority(os.PRIO_PROCESS, 0) == loop_nice  # the process itself is not reniced
+
+
+def test_the_composition_root_sizes_the_pool_by_store() -> None:
+    """One thread for SQLite (nothing to overlap), two for a networked database."""
+    running = 0
+    most = 0
+    lock = threading.Lock()
+
+    def use_case() -> None:
+        nonlocal running, most
+        ensure_may_block()
+        with lock:
+            running += 1
+            most = max(most, running)
+        threading.Event().wait(0.01)
+        with lock:
+            running -= 1
+
+    async def main() -> None:
+        await asyncio.gather(*(run_without_blocking(use_case) for _ in range(8)))
+
+    before = offload._cold_threads[0]
+    try:
+        offload.cold_path_threads(offload.COLD_PATH_THREADS_SQLITE)
+        asyncio.run(main())  # a new loop: a new pool of the new size
+        assert most == 1
+        with pytest.raises(ValueError):
+            offload.cold_path_threads(0)
+    finally:
+        offload.cold_path_threads(before)

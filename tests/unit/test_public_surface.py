@@ -42,7 +42,7 @@ SURFACES = {
     "openkms.policy.actions": ["KMS_ACTIONS", "USAGE_ACTIONS", "KmsAction"],
     "openkms.service.outcome": ["Outcome", "acting_on"],
     "openkms.service.runner": ["Attempt", "ErrorCode", "Runner", "SpentNonce"],
-    "openkms.service.offload": ["note_lapsed_entry", "run_without_blocking"],
+    "openkms.service.offload": ["cold_path_threads", "note_lapsed_entry", "run_without_blocking"],
     "openkms.repository.blocking": ["WouldBlock", "call_on_loop", "ensure_may_block"],
     "openkms.domain.audit_heads": ["FileLink", "Head", "HeadStore"],
     "openkms.server.runtime": [
