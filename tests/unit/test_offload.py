@@ -43,7 +43,8 @@ def test_a_cache_miss_is_retried_whole_on_the_cold_path_pool() -> None:
     assert request == "r-1"  # the retry sees the caller's context
 
 
-def test_misses_queue_on_a_bounded_pool() -> None:
+def _most_misses_at_once(requests: int) -> int:
+    """Run `requests` use cases that all miss the cache; how many ran on the pool at the same time."""
     running = 0
     most = 0
     lock = threading.Lock()
@@ -59,9 +60,14 @@ def test_misses_queue_on_a_bounded_pool() -> None:
             running -= 1
 
     async def main() -> None:
-        await asyncio.gather(*(run_without_blocking(use_case) for _ in range(12)))
+        await asyncio.gather(*(run_without_blocking(use_case) for _ in range(requests)))
 
-    asyncio.run(main())
+    asyncio.run(main())  # a new loop: a new pool
+    return most
+
+
+def test_misses_queue_on_a_bounded_pool() -> None:
+    most = _most_misses_at_once(12)
     assert 1 <= most <= offload.COLD_PATH_THREADS
 
 
@@ -112,28 +118,10 @@ def test_cold_path_threads_run_at_a_lower_priority_than_the_loop() -> None:
 
 def test_the_composition_root_sizes_the_pool_by_store() -> None:
     """One thread for SQLite (nothing to overlap), two for a networked database."""
-    running = 0
-    most = 0
-    lock = threading.Lock()
-
-    def use_case() -> None:
-        nonlocal running, most
-        ensure_may_block()
-        with lock:
-            running += 1
-            most = max(most, running)
-        threading.Event().wait(0.01)
-        with lock:
-            running -= 1
-
-    async def main() -> None:
-        await asyncio.gather(*(run_without_blocking(use_case) for _ in range(8)))
-
     before = offload._cold_threads[0]
     try:
         offload.cold_path_threads(offload.COLD_PATH_THREADS_SQLITE)
-        asyncio.run(main())  # a new loop: a new pool of the new size
-        assert most == 1
+        assert _most_misses_at_once(8) == 1
         with pytest.raises(ValueError):
             offload.cold_path_threads(0)
     finally:

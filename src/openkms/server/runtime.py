@@ -29,7 +29,6 @@ from openkms.repository.keyring import DatabaseKeyringStore
 from openkms.repository.migrate import upgrade_to_head
 from openkms.service import offload
 from openkms.service.container import Services, build_services, software_providers
-from openkms.service.offload import COLD_PATH_THREADS, COLD_PATH_THREADS_SQLITE
 from openkms.service.runner import ErrorCode, Runner
 from openkms.service.seal import root_of_trust
 from openkms.service.service_secrets import service_secret
@@ -170,7 +169,9 @@ def build_runtime(
 ) -> Runtime:
     """The graph of one process, sealed: the caller unseals (the server at start-up, `open_runtime`)."""
     services = build_store(settings, clock=clock, cache_ttl=cache_ttl)
-    offload.cold_path_threads(COLD_PATH_THREADS_SQLITE if services.db.is_sqlite else COLD_PATH_THREADS)
+    offload.cold_path_threads(
+        offload.COLD_PATH_THREADS_SQLITE if services.db.is_sqlite else offload.COLD_PATH_THREADS
+    )
     if audit is None:
         audit = audit_sink(settings, services, worker_slot() if slot is None else slot)
     runner = Runner(services.keystore, audit, services.usage, services.clock, describe_error)

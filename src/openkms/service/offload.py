@@ -89,9 +89,10 @@ def _yield_to_the_loop() -> None:
     privilege; where it is not possible the thread runs as it is."""
     if sys.platform != "linux":
         return  # elsewhere PRIO_PROCESS with a thread id would renice the whole process
+    thread = threading.get_native_id()
     try:
-        own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(own + COLD_PATH_NICE, 19))
+        own = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(own + COLD_PATH_NICE, 19))
     except OSError:
         pass
 

@@ -129,14 +129,9 @@ class Runner:
         if not outcome.acted:
             return outcome.value  # nothing was done (a job found its key no longer due)
         resource = outcome.resource
-        principal = ctx.principal
         if resource is not None and action in USAGE_ACTIONS and resource.key_id is not None:
-            self._usage.record(resource.key_id, principal, ctx.received_at)
-        event = self._event(
-            ctx.door, ctx.request_id, action, ctx.source_ip, principal.arn, principal.account_id,
-            ctx.region_id, spent, resource, None,
-        )  # fmt: skip
-        await self._append(event)
+            self._usage.record(resource.key_id, ctx.principal, ctx.received_at)
+        await self._append(self._event_of(ctx, action, spent, resource, None))
         return outcome.value
 
     def _event_of(
@@ -145,8 +140,9 @@ class Runner:
         action: str,
         spent: SpentNonce | None,
         resource: Resource | None,
-        failure: BaseException,
+        failure: BaseException | None,
     ) -> AuditEvent:
+        """The record of an authenticated request, from its context."""
         principal = ctx.principal
         return self._event(
             ctx.door, ctx.request_id, action, ctx.source_ip, principal.arn, principal.account_id,
