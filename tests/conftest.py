@@ -17,6 +17,21 @@ from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, STARTED_DATA_
 POSTGRES_ADMIN_URL = os.environ.get("OPENKMS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
+# Databases made by `new_postgres_database`, dropped when the session ends (`_drop_postgres_databases`).
+_MADE_DATABASES: list[str] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_postgres_databases() -> Iterator[None]:
+    """Every database `new_postgres_database` made goes at the end, whichever test made it."""
+    yield
+    if not _MADE_DATABASES:
+        return
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        for name in _MADE_DATABASES:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _release_node_memory() -> Iterator[None]:
     """Test servers keep their replay cache in /dev/shm; give that memory back at the end."""
@@ -41,10 +56,12 @@ def postgres_url() -> Iterator[str]:
 
 
 def new_postgres_database() -> str:
-    """A further fresh database (for tests that need an empty store); dropped with the server."""
+    """A further fresh database (for tests that need an empty store); dropped at the end of the session
+    (`DROP ... IF EXISTS`: a test may drop it sooner)."""
     name = f"openkms_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
+    _MADE_DATABASES.append(name)
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
     return f"{base}/{name}"
 
