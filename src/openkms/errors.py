@@ -6,6 +6,7 @@
     │   ├── InvalidCiphertext      a blob that does not decrypt (tampered, moved, wrong context)
     │   ├── SignatureInvalid       a signature does not verify (AsymmetricVerify answers false instead)
     │   ├── UnsupportedOperation   valid request, not supported for this key or instance
+    │   │   └── NotADataKey        ExportDataKey of a blob without the data-key mark (an Encrypt result)
     │   ├── InvalidImportToken     an ImportToken that is forged, unknown or for another key
     │   ├── ImportTokenExpired     an authentic ImportToken past its TokenExpireTime
     │   ├── IncorrectKeyMaterial   imported material that does not unwrap, fit the spec, or match
@@ -106,6 +107,17 @@ class SignatureInvalid(InvalidArgument):
 
 class UnsupportedOperation(InvalidArgument):
     default_message = "The operation is not supported."
+
+
+class NotADataKey(UnsupportedOperation):
+    """ExportDataKey refuses a blob that is not marked as a data key, whoever asks: otherwise it would
+    be a Decrypt that a `Deny kms:Decrypt` does not stop. Blobs made before the mark are refused too."""
+
+    default_message = (
+        "ExportDataKey exports only data keys: the CiphertextBlob was not made by GenerateDataKey, "
+        "GenerateDataKeyWithoutPlaintext or GenerateAndExportDataKey (or was made before OpenKMS marked "
+        "data keys)."
+    )
 
 
 class InvalidImportToken(InvalidArgument):

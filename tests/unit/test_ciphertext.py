@@ -1,26 +1,42 @@
-"""The CiphertextBlob format: layout, strict parsing, and an unambiguous AAD."""
+"""The CiphertextBlob format: layout, the data-key mark, strict parsing, and an unambiguous AAD."""
 
 from __future__ import annotations
 
 import uuid
 
 import pytest
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given
 from hypothesis import strategies as st
 
 from openkms.domain.ciphertext import (
     FORMAT_V1,
+    FORMAT_V1_DATA_KEY,
     HEADER_LEN,
     MIN_BLOB_LEN,
     Ciphertext,
     blob_aad,
+    data_key_header_for,
     header_for,
     parse_ciphertext,
 )
+from openkms.domain.encryption_context import canonical_context
 from openkms.errors import InvalidCiphertext
 from openkms.types import KeyVersionId
 
 VERSION = KeyVersionId("2ab1a983-7072-4bbc-a582-584b5bd8e88a")
+
+# A GenerateDataKey blob as the code before the data-key mark made it (format 0x01), with key
+# bytes(range(32)), IV bytes(range(12)) and EncryptionContext {"app": "legacy"}; its plaintext is the
+# base64 text of a 32-byte data key. Kept as bytes so a change of the old rule cannot go unnoticed.
+LEGACY_KEY = bytes(range(32))
+LEGACY_CONTEXT = {"app": "legacy"}
+LEGACY_PLAINTEXT = b"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+LEGACY_BLOB = bytes.fromhex(
+    "012ab1a98370724bbca582584b5bd8e88a000102030405060708090a0b0a469362889f932ac32bf4bffebe3e04dae4d5"
+    "58aa111e04750da8b5533d59814e54c294f6ac5cf32ef326d02d0eac80f9fc1ab4b495344fd45e2086"
+)
 
 
 def _blob(sealed: bytes = b"\x00" * 16) -> Ciphertext:
@@ -36,14 +52,50 @@ def test_layout() -> None:
     assert _blob().header() == header_for(VERSION) == blob[:HEADER_LEN]
 
 
+def test_a_data_key_blob_differs_only_in_its_format_byte() -> None:
+    plain = _blob(b"c" * 20)
+    marked = Ciphertext(VERSION, plain.iv, plain.sealed, data_key=True)
+    blob = marked.to_bytes()
+    assert blob[0] == FORMAT_V1_DATA_KEY == 0x02
+    assert blob[1:] == plain.to_bytes()[1:]
+    assert marked.header() == data_key_header_for(VERSION) == blob[:HEADER_LEN]
+    assert not plain.data_key and parse_ciphertext(plain.to_bytes()).data_key is False
+    assert parse_ciphertext(blob).data_key is True
+
+
+def test_the_mark_is_authenticated() -> None:
+    """The format byte is in the AAD: flipping the mark either way makes AES-GCM refuse the blob."""
+    cipher = AESGCM(LEGACY_KEY)
+    context = canonical_context({"k": "v"})
+    for data_key in (False, True):
+        header = data_key_header_for(VERSION) if data_key else header_for(VERSION)
+        iv = bytes(12)
+        blob = bytearray(
+            Ciphertext(VERSION, iv, cipher.encrypt(iv, b"x", blob_aad(header, context)), data_key).to_bytes()
+        )
+        blob[0] ^= FORMAT_V1 ^ FORMAT_V1_DATA_KEY
+        flipped = parse_ciphertext(bytes(blob))
+        assert flipped.data_key is not data_key
+        with pytest.raises(InvalidTag):
+            cipher.decrypt(flipped.iv, flipped.sealed, blob_aad(flipped.header(), context))
+
+
+def test_a_blob_made_before_the_mark_parses_unmarked_and_still_authenticates() -> None:
+    parsed = parse_ciphertext(LEGACY_BLOB)
+    assert (parsed.version_id, parsed.data_key) == (VERSION, False)
+    assert parsed.to_bytes() == LEGACY_BLOB
+    aad = blob_aad(parsed.header(), canonical_context(LEGACY_CONTEXT))
+    assert AESGCM(LEGACY_KEY).decrypt(parsed.iv, parsed.sealed, aad) == LEGACY_PLAINTEXT
+
+
 def test_round_trip() -> None:
     original = _blob(b"ciphertext-and-tag-bytes")
     assert parse_ciphertext(original.to_bytes()) == original
 
 
-@given(st.uuids(), st.binary(min_size=12, max_size=12), st.binary(min_size=16, max_size=200))
-def test_round_trip_any(version: uuid.UUID, iv: bytes, sealed: bytes) -> None:
-    original = Ciphertext(KeyVersionId(str(version)), iv, sealed)
+@given(st.uuids(), st.binary(min_size=12, max_size=12), st.binary(min_size=16, max_size=200), st.booleans())
+def test_round_trip_any(version: uuid.UUID, iv: bytes, sealed: bytes, data_key: bool) -> None:
+    original = Ciphertext(KeyVersionId(str(version)), iv, sealed, data_key)
     assert parse_ciphertext(original.to_bytes()) == original
 
 
@@ -56,7 +108,7 @@ def test_too_short_is_refused() -> None:
             parse_ciphertext(blob[:cut])
 
 
-@pytest.mark.parametrize("format_byte", [0x00, 0x02, 0x24, 0xFF])
+@pytest.mark.parametrize("format_byte", [0x00, 0x03, 0x24, 0xFF])
 def test_unknown_format_byte_is_refused(format_byte: int) -> None:
     blob = bytearray(_blob().to_bytes())
     blob[0] = format_byte
@@ -80,6 +132,8 @@ def test_arbitrary_bytes_parse_or_raise_invalid_ciphertext(data: bytes) -> None:
 def test_header_for_refuses_non_canonical_ids(bad: str) -> None:
     with pytest.raises(ValueError):
         header_for(KeyVersionId(bad))
+    with pytest.raises(ValueError):
+        data_key_header_for(KeyVersionId(bad))
 
 
 def test_aad_is_unambiguous() -> None:
@@ -87,3 +141,4 @@ def test_aad_is_unambiguous() -> None:
     assert blob_aad(header, b"") != blob_aad(header[:-1], header[-1:])
     assert blob_aad(header, b'{"a":"b"}') != blob_aad(header, b'{"a":"c"}')
     assert blob_aad(header, b"ctx").endswith(header + b"ctx")
+    assert blob_aad(header, b"ctx") != blob_aad(data_key_header_for(VERSION), b"ctx")

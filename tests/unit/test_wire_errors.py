@@ -10,6 +10,7 @@ from openkms.api.wire_errors import INTERNAL_FAILURE, WIRE_ERRORS, to_wire
 EXPECTED: dict[type[errors.OpenKMSError], tuple[int, str]] = {
     errors.MissingParameter: (400, "MissingParameter"),
     errors.InvalidCiphertext: (400, "Rejected.InvalidCiphertext"),
+    errors.NotADataKey: (400, "UnsupportedOperation.NotDataKey"),
     errors.UnsupportedOperation: (400, "UnsupportedOperation"),
     errors.UnsupportedVersion: (400, "InvalidVersion"),
     errors.MalformedPolicy: (400, "MalformedPolicyDocument"),

@@ -24,6 +24,7 @@ INTERNAL_FAILURE = WireError(500, "InternalFailure", "Internal Failure.")
 WIRE_ERRORS: dict[type[errors.OpenKMSError], tuple[int, str]] = {
     errors.MissingParameter: (400, "MissingParameter"),
     errors.InvalidCiphertext: (400, "Rejected.InvalidCiphertext"),
+    errors.NotADataKey: (400, "UnsupportedOperation.NotDataKey"),
     errors.UnsupportedOperation: (400, "UnsupportedOperation"),
     errors.UnsupportedVersion: (400, "InvalidVersion"),
     errors.MalformedPolicy: (400, "MalformedPolicyDocument"),

@@ -3,6 +3,9 @@
 Every one runs the key-operation pipeline (`service.key_ops`): resolve, authorize, lifecycle guard,
 provider. Plaintext and data keys cross this boundary only as SecretBytes. The steady state does no
 database round trip: key records and version references come from the caches.
+Owns which blobs carry the data-key mark (`domain.ciphertext`): the ones GenerateDataKey makes, and
+ReEncrypt's output exactly when its input had it, so no operation turns an Encrypt result into a blob
+that ExportDataKey accepts.
 """
 
 from __future__ import annotations
@@ -12,10 +15,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from openkms.domain.ciphertext import Ciphertext, blob_aad, header_for, parse_ciphertext
+from openkms.domain.ciphertext import (
+    blob_aad,
+    data_key_header_for,
+    header_for,
+    join_blob,
+    parse_ciphertext,
+)
 from openkms.domain.encryption_context import canonical_context
 from openkms.domain.specs import SPEC_RULES
-from openkms.errors import InvalidArgument, InvalidCiphertext, OpenKMSError
+from openkms.errors import InvalidArgument, InvalidCiphertext, NotADataKey, OpenKMSError
 from openkms.policy.actions import KmsAction
 from openkms.providers.base import SymmetricCipher, random_bytes
 from openkms.secret import SecretBytes
@@ -50,6 +59,7 @@ class Opened(NamedTuple):
     plaintext: SecretBytes
     key_id: KeyId
     version_id: KeyVersionId
+    data_key: bool  # the blob carried the data-key mark
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,23 +74,32 @@ class CryptoService:
 
     # -- the operations, after the pipeline ---------------------------------------------------------
     def _seal(
-        self, target: Target[SymmetricCipher], plaintext: bytes, context: Mapping[str, str] | None
+        self,
+        target: Target[SymmetricCipher],
+        plaintext: bytes,
+        context: Mapping[str, str] | None,
+        data_key: bool = False,
     ) -> Outcome[Encrypted]:
-        """Encrypt under the key's primary version; errors name the key (try/except, not `acting_on`:
-        free when nothing is raised, and this is the hot path)."""
+        """Encrypt under the key's primary version, marking the blob as a data key or not; errors name
+        the key (try/except, not `acting_on`: free when nothing is raised, and this is the hot path)."""
         key = target.key
         try:
             ref = self._ops.primary(key)
-            header = header_for(ref.version_id)
+            header = data_key_header_for(ref.version_id) if data_key else header_for(ref.version_id)
             iv, sealed = target.provider.encrypt(ref, plaintext, blob_aad(header, canonical_context(context)))
         except OpenKMSError as exc:
             exc.about(self._ops.resource(key))
             raise
-        encrypted = Encrypted(Ciphertext(ref.version_id, iv, sealed).to_bytes(), key.key_id, ref.version_id)
+        encrypted = Encrypted(join_blob(header, iv, sealed), key.key_id, ref.version_id)
         return Outcome(encrypted, self._ops.resource(key, ref.version_id))
 
     def _open(
-        self, ctx: RequestContext, blob: bytes, context: Mapping[str, str] | None, action: KmsAction
+        self,
+        ctx: RequestContext,
+        blob: bytes,
+        context: Mapping[str, str] | None,
+        action: KmsAction,
+        data_keys_only: bool = False,
     ) -> Outcome[Opened]:
         ciphertext = parse_ciphertext(blob)
         ref = self._ops.material(ciphertext.version_id)
@@ -90,13 +109,17 @@ class CryptoService:
             raise InvalidCiphertext()
         target = self._ops.prepare(ctx, ref.key_id, action, SYMMETRIC_KEY)
         resource = self._ops.resource(target.key, ref.version_id)
+        if data_keys_only and not ciphertext.data_key:
+            # Refused before anything is decrypted, on the mark alone (which the caller can read in the
+            # blob anyway); a forged mark is caught below, since the mark is part of the AAD.
+            raise NotADataKey().about(resource)
         try:
             aad = blob_aad(ciphertext.header(), canonical_context(context))
             plaintext = target.provider.decrypt(ref, ciphertext.iv, ciphertext.sealed, aad)
         except OpenKMSError as exc:
             exc.about(resource)
             raise
-        return Outcome(Opened(plaintext, target.key.key_id, ref.version_id), resource)
+        return Outcome(Opened(plaintext, target.key.key_id, ref.version_id, ciphertext.data_key), resource)
 
     # -- use cases --------------------------------------------------------------------------------
     def encrypt(
@@ -111,11 +134,13 @@ class CryptoService:
     def decrypt(self, ctx: RequestContext, blob: bytes, context: Mapping[str, str] | None) -> Outcome[Opened]:
         return self._open(ctx, blob, context, KmsAction.DECRYPT)
 
-    def open_for(
+    def open_data_key(
         self, ctx: RequestContext, blob: bytes, context: Mapping[str, str] | None, action: KmsAction
     ) -> Outcome[Opened]:
-        """Decrypt a blob for another use case (ExportDataKey), authorizing `action` instead of Decrypt."""
-        return self._open(ctx, blob, context, action)
+        """Decrypt a data-key blob for another use case (ExportDataKey), authorizing `action` instead of
+        Decrypt. A blob without the data-key mark (an Encrypt result, or any blob made before the mark)
+        is refused with NotADataKey before it is decrypted, whatever the caller may do."""
+        return self._open(ctx, blob, context, action, data_keys_only=True)
 
     def re_encrypt(
         self,
@@ -128,7 +153,8 @@ class CryptoService:
         destination = self._ops.key(ctx, destination_key_ref)
         opened = self._open(ctx, blob, source_context, KmsAction.RE_ENCRYPT).value
         target = self._ops.prepare(ctx, destination, KmsAction.RE_ENCRYPT, SYMMETRIC_KEY)
-        return self._seal(target, opened.plaintext.reveal(), destination_context)
+        # A re-encrypted data key is still one; anything else stays unmarked (no laundering).
+        return self._seal(target, opened.plaintext.reveal(), destination_context, opened.data_key)
 
     def generate_data_key(
         self,
@@ -145,7 +171,7 @@ class CryptoService:
         # The CiphertextBlob seals the base64 text of the data key, so Decrypt returns the same text
         # GenerateDataKey returned (Alibaba's envelope convention).
         encoded = SecretBytes(base64.b64encode(random_bytes(length).reveal()))
-        return self._seal(target, encoded.reveal(), context).map(
+        return self._seal(target, encoded.reveal(), context, data_key=True).map(
             lambda encrypted: DataKey(encoded, encrypted)
         )
 

@@ -6,6 +6,14 @@ key imports the key itself. (The KMS CiphertextBlob keeps Alibaba's convention a
 of the key, so base64(unwrapped ExportedDataKey) equals Decrypt(CiphertextBlob).Plaintext.)
 Every wrapping parameter is checked before a data key is made or a blob is opened. The wrap itself is
 the provider's (`ExportWrapping`), the provider of the key the data key belongs to.
+
+ExportDataKey exports only data keys: blobs that carry the data-key mark (`domain.ciphertext`), which
+only GenerateDataKey, GenerateDataKeyWithoutPlaintext, GenerateAndExportDataKey and ReEncrypt of such a
+blob make. Any other blob is refused with NotADataKey (UnsupportedOperation.NotDataKey) before it is
+decrypted, whatever the caller's rights, so ExportDataKey is never a Decrypt that `Deny kms:Decrypt`
+does not stop. Blobs made before the mark existed cannot be told from Encrypt results, so they are
+refused too (the safe default); they still Decrypt and ReEncrypt as before, and a fresh
+GenerateDataKeyWithoutPlaintext makes an exportable one.
 """
 
 from __future__ import annotations
@@ -115,15 +123,12 @@ class DataKeyExportService:
     def export(
         self, ctx: RequestContext, blob: bytes, context: Mapping[str, str] | None, wrapping: WrappingKey
     ) -> Outcome[Exported]:
-        opened = self._crypto.open_for(ctx, blob, context, KmsAction.EXPORT_DATA_KEY)
+        opened = self._crypto.open_data_key(ctx, blob, context, KmsAction.EXPORT_DATA_KEY)
         with acting_on(_named(opened)):
             try:
                 raw = base64.b64decode(opened.value.plaintext.reveal(), validate=True)
-            except (binascii.Error, ValueError):
-                raise InvalidArgument(
-                    "CiphertextBlob does not hold a data key (the base64 text GenerateDataKey makes).",
-                    parameter="CiphertextBlob",
-                ) from None
+            except (binascii.Error, ValueError):  # pragma: no cover - every marked blob holds base64
+                raise InternalError() from None
             if not raw or len(raw) > wrapping.limit:
                 raise InvalidArgument(
                     f"The data key is {len(raw)} bytes; {wrapping.algorithm} with RSA_2048 carries 1 to "
