@@ -45,6 +45,15 @@ class Settings:
     # development clock that `openkms dev advance` moves (off unless `serve --dev-clock`).
     job_interval_seconds: float = 60.0
     dev_clock: bool = False
+    # Slow and oversized clients, per worker (server/http_protocol.py): seconds to send a request's
+    # header section (from its first byte, or from the connection's accept) and then its body; open
+    # connections; the header section's size and number of fields; the RPC body's size.
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    max_connections: int = 1000
+    max_header_bytes: int = 64 * 1024
+    max_headers: int = 100
+    max_body_bytes: int = 1 << 20
     # Not settable from files: only from the environment (secrets) at first start.
     root_access_key_id: str | None = field(default=None, repr=False)
     root_access_key_secret: str | None = field(default=None, repr=False)
@@ -87,9 +96,22 @@ class Settings:
             "log_level": self.log_level,
             "job_interval_seconds": self.job_interval_seconds,
             "dev_clock": self.dev_clock,
+            "header_timeout_seconds": self.header_timeout_seconds,
+            "body_timeout_seconds": self.body_timeout_seconds,
+            "max_connections": self.max_connections,
+            "max_header_bytes": self.max_header_bytes,
+            "max_headers": self.max_headers,
+            "max_body_bytes": self.max_body_bytes,
         }
 
 
+_CLIENT_TIMEOUTS = {"header_timeout_seconds": 600.0, "body_timeout_seconds": 3600.0}  # name: most
+_CLIENT_LIMITS = {  # name: (least, most)
+    "max_connections": (1, 100_000),
+    "max_header_bytes": (1024, 1 << 20),
+    "max_headers": (8, 1000),
+    "max_body_bytes": (1024, 64 << 20),
+}
 _SECRET_FIELDS = {"root_access_key_id", "root_access_key_secret", "unseal_passphrase"}
 _FILE_FIELDS = {f.name for f in fields(Settings)} - _SECRET_FIELDS
 
@@ -106,11 +128,12 @@ def _coerce(name: str, raw: Any) -> Any:
             "timestamp_window_seconds",
             "access_quota",
             "grant_release_seconds",
+            *_CLIENT_LIMITS,
         }:
             if isinstance(raw, bool):
                 raise TypeError
             return int(raw)
-        if name in {"cache_ttl_seconds", "job_interval_seconds"}:
+        if name in {"cache_ttl_seconds", "job_interval_seconds", *_CLIENT_TIMEOUTS}:
             return float(raw)
         if name in {"audit_fsync", "dev_clock"}:
             if isinstance(raw, bool):
@@ -151,6 +174,12 @@ def _validate(settings: Settings) -> Settings:
         raise ConfigError("setting 'job_interval_seconds': must be between 0 and 86400")
     if not 60 <= settings.timestamp_window_seconds <= 3600:
         raise ConfigError("setting 'timestamp_window_seconds': must be between 60 and 3600")
+    for name, most in _CLIENT_TIMEOUTS.items():
+        if not 0.1 <= getattr(settings, name) <= most:
+            raise ConfigError(f"setting {name!r}: must be between 0.1 and {most:g}")
+    for name, (least, most) in _CLIENT_LIMITS.items():
+        if not least <= getattr(settings, name) <= most:
+            raise ConfigError(f"setting {name!r}: must be between {least} and {most}")
     if settings.database_url:
         try:
             make_url(settings.database_url)

@@ -11,7 +11,8 @@
     │   ├── ImportTokenExpired     an authentic ImportToken past its TokenExpireTime
     │   ├── IncorrectKeyMaterial   imported material that does not unwrap, fit the spec, or match
     │   ├── MalformedPolicy        a policy document that does not parse or breaks a rule
-    │   └── UnsupportedVersion     an API Version this server does not serve
+    │   ├── UnsupportedVersion     an API Version this server does not serve
+    │   └── RequestTooLarge        a request body past the server's size cap (refused unread)
     ├── NotFound
     │   ├── KeyNotFound
     │   ├── KeyVersionNotFound
@@ -308,3 +309,7 @@ class UnknownAction(NotFound):
 
 class UnsupportedVersion(InvalidArgument):
     default_message = "Specified API version is not supported."
+
+
+class RequestTooLarge(InvalidArgument):
+    default_message = "The request body is larger than this server accepts."

@@ -46,6 +46,12 @@ def test_precedence_file_then_environment_then_flags(tmp_path: Path) -> None:
         ("audit_fsync = 'sometimes'\n", "'audit_fsync'"),
         ("root_access_key_secret = 'x'\n", "unknown setting"),
         ("port = \n", "not valid TOML"),
+        ("header_timeout_seconds = 0\n", "'header_timeout_seconds'"),
+        ("body_timeout_seconds = 'slow'\n", "'body_timeout_seconds'"),
+        ("max_connections = 0\n", "'max_connections'"),
+        ("max_header_bytes = 100\n", "'max_header_bytes'"),
+        ("max_headers = 5000\n", "'max_headers'"),
+        ("max_body_bytes = true\n", "'max_body_bytes'"),
     ],
 )
 def test_bad_values_are_named(tmp_path: Path, document: str, fragment: str) -> None:
@@ -79,3 +85,22 @@ def test_redacted_dump_hides_secrets_and_passwords() -> None:
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_settings(tmp_path / "absent.toml", environ={})
+
+
+def test_client_limits_have_defaults_and_are_dumped_for_the_workers(tmp_path: Path) -> None:
+    """`serve` hands the settings to its workers through the dump: every limit must be in it."""
+    defaults = load_settings(environ={})
+    assert (defaults.header_timeout_seconds, defaults.body_timeout_seconds) == (10.0, 30.0)
+    assert (defaults.max_connections, defaults.max_header_bytes, defaults.max_headers) == (1000, 65536, 100)
+    assert defaults.max_body_bytes == 1 << 20
+    config = tmp_path / "limits.toml"
+    config.write_text("header_timeout_seconds = 2.5\nmax_body_bytes = 4096\n")
+    settings = load_settings(config, environ={"OPENKMS_MAX_CONNECTIONS": "50"})
+    dump = settings.redacted()
+    assert (dump["header_timeout_seconds"], dump["max_body_bytes"], dump["max_connections"]) == (
+        2.5,
+        4096,
+        50,
+    )
+    environ = {f"OPENKMS_{name.upper()}": str(value) for name, value in dump.items() if name != "regions"}
+    assert load_settings(environ=environ).max_body_bytes == 4096

@@ -13,6 +13,7 @@ EXPECTED: dict[type[errors.OpenKMSError], tuple[int, str]] = {
     errors.NotADataKey: (400, "UnsupportedOperation.NotDataKey"),
     errors.UnsupportedOperation: (400, "UnsupportedOperation"),
     errors.UnsupportedVersion: (400, "InvalidVersion"),
+    errors.RequestTooLarge: (413, "EntityTooLarge"),
     errors.MalformedPolicy: (400, "MalformedPolicyDocument"),
     errors.InvalidImportToken: (400, "InvalidImportToken"),
     errors.ImportTokenExpired: (400, "ExpiredImportToken"),

@@ -38,9 +38,6 @@ _HOST_REGION = re.compile(r"^kms(?:-vpc)?\.([a-z0-9-]+)\.aliyuncs\.com(?::\d+)?$
 RECOMMEND = "See the Code and Message; the OpenKMS error reference is docs/errors.md."
 
 
-BODY_LIMIT = 1 << 20
-
-
 class RawRequest(NamedTuple):
     """One HTTP request as the ASGI server handed it over (a NamedTuple: one is built per request)."""
 
@@ -137,7 +134,7 @@ class RpcDispatcher:
     async def _authenticate(self, raw: RawRequest, trace: _Trace) -> _Authenticated:
         """Parse, authenticate and route one request; raise on any failure."""
         if raw.too_large:
-            raise errors.InvalidArgument(f"The request is larger than {BODY_LIMIT} bytes.")
+            raise errors.RequestTooLarge()  # its body was left unread (server/app.py)
         if raw.method not in ("GET", "POST"):
             raise errors.UnknownAction(f"The RPC endpoint takes GET or POST, not {raw.method}.")
         request = parse_request(raw.method, raw.path, raw.query_string, raw.headers, raw.body)

@@ -49,6 +49,14 @@ DatabaseUrl = Annotated[
 ]
 
 
+@app.callback()
+def _private_files() -> None:
+    """Every command creates its files (database, audit log, keys, sockets) for its user alone."""
+    from openkms.server.file_modes import keep_new_files_private
+
+    keep_new_files_private()
+
+
 def _settings(config: Path | None, **overrides: object) -> Settings:
     try:
         return load_settings(config, overrides=overrides)
@@ -73,9 +81,12 @@ def serve(
     ] = False,
 ) -> None:
     """Start the server: migrate, bootstrap an empty store, then serve the Alibaba KMS API."""
+    import functools
+
     import uvicorn
 
     from openkms.cli.prepare import prepare_dev_clock, prepare_store
+    from openkms.server.http_protocol import ConnectionLimits, LimitedHttpToolsProtocol
 
     settings = _settings(
         config,
@@ -110,7 +121,10 @@ def serve(
         "port": settings.port,
         "workers": settings.workers,
         "loop": "uvloop",
-        "http": "httptools",
+        # httptools, held to the header and body timeouts, header and connection caps of the
+        # settings (server/http_protocol.py); picklable, so spawned workers get the same limits.
+        "http": functools.partial(LimitedHttpToolsProtocol, limits=ConnectionLimits.from_settings(settings)),
+        "ws": "none",  # no WebSocket endpoint: an Upgrade header is ignored
         "access_log": False,
         "log_level": settings.log_level,
         "server_header": False,
@@ -134,10 +148,11 @@ def serve(
 @app.command()
 def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None) -> None:
     """Bring the database schema to the newest version."""
+    from openkms.server.file_modes import tighten_data_dir
     from openkms.server.runtime import build_store, upgrade_schema
 
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    tighten_data_dir(settings.data_dir)
     store = build_store(settings, cache_ttl=0.0)
     try:
         upgrade_schema(store)

@@ -11,6 +11,7 @@ from openkms.clock import DEV_CLOCK_FILE, SystemClock, advance_offset_file
 from openkms.config import Settings
 from openkms.errors import AuditUnavailable
 from openkms.node.nonces import SharedNonceStore
+from openkms.server.file_modes import tighten_data_dir
 from openkms.server.runtime import build_store, upgrade_schema
 from openkms.service.bootstrap import bootstrap_store, ensure_root_access_key
 from openkms.service.replay import NONCE_FILE, node_memory_dir, rebuild_replay_cache
@@ -54,7 +55,7 @@ def prepare_audit_logs(settings: Settings, console: Console) -> None:
 
 
 def prepare_store(settings: Settings, console: Console) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tighten_data_dir(settings.data_dir)  # 0700 folders, 0600 files, whoever made them before
     prepare_audit_logs(settings, console)
     prepare_replay_cache(settings, console)
     store = build_store(settings, clock=SystemClock(), cache_ttl=0.0)

@@ -22,12 +22,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from openkms.api.dispatch import BODY_LIMIT, RawRequest, RpcDispatcher
+from openkms.api.dispatch import RawRequest, RpcDispatcher
 from openkms.audit import AuditSink
 from openkms.clock import Clock, DevClock, iso_utc
 from openkms.config import Settings, load_settings
 from openkms.jobs.scheduler import JobScheduler
 from openkms.node.nonces import SharedNonceStore
+from openkms.server.file_modes import keep_new_files_private
 from openkms.server.runtime import Runtime, build_runtime, key_audit_chain
 from openkms.server.unseal import UnsealListener
 from openkms.service.bootstrap import ensure_root_access_key
@@ -58,19 +59,10 @@ class OpenKMSApp:
             await self.web(scope, receive, send)
 
     async def _rpc(self, scope: Scope, receive: Receive, send: Send) -> None:
-        chunks: list[bytes] = []
-        size = 0
-        too_large = False
-        while True:
-            message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > BODY_LIMIT:
-                too_large = True
-            elif chunk:
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+        read = await self._read_body(scope, receive)
+        if read is None:
+            return  # the client went away (or was cut off at a timeout): nobody to answer
+        body, too_large = read
         client = scope.get("client")
         reply = await self.dispatcher.handle(
             RawRequest(
@@ -78,25 +70,46 @@ class OpenKMSApp:
                 path=scope["path"],
                 query_string=scope["query_string"],
                 headers=scope["headers"],
-                body=b"".join(chunks),
+                body=body,
                 source_ip=client[0] if client else None,
                 too_large=too_large,
                 scheme=scope.get("scheme", "http"),
             )
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": reply.status,
-                "headers": [
-                    (b"content-type", reply.content_type),
-                    # A known length lets the server send the answer in one write, not chunked.
-                    (b"content-length", str(len(reply.body)).encode()),
-                    (b"x-acs-request-id", reply.request_id.encode()),
-                ],
-            }
-        )
+        headers = [
+            (b"content-type", reply.content_type),
+            # A known length lets the server send the answer in one write, not chunked.
+            (b"content-length", str(len(reply.body)).encode()),
+            (b"x-acs-request-id", reply.request_id.encode()),
+        ]
+        if too_large:
+            headers.append((b"connection", b"close"))  # the unread rest of the body is dropped with it
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.body})
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes, bool] | None:
+        """(body, too large). A body past `max_body_bytes` is left unread: refused on its
+        Content-Length before any of it is read, else (chunked) as soon as the bytes read pass the
+        cap. None if the client disconnected."""
+        limit = self.settings.max_body_bytes
+        for name, value in scope["headers"]:
+            # Digits only (no sign, no spaces); too many of them is too large without int().
+            if name == b"content-length" and value.isdigit() and (len(value) > 18 or int(value) > limit):
+                return b"", True
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return b"", True
+            if chunk:
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks), False
 
     async def healthz(self, request: Request) -> JSONResponse:
         sealed = self.services.keystore.sealed
@@ -175,4 +188,5 @@ def create_app(
 def app_from_environment() -> Any:
     """Uvicorn factory for worker processes: `openkms serve` passes the settings through OPENKMS_*."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    keep_new_files_private()  # also when uvicorn is started by hand with this factory
     return create_app(load_settings())

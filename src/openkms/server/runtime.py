@@ -27,6 +27,7 @@ from openkms.repository.audit_heads import DatabaseHeadStore
 from openkms.repository.database import Database
 from openkms.repository.keyring import DatabaseKeyringStore
 from openkms.repository.migrate import upgrade_to_head
+from openkms.server.file_modes import create_sqlite_file
 from openkms.service import offload
 from openkms.service.container import Services, build_services, software_providers
 from openkms.service.runner import ErrorCode, Runner
@@ -136,6 +137,7 @@ def build_store(
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if clock is None:
         clock = DevClock(run_dir / DEV_CLOCK_FILE) if settings.dev_clock else SystemClock()
+    create_sqlite_file(settings.effective_database_url)  # 0600 before SQLite makes it 0644 & ~umask
     db = Database(settings.effective_database_url)
     keystore = Keystore(None, DatabaseKeyringStore(db.engine))
     # Every process on this machine (server workers, admin CLI) shares the change generation, so a
