@@ -167,8 +167,11 @@ def _load_json(name: str, text: str) -> Any:
     except orjson.JSONDecodeError:
         pass
     else:
-        if orjson.dumps(value) == text.encode():
-            return value
+        try:
+            if orjson.dumps(value) == text.encode():
+                return value
+        except TypeError:  # nested deeper than orjson writes (255 levels; it reads 1024): parse strictly
+            pass
     try:
         return _STRICT.decode(text)
     except (ValueError, RecursionError):
