@@ -42,7 +42,8 @@ class RpcRequest:
     raw_query: str
     """The query string as received, as UTF-8 text; not percent-decoded."""
     headers: Mapping[str, str]
-    """Header names lower-cased, values decoded as latin-1; repeated headers joined with ``","``."""
+    """Header names lower-cased, values decoded as latin-1 and stripped of surrounding whitespace (as
+    the ACS3/ACS4 canonical headers read them); repeated headers joined with ``","``."""
     params: Mapping[str, str]
     """Decoded union of the query parameters and, for form bodies, the body parameters."""
     body: bytes
@@ -120,7 +121,9 @@ def parse_request(
     hdrs: dict[str, str] = {}
     for raw_name, raw_value in headers:
         name = raw_name.decode("latin-1").lower()
-        value = raw_value.decode("latin-1")
+        # Stripped as the signature's canonical form strips them, so a signed header means one thing:
+        # otherwise "nonce" and " nonce" (or a padded x-acs-action) verify alike but are read apart.
+        value = raw_value.decode("latin-1").strip()
         previous = hdrs.get(name)
         hdrs[name] = value if previous is None else previous + "," + value
     query = _utf8(raw_query, "query string")
@@ -167,8 +170,11 @@ def _load_json(name: str, text: str) -> Any:
     except orjson.JSONDecodeError:
         pass
     else:
-        if orjson.dumps(value) == text.encode():
-            return value
+        try:
+            if orjson.dumps(value) == text.encode():
+                return value
+        except TypeError:  # nested deeper than orjson writes (255 levels; it reads 1024): parse strictly
+            pass
     try:
         return _STRICT.decode(text)
     except (ValueError, RecursionError):

@@ -35,7 +35,7 @@ ISO_3166_ALPHA_2 = frozenset(
     """.split()  # noqa: SIM905 -- a block of codes reads better than 249 quoted strings
 )
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
 
 
 @dataclass(frozen=True, slots=True)

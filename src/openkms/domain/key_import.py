@@ -19,7 +19,7 @@ TOKEN_PREFIX: Final = "OKI1."  # noqa: S105 - a format marker, not a secret
 WRAPPING_KEY_SPEC: Final = "RSA_2048"
 # The spec string the keystore binds a wrapping private key's wrap to (with the key id and token id).
 WRAPPING_KEY_BINDING: Final = "ImportWrappingKey/RSA_2048"
-_TOKEN = re.compile(r"^OKI1\.(?P<id>[0-9a-f]{32})\.(?P<mac>[A-Za-z0-9_-]{43})$")
+_TOKEN = re.compile(r"^OKI1\.(?P<id>[0-9a-f]{32})\.(?P<mac>[A-Za-z0-9_-]{43})\Z")
 
 
 class WrappingAlgorithm(StrEnum):

@@ -13,11 +13,12 @@ from openkms.errors import InvalidArgument
 
 ALIAS_PREFIX = "alias/"
 SERVICE_ALIAS_PREFIX = "alias/acs/"
-_ALIAS = re.compile(r"^alias/[A-Za-z0-9_/\-]{1,249}$")  # 255 characters in all, prefix included
+# The rules end in \Z, not $: $ also matches before a final newline ("alias/x\n" was accepted).
+_ALIAS = re.compile(r"^alias/[A-Za-z0-9_/\-]{1,249}\Z")  # 255 characters in all, prefix included
 
 TAG_LIMIT = 20
 TAG_TEXT_LIMIT = 128
-_TAG_TEXT = re.compile(r"^[A-Za-z0-9 /\\_\-.+=:@]+$")
+_TAG_TEXT = re.compile(r"^[A-Za-z0-9 /\\_\-.+=:@]+\Z")
 _RESERVED_TAG_PREFIXES = ("aliyun", "acs:")
 
 ROTATION_MIN_SECONDS = 7 * 86400

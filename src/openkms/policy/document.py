@@ -31,9 +31,11 @@ SIZE_LIMIT = {PolicyKind.IDENTITY: 6144, PolicyKind.KEY: 32768, PolicyKind.TRUST
 VERSION = "1"
 
 _STATEMENT_FIELDS = {"Sid", "Effect", "Action", "Resource", "Principal", "Condition"}
-_ACTION = re.compile(r"^\*$|^[a-z0-9-]+:[A-Za-z0-9*?]+$", re.IGNORECASE)
-_PRINCIPAL = re.compile(r"^\*$|^acs:ram::(\d+|\*):[A-Za-z0-9*?@._/+=,-]+$")
-_SID = re.compile(r"^[A-Za-z0-9 _.:/@+=,-]{0,128}$")
+# \Z, not $ ($ also matches before a final newline: "kms:Decrypt\n" parsed, and a Deny naming it
+# never matched anything).
+_ACTION = re.compile(r"^\*\Z|^[a-z0-9-]+:[A-Za-z0-9*?]+\Z", re.IGNORECASE)
+_PRINCIPAL = re.compile(r"^\*\Z|^acs:ram::(\d+|\*):[A-Za-z0-9*?@._/+=,-]+\Z")
+_SID = re.compile(r"^[A-Za-z0-9 _.:/@+=,-]{0,128}\Z")
 
 
 @dataclass(frozen=True, slots=True)

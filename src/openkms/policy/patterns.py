@@ -10,9 +10,22 @@ import re
 from functools import lru_cache
 
 
+def _segment(text: str) -> str:
+    return "".join("." if ch == "?" else re.escape(ch) for ch in text)
+
+
 @lru_cache(maxsize=4096)
 def _compiled(pattern: str, ignore_case: bool) -> re.Pattern[str]:
-    body = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
+    # Policy authors write the patterns and callers choose much of the text (tag values, names), so
+    # the match must not backtrack: a plain `.*a.*a.*a...b` takes time growing as the text's length to
+    # the power of the number of stars on a run of "a"s (minutes for ten stars and 128 characters).
+    # Each segment between two stars is matched at its first occurrence, inside an atomic group that
+    # is never re-entered: segments have a fixed length, so the earliest match is always a safe choice
+    # (it leaves the most text for the rest). Exact, and linear in the text for each segment.
+    parts = pattern.split("*")
+    body = _segment(parts[0])
+    if len(parts) > 1:
+        body += "".join(f"(?>.*?{_segment(part)})" for part in parts[1:-1]) + ".*" + _segment(parts[-1])
     return re.compile(body, re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL)
 
 

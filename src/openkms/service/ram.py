@@ -38,9 +38,9 @@ from openkms.service.authorization import authorize_own
 from openkms.service.context import RequestContext
 from openkms.service.identities import secret_binding
 
-USER_NAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
-ROLE_NAME = re.compile(r"^[A-Za-z0-9.-]{1,64}$")
-POLICY_NAME = re.compile(r"^[A-Za-z0-9-]{1,128}$")
+USER_NAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}\Z")
+ROLE_NAME = re.compile(r"^[A-Za-z0-9.-]{1,64}\Z")
+POLICY_NAME = re.compile(r"^[A-Za-z0-9-]{1,128}\Z")
 ACCESS_KEYS_PER_USER = 2
 DESCRIPTION_LIMIT = 1024
 SESSION_MIN, SESSION_MAX, SESSION_DEFAULT = 3600, 43200, 3600

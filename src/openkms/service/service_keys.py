@@ -28,7 +28,7 @@ from openkms.service.keys import key_resource, new_material
 from openkms.service.outcome import Outcome
 from openkms.types import CreatorType, InstanceKind, KeySpec, KeyState, Origin, ProtectionLevel
 
-_SERVICE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+_SERVICE = re.compile(r"^[a-z][a-z0-9-]{0,31}\Z")
 
 
 def service_alias(service: str) -> str:

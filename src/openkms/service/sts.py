@@ -20,8 +20,8 @@ from openkms.service.context import RequestContext
 from openkms.service.identities import IdentityService
 from openkms.service.sts_tokens import SessionClaims, new_session_access_key_id
 
-ROLE_ARN = re.compile(r"^acs:ram::(?P<account>\d{1,20}):role/(?P<role>[A-Za-z0-9.-]{1,64})$")
-SESSION_NAME = re.compile(r"^[A-Za-z0-9.@_-]{2,64}$")
+ROLE_ARN = re.compile(r"^acs:ram::(?P<account>\d{1,20}):role/(?P<role>[A-Za-z0-9.-]{1,64})\Z")
+SESSION_NAME = re.compile(r"^[A-Za-z0-9.@_-]{2,64}\Z")
 MIN_DURATION = 900
 DEFAULT_DURATION = 3600
 
