@@ -48,10 +48,10 @@ class Settings:
     rate_crypto_per_account: int = 2000
     rate_management_per_account: int = 200
     rate_ram_per_account: int = 100
-    rate_crypto_per_access_key: int = 1000
-    rate_management_per_access_key: int = 100
-    rate_ram_per_access_key: int = 50
-    rate_burst_seconds: float = 1.0
+    rate_crypto_per_access_key: int = 2000
+    rate_management_per_access_key: int = 200
+    rate_ram_per_access_key: int = 100
+    rate_burst_seconds: float = 2.0
     access_quota: int = 10  # other main accounts an instance's keys may grant (F4.3), per instance
     grant_release_seconds: int = 300  # how long a removed grant keeps its quota unit
     log_level: str = "info"

@@ -92,8 +92,8 @@ def test_tenant_limits_default_and_come_from_file_environment_and_flags(tmp_path
         defaults.rate_crypto_per_access_key,
         defaults.rate_management_per_access_key,
         defaults.rate_ram_per_access_key,
-    ) == (1000, 100, 50)
-    assert (defaults.rate_burst_seconds, defaults.nonce_account_share) == (1.0, 0.125)
+    ) == (2000, 200, 100)
+    assert (defaults.rate_burst_seconds, defaults.nonce_account_share) == (2.0, 0.125)
     assert defaults.timestamp_future_skew_seconds == 300
     config = tmp_path / "openkms.toml"
     config.write_text("rate_crypto_per_account = 10\nnonce_account_share = 0.5\nrate_burst_seconds = 2\n")
