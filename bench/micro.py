@@ -3,6 +3,9 @@
 - `SharedNonceStore.remember` (openkms.node.nonces): one call per request, fresh nonce each time, one
   process, the server's default geometry (`Settings.nonce_slots`, max_probe 32). `MemoryNonceStore` is
   measured too, as a reference for what the cross-process table costs over a dict.
+- The per-tenant checks (openkms.node.rate_limits, the account share in openkms.node.nonces): what
+  a request pays on top of the bare `remember`, that is `remember` with the account and the rate
+  limiter's `admit` inside it, the server's default limits raised out of reach (`rate_limit_cost`).
 - `JsonlAuditSink.append` (openkms.audit) with fsync: appends/s when N tasks of one (uvloop) event loop
   append as fast as they can; the sink group-commits, so the mean batch (appends per write+fsync) is
   reported alongside, and the process CPU (all threads, user + system) per append and per batch.
@@ -24,6 +27,8 @@ from typing import Any
 from openkms.audit import AuditEvent, JsonlAuditSink
 from openkms.config import Settings
 from openkms.node.nonces import MemoryNonceStore, NonceStore, SharedNonceStore
+from openkms.node.rate_limits import RateClass, SharedRateLimiter
+from openkms.server.runtime import tenant_limits
 
 _ACCESS_KEY_ID = "LTAIbenchMicro000001"
 _WINDOW = 900.0
@@ -66,6 +71,61 @@ def nonce_store_cost(batch: int = 100_000, repeats: int = 5) -> dict[str, Any]:
         "calls_per_run": batch,
         "runs": repeats,
         "note": "single process, fresh uuid4 nonce per call; median of the runs",
+    }
+
+
+def _time_checked(
+    store: SharedNonceStore, limiter: SharedRateLimiter, batch: int, repeats: int
+) -> list[float]:
+    """Microseconds per `remember` with the account share and the rate limits, as the dispatcher calls it."""
+    per_call: list[float] = []
+    for _ in range(repeats):
+        nonces = [str(uuid.uuid4()) for _ in range(batch)]
+        now = time.time()
+        expires = now + _WINDOW
+        remember, admit = store.remember, limiter.admit
+        started = time.perf_counter()
+        for nonce in nonces:
+            checked = remember(
+                _ACCESS_KEY_ID,
+                nonce,
+                expires,
+                now,
+                account="1234567890123456",
+                admit=lambda a=admit, t=now: a("1234567890123456", _ACCESS_KEY_ID, RateClass.CRYPTO, t),
+            )
+            if not checked:
+                raise RuntimeError("a fresh nonce was reported as a replay")
+        per_call.append((time.perf_counter() - started) / batch * 1e6)
+    return per_call
+
+
+def rate_limit_cost(batch: int = 100_000, repeats: int = 5) -> dict[str, Any]:
+    """`remember` alone and with the per-tenant checks, alternating runs on one table."""
+    settings = Settings(
+        rate_crypto_per_account=10_000_000, rate_crypto_per_access_key=10_000_000, nonce_account_share=1.0
+    )
+    with tempfile.TemporaryDirectory(prefix="openkms-bench-limits-") as folder:
+        store = SharedNonceStore(
+            Path(folder) / "nonces.shm", slots=settings.nonce_slots, account_share=1 << 30
+        )
+        limiter = SharedRateLimiter(Path(folder) / "rate-limits.shm", tenant_limits(settings))
+        try:
+            _time_checked(store, limiter, 10_000, 1)
+            bare: list[float] = []
+            checked: list[float] = []
+            for _ in range(repeats):
+                bare += _time_nonce_store(store, batch // 2, 1)
+                checked += _time_checked(store, limiter, batch // 2, 1)
+        finally:
+            store.close()
+            limiter.close()
+    return {
+        "remember_us_per_call": round(statistics.median(bare), 3),
+        "checked_us_per_call": round(statistics.median(checked), 3),
+        "checks_us_per_call": round(statistics.median(checked) - statistics.median(bare), 3),
+        "runs_us": {"remember": [round(x, 3) for x in bare], "checked": [round(x, 3) for x in checked]},
+        "note": "single process; checked = remember(account=..., admit=rate limiter admit), one account",
     }
 
 
@@ -139,7 +199,16 @@ def audit_append_cost(
 
 
 def main() -> None:
-    print(json.dumps({"nonce_store": nonce_store_cost(), "audit": audit_append_cost()}, indent=2))
+    print(
+        json.dumps(
+            {
+                "nonce_store": nonce_store_cost(),
+                "rate_limits": rate_limit_cost(),
+                "audit": audit_append_cost(),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

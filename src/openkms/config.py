@@ -36,8 +36,22 @@ class Settings:
     seal: SealKind = "keyfile"
     audit_fsync: bool = True
     nonce_slots: int = 1 << 22
+    # The most of the replay cache one account may hold (a fraction of nonce_slots): one account
+    # spending nonces as fast as it can never fills the table for the others.
+    nonce_account_share: float = 0.125
     cache_ttl_seconds: float = 2.0
     timestamp_window_seconds: int = 900
+    # How far ahead of the server's clock a request's timestamp may be (behind: the window).
+    timestamp_future_skew_seconds: int = 300
+    # Requests per second per account and per access key, by action class (0: no limit), each with
+    # a burst of rate_burst_seconds x the rate; per node (node/rate_limits.py).
+    rate_crypto_per_account: int = 2000
+    rate_management_per_account: int = 200
+    rate_ram_per_account: int = 100
+    rate_crypto_per_access_key: int = 2000
+    rate_management_per_access_key: int = 200
+    rate_ram_per_access_key: int = 100
+    rate_burst_seconds: float = 2.0
     access_quota: int = 10  # other main accounts an instance's keys may grant (F4.3), per instance
     grant_release_seconds: int = 300  # how long a removed grant keeps its quota unit
     log_level: str = "info"
@@ -89,8 +103,12 @@ class Settings:
             "seal": self.seal,
             "audit_fsync": self.audit_fsync,
             "nonce_slots": self.nonce_slots,
+            "nonce_account_share": self.nonce_account_share,
             "cache_ttl_seconds": self.cache_ttl_seconds,
             "timestamp_window_seconds": self.timestamp_window_seconds,
+            "timestamp_future_skew_seconds": self.timestamp_future_skew_seconds,
+            **{name: getattr(self, name) for name in RATE_FIELDS},
+            "rate_burst_seconds": self.rate_burst_seconds,
             "access_quota": self.access_quota,
             "grant_release_seconds": self.grant_release_seconds,
             "log_level": self.log_level,
@@ -112,6 +130,14 @@ _CLIENT_LIMITS = {  # name: (least, most)
     "max_headers": (8, 1000),
     "max_body_bytes": (1024, 64 << 20),
 }
+RATE_FIELDS = (
+    "rate_crypto_per_account",
+    "rate_management_per_account",
+    "rate_ram_per_account",
+    "rate_crypto_per_access_key",
+    "rate_management_per_access_key",
+    "rate_ram_per_access_key",
+)
 _SECRET_FIELDS = {"root_access_key_id", "root_access_key_secret", "unseal_passphrase"}
 _FILE_FIELDS = {f.name for f in fields(Settings)} - _SECRET_FIELDS
 
@@ -126,14 +152,22 @@ def _coerce(name: str, raw: Any) -> Any:
             "workers",
             "nonce_slots",
             "timestamp_window_seconds",
+            "timestamp_future_skew_seconds",
             "access_quota",
             "grant_release_seconds",
             *_CLIENT_LIMITS,
+            *RATE_FIELDS,
         }:
             if isinstance(raw, bool):
                 raise TypeError
             return int(raw)
-        if name in {"cache_ttl_seconds", "job_interval_seconds", *_CLIENT_TIMEOUTS}:
+        if name in {
+            "cache_ttl_seconds",
+            "job_interval_seconds",
+            "nonce_account_share",
+            "rate_burst_seconds",
+            *_CLIENT_TIMEOUTS,
+        }:
             return float(raw)
         if name in {"audit_fsync", "dev_clock"}:
             if isinstance(raw, bool):
@@ -180,6 +214,15 @@ def _validate(settings: Settings) -> Settings:
     for name, (least, most) in _CLIENT_LIMITS.items():
         if not least <= getattr(settings, name) <= most:
             raise ConfigError(f"setting {name!r}: must be between {least} and {most}")
+    if not 0 <= settings.timestamp_future_skew_seconds <= 900:
+        raise ConfigError("setting 'timestamp_future_skew_seconds': must be between 0 and 900")
+    if not 0 < settings.nonce_account_share <= 1:
+        raise ConfigError("setting 'nonce_account_share': must be above 0 and at most 1")
+    for name in RATE_FIELDS:
+        if not 0 <= getattr(settings, name) <= 10_000_000:
+            raise ConfigError(f"setting {name!r}: must be between 0 (no limit) and 10000000 per second")
+    if not 0.001 <= settings.rate_burst_seconds <= 3600:
+        raise ConfigError("setting 'rate_burst_seconds': must be between 0.001 and 3600")
     if settings.database_url:
         try:
             make_url(settings.database_url)

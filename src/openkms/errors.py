@@ -39,6 +39,7 @@
     │   ├── InvalidSecurityToken   an STS token that is forged or malformed
     │   └── NonceReused
     ├── AccessDenied               authenticated, not allowed
+    ├── Throttled                  over a request-rate limit or a share of the replay cache
     ├── InternalError              an unexpected server-side fault (answered InternalFailure)
     ├── Unavailable                the service cannot answer now
     │   └── Sealed                 the root of trust is not loaded
@@ -270,6 +271,12 @@ class AccessDenied(OpenKMSError):
     def __init__(self, message: str | None = None, *, detail: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.detail = detail
+
+
+class Throttled(OpenKMSError):
+    """Over a per-tenant limit (`node/rate_limits.py`, `node/nonces.py`): nothing was done."""
+
+    default_message = "Request was denied due to request throttling; retry later."
 
 
 class InternalError(OpenKMSError):

@@ -104,3 +104,50 @@ def test_client_limits_have_defaults_and_are_dumped_for_the_workers(tmp_path: Pa
     )
     environ = {f"OPENKMS_{name.upper()}": str(value) for name, value in dump.items() if name != "regions"}
     assert load_settings(environ=environ).max_body_bytes == 4096
+
+
+def test_tenant_limits_default_and_come_from_file_environment_and_flags(tmp_path: Path) -> None:
+    defaults = Settings()
+    assert (
+        defaults.rate_crypto_per_account,
+        defaults.rate_management_per_account,
+        defaults.rate_ram_per_account,
+    ) == (2000, 200, 100)
+    assert (
+        defaults.rate_crypto_per_access_key,
+        defaults.rate_management_per_access_key,
+        defaults.rate_ram_per_access_key,
+    ) == (2000, 200, 100)
+    assert (defaults.rate_burst_seconds, defaults.nonce_account_share) == (2.0, 0.125)
+    assert defaults.timestamp_future_skew_seconds == 300
+    config = tmp_path / "openkms.toml"
+    config.write_text("rate_crypto_per_account = 10\nnonce_account_share = 0.5\nrate_burst_seconds = 2\n")
+    settings = load_settings(
+        config,
+        environ={"OPENKMS_RATE_CRYPTO_PER_ACCOUNT": "20", "OPENKMS_TIMESTAMP_FUTURE_SKEW_SECONDS": "60"},
+        overrides={"rate_ram_per_access_key": "0"},
+    )
+    assert (settings.rate_crypto_per_account, settings.nonce_account_share) == (20, 0.5)
+    assert (settings.rate_burst_seconds, settings.timestamp_future_skew_seconds) == (2.0, 60)
+    assert settings.rate_ram_per_access_key == 0  # no limit
+    dump = settings.redacted()
+    assert (dump["rate_crypto_per_account"], dump["nonce_account_share"]) == (20, 0.5)
+    assert (dump["rate_ram_per_access_key"], dump["timestamp_future_skew_seconds"]) == (0, 60)
+
+
+@pytest.mark.parametrize(
+    ("document", "fragment"),
+    [
+        ("rate_crypto_per_account = -1\n", "'rate_crypto_per_account'"),
+        ("rate_ram_per_access_key = 'fast'\n", "'rate_ram_per_access_key'"),
+        ("rate_burst_seconds = 0\n", "'rate_burst_seconds'"),
+        ("nonce_account_share = 0\n", "'nonce_account_share'"),
+        ("nonce_account_share = 1.5\n", "'nonce_account_share'"),
+        ("timestamp_future_skew_seconds = 901\n", "'timestamp_future_skew_seconds'"),
+    ],
+)
+def test_bad_tenant_limits_are_named(tmp_path: Path, document: str, fragment: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(document)
+    with pytest.raises(ConfigError, match=fragment):
+        load_settings(config, environ={})

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from openkms.errors import Unavailable
+from openkms.errors import Throttled, Unavailable
 from openkms.node.nonces import MemoryNonceStore, NonceStore, SharedNonceStore
 
 NOW = 1_700_000_000.0
@@ -98,7 +98,7 @@ def test_a_file_of_another_geometry_is_recreated_when_nobody_uses_it(tmp_path: P
     with SharedNonceStore(path, slots=64) as old:
         assert old.remember(AK, "nonce", NOW + 60, NOW)
     with SharedNonceStore(path, slots=128) as new:
-        assert (new.slots, path.stat().st_size) == (128, 4096 + 128 * 24)
+        assert (new.slots, path.stat().st_size) == (128, 4096 + 128 * 24 + 256 * 680)
         assert new.remember(AK, "nonce", NOW + 60, NOW)  # a new table, a new fingerprint key
 
 
@@ -224,3 +224,52 @@ def test_the_shared_store_behaves_like_a_dict(
         SharedNonceStore(Path(directory) / "nonces.shm", slots=slots, max_probe=32) as store,
     ):
         _check_against_model(store, operations)
+
+
+@pytest.fixture(params=["memory", "shared"])
+def shared_out(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NonceStore]:
+    """A store in which each account may hold 5 live entries."""
+    if request.param == "memory":
+        yield MemoryNonceStore(account_share=5)
+        return
+    shared = SharedNonceStore(tmp_path / "nonces.shm", slots=1 << 12, account_share=5)
+    yield shared
+    shared.close()
+
+
+def test_an_account_over_its_share_is_throttled_while_another_gets_through(shared_out: NonceStore) -> None:
+    for number in range(5):
+        assert shared_out.remember(AK, f"a-{number}", NOW + 900, NOW, account="1111")
+    with pytest.raises(Throttled):
+        shared_out.remember("LTAI5tAnotherKeyOfA00000", "a-5", NOW + 900, NOW, account="1111")
+    for number in range(5):
+        assert shared_out.remember("LTAI5tKeyOfAccountB00000", f"b-{number}", NOW + 900, NOW, account="2222")
+    # The refused nonce was not spent, and a replay is still a replay, not a refusal.
+    assert not shared_out.remember(AK, "a-0", NOW + 900, NOW + 1, account="1111")
+    # Once its entries expire the account has its share again.
+    assert shared_out.remember("LTAI5tAnotherKeyOfA00000", "a-5", NOW + 2000, NOW + 1000, account="1111")
+
+
+def test_admit_runs_after_the_replay_check_and_a_refusal_spends_nothing(store: NonceStore) -> None:
+    calls: list[str] = []
+
+    def refuse() -> None:
+        calls.append("refuse")
+        raise Throttled()
+
+    with pytest.raises(Throttled):
+        store.remember(AK, "nonce", NOW + 900, NOW, account="1111", admit=refuse)
+    assert store.remember(AK, "nonce", NOW + 900, NOW, account="1111", admit=lambda: calls.append("ok"))
+    assert not store.remember(AK, "nonce", NOW + 900, NOW, account="1111", admit=refuse)  # replay: no call
+    assert calls == ["refuse", "ok"]
+
+
+def test_the_share_counts_an_entry_until_its_expiry_bucket_ends(tmp_path: Path) -> None:
+    with SharedNonceStore(tmp_path / "nonces.shm", slots=1 << 12, account_share=1_000) as store:
+        for number in range(300):
+            store.remember(AK, f"n-{number}", NOW + 100 + number, NOW, account="1111")
+        assert store.live_of("1111", NOW) == 300
+        assert store.live_of("2222", NOW) == 0
+        # Entries expire over NOW+100 .. NOW+400; counts may run up to one 64 s bucket late.
+        assert 0 < store.live_of("1111", NOW + 250) <= 300 - 150 + 64
+        assert store.live_of("1111", NOW + 400 + 64) == 0

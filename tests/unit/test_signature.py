@@ -1239,15 +1239,22 @@ def signed_at(timestamp: float) -> SignedRequest:
     return SignedRequest(Scheme.RPC_HMAC_SHA1, AK, "n", timestamp, None, None, "Encrypt", "2016-01-20")
 
 
-@pytest.mark.parametrize("offset", [0.0, 899.0, -899.0, 900.0, -900.0])
+@pytest.mark.parametrize("offset", [0.0, 299.0, 300.0, -899.0, -900.0])
 def test_fresh(offset: float) -> None:
     check_freshness(signed_at(1_000_000.0 + offset), 1_000_000.0)
 
 
-@pytest.mark.parametrize("offset", [900.5, -900.5, 86400.0, -86400.0])
+@pytest.mark.parametrize("offset", [300.5, 899.0, 900.5, -900.5, 86400.0, -86400.0])
 def test_expired(offset: float) -> None:
     with pytest.raises(ExpiredTimestamp):
         check_freshness(signed_at(1_000_000.0 + offset), 1_000_000.0)
+
+
+def test_custom_future_skew() -> None:
+    # Ahead of the server's clock, only the skew is allowed, whatever the window behind it.
+    check_freshness(signed_at(160.0), 100.0, window_seconds=900.0, future_skew_seconds=60.0)
+    with pytest.raises(ExpiredTimestamp, match="ahead of the server's clock"):
+        check_freshness(signed_at(161.0), 100.0, window_seconds=900.0, future_skew_seconds=60.0)
 
 
 def test_custom_window() -> None:

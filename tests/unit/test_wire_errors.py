@@ -44,6 +44,7 @@ EXPECTED: dict[type[errors.OpenKMSError], tuple[int, str]] = {
     errors.NonceReused: (400, "SignatureNonceUsed"),
     errors.AuthenticationError: (400, "IncompleteSignature"),
     errors.AccessDenied: (403, "Forbidden.NoPermission"),
+    errors.Throttled: (429, "Rejected.Throttling"),
     errors.Sealed: (503, "ServiceUnavailableTemporary"),
     errors.Unavailable: (503, "ServiceUnavailableTemporary"),
     errors.AuditUnavailable: (500, "InternalFailure"),

@@ -1,12 +1,14 @@
 """The Alibaba RPC front door: what is Alibaba-specific about a request, in a fixed order:
 
-parse -> identify scheme -> timestamp window -> access key -> signature -> nonce replay -> version and
-action -> region -> parameters -> the runner (`service/runner.py`: sealed, audit pre-flight, use case,
-usage, audit record) -> response.
+parse -> identify scheme -> timestamp window -> access key -> signature -> version and action ->
+rate limits and nonce replay -> region -> parameters -> the runner (`service/runner.py`: sealed, audit
+pre-flight, use case, usage, audit record) -> response.
 
-Nothing about a key is looked up before the caller is authenticated (P14). A request that fails
-before the runner takes it is recorded by the runner's `refuse`, with the same fields as every other
-record; if no record can be written the caller gets InternalFailure and no result (P11).
+Nothing about a key is looked up before the caller is authenticated (P14). A nonce is spent, and a
+tenant's rate budget charged, only once the signature verified and the action is known: an unsigned
+request naming someone's access key costs them nothing, and a throttled request spends no nonce.
+A request that fails before the runner takes it is recorded by the runner's `refuse`, with the same
+fields as every other record; if no record can be written the caller gets InternalFailure and no result (P11).
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from openkms import errors
-from openkms.api.actions import PRODUCTS
+from openkms.api.actions import PRODUCTS, USAGE_ACTIONS
 from openkms.api.actions.base import Action
 from openkms.api.params import Params, RpcRequest, parse_request
 from openkms.api.render import JSON_CONTENT_TYPE, XML_CONTENT_TYPE, render_json, render_xml
 from openkms.api.signature import SignedRequest, check_freshness, identify, verify
 from openkms.api.wire_errors import INTERNAL_FAILURE, WireError, to_wire
 from openkms.node.nonces import NonceStore
+from openkms.node.rate_limits import RateClass, SharedRateLimiter
 from openkms.service.container import Services
 from openkms.service.context import Door, RequestContext
 from openkms.service.ids import new_request_id
@@ -36,6 +39,11 @@ from openkms.types import RegionId
 API_VERSION = "2016-01-20"
 _HOST_REGION = re.compile(r"^kms(?:-vpc)?\.([a-z0-9-]+)\.aliyuncs\.com(?::\d+)?$")
 RECOMMEND = "See the Code and Message; the OpenKMS error reference is docs/errors.md."
+
+
+# The rate-limit class of each KMS action: the key uses are cryptographic, the rest management.
+# RAM and STS actions (and anything of their versions) are RAM/STS.
+_KMS_CLASSES: dict[str, RateClass] = {str(name): RateClass.CRYPTO for name in USAGE_ACTIONS}
 
 
 class RawRequest(NamedTuple):
@@ -86,13 +94,18 @@ class RpcDispatcher:
         nonces: NonceStore,
         regions: tuple[str, ...],
         timestamp_window: float,
+        *,
+        limits: SharedRateLimiter | None = None,
+        future_skew: float = 300.0,
     ) -> None:
         self._services = services
         self._runner = runner
         self._nonces = nonces
+        self._limits = limits
         self._regions = frozenset(regions)
         self._default_region = RegionId(regions[0])
         self._window = timestamp_window
+        self._future_skew = future_skew
         self._host_regions: dict[str, str] = {}  # Host header -> region it names (bounded, see _region)
 
     async def handle(self, raw: RawRequest) -> Reply:
@@ -146,7 +159,7 @@ class RpcDispatcher:
         trace.action = signed.action
         trace.principal = f"acs:ram::unknown:access-key/{signed.access_key_id}"
         now = self._services.clock.timestamp()
-        check_freshness(signed, now, self._window)
+        check_freshness(signed, now, self._window, self._future_skew)
         identities = self._services.identities
         credential = await run_without_blocking(
             lambda: identities.credential(signed.access_key_id, signed.security_token)
@@ -154,22 +167,39 @@ class RpcDispatcher:
         verify(request, signed, credential.secret.reveal().decode("utf-8"))
         principal = credential.principal
         trace.principal, trace.account_id = principal.arn, principal.account_id
-        # Only a verified request may spend a nonce; it is remembered until its timestamp expires.
+        product = PRODUCTS.get(signed.version)
+        if product is not None and product.prefix != "kms":
+            trace.action = f"{product.prefix}:{signed.action}"
+        action = None if product is None else product.actions.get(signed.action)
+        if product is None or product.prefix == "kms":
+            rate_class = _KMS_CLASSES.get(signed.action, RateClass.MANAGEMENT)
+        else:
+            rate_class = RateClass.RAM
+        limits = self._limits
+        if action is None:
+            # Refused without spending a nonce; still charged, so a flood of them is throttled too.
+            if limits is not None:
+                limits.admit(principal.account_id, signed.access_key_id, rate_class, now)
+            if product is None:
+                raise errors.UnsupportedVersion(
+                    f"Version {signed.version!r} is not supported; use {API_VERSION} (KMS), "
+                    "2015-05-01 (RAM) or 2015-04-01 (STS)."
+                )
+            raise errors.UnknownAction(f"Specified api {signed.action!r} is not found.")
+        # The nonce is remembered until its timestamp leaves the window (at most window + future
+        # skew from now). The rate limits are charged inside the replay check, after it: a replay
+        # costs the tenant nothing, a throttled request spends no nonce.
         expires = signed.timestamp + self._window
-        if not self._nonces.remember(signed.access_key_id, signed.nonce, expires, now):
+        admit = (
+            None
+            if limits is None
+            else lambda: limits.admit(principal.account_id, signed.access_key_id, rate_class, now)
+        )
+        if not self._nonces.remember(
+            signed.access_key_id, signed.nonce, expires, now, account=principal.account_id, admit=admit
+        ):
             raise errors.NonceReused()
         trace.spent = SpentNonce(signed.access_key_id, signed.nonce, math.ceil(expires))
-        product = PRODUCTS.get(signed.version)
-        if product is None:
-            raise errors.UnsupportedVersion(
-                f"Version {signed.version!r} is not supported; use {API_VERSION} (KMS), "
-                "2015-05-01 (RAM) or 2015-04-01 (STS)."
-            )
-        if product.prefix != "kms":
-            trace.action = f"{product.prefix}:{signed.action}"
-        action = product.actions.get(signed.action)
-        if action is None:
-            raise errors.UnknownAction(f"Specified api {signed.action!r} is not found.")
         trace.region = self._region(request, signed)
         action.check_parameters(request.params)
         ctx = RequestContext(

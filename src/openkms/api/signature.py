@@ -342,7 +342,15 @@ def _verify_acs(request: RpcRequest, signed: SignedRequest, secret: str) -> None
         raise SignatureMismatch(string_to_sign)
 
 
-def check_freshness(signed: SignedRequest, now: float, window_seconds: float = 900.0) -> None:
-    """Refuse a request whose timestamp is more than ``window_seconds`` away from ``now`` (either side)."""
-    if abs(now - signed.timestamp) > window_seconds:
+def check_freshness(
+    signed: SignedRequest, now: float, window_seconds: float = 900.0, future_skew_seconds: float = 300.0
+) -> None:
+    """Refuse a request whose timestamp is more than ``window_seconds`` before ``now``, or more than
+    ``future_skew_seconds`` after it (a clock that runs ahead by more is refused, not remembered for
+    longer: a request's nonce then lives at most window + skew)."""
+    if now - signed.timestamp > window_seconds:
         raise ExpiredTimestamp()
+    if signed.timestamp - now > future_skew_seconds:
+        raise ExpiredTimestamp(
+            f"The request timestamp is more than {future_skew_seconds:g} seconds ahead of the server's clock."
+        )

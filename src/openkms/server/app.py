@@ -28,8 +28,9 @@ from openkms.clock import Clock, DevClock, iso_utc
 from openkms.config import Settings, load_settings
 from openkms.jobs.scheduler import JobScheduler
 from openkms.node.nonces import SharedNonceStore
+from openkms.node.rate_limits import RATE_FILE, SharedRateLimiter
 from openkms.server.file_modes import keep_new_files_private
-from openkms.server.runtime import Runtime, build_runtime, key_audit_chain
+from openkms.server.runtime import Runtime, build_runtime, key_audit_chain, tenant_limits
 from openkms.server.unseal import UnsealListener
 from openkms.service.bootstrap import ensure_root_access_key
 from openkms.service.replay import NONCE_FILE, node_memory_dir
@@ -178,9 +179,21 @@ def create_app(
 ) -> OpenKMSApp:
     runtime = build_runtime(settings, audit=audit, clock=clock)
     # The replay cache is node memory shared by this machine's workers (see service/replay.py).
-    nonces = SharedNonceStore(node_memory_dir(settings.data_dir) / NONCE_FILE, slots=settings.nonce_slots)
+    node_memory = node_memory_dir(settings.data_dir)
+    nonces = SharedNonceStore(
+        node_memory / NONCE_FILE,
+        slots=settings.nonce_slots,
+        account_share=max(1, int(settings.nonce_slots * settings.nonce_account_share)),
+    )
+    limits = SharedRateLimiter(node_memory / RATE_FILE, tenant_limits(settings))
     dispatcher = RpcDispatcher(
-        runtime.services, runtime.runner, nonces, settings.regions, settings.timestamp_window_seconds
+        runtime.services,
+        runtime.runner,
+        nonces,
+        settings.regions,
+        settings.timestamp_window_seconds,
+        limits=limits,
+        future_skew=settings.timestamp_future_skew_seconds,
     )
     return OpenKMSApp(runtime, dispatcher)
 

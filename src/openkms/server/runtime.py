@@ -23,6 +23,7 @@ from openkms.domain.audit_heads import FileLink
 from openkms.errors import OpenKMSError, Sealed
 from openkms.keystore import Keystore
 from openkms.node.generation import ChangeGeneration, Generation
+from openkms.node.rate_limits import Limits, Rate
 from openkms.repository.audit_heads import DatabaseHeadStore
 from openkms.repository.database import Database
 from openkms.repository.keyring import DatabaseKeyringStore
@@ -46,6 +47,7 @@ __all__ = [
     "head_store",
     "key_audit_chain",
     "open_runtime",
+    "tenant_limits",
     "upgrade_schema",
     "worker_slot",
 ]
@@ -154,6 +156,27 @@ def build_store(
         grant_release_seconds=settings.grant_release_seconds,
     )
     return services
+
+
+def tenant_limits(settings: Settings) -> Limits:
+    """The request-rate limits of the settings, per account and per access key, by action class."""
+    burst = settings.rate_burst_seconds
+
+    def rate(per_second: int) -> Rate:
+        return Rate(per_second, per_second * burst)
+
+    return Limits(
+        per_account=(
+            rate(settings.rate_crypto_per_account),
+            rate(settings.rate_management_per_account),
+            rate(settings.rate_ram_per_account),
+        ),
+        per_access_key=(
+            rate(settings.rate_crypto_per_access_key),
+            rate(settings.rate_management_per_access_key),
+            rate(settings.rate_ram_per_access_key),
+        ),
+    )
 
 
 def upgrade_schema(services: Services) -> None:
