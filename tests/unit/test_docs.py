@@ -28,3 +28,15 @@ def test_architecture_names_only_what_exists() -> None:
         if not any(candidate.exists() for candidate in candidates):
             missing.append(path)
     assert not missing, missing
+
+
+def test_readme_names_every_setting() -> None:
+    """The README's settings and Limits tables name every setting a TOML file may hold."""
+    from dataclasses import fields
+
+    from openkms.config import Settings
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    secrets = {"root_access_key_id", "root_access_key_secret", "unseal_passphrase"}
+    missing = [f.name for f in fields(Settings) if f.name not in secrets and f"`{f.name}`" not in readme]
+    assert not missing, missing
