@@ -316,9 +316,9 @@ def test_another_account_needs_both_sides(
     guest_kms = as_user(server, "kms", guest_key, guest_secret)
     key_arn = root("kms").call("DescribeKey", KeyId=kms_key)["KeyMetadata"]["Arn"]
 
-    # Default key policy: only the owning account.
+    # Default key policy: only the owning account; to others the key does not exist.
     refused = denied(lambda: guest_kms.call("Encrypt", KeyId=key_arn, Plaintext="x"))
-    assert refused.detail["PolicyType"] == "KeyPolicy"
+    assert (refused.code, refused.detail) == ("Forbidden.KeyNotFound", {})
     # The key side allows the guest, its own account does not yet.
     policy = custom_key_policy(
         account_id, other_account_users=[f"acs:ram::{other['AccountId']}:user/{guest}"]

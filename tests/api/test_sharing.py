@@ -70,11 +70,11 @@ def test_a_shared_instance_makes_keys_usable_by_both_accounts(server: LiveServer
     manage = refused(lambda: owner_kms.call("ScheduleKeyDeletion", KeyId=made["Arn"], PendingWindowInDays=7))
     assert manage.code == "Forbidden.NoPermission"
 
-    # Keys the owner makes stay the owner's.
+    # Keys the owner makes stay the owner's: to the guest they do not exist (no existence oracle).
     own = owner_kms.call("CreateKey", DKMSInstanceId=instance)["KeyMetadata"]
     assert (
         refused(lambda: guest_kms.call("Encrypt", KeyId=own["Arn"], Plaintext="x")).code
-        == "Forbidden.NoPermission"
+        == "Forbidden.KeyNotFound"
     )
 
     assert admin(server, "instance", "unshare", instance, "--account", guest["AccountId"]).returncode == 0

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from openkms.policy.conditions import RequestFacts
 from openkms.policy.document import PolicyDocument, PolicyKind, parse_policy
-from openkms.policy.engine import IDENTITY_POLICY, KEY_POLICY, AccessRequest, Decision, evaluate
+from openkms.policy.engine import IDENTITY_POLICY, KEY_POLICY, AccessRequest, Decision, evaluate, shares_with
 
 OWNER = "1111111111111111"
 OTHER = "2222222222222222"
@@ -280,3 +280,25 @@ def test_engine_agrees_with_the_reference(
         account, arn, action, resource_account, flat, None if resource_account is None else key
     )
     assert (decision.allowed, decision.explicit_deny) == expected, decision.reason
+
+
+def test_a_key_policy_shares_with_whom_an_allow_statement_names() -> None:
+    """The visibility rule of another account's key (no existence oracle): named or delegated to by an
+    Allow statement, whatever its actions and conditions; a Deny shares nothing."""
+    root, user, other_user = (f"acs:ram::{OTHER}:{name}" for name in ("root", "user/app", "user/else"))
+    assert not any(shares_with(DEFAULT, OTHER, arn) for arn in (root, user))
+
+    def allow(principal: str, **extra: object) -> dict[str, object]:
+        return {"Effect": "Allow", "Principal": {"RAM": [principal]}, "Action": ["kms:Encrypt"],
+                "Resource": ["*"], **extra}  # fmt: skip
+
+    by_name = key_policy(allow(user))
+    assert shares_with(by_name, OTHER, user)
+    assert not shares_with(by_name, OTHER, root) and not shares_with(by_name, OTHER, other_user)
+    to_account = key_policy(allow(f"acs:ram::{OTHER}:*"))
+    assert all(shares_with(to_account, OTHER, arn) for arn in (root, user, other_user))
+    conditional = key_policy(allow(user, Condition={"IpAddress": {"acs:SourceIp": ["192.0.2.0/24"]}}))
+    assert shares_with(conditional, OTHER, user)
+    denying = key_policy({**allow(user), "Effect": "Deny"})
+    assert not shares_with(denying, OTHER, user)
+    assert not shares_with(by_name, "3333333333333333", "acs:ram::3333333333333333:user/app")

@@ -122,7 +122,9 @@ def _key_statements(
     for number, statement in enumerate(policy.statements, 1):
         if not _applies(statement, request):
             continue
-        delegates = [_delegates(p, account_principal, request) for p in statement.principals]
+        delegates = [
+            _delegates(p, account_principal, request.principal_account) for p in statement.principals
+        ]
         if any(
             not d and matches(p, request.principal_arn)
             for p, d in zip(statement.principals, delegates, strict=True)
@@ -133,10 +135,25 @@ def _key_statements(
     return named, delegating
 
 
-def _delegates(principal: str, account_principal: str, request: AccessRequest) -> bool:
+def shares_with(key_policy: PolicyDocument, principal_account: str, principal_arn: str) -> bool:
+    """Whether an Allow statement of the key policy names the caller or delegates to its account,
+    whatever its actions, resources and conditions: a key of another account that shares nothing with
+    the caller is, to that caller, a key that does not exist."""
+    account_principal = f"acs:ram::{principal_account}:*"
+    return any(
+        statement.allows
+        and any(
+            _delegates(p, account_principal, principal_account) or matches(p, principal_arn)
+            for p in statement.principals
+        )
+        for statement in key_policy.statements
+    )
+
+
+def _delegates(principal: str, account_principal: str, principal_account: str) -> bool:
     """`*` and `acs:ram::<uid>:*` speak for a whole account: its root, and its identities through their
     own identity policies."""
-    if principal in ("*", account_principal, f"acs:ram::{request.principal_account}:root"):
+    if principal in ("*", account_principal, f"acs:ram::{principal_account}:root"):
         return True
     return principal.endswith(":*") and matches(principal, account_principal)
 

@@ -1,6 +1,10 @@
 """The one place a use case asks "may this caller do this?": builds the policy engine's request from
 the caller, the key and the request facts, and turns a denial into AccessDenied with its explanation
-(the answer's AccessDeniedDetail and the audit record's reason)."""
+(the answer's AccessDeniedDetail and the audit record's reason).
+
+Also "may this caller know the key exists?" (`may_see`): a key of another account whose policy shares
+nothing with the caller is answered as missing by resolution (`service.keys`), before any
+authorization, so no answer (AccessDenied and its detail above all) names it or its account."""
 
 from __future__ import annotations
 
@@ -11,9 +15,20 @@ from openkms.errors import AccessDenied
 from openkms.policy.actions import KmsAction
 from openkms.policy.conditions import RequestFacts
 from openkms.policy.document import PolicyDocument
-from openkms.policy.engine import AccessRequest, evaluate
+from openkms.policy.engine import AccessRequest, evaluate, shares_with
 from openkms.policy.key_policy import key_policy_document
 from openkms.service.context import RequestContext
+
+
+def may_see(ctx: RequestContext, key: Key) -> bool:
+    """A key of the caller's own account, or one whose key policy grants the caller (by name, or by
+    delegating to its account) in some Allow statement. Only then may an answer reveal that the key
+    exists: everything else about it (AccessDenied, its detail, its ARN) would name its account."""
+    principal = ctx.principal
+    if key.account_id == principal.account_id:
+        return True
+    policy = key_policy_document(key.account_id, key.policy)
+    return shares_with(policy, principal.account_id, principal.policy_arn)
 
 
 def authorize(ctx: RequestContext, action: KmsAction, key: Key | None = None) -> None:

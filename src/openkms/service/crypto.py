@@ -107,7 +107,7 @@ class CryptoService:
             # The blob names no symmetric version we hold (key pairs never make blobs): indistinguishable
             # from a forged blob.
             raise InvalidCiphertext()
-        target = self._ops.prepare(ctx, ref.key_id, action, SYMMETRIC_KEY)
+        target = self._ops.prepare(ctx, self._ops.key_of_blob(ctx, ref.key_id), action, SYMMETRIC_KEY)
         resource = self._ops.resource(target.key, ref.version_id)
         if data_keys_only and not ciphertext.data_key:
             # Refused before anything is decrypted, on the mark alone (which the caller can read in the

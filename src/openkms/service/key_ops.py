@@ -20,7 +20,13 @@ from openkms.clock import Clock
 from openkms.domain.key import Key
 from openkms.domain.lifecycle import ensure_material_current, ensure_usable
 from openkms.domain.specs import SPEC_RULES, SpecRule
-from openkms.errors import AliasNotFound, KeyVersionNotFound, OpenKMSError, UnsupportedOperation
+from openkms.errors import (
+    AliasNotFound,
+    InvalidCiphertext,
+    KeyVersionNotFound,
+    OpenKMSError,
+    UnsupportedOperation,
+)
 from openkms.node.generation import Generation
 from openkms.policy.actions import KmsAction
 from openkms.providers.base import KEY_PAIRS, SYMMETRIC, Capability, KeyPairs, MaterialRef, SymmetricCipher
@@ -118,6 +124,15 @@ class KeyOperations:
             if service is None:
                 raise
             return self._service_keys.ensure(ctx, service).value
+
+    def key_of_blob(self, ctx: RequestContext, key_id: str) -> Key:
+        """The key a ciphertext's version belongs to. One the caller may not know of (another
+        account's, sharing nothing with it) makes the blob answer as a blob naming no key we hold:
+        InvalidCiphertext, as for a forged one."""
+        key = self._keys.find(ctx, key_id)
+        if key is None:
+            raise InvalidCiphertext()
+        return self._keys.in_region(ctx, key)
 
     # -- authorize and check ----------------------------------------------------------------------
     def prepare(

@@ -2,7 +2,10 @@
 locked-write helper (`KeyService.locked`), shared with every other use case on keys.
 
 Resolution only reads: it never creates a key (an integrated service's first use of its service key
-is an explicit step of the key-operation pipeline, `service.key_ops`).
+is an explicit step of the key-operation pipeline, `service.key_ops`). It is also where another
+account's key that shares nothing with the caller stops existing for that caller: every form of
+reference answers it exactly as a missing key of that form, before any authorization, so no answer
+confirms it exists or names its account (`authorization.may_see`).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from openkms.providers.registry import ProviderRegistry
 from openkms.repository.database import Database, UnitOfWork
 from openkms.resource import Resource
 from openkms.service import ids
-from openkms.service.authorization import authorize
+from openkms.service.authorization import authorize, may_see
 from openkms.service.cache import TtlCache
 from openkms.service.context import RequestContext
 from openkms.service.outcome import Outcome, acting_on
@@ -113,15 +116,30 @@ class KeyService:
 
     # -- resolution -------------------------------------------------------------------------------
     def resolve(self, ctx: RequestContext, key_ref: str) -> Key:
-        """A key by id, ARN, alias name or alias ARN. KeyNotFound (AliasNotFound) if absent."""
-        key_id = self._key_id_of(ctx, key_ref)
+        """A key by id, ARN, alias name or alias ARN. KeyNotFound (AliasNotFound) if absent, and the
+        same, word for word, for a key of another account that shares nothing with the caller
+        (`authorization.may_see`) or that the ARN names under another account than its own."""
+        key_id, named_account = self._key_id_of(ctx, key_ref)
+        key = self.find(ctx, key_id)
+        if key is None or (named_account is not None and key.account_id != named_account):
+            raise KeyNotFound()
+        return self.in_region(ctx, key)
+
+    def find(self, ctx: RequestContext, key_id: str) -> Key | None:
+        """The key with this id if the caller may know it exists (`authorization.may_see`), in any
+        region; None otherwise, whether it is missing or another account's key."""
         key = self.key_cache.get(key_id)
         if key is None:
             with self._db.reading() as uow:
                 key = uow.keys.get(key_id)
             if key is None:
-                raise KeyNotFound()
+                return None
             self.key_cache.put(key_id, key)
+        return key if may_see(ctx, key) else None
+
+    @staticmethod
+    def in_region(ctx: RequestContext, key: Key) -> Key:
+        """The key, if it lives in the caller's region; KeyNotFound otherwise."""
         if key.region_id != ctx.region_id:
             raise KeyNotFound(f"The specified Key is not found in region {ctx.region_id}.")
         return key
@@ -157,9 +175,10 @@ class KeyService:
             self.alias_cache.put(cache_key, key_id)
         return key_id
 
-    def _key_id_of(self, ctx: RequestContext, key_ref: str) -> str:
+    def _key_id_of(self, ctx: RequestContext, key_ref: str) -> tuple[str, str | None]:
+        """The key id a reference names, and the account a key ARN names (None for other forms)."""
         if key_ref.startswith("alias/"):
-            return self._alias_target(ctx, key_ref)
+            return self._alias_target(ctx, key_ref), None
         if key_ref.startswith("acs:"):
             match = _KEY_ARN.match(key_ref)
             if match is None:
@@ -170,12 +189,12 @@ class KeyService:
                         ctx.principal.account_id,
                     ):
                         raise AliasNotFound()
-                    return self._alias_target(ctx, alias_match["alias"])
+                    return self._alias_target(ctx, alias_match["alias"]), None
                 raise InvalidArgument(f"{key_ref!r} is not a key ARN.", parameter="KeyId")
             if match["region"] != ctx.region_id:
                 raise KeyNotFound(f"The specified Key is not found in region {ctx.region_id}.")
-            return match["key"]
-        return key_ref
+            return match["key"], match["account"]
+        return key_ref, None
 
     # -- the one locked write -----------------------------------------------------------------------
     @contextmanager
@@ -198,11 +217,16 @@ class KeyService:
     ) -> Iterator[tuple[UnitOfWork, Key]]:
         """As `locked`, for a write that depends on the key's current state without changing the key
         (an import token): nothing cached about the key goes stale, so no cache is dropped."""
-        key_id = KeyId(self._key_id_of(ctx, key_ref))
+        key_id, named_account = self._key_id_of(ctx, key_ref)
         with self._db.unit_of_work(write=True) as uow:
-            uow.lifecycle.lock_key(key_id)
+            uow.lifecycle.lock_key(KeyId(key_id))
             key = uow.keys.get(key_id)
-            if key is None or key.region_id != ctx.region_id:
+            if (
+                key is None
+                or not may_see(ctx, key)
+                or (named_account is not None and key.account_id != named_account)
+                or key.region_id != ctx.region_id
+            ):
                 raise KeyNotFound()
             with acting_on(key_resource(key)):
                 authorize(ctx, action, key)
