@@ -165,7 +165,10 @@ def _check_key(
             failures.append(f"key {key_id}: acknowledged versions {sorted(missing)} are gone")
     elif str(meta.get("Description", "")).startswith("crash-"):
         failures.append(f"key {key_id}: made by a load client, but no CreateKey in any ledger names it")
-    return failures + _check_usable(observe, key_id, seen.state)
+    try:
+        return failures + _check_usable(observe, key_id, seen.state)
+    except AssertionError as refused:  # a call that must succeed did not
+        return [*failures, f"key {key_id}: unusable once enabled (half made): {refused}"]
 
 
 def _matches(state: KeyState, seen: KeyState) -> bool:

@@ -79,12 +79,12 @@ class Client:
             with httpx.Client(timeout=TIMEOUT) as http:
                 while not self.stop.is_set():
                     action, params = self._choose()
-                    if not self._send(http, action, params):
+                    if not self.send(http, action, params):
                         return
         except BaseException as exc:  # reported by the test
             self.error = exc
 
-    def _send(self, http: httpx.Client, action: str, params: dict[str, str]) -> bool:
+    def send(self, http: httpx.Client, action: str, params: dict[str, str]) -> bool:
         try:
             status, body = call(http, self.url, action, params)
         except httpx.ConnectError:
@@ -188,7 +188,9 @@ class Client:
         states = self.model.users[name]
         keys = sorted({key for state in states for key in state.access_keys})
         policies = sorted({policy for state in states for policy in state.policies})
-        choices: list[tuple[str, dict[str, str]]] = [("CreateAccessKey", {"UserName": name})]
+        choices: list[tuple[str, dict[str, str]]] = []
+        if any(len(state.access_keys) + state.unknown_access_keys < 2 for state in states):
+            choices.append(("CreateAccessKey", {"UserName": name}))
         choices += [
             ("AttachPolicyToUser", {"UserName": name, "PolicyType": "System", "PolicyName": policy})
             for policy in POLICIES

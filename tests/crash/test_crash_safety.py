@@ -18,6 +18,7 @@ import random
 import statistics
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ import pytest
 from tests.conftest import new_postgres_database
 from tests.crash.check import check_server, verify_audit
 from tests.crash.load import Client, call, summary
+from tests.crash.model import Outcome
 from tests.support.processes import kill, kill_server, worker_pids
 from tests.support.server import LiveServer
 
@@ -36,7 +38,7 @@ CLIENTS = 4
 SERVER_KILLS = int(os.environ.get("OPENKMS_CRASH_SERVER_KILLS", "100"))  # SQLite
 WORKER_KILLS = int(os.environ.get("OPENKMS_CRASH_WORKER_KILLS", "90"))  # PostgreSQL
 WORKER_KILLS_PER_LIFE = 6  # then the whole server goes (each slot's restart delay stays short)
-WORKER_AGE = 2.0  # seconds a worker has been up before it may be killed (so it is serving)
+WORKER_AGE = 1.5  # seconds a worker has been up before it may be killed (so it is serving)
 
 
 @pytest.fixture
@@ -93,21 +95,61 @@ class Run:
         self.stop_load()
         self.kill_and_restart()  # the last kill also leaves rings behind for the start to recover
         ledgers = [client.ledger for client in self.clients]
+        checking = time.monotonic()
         failures = check_server(self.server, [client.model for client in self.clients], ledgers)
         self.server.stop()
         failures += verify_audit(self.server, ledgers)
         counts = summary(self.clients)
+        refusals = Counter(
+            f"{entry.action}: {(entry.body or {}).get('Code')}"
+            for client in self.clients
+            for entry in client.ledger
+            if entry.outcome is Outcome.REFUSED
+        )
+        print(
+            f"checked in {time.monotonic() - checking:.0f} s; refusals: "
+            + ", ".join(f"{what} x{count}" for what, count in refusals.most_common(8))
+        )
         print(
             f"kills: {self.server_kills} whole-server, {self.worker_kills} worker; requests: "
             f"{counts['acked']} acknowledged, {counts['refused']} refused, {counts['unknown']} unknown; "
             f"restart to serving (s): min {min(self.restarts):.2f}, median "
             f"{statistics.median(self.restarts):.2f}, max {max(self.restarts):.2f}"
         )
+        faults = sum(
+            1 for c in self.clients for e in c.ledger if e.body is not None and e.outcome is Outcome.UNKNOWN
+        )
+        print(f"server faults (5xx answers): {faults}")
         for failure in failures:
             print("FAILURE:", failure)
         assert not failures, f"{len(failures)} failures, first: {failures[0]}"
+        acked = {e.action for c in self.clients for e in c.ledger if e.outcome is Outcome.ACKED}
+        assert acked >= MIX, f"the load never had {sorted(MIX - acked)} acknowledged"
+        assert counts["unknown"] > 0, "no kill ever caught a request in flight"
 
 
+MIX = frozenset(
+    {
+        "CreateKey",
+        "Encrypt",
+        "TagResource",
+        "UntagResource",
+        "CreateAlias",
+        "UpdateAlias",
+        "DeleteAlias",
+        "CreateKeyVersion",
+        "ScheduleKeyDeletion",
+        "CancelKeyDeletion",
+        "EnableKey",
+        "DisableKey",
+        "CreateUser",
+        "DeleteUser",
+        "CreateAccessKey",
+        "DeleteAccessKey",
+        "AttachPolicyToUser",
+        "DetachPolicyFromUser",
+    }
+)
 TIMEOUT_TEXT = "longer than the client's timeout"
 
 
@@ -130,7 +172,7 @@ def test_whole_server_kills_on_sqlite_lose_nothing_acknowledged(
     run.start_load()
     try:
         for _ in range(SERVER_KILLS - 1):
-            time.sleep(moments.uniform(0.05, 0.8))
+            time.sleep(moments.uniform(0.05, 0.6))
             run.kill_and_restart()
     finally:
         run.stop.set()
@@ -149,7 +191,7 @@ def test_worker_kills_on_postgresql_lose_nothing_acknowledged(
         while run.worker_kills < WORKER_KILLS:
             first_seen: dict[int, float] = {}
             for _ in range(min(WORKER_KILLS_PER_LIFE, WORKER_KILLS - run.worker_kills)):
-                time.sleep(moments.uniform(0.1, 0.8))
+                time.sleep(moments.uniform(0.1, 0.6))
                 victim = _serving_worker(server, first_seen)
                 if kill(victim):
                     run.worker_kills += 1
