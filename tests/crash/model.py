@@ -159,10 +159,37 @@ USER_ACTIONS = frozenset(
 S = TypeVar("S")
 
 
-def _advance(states: frozenset[S], outcome: Outcome, step: Callable[[S], S | None]) -> frozenset[S]:
-    """The possible states after a request: `step(state)` gives the state after it, None if refused."""
+# Refusals that say a precondition the model knows did not hold (the key's state, whether the alias
+# or user exists, the access-key limit, what is attached): the states in which the request would
+# have been accepted are ruled out. Any other refusal says nothing about the state.
+PRECONDITION_CODES = frozenset(
+    {
+        "Forbidden.KeyStateError",
+        "Rejected.Disabled",
+        "Forbidden.AliasNotFound",
+        "Rejected.ResourceExist",
+        "EntityNotExist.User",
+        "EntityNotExist.User.Policy",
+        "EntityNotExist.AccessKey",
+        "EntityAlreadyExists.User",
+        "EntityAlreadyExists.User.Policy",
+        "LimitExceeded.User.AccessKey",
+        "DeleteConflict.User.AccessKey",
+        "DeleteConflict.User.Policy",
+    }
+)
+
+
+def _advance(
+    states: frozenset[S], outcome: Outcome, step: Callable[[S], S | None], code: str | None = None
+) -> frozenset[S]:
+    """The possible states after a request: `step(state)` gives the state after it, None if refused.
+    `code`: the error code of a refusal."""
     if outcome is Outcome.REFUSED:
-        return states
+        if code not in PRECONDITION_CODES:
+            return states
+        # Only as a narrowing: a refusal the model cannot explain keeps every state.
+        return frozenset(state for state in states if step(state) is None) or states
     after = frozenset(moved for state in states if (moved := step(state)) is not None)
     return after if outcome is Outcome.ACKED else states | after
 
@@ -213,7 +240,8 @@ class Model:
             )
 
     def _advance(self, entry: Entry, states: frozenset[S], step: Callable[[S], S | None]) -> frozenset[S]:
-        after = _advance(states, entry.outcome, step)
+        code = str((entry.body or {}).get("Code")) if entry.outcome is Outcome.REFUSED else None
+        after = _advance(states, entry.outcome, step, code)
         if after:
             return after
         self.contradictions.append(

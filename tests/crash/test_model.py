@@ -87,3 +87,22 @@ def test_aliases_and_users() -> None:
 def test_a_lost_create_key_is_remembered_by_its_description() -> None:
     model = replay([entry("CreateKey", Outcome.UNKNOWN, Description="crash-c0-1")])
     assert list(model.maybe_created) == ["crash-c0-1"] and not model.keys
+
+
+def refused(action: str, code: str, **params: str) -> Entry:
+    return Entry(0, 0, action, params, Outcome.REFUSED, "req", {"Code": code})
+
+
+def test_a_refusal_for_a_known_precondition_rules_out_the_states_that_would_have_accepted() -> None:
+    disable = entry("DisableKey", Outcome.UNKNOWN, KeyId=KEY)
+    model = replay([CREATED, disable, refused("Encrypt", "Rejected.Disabled", KeyId=KEY, Plaintext="p")])
+    assert {state.state for state in model.keys[KEY]} == {"Disabled"}
+
+
+def test_any_other_refusal_rules_out_nothing() -> None:
+    disable = entry("DisableKey", Outcome.UNKNOWN, KeyId=KEY)
+    model = replay([CREATED, disable, refused("Encrypt", "InternalFailure", KeyId=KEY, Plaintext="p")])
+    assert {state.state for state in model.keys[KEY]} == {"Enabled", "Disabled"}
+    # A refusal no state explains keeps them all rather than none.
+    model = replay([CREATED, refused("EnableKey", "Forbidden.KeyStateError", KeyId=KEY)])
+    assert model.keys[KEY] == {INITIAL} and not model.contradictions
