@@ -24,11 +24,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import new_postgres_database
 from tests.crash.check import check_server, verify_audit
-from tests.crash.load import Client, call, summary
+from tests.crash.load import TIMEOUT, Client, call, summary
 from tests.crash.model import Outcome
 from tests.support.processes import kill, kill_server, worker_pids
 from tests.support.server import LiveServer
@@ -40,94 +41,6 @@ SERVER_KILLS = int(os.environ.get("OPENKMS_CRASH_SERVER_KILLS", "100"))  # SQLit
 WORKER_KILLS = int(os.environ.get("OPENKMS_CRASH_WORKER_KILLS", "45"))  # on each backend
 WORKER_KILLS_PER_LIFE = 6  # then the whole server goes (each slot's restart delay stays short)
 WORKER_AGE = 1.5  # seconds a worker has been up before it may be killed (so it is serving)
-
-
-@pytest.fixture
-def seed() -> int:
-    value = int(os.environ.get("OPENKMS_CRASH_SEED") or random.SystemRandom().randrange(1 << 32))
-    print(f"\ncrash seed: OPENKMS_CRASH_SEED={value}")
-    return value
-
-
-@dataclass
-class Run:
-    """The load on one server and the figures of a run."""
-
-    server: LiveServer
-    seed: int
-    stop: threading.Event = field(default_factory=threading.Event)
-    clients: list[Client] = field(default_factory=list)
-    threads: list[threading.Thread] = field(default_factory=list)
-    server_kills: int = 0
-    worker_kills: int = 0
-    restarts: list[float] = field(default_factory=list)  # seconds from SIGKILL to serving again
-
-    def start_load(self) -> None:
-        import httpx
-
-        with httpx.Client(timeout=60) as http:
-            _, body = call(http, self.server.url, "ListKmsInstances", {})
-        instance = str(body["KmsInstances"]["KmsInstance"][0]["KmsInstanceId"])
-        for index in range(CLIENTS):
-            client = Client(index, self.server.url, instance, self.seed, self.stop)
-            self.clients.append(client)
-            self.threads.append(threading.Thread(target=client.run, name=f"crash-client-{index}"))
-        for thread in self.threads:
-            thread.start()
-
-    def stop_load(self) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join()
-        for client in self.clients:
-            assert client.error is None, f"client {client.index} failed: {client.error!r}"
-            assert not client.timed_out, f"client {client.index}: a request waited {TIMEOUT_TEXT}"
-
-    def kill_and_restart(self) -> None:
-        assert self.server.process is not None
-        kill_server(self.server.process)
-        self.server_kills += 1
-        started = time.monotonic()
-        self.server.start()
-        self.restarts.append(time.monotonic() - started)
-
-    def check(self) -> None:
-        """Stop the load, crash once more, start, compare, stop cleanly, verify the audit log."""
-        self.stop_load()
-        self.kill_and_restart()  # the last kill also leaves rings behind for the start to recover
-        ledgers = [client.ledger for client in self.clients]
-        checking = time.monotonic()
-        failures = check_server(self.server, [client.model for client in self.clients], ledgers)
-        self.server.stop()
-        failures += verify_audit(self.server, ledgers)
-        counts = summary(self.clients)
-        refusals = Counter(
-            f"{entry.action}: {(entry.body or {}).get('Code')}"
-            for client in self.clients
-            for entry in client.ledger
-            if entry.outcome is Outcome.REFUSED
-        )
-        print(
-            f"checked in {time.monotonic() - checking:.0f} s; refusals: "
-            + ", ".join(f"{what} x{count}" for what, count in refusals.most_common(8))
-        )
-        print(
-            f"kills: {self.server_kills} whole-server, {self.worker_kills} worker; requests: "
-            f"{counts['acked']} acknowledged, {counts['refused']} refused, {counts['unknown']} unknown; "
-            f"restart to serving (s): min {min(self.restarts):.2f}, median "
-            f"{statistics.median(self.restarts):.2f}, max {max(self.restarts):.2f}"
-        )
-        faults = sum(
-            1 for c in self.clients for e in c.ledger if e.body is not None and e.outcome is Outcome.UNKNOWN
-        )
-        print(f"server faults (5xx answers): {faults}")
-        for failure in failures:
-            print("FAILURE:", failure)
-        assert not failures, f"{len(failures)} failures, first: {failures[0]}"
-        acked = {e.action for c in self.clients for e in c.ledger if e.outcome is Outcome.ACKED}
-        assert acked >= MIX, f"the load never had {sorted(MIX - acked)} acknowledged"
-        assert counts["unknown"] > 0, "no kill ever caught a request in flight"
-
 
 MIX = frozenset(
     {
@@ -151,7 +64,89 @@ MIX = frozenset(
         "DetachPolicyFromUser",
     }
 )
-TIMEOUT_TEXT = "longer than the client's timeout"
+
+
+@pytest.fixture
+def seed() -> int:
+    value = int(os.environ.get("OPENKMS_CRASH_SEED") or random.SystemRandom().randrange(1 << 32))
+    print(f"\ncrash seed: OPENKMS_CRASH_SEED={value}")
+    return value
+
+
+@dataclass
+class Run:
+    """The load on one server and the figures of a run."""
+
+    server: LiveServer
+    seed: int
+    stop: threading.Event = field(default_factory=threading.Event)
+    clients: list[Client] = field(default_factory=list)
+    threads: list[threading.Thread] = field(default_factory=list)
+    server_kills: int = 0
+    worker_kills: int = 0
+    restarts: list[float] = field(default_factory=list)  # seconds from SIGKILL to serving again
+
+    def start_load(self) -> None:
+        with httpx.Client(timeout=60) as http:
+            _, body = call(http, self.server.url, "ListKmsInstances", {})
+        instance = str(body["KmsInstances"]["KmsInstance"][0]["KmsInstanceId"])
+        for index in range(CLIENTS):
+            client = Client(index, self.server.url, instance, self.seed, self.stop)
+            self.clients.append(client)
+            self.threads.append(threading.Thread(target=client.run, name=f"crash-client-{index}"))
+        for thread in self.threads:
+            thread.start()
+
+    def stop_load(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+        for client in self.clients:
+            assert client.error is None, f"client {client.index} failed: {client.error!r}"
+            assert not client.timed_out, f"client {client.index}: a request had no answer in {TIMEOUT} s"
+
+    def kill_and_restart(self) -> None:
+        assert self.server.process is not None
+        kill_server(self.server.process)
+        self.server_kills += 1
+        started = time.monotonic()
+        self.server.start()
+        self.restarts.append(time.monotonic() - started)
+
+    def check(self) -> None:
+        """Stop the load, crash once more, start, compare, stop cleanly, verify the audit log."""
+        self.stop_load()
+        self.kill_and_restart()  # the last kill also leaves rings behind for the start to recover
+        ledgers = [client.ledger for client in self.clients]
+        checking = time.monotonic()
+        failures = check_server(self.server, [client.model for client in self.clients], ledgers)
+        self.server.stop()
+        failures += verify_audit(self.server, ledgers)
+        counts = summary(self.clients)
+        entries = [entry for client in self.clients for entry in client.ledger]
+        refusals = Counter(
+            f"{entry.action}: {(entry.body or {}).get('Code')}"
+            for entry in entries
+            if entry.outcome is Outcome.REFUSED
+        )
+        print(
+            f"checked in {time.monotonic() - checking:.0f} s; refusals: "
+            + ", ".join(f"{what} x{count}" for what, count in refusals.most_common(8))
+        )
+        print(
+            f"kills: {self.server_kills} whole-server, {self.worker_kills} worker; requests: "
+            f"{counts['acked']} acknowledged, {counts['refused']} refused, {counts['unknown']} unknown; "
+            f"restart to serving (s): min {min(self.restarts):.2f}, median "
+            f"{statistics.median(self.restarts):.2f}, max {max(self.restarts):.2f}"
+        )
+        faults = sum(1 for entry in entries if entry.body is not None and entry.outcome is Outcome.UNKNOWN)
+        print(f"server faults (5xx answers): {faults}")
+        for failure in failures:
+            print("FAILURE:", failure)
+        assert not failures, f"{len(failures)} failures, first: {failures[0]}"
+        acked = {entry.action for entry in entries if entry.outcome is Outcome.ACKED}
+        assert acked >= MIX, f"the load never had {sorted(MIX - acked)} acknowledged"
+        assert counts["unknown"] > 0, "no kill ever caught a request in flight"
 
 
 @pytest.fixture
