@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -161,12 +162,17 @@ def request_parts(draw: st.DrawFn, known: dict[str, str]) -> tuple[str, dict[str
     return draw(st.sampled_from(["form", "query", "get"])), signed, action
 
 
+_LONGEST_QUERY = 60_000
+
+
 @fuzz_settings(300)
 @given(st.data())
 def test_hostile_requests_never_break_the_server(
     client: httpx.Client, known: dict[str, str], data: st.DataObject
 ) -> None:
     how, params, _ = data.draw(request_parts(known))
+    if len(urlencode(params)) > _LONGEST_QUERY:
+        how = "form"  # httpx builds no URL past 64 KiB (the server would answer 431 anyway)
     if how == "form":
         reply = client.post("/", data=params)
     elif how == "query":
