@@ -52,8 +52,18 @@ def test_a_shared_instance_makes_keys_usable_by_both_accounts(server: LiveServer
     owner_kms, guest_kms = kms_of(server, owner), kms_of(server, guest)
     instance = instance_of(owner_kms)
 
+    # Not shared yet: to the guest the instance does not exist (no existence oracle), as a missing one.
     not_yet = refused(lambda: guest_kms.call("CreateKey", DKMSInstanceId=instance))
-    assert (not_yet.code, not_yet.status) == ("Forbidden.NoPermission", 403)
+    missing = refused(lambda: guest_kms.call("CreateKey", DKMSInstanceId="kst-hzz0000000000000000000"))
+    assert (
+        (not_yet.code, not_yet.status)
+        == (missing.code, missing.status)
+        == ("Forbidden.InstanceNotFound", 404)
+    )
+    assert not_yet.message.replace(instance, "X") == missing.message.replace(
+        "kst-hzz0000000000000000000", "X"
+    )
+    assert owner["AccountId"] not in not_yet.message
 
     shared = admin(server, "instance", "share", instance, "--account", guest["AccountId"])
     assert shared.returncode == 0, shared.stderr
@@ -79,7 +89,8 @@ def test_a_shared_instance_makes_keys_usable_by_both_accounts(server: LiveServer
 
     assert admin(server, "instance", "unshare", instance, "--account", guest["AccountId"]).returncode == 0
     assert (
-        refused(lambda: guest_kms.call("CreateKey", DKMSInstanceId=instance)).code == "Forbidden.NoPermission"
+        refused(lambda: guest_kms.call("CreateKey", DKMSInstanceId=instance)).code
+        == "Forbidden.InstanceNotFound"
     )
 
 

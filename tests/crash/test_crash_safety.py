@@ -41,6 +41,16 @@ SERVER_KILLS = int(os.environ.get("OPENKMS_CRASH_SERVER_KILLS", "100"))  # SQLit
 WORKER_KILLS = int(os.environ.get("OPENKMS_CRASH_WORKER_KILLS", "45"))  # on each backend
 WORKER_KILLS_PER_LIFE = 6  # then the whole server goes (each slot's restart delay stays short)
 WORKER_AGE = 1.5  # seconds a worker has been up before it may be killed (so it is serving)
+# The test is of durability, not of the tenant limits (tests/api/test_limits.py): its one account may
+# take the whole (small) replay cache and any rate, so that no acknowledged request is a 429.
+UNLIMITED = {
+    "OPENKMS_NONCE_ACCOUNT_SHARE": "1",
+    **{
+        f"OPENKMS_RATE_{kind}_PER_{scope}": "0"
+        for kind in ("CRYPTO", "MANAGEMENT", "RAM")
+        for scope in ("ACCOUNT", "ACCESS_KEY")
+    },
+}
 
 MIX = frozenset(
     {
@@ -162,7 +172,7 @@ def test_whole_server_kills_on_sqlite_lose_nothing_acknowledged(
     tmp_path: Path, seed: int, stopping: list[LiveServer]
 ) -> None:
     moments = random.Random(seed)
-    server = LiveServer(tmp_path / "data")
+    server = LiveServer(tmp_path / "data", extra_env=UNLIMITED)
     stopping.append(server)
     run = Run(server.start(), seed)
     run.start_load()
@@ -181,7 +191,7 @@ def test_worker_kills_lose_nothing_acknowledged(
 ) -> None:
     moments = random.Random(seed + (1 if backend == "sqlite" else 2))
     database_url = new_postgres_database() if backend == "postgres" else None
-    server = LiveServer(tmp_path / "data", database_url=database_url, workers=2)
+    server = LiveServer(tmp_path / "data", database_url=database_url, workers=2, extra_env=UNLIMITED)
     stopping.append(server)
     run = Run(server.start(), seed)
     run.start_load()

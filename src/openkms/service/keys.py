@@ -24,7 +24,6 @@ from openkms.domain.lifecycle import KeyEvent, transition
 from openkms.domain.names import check_description, parse_rotation_interval
 from openkms.domain.specs import SPEC_RULES, SpecRule, parse_spec, parse_usage
 from openkms.errors import (
-    AccessDenied,
     AliasNotFound,
     InstanceNotFound,
     InvalidArgument,
@@ -304,10 +303,11 @@ class KeyService:
         with self._db.unit_of_work() as uow:
             instance = uow.instances.get(instance_id)
             shared = instance is not None and uow.sharing.is_shared(instance_id, ctx.principal.account_id)
-        if instance is None or instance.region_id != ctx.region_id:
+        # Another account's instance that is not shared with the caller answers as a missing one,
+        # as GetKmsInstance does: no answer reveals that it exists, or whose it is.
+        mine = instance is not None and (instance.account_id == ctx.principal.account_id or shared)
+        if instance is None or not mine or instance.region_id != ctx.region_id:
             raise InstanceNotFound(f"The KMS instance {instance_id!r} is not found in {ctx.region_id}.")
-        if instance.account_id != ctx.principal.account_id and not shared:
-            raise AccessDenied(f"The KMS instance {instance_id!r} belongs to another account.")
         return instance
 
     def describe_key(self, ctx: RequestContext, key_ref: str) -> Outcome[Key]:
