@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import multiprocessing
+import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from openkms.errors import Throttled
-from openkms.node.rate_limits import Limits, Rate, RateClass, SharedRateLimiter, next_arrival
+from openkms.node.rate_limits import (
+    Limits,
+    Rate,
+    RateClass,
+    SharedRateLimiter,
+    _without_redundant,
+    next_arrival,
+)
 
 NOW = 1_700_000_000.0
 SECOND = 1_000_000_000
@@ -133,3 +145,75 @@ def test_the_worker_processes_of_a_node_share_the_buckets(tmp_path: Path) -> Non
     with SPAWN.Pool(3) as pool:
         admitted = pool.starmap(_spend, [(str(path), 80)] * 3)
     assert sum(admitted) == 100  # 240 tries from three processes, one burst of 100 between them
+
+
+def _spend_under_the_replay_lock(folder: str, count: int) -> int:
+    """A worker as `server/app.py` builds it: the limiter serialised by the replay cache's flock and
+    charged from inside `remember`, one nonce per request."""
+    from openkms.node.nonces import SharedNonceStore
+
+    limits = _limits(Rate(1, 100), UNLIMITED, UNLIMITED)
+    admitted = 0
+    with (
+        SharedNonceStore(Path(folder) / "nonces.shm", slots=1 << 12) as nonces,
+        SharedRateLimiter(
+            Path(folder) / "rate-limits.shm", limits, slots=1 << 10, lock=nonces.lock
+        ) as limiter,
+    ):
+        assert limiter.lock is nonces.lock
+        for n in range(count):
+            with contextlib.suppress(Throttled):
+                admitted += nonces.remember(
+                    "LTAIa",
+                    f"{uuid.uuid4()}-{n}",
+                    NOW + 900,
+                    NOW,
+                    account="1111",
+                    admit=lambda: limiter.admit_held("1111", "LTAIa", RateClass.CRYPTO, NOW),
+                )
+        # Outside `remember`, `admit` takes the same flock itself.
+        try:
+            limiter.admit("1111", "LTAIa", RateClass.CRYPTO, NOW)
+            admitted += 1
+        except Throttled:
+            pass
+    return admitted
+
+
+def test_one_flock_serialises_the_replay_cache_and_the_buckets(tmp_path: Path) -> None:
+    with SPAWN.Pool(3) as pool:
+        admitted = pool.starmap(_spend_under_the_replay_lock, [(str(tmp_path), 80)] * 3)
+    assert sum(admitted) == 100  # 243 tries from three processes, one burst of 100 between them
+
+
+@given(
+    account=st.tuples(st.integers(1, 50), st.integers(1, 20)),
+    key=st.tuples(st.integers(1, 50), st.integers(1, 20)),
+    gaps=st.lists(st.integers(0, SECOND // 5), max_size=200),
+)
+def test_an_access_key_bucket_that_cannot_refuse_is_dropped(
+    account: tuple[int, int], key: tuple[int, int], gaps: list[int]
+) -> None:
+    """The limiter keeps one bucket per request when the access key's rate and burst are at least
+    the account's (the default): both buckets together admit exactly what the account's alone does."""
+    account_rate, key_rate = Rate(*account), Rate(*key)
+    account_params = (account_rate.interval_ns, account_rate.capacity_ns)
+    key_params = (key_rate.interval_ns, key_rate.capacity_ns)
+    kept = _without_redundant(account_params, key_params)
+    times = list(itertools.accumulate(gaps, initial=1_000 * SECOND))
+
+    def run(buckets: list[tuple[int, int]]) -> list[bool]:
+        tats, answers = [0] * len(buckets), []
+        for now in times:
+            arrivals = [next_arrival(tat, now, *params) for tat, params in zip(tats, buckets, strict=True)]
+            admitted = all(arrival is not None for arrival in arrivals)
+            answers.append(admitted)
+            if admitted:
+                tats = [arrival for arrival in arrivals if arrival is not None]
+        return answers
+
+    both = run([account_params, key_params])
+    if kept[1] is None:
+        assert run([account_params]) == both
+    if account == key:
+        assert kept == (account_params, None)

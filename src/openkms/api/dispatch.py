@@ -102,6 +102,15 @@ class RpcDispatcher:
         self._runner = runner
         self._nonces = nonces
         self._limits = limits
+        # Inside `remember` the limiter runs under the replay cache's flock; it need not take it
+        # again when that flock is its own (as `server/app.py` builds them).
+        self._admit_in_remember = (
+            None
+            if limits is None
+            else limits.admit_held
+            if limits.lock is getattr(nonces, "lock", None)
+            else limits.admit
+        )
         self._regions = frozenset(regions)
         self._default_region = RegionId(regions[0])
         self._window = timestamp_window
@@ -190,10 +199,11 @@ class RpcDispatcher:
         # skew from now). The rate limits are charged inside the replay check, after it: a replay
         # costs the tenant nothing, a throttled request spends no nonce.
         expires = signed.timestamp + self._window
+        charge = self._admit_in_remember
         admit = (
             None
-            if limits is None
-            else lambda: limits.admit(principal.account_id, signed.access_key_id, rate_class, now)
+            if charge is None
+            else lambda: charge(principal.account_id, signed.access_key_id, rate_class, now)
         )
         if not self._nonces.remember(
             signed.access_key_id, signed.nonce, expires, now, account=principal.account_id, admit=admit

@@ -213,6 +213,12 @@ class SharedNonceStore:
     def max_probe(self) -> int:
         return self._probe
 
+    @property
+    def lock(self) -> SharedFile:
+        """The flock `remember` holds while it runs `admit`: give it to the rate limiter
+        (`rate_limits.SharedRateLimiter(lock=...)`) so that one flock covers both tables."""
+        return self._file
+
     def close(self) -> None:
         self._words.release()  # the mapping cannot be closed while a view of it exists
         self._file.close()

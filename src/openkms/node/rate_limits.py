@@ -99,7 +99,15 @@ class SharedRateLimiter:
     more than one node can serve. A full window fails closed (`errors.Unavailable`).
     """
 
-    def __init__(self, path: Path, limits: Limits, *, slots: int = 1 << 16, max_probe: int = 32) -> None:
+    def __init__(
+        self,
+        path: Path,
+        limits: Limits,
+        *,
+        slots: int = 1 << 16,
+        max_probe: int = 32,
+        lock: SharedFile | None = None,
+    ) -> None:
         if slots < 1 or max_probe < 1:
             raise ValueError("slots and max_probe must be positive")
         self._want = (slots, min(max_probe, slots))
@@ -116,13 +124,23 @@ class SharedRateLimiter:
         self._hasher = hashlib.blake2b(digest_size=_FINGERPRINT_SIZE, key=key)
         self._map = self._file.map
         self._words = memoryview(self._map).cast("Q")
+        # The flock that serialises the table: its own file's, or one the caller already takes on
+        # every request (the replay cache's), so that a request pays for one flock, not two.
+        self._lock = self._file if lock is None else lock
         # Per class: (interval, capacity) per account and per access key; None when unlimited.
         self._rates = [
-            (_params(limits.per_account[rate_class]), _params(limits.per_access_key[rate_class]))
+            _without_redundant(
+                _params(limits.per_account[rate_class]), _params(limits.per_access_key[rate_class])
+            )
             for rate_class in RateClass
         ]
         self._fingerprints: dict[tuple[str, str, int], bytes] = {}
         self._last_slot: dict[bytes, int] = {}  # fingerprint -> the slot it was last found in
+
+    @property
+    def lock(self) -> SharedFile:
+        """The flock that serialises the table (`admit` takes it; `admit_held` needs it held)."""
+        return self._lock
 
     def close(self) -> None:
         self._words.release()
@@ -137,29 +155,33 @@ class SharedRateLimiter:
     def admit(self, account_id: str, access_key_id: str, rate_class: RateClass, now: float) -> None:
         """Take one token from the account's and the access key's bucket of `rate_class`, or raise
         `errors.Throttled` and take none."""
+        self._lock.acquire()
+        try:
+            self.admit_held(account_id, access_key_id, rate_class, now)
+        finally:
+            self._lock.release()
+
+    def admit_held(self, account_id: str, access_key_id: str, rate_class: RateClass, now: float) -> None:
+        """`admit`, for a caller that holds the limiter's lock (the replay cache's `remember`)."""
         account_rate, key_rate = self._rates[rate_class]
         if account_rate is None and key_rate is None:
             return
         now_ns = round(now * 1e9)
         account = None if account_rate is None else self._fingerprint("a", account_id, rate_class)
         key = None if key_rate is None else self._fingerprint("k", access_key_id, rate_class)
-        self._file.acquire()
-        try:
-            account_slot = key_slot = (-1, 0)
-            if account is not None and account_rate is not None:
-                account_slot = self._decide(account, now_ns, account_rate, "account", rate_class)
-            if key is not None and key_rate is not None:
-                key_slot = self._decide(key, now_ns, key_rate, "access key", rate_class)
-            # Both buckets have a token: take them. A slot the first claims may be the second's,
-            # if that one held a full bucket; the second then claims another.
-            taken = -1
-            if account is not None:
-                taken = self._store(account, *account_slot, now_ns)
-            if key is not None:
-                index, tat = key_slot
-                self._store(key, -1 if index == taken else index, tat, now_ns)
-        finally:
-            self._file.release()
+        account_slot = key_slot = (-1, 0)
+        if account is not None and account_rate is not None:
+            account_slot = self._decide(account, now_ns, account_rate, "account", rate_class)
+        if key is not None and key_rate is not None:
+            key_slot = self._decide(key, now_ns, key_rate, "access key", rate_class)
+        # Both buckets have a token: take them. A slot the first claims may be the second's,
+        # if that one held a full bucket; the second then claims another.
+        taken = -1
+        if account is not None:
+            taken = self._store(account, *account_slot, now_ns)
+        if key is not None:
+            index, tat = key_slot
+            self._store(key, -1 if index == taken else index, tat, now_ns)
 
     def _decide(
         self, fingerprint: bytes, now_ns: int, rate: tuple[int, int], scope: str, rate_class: RateClass
@@ -242,6 +264,23 @@ class SharedRateLimiter:
         if file_size < _HEADER_SIZE + slots * _SLOT_SIZE:
             return Fit.UNUSABLE
         return Fit.EXACT if (slots, probe) == self._want else Fit.USABLE
+
+
+def _without_redundant(
+    account: tuple[int, int] | None, key: tuple[int, int] | None
+) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    """The (account, access key) bucket parameters, the access key's dropped when it can never refuse
+    what the account's admits: an access key's requests are some of its account's, and a sequence
+    that conforms to GCRA(interval T, tolerance T x (burst - 1)) conforms to any with a shorter or
+    equal interval and a larger or equal tolerance (the default: both the same), so its bucket
+    would only cost a second lookup per request."""
+    if account is None or key is None:
+        return account, key
+    (account_interval, account_capacity), (key_interval, key_capacity) = account, key
+    account_tolerance, key_tolerance = account_capacity - account_interval, key_capacity - key_interval
+    if key_interval <= account_interval and key_tolerance >= account_tolerance:
+        return account, None
+    return account, key
 
 
 def _params(rate: Rate) -> tuple[int, int] | None:

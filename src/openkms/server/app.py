@@ -185,7 +185,7 @@ def create_app(
         slots=settings.nonce_slots,
         account_share=max(1, int(settings.nonce_slots * settings.nonce_account_share)),
     )
-    limits = SharedRateLimiter(node_memory / RATE_FILE, tenant_limits(settings))
+    limits = SharedRateLimiter(node_memory / RATE_FILE, tenant_limits(settings), lock=nonces.lock)
     dispatcher = RpcDispatcher(
         runtime.services,
         runtime.runner,

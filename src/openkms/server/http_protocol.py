@@ -7,7 +7,10 @@ Owns what a slow or oversized client may hold of a worker before any request rea
 - the header section is at most `max_header_bytes` and `max_headers` fields (431, then closed);
 - the worker holds at most `max_connections` open connections: one more is answered 503 and closed
   before anything of it is read.
-A timed-out connection is closed without an answer, as other servers do. The body's size is the
+A timed-out connection is closed without an answer, as other servers do. The clocks are deadlines
+the request path only writes (a float per phase change, no timer per request); one timer per
+connection, ticking every `tick` seconds (a quarter of the shorter timeout, at most 1 s), closes the
+connection once its deadline has passed, so a timeout fires up to one tick late. The body's size is the
 app's to refuse (`server/app.py`), so that the refusal is audited like any other.
 
 Uvicorn has no header timeout, hence this subclass. It hooks only the protocol's documented
@@ -51,6 +54,11 @@ class ConnectionLimits:
     max_connections: int = 1000
     max_header_bytes: int = 64 * 1024
     max_headers: int = 100
+
+    @property
+    def tick(self) -> float:
+        """How often a connection looks at its deadline."""
+        return min(1.0, self.header_timeout / 4, self.body_timeout / 4)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConnectionLimits:
@@ -100,7 +108,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.limits = limits
         self._phase = _Phase.IDLE
-        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None  # loop time by which the current phase must end
+        self._ticker: asyncio.TimerHandle | None = None
         self._head_bytes = 0  # bytes of the current header section received so far
         self._head_fields = 0
         self._head_size = 0  # of its complete lines, as parsed
@@ -119,6 +128,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             )
             return
         self._arm(self.limits.header_timeout)  # a client that connects and says nothing
+        self._ticker = self.loop.call_later(self.limits.tick, self._look_at_the_clock)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -136,6 +146,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
         super().connection_lost(exc)
 
     # httptools callbacks (called from inside `data_received`)
@@ -191,13 +204,21 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     # limits
 
     def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._timed_out)
+        self._deadline = self.loop.time() + seconds
 
     def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self._deadline = None
+
+    def _look_at_the_clock(self) -> None:
+        """The connection's tick: close it if its deadline passed, else look again a tick later."""
+        self._ticker = None
+        if self._refused or self.transport.is_closing():
+            return
+        deadline = self._deadline
+        if deadline is not None and self.loop.time() >= deadline:
+            self._timed_out()
+            return
+        self._ticker = self.loop.call_later(self.limits.tick, self._look_at_the_clock)
 
     def _timed_out(self) -> None:
         self._deadline = None
