@@ -20,6 +20,9 @@ ACCESS_KEY_ID = "LTAItestRootAccessKey01"
 ACCESS_KEY_SECRET = "testRootSecret0123456789abcdefXYZ"
 
 
+_RATE_KINDS = ("CRYPTO", "MANAGEMENT", "RAM")
+_SCOPES = ("ACCOUNT", "ACCESS_KEY")
+
 STARTED_DATA_DIRS: set[Path] = set()  # for the session's clean-up of node memory
 
 
@@ -54,6 +57,12 @@ class LiveServer:
             "OPENKMS_ROOT_ACCESS_KEY_ID": ACCESS_KEY_ID,
             "OPENKMS_ROOT_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET,
             "OPENKMS_NONCE_SLOTS": "65536",  # 1.5 MiB of shared memory per test server
+            # The suite drives one account of a session-long server faster than the production
+            # defaults admit (a sequential client makes 300-500 management calls a second): its
+            # servers charge every bucket but refuse nothing. Tests of the limits set their own
+            # (tests/api/test_limits.py).
+            "OPENKMS_NONCE_ACCOUNT_SHARE": "1",
+            **{f"OPENKMS_RATE_{kind}_PER_{scope}": "1000000" for kind in _RATE_KINDS for scope in _SCOPES},
             **self.extra_env,
         }
         args = [
