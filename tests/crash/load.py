@@ -21,22 +21,13 @@ from typing import Any
 
 import httpx
 
-from tests.crash.model import NO_ALIAS, Entry, Model, Outcome
+from tests.crash.model import NO_ALIAS, USER_ACTIONS, Entry, Model, Outcome
 from tests.support.raw import signed_params
 from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET
 
 KMS_VERSION = "2016-01-20"
 RAM_VERSION = "2015-05-01"
-RAM_ACTIONS = frozenset(
-    {
-        "CreateUser",
-        "DeleteUser",
-        "CreateAccessKey",
-        "DeleteAccessKey",
-        "AttachPolicyToUser",
-        "DetachPolicyFromUser",
-    }
-)
+RAM_ACTIONS = USER_ACTIONS  # the RAM writes of the mix (model.py models them)
 RAM_READS = frozenset({"GetUser", "ListAccessKeys", "ListPoliciesForUser"})
 POLICIES = ("AliyunKMSFullAccess", "AliyunKMSReadOnlyAccess")
 TAG_KEYS = ("team", "env", "owner", "tier")

@@ -30,7 +30,7 @@ import pytest
 from tests.conftest import new_postgres_database
 from tests.crash.check import check_server, verify_audit
 from tests.crash.load import TIMEOUT, Client, call, summary
-from tests.crash.model import Outcome
+from tests.crash.model import USER_ACTIONS, Outcome
 from tests.support.processes import kill, kill_server, worker_pids
 from tests.support.server import LiveServer
 
@@ -66,12 +66,7 @@ MIX = frozenset(
         "CancelKeyDeletion",
         "EnableKey",
         "DisableKey",
-        "CreateUser",
-        "DeleteUser",
-        "CreateAccessKey",
-        "DeleteAccessKey",
-        "AttachPolicyToUser",
-        "DetachPolicyFromUser",
+        *USER_ACTIONS,
     }
 )
 
