@@ -1,7 +1,7 @@
 """The server's ASGI application: the one place where the request path is fixed.
 
 `/` is the Alibaba RPC endpoint, served by a raw ASGI handler (the hot path pays for no framework);
-everything else (`/healthz`, later the console) is a Starlette app. The object graph comes from
+everything else (`/healthz`, the console at `/console/`) is a Starlette app. The object graph comes from
 `server/runtime.py`, built once per worker process and passed down: no module-global engines,
 sessions or singletons. The lifespan unseals, starts the jobs and the usage flusher, and closes
 everything in order.
@@ -18,14 +18,15 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import JSONResponse, RedirectResponse
+from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from openkms.api.dispatch import RawRequest, RpcDispatcher
 from openkms.audit import AuditSink
 from openkms.clock import Clock, DevClock, iso_utc
 from openkms.config import Settings, load_settings
+from openkms.console.app import build_console
 from openkms.jobs.scheduler import JobScheduler
 from openkms.node.nonces import SharedNonceStore
 from openkms.node.rate_limits import RATE_FILE, SharedRateLimiter
@@ -51,7 +52,15 @@ class OpenKMSApp:
         self.audit: AuditSink = runtime.audit
         self.jobs = JobScheduler(runtime.services, runtime.runner, settings.job_interval_seconds)
         self.unseal_listener = UnsealListener(settings, runtime.keystore, self._after_unseal)
-        self.web = Starlette(routes=[Route("/healthz", self.healthz)], lifespan=self._lifespan)
+        console = build_console(runtime.services, runtime.runner, settings)
+        self.web = Starlette(
+            routes=[
+                Route("/healthz", self.healthz),
+                Route("/console", _to_console),
+                Mount("/console", app=console),
+            ],
+            lifespan=self._lifespan,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == "/":
@@ -172,6 +181,10 @@ class OpenKMSApp:
             await self.unseal_listener.stop()
             await self.audit.aclose()
             self.services.db.dispose()
+
+
+async def _to_console(request: Request) -> RedirectResponse:
+    return RedirectResponse("/console/", status_code=308)
 
 
 def create_app(

@@ -1,0 +1,35 @@
+"""What the console needs from the server, built once per worker by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from openkms.config import Settings
+from openkms.service.container import Services
+from openkms.service.runner import Runner
+
+PREFIX = "/console"
+TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleState:
+    services: Services
+    runner: Runner
+    settings: Settings
+    templates: Environment
+
+
+def templates() -> Environment:
+    """Jinja2 with autoescaping on for every template: whatever a user typed renders as text."""
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
