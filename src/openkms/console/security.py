@@ -51,8 +51,7 @@ class ConsoleGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope.get("root_path", "") + scope["path"]
-        static = path.startswith(_STATIC_PREFIX)
+        static = scope["path"].startswith(_STATIC_PREFIX)  # a mounted app sees the full path
         limit = self.max_body_bytes
         for name, value in scope["headers"]:
             if name == b"content-length" and (not value.isdigit() or len(value) > 18 or int(value) > limit):
