@@ -22,6 +22,12 @@ _FILTER_FIELDS = {
     "KeyUsage": "usages",
     "ProtectionLevel": "protection_levels",
     "CreatorType": "creator_types",
+    "Creator": "creators",
+    "DKMSInstanceId": "instance_ids",
+    "keyId": "key_ids",
+    "AliasName": "alias_names",
+    "TagKey": "tag_keys",
+    "TagValue": "tag_values",
 }
 
 
