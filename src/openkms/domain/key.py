@@ -81,3 +81,6 @@ class KeyFilter:
     # `tag_values` is set too, one of `tag_values` (the same tag).
     tag_keys: Sequence[str] = ()
     tag_values: Sequence[str] = ()
+    # Only the keys outside any instance: the region's customer master key and the service keys
+    # (the console's Default Keys tab; no wire filter names it).
+    default_keys_only: bool = False

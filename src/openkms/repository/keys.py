@@ -117,6 +117,8 @@ class KeyRepository:
         ):
             if values:
                 conditions.append(column.in_(list(values)))
+        if key_filter.default_keys_only:
+            conditions.append(keys.c.instance_id.is_(None))
         if key_filter.alias_names:
             conditions.append(
                 exists().where(
