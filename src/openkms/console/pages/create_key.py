@@ -20,7 +20,13 @@ from starlette.routing import BaseRoute, Route
 
 from openkms.api.wire_errors import WireError
 from openkms.console.auth import page
-from openkms.console.pages.keys import Instance, alias_name, chosen_instance, instances_of
+from openkms.console.pages.keys import (
+    Instance,
+    alias_name,
+    alias_refusal,
+    chosen_instance,
+    instances_of,
+)
 from openkms.console.view import ActionFailed, Console
 from openkms.domain.specs import SPEC_RULES, SPECS_BY_KIND
 from openkms.policy.key_policy import custom_key_policy
@@ -205,6 +211,9 @@ async def create(console: Console) -> Response:
         return await _render(console, instance_id, choice, error="keys.error_external_ack", status=400)
     if len(choice.tags) > MAX_TAGS:
         return await _render(console, instance_id, choice, error="keys.error_too_many_tags", status=400)
+    refused = alias_refusal(choice.alias)
+    if refused is not None:
+        return await _render(console, instance_id, choice, wire=refused, status=refused.status)
     params = _create_params(console, instance_id, choice)
     try:
         created = await console.call("CreateKey", params)

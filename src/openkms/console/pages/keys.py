@@ -18,10 +18,12 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from openkms.api.wire_errors import WireError
+from openkms import errors
+from openkms.api.wire_errors import WireError, to_wire
 from openkms.console.auth import page
 from openkms.console.view import ActionFailed, Console
 from openkms.domain.key import Key, KeyFilter
+from openkms.domain.names import check_alias_name, is_service_alias
 from openkms.domain.specs import SPEC_RULES
 from openkms.service.context import RequestContext
 from openkms.service.outcome import Outcome
@@ -236,6 +238,9 @@ async def enable_default(console: Console) -> Response:
     }
     if given["origin"] == Origin.EXTERNAL.value and not given["ack"]:
         return await _render_default(console, error="keys.error_external_ack", form=given, status=400)
+    refused = alias_refusal(given["alias"])
+    if refused is not None:
+        return await _render_default(console, wire=refused, form=given, status=refused.status)
     try:
         made = await console.call(
             "CreateKey", {"Description": given["description"] or None, "Origin": given["origin"]}
@@ -255,6 +260,21 @@ async def enable_default(console: Console) -> Response:
 
 def alias_name(typed: str) -> str:
     return typed if typed.startswith("alias/") else f"alias/{typed}"
+
+
+def alias_refusal(typed: str) -> WireError | None:
+    """CreateAlias's answer to a name it would refuse, known before the key is made (so a typo in
+    the alias does not leave a key without one); None when the name is fine or empty."""
+    if not typed:
+        return None
+    name = alias_name(typed)
+    try:
+        check_alias_name(name)
+        if is_service_alias(name):
+            raise errors.UnsupportedOperation("Aliases under alias/acs/ are reserved for service keys.")
+    except errors.OpenKMSError as exc:
+        return to_wire(exc)
+    return None
 
 
 ROUTES: list[BaseRoute] = [
