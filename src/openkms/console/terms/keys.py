@@ -13,6 +13,7 @@ TERMS: dict[str, tuple[str, str]] = {
         "当前地域还没有密钥管理实例，请先创建实例再创建密钥。",
     ),
     "keys.all": ("All", "全部"),
+    "keys.switch_instance": ("Switch Instance", "切换实例"),
     "keys.tag_key": ("Tag Key", "标签键"),
     "keys.tag_value": ("Tag Value", "标签值"),
     "keys.search": ("Key ID or Alias", "密钥ID或别名"),
