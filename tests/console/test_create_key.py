@@ -14,36 +14,24 @@ from playwright.sync_api import Page, expect
 from tests.support.sdk import KmsCaller
 from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
 
-WORDS = {
-    "en": {
-        "create": "Create Key",
-        "symmetric": "Symmetric Key",
-        "asymmetric": "Asymmetric Key",
-        "spec": "Key Specifications",
-        "usage": "Key Usage",
-        "alias": "Key Alias",
-        "tag_key": "Tag Key",
-        "tag_value": "Tag Value",
-        "rotation": "Automatic Rotation",
-        "period": "Rotation Period",
-        "description": "Description",
-        "ok": "OK",
-    },
-    "zh": {
-        "create": "创建密钥",
-        "symmetric": "对称密钥",
-        "asymmetric": "非对称密钥",
-        "spec": "密钥规格",
-        "usage": "密钥用途",
-        "alias": "密钥别名",
-        "tag_key": "标签键",
-        "tag_value": "标签值",
-        "rotation": "自动轮转",
-        "period": "轮转周期",
-        "description": "描述信息",
-        "ok": "确定",
-    },
+from openkms.console.terms import translate
+
+TERMS = {
+    "create": "btn.create_key",
+    "panel": "panel.create_key",
+    "symmetric": "opt.symmetric",
+    "asymmetric": "opt.asymmetric",
+    "spec": "field.key_spec",
+    "usage": "field.key_usage",
+    "alias": "field.alias",
+    "tag_key": "keys.tag_key",
+    "tag_value": "keys.tag_value",
+    "rotation": "field.rotation",
+    "period": "field.rotation_period",
+    "description": "field.description",
+    "ok": "btn.ok",
 }
+WORDS = {lang: {name: translate(term, lang) for name, term in TERMS.items()} for lang in ("en", "zh")}
 XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 
 
@@ -68,7 +56,7 @@ def open_panel(page: Page, server: LiveServer, root: Any, sign_in: Any, lang: st
     words = WORDS[lang]
     page.goto(f"{server.url}/console/keys")
     page.get_by_role("link", name=words["create"]).click()
-    expect(page.get_by_role("heading", name=words["create"])).to_be_visible()
+    expect(page.get_by_role("heading", name=words["panel"])).to_be_visible()
     return words
 
 
@@ -84,7 +72,7 @@ def test_create_symmetric_key(
     page = watched_page
     words = open_panel(page, console_server, console_root, sign_in, lang)
     alias = f"sym-{uuid.uuid4().hex[:10]}"
-    expect(page.get_by_label(words["symmetric"])).to_be_checked()
+    expect(page.get_by_label(words["symmetric"], exact=True)).to_be_checked()
     page.get_by_label(words["spec"]).select_option("Aliyun_AES_256")
     page.get_by_label(words["alias"]).fill(alias)
     page.get_by_label(words["tag_key"]).first.fill("team")
@@ -92,7 +80,7 @@ def test_create_symmetric_key(
     expect(page.get_by_label(words["rotation"])).to_be_checked()
     page.get_by_label(words["period"]).fill("30")
     page.get_by_label(words["description"]).fill("orders")
-    page.get_by_role("button", name=words["ok"]).click()
+    page.get_by_role("main").get_by_role("button", name=words["ok"], exact=True).click()
     expect(page.get_by_role("status")).to_be_visible()
     expect(page.get_by_role("row").filter(has_text=f"alias/{alias}")).to_be_visible()
 
@@ -119,7 +107,7 @@ def test_create_asymmetric_key(
     page = watched_page
     words = open_panel(page, console_server, console_root, sign_in, lang)
     alias = f"asym-{uuid.uuid4().hex[:10]}"
-    page.get_by_label(words["asymmetric"]).check()
+    page.get_by_label(words["asymmetric"], exact=True).check()
     spec = page.get_by_label(words["spec"])
     expect(spec.locator("option[value=RSA_2048]")).to_have_count(1)
     expect(spec.locator("option[value=Aliyun_AES_256]")).to_have_count(0)
@@ -127,7 +115,7 @@ def test_create_asymmetric_key(
     spec.select_option("EC_P256")
     page.get_by_label(words["usage"]).select_option("SIGN/VERIFY")
     page.get_by_label(words["alias"]).fill(alias)
-    page.get_by_role("button", name=words["ok"]).click()
+    page.get_by_role("main").get_by_role("button", name=words["ok"], exact=True).click()
     expect(page.get_by_role("status")).to_be_visible()
     meta = key_with_alias(kms, alias)
     assert (meta["KeySpec"], meta["KeyUsage"], meta["AutomaticRotation"]) == (
@@ -154,8 +142,8 @@ def test_tag_rules_as_you_type_and_on_the_server(
     value = page.get_by_label(words["tag_value"]).first
     value.fill("a*b")
     assert "letters, digits" in value.evaluate("input => input.validationMessage")
-    page.get_by_role("button", name=words["ok"]).click()
-    expect(page.get_by_role("heading", name=words["create"])).to_be_visible()  # not sent
+    page.get_by_role("main").get_by_role("button", name=words["ok"], exact=True).click()
+    expect(page.get_by_role("heading", name=words["panel"])).to_be_visible()  # not sent
 
     # More rows come from the Add Tag button.
     rows = page.get_by_label(words["tag_key"])
@@ -167,7 +155,7 @@ def test_tag_rules_as_you_type_and_on_the_server(
     tag_key.evaluate("input => { delete input.dataset.tagKey; input.setCustomValidity(''); }")
     value.evaluate("input => { delete input.dataset.tagValue; input.setCustomValidity(''); }")
     value.fill("fine")
-    page.get_by_role("button", name=words["ok"]).click()
+    page.get_by_role("main").get_by_role("button", name=words["ok"], exact=True).click()
     alert = page.get_by_role("alert")
     expect(alert).to_contain_text("InvalidParameter")
     expect(page.get_by_label(words["tag_key"]).first).to_have_value("aliyun:owner")
@@ -189,7 +177,7 @@ def test_custom_policy_and_screenshot(
     page = watched_page
     words = open_panel(page, console_server, console_root, sign_in, "en")
     alias = f"policy-{uuid.uuid4().hex[:10]}"
-    page.get_by_label(words["symmetric"]).check()
+    page.get_by_label(words["symmetric"], exact=True).check()
     page.get_by_label(words["alias"]).fill(alias)
     page.get_by_label(words["tag_key"]).first.fill("team")
     page.get_by_label(words["tag_value"]).first.fill("payments")
@@ -209,7 +197,7 @@ def test_custom_policy_and_screenshot(
     )
     expect(page.locator("#quota")).to_have_text(re.compile(r"\b2$"))
     screenshot(page, "create-key")
-    page.get_by_role("button", name=words["ok"]).click()
+    page.get_by_role("main").get_by_role("button", name=words["ok"], exact=True).click()
     expect(page.get_by_role("status")).to_be_visible()
 
     meta = key_with_alias(kms, alias)
@@ -241,7 +229,7 @@ def test_typed_markup_renders_as_text(
     page.get_by_text("Advanced Settings").click()
     page.get_by_label("Custom Policy").check()
     page.get_by_label("Users of Other Accounts").fill(XSS[1])
-    page.get_by_role("button", name=words["ok"]).click()
+    page.get_by_role("main").get_by_role("button", name=words["ok"], exact=True).click()
     expect(page.get_by_role("alert")).to_contain_text("InvalidParameter")  # the alias, refused
     expect(page.get_by_label(words["alias"])).to_have_value(XSS[1])
     expect(page.get_by_label(words["description"])).to_have_value(XSS[0])

@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001  (the guide's Chinese words use full-width punctuation)
 """The Keys page in Chromium: the key list with its filters and paging, the Disable Key and Schedule
 Key Deletion dialogs, Enable and Cancel Key Deletion, the Default Keys tab, and a key user refused
 (F5.1, F5.3, F1.1, F9.1). Keys are made quickly through the SDK; the console does the flow under test.
@@ -16,40 +15,24 @@ from playwright.sync_api import Page, expect
 from tests.support.sdk import KmsCaller
 from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
 
+from openkms.console.terms import translate
 from openkms.policy.key_policy import custom_key_policy
 
-WORDS = {
-    "en": {
-        "disable": "Disable",
-        "enable": "Enable",
-        "schedule": "Schedule Key Deletion",
-        "cancel_deletion": "Cancel Key Deletion",
-        "dlg_disable": "Disable Key",
-        "associations": "Key Association Information",
-        "ok": "OK",
-        "days": "Pre-deletion Period (days)",
-        "search": "Search",
-        "query": "Key ID or Alias",
-        "disabled": "Disabled",
-        "pending": "Pending Deletion",
-        "enabled": "Enabled",
-    },
-    "zh": {
-        "disable": "禁用",
-        "enable": "启用",
-        "schedule": "计划删除密钥",
-        "cancel_deletion": "取消删除",
-        "dlg_disable": "禁用密钥",
-        "associations": "密钥关联信息",
-        "ok": "确定",
-        "days": "预删除周期（天）",
-        "search": "搜索",
-        "query": "密钥ID或别名",
-        "disabled": "已禁用",
-        "pending": "待删除",
-        "enabled": "启用中",
-    },
+TERMS = {
+    "disable": "act.disable",
+    "enable": "act.enable",
+    "schedule": "act.schedule_deletion",
+    "dlg_schedule": "dlg.schedule_deletion",
+    "cancel_deletion": "act.cancel_deletion",
+    "dlg_disable": "dlg.disable",
+    "associations": "link.associations",
+    "ok": "btn.ok",
+    "days": "field.pending_window",
+    "disabled": "state.Disabled",
+    "pending": "state.PendingDeletion",
+    "enabled": "state.Enabled",
 }
+WORDS = {lang: {name: translate(term, lang) for name, term in TERMS.items()} for lang in ("en", "zh")}
 
 
 @pytest.fixture(scope="module")
@@ -113,29 +96,29 @@ def test_list_filters_paging_and_screenshot(
     expect(page.get_by_role("row").filter(has_text=made[2])).to_contain_text("Pending Deletion")
     expect(page.get_by_role("row").filter(has_text=made[0])).to_contain_text(f"alias/list-{batch}")
     screenshot(page, "key-list")
-    page.get_by_role("link", name="Next").click()
+    page.get_by_role("link", name=translate("paging.next", "en")).click()
     expect(rows).to_have_count(2)
     expect(page.locator("nav.paging")).to_contain_text("2 / 2")
 
-    page.get_by_label("State").select_option("Disabled")
-    page.get_by_role("button", name="Search").click()
+    page.get_by_label(translate("col.state", "en")).select_option("Disabled")
+    page.get_by_role("button", name=translate("btn.search", "en")).click()
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text(made[1])
 
-    page.get_by_label("State").select_option("")
-    page.get_by_label("Key Specifications").select_option("RSA_2048")
-    page.get_by_role("button", name="Search").click()
+    page.get_by_label(translate("col.state", "en")).select_option("")
+    page.get_by_label(translate("field.key_spec", "en")).select_option("RSA_2048")
+    page.get_by_role("button", name=translate("btn.search", "en")).click()
     expect(rows).to_have_count(3)
 
-    page.get_by_label("Key Specifications").select_option("")
+    page.get_by_label(translate("field.key_spec", "en")).select_option("")
     page.get_by_label("Tag Key").fill("")
     page.get_by_label("Tag Value").fill("")
     page.get_by_label("Key ID or Alias").fill(f"list-{batch}")
-    page.get_by_role("button", name="Search").click()
+    page.get_by_role("button", name=translate("btn.search", "en")).click()
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text(made[0])
     page.get_by_label("Key ID or Alias").fill(made[5])
-    page.get_by_role("button", name="Search").click()
+    page.get_by_role("button", name=translate("btn.search", "en")).click()
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text(made[5])
 
@@ -186,7 +169,7 @@ def test_schedule_deletion_range_then_cancel(
     page.goto(f"{console_server.url}/console/keys?instance={instance}&q={alias}")
     row = page.get_by_role("row").filter(has_text=key_id)
     row.get_by_role("button", name=words["schedule"]).click()
-    dialog = page.get_by_role("dialog", name=words["schedule"])
+    dialog = page.get_by_role("dialog", name=words["dlg_schedule"])
     days = dialog.get_by_label(words["days"])
     expect(days).to_have_value("30")
     days.fill("400")
