@@ -178,13 +178,6 @@ async def _render(
     )
 
 
-async def tag_row(console: Console) -> Response:
-    """One more empty Tags row (the Add button fetches it with htmx)."""
-    index = console.request.query_params.get("n", "0")
-    number = int(index) if index.isdigit() and int(index) < MAX_TAGS else MAX_TAGS
-    return console.render("keys/_tag_row.html", index=number, tag=("", ""), oob=True, max_tags=MAX_TAGS)
-
-
 async def spec_fields(console: Console) -> Response:
     """Key Specifications, Key Usage and rotation for the Key Type just chosen (htmx)."""
     query = console.request.query_params
@@ -210,7 +203,7 @@ async def create(console: Console) -> Response:
     if choice.origin == Origin.EXTERNAL.value and not choice.ack:
         return await _render(console, instance_id, choice, error="keys.error_external_ack", status=400)
     if len(choice.tags) > MAX_TAGS:
-        return await _render(console, instance_id, choice, error="keys.error_too_many_tags", status=400)
+        return await _render(console, instance_id, choice, error="tag.msg_too_many", status=400)
     refused = alias_refusal(choice.alias)
     if refused is not None:
         return await _render(console, instance_id, choice, wire=refused, status=refused.status)
@@ -265,7 +258,6 @@ def _create_params(console: Console, instance_id: str, choice: Choice) -> Mappin
 ROUTES: list[BaseRoute] = [
     Route("/keys/create", page(create_form), methods=["GET"]),
     Route("/keys/create", page(create), methods=["POST"]),
-    Route("/keys/create/tag-row", page(tag_row), methods=["GET"]),
     Route("/keys/create/spec-fields", page(spec_fields), methods=["GET"]),
     Route("/keys/create/quota", page(quota), methods=["POST"]),
 ]

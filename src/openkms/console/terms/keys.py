@@ -14,8 +14,6 @@ TERMS: dict[str, tuple[str, str]] = {
     ),
     "keys.all": ("All", "全部"),
     "keys.switch_instance": ("Switch Instance", "切换实例"),
-    "keys.tag_key": ("Tag Key", "标签键"),
-    "keys.tag_value": ("Tag Value", "标签值"),
     "keys.search": ("Key ID or Alias", "密钥ID或别名"),
     "keys.none": ("No keys match.", "没有符合条件的密钥。"),
     "keys.disable_text": (
@@ -57,23 +55,12 @@ TERMS: dict[str, tuple[str, str]] = {
         "The key was created, but its alias could not be set; set it on the key's details page. Key:",
         "密钥已创建，但别名设置失败，请在密钥详情页设置。密钥：",
     ),
-    "keys.error_too_many_tags": ("A key has at most 20 tags.", "每个密钥最多20个标签。"),
-    "keys.tag_rule_chars": (
-        "Use letters, digits, spaces and / \\ _ - . + = : @ only.",
-        "只能包含字母、数字、空格和 / \\ _ - . + = : @。",
-    ),
-    "keys.tag_rule_length": ("At most 128 characters.", "最多128个字符。"),
-    "keys.tag_rule_reserved": (
-        "A tag key must not start with aliyun or acs:.",
-        "标签键不能以 aliyun 或 acs: 开头。",
-    ),
     "keys.tag_hint": (
         "Up to 20 tags; keys and values of at most 128 letters, digits, spaces and / \\ _ - . + = : @; "
         "a key must not start with aliyun or acs:.",
         "最多20个标签；键和值最多128个字符，可包含字母、数字、空格和 / \\ _ - . + = : @；"
         "标签键不能以 aliyun 或 acs: 开头。",
     ),
-    "keys.add_tag": ("Add Tag", "添加标签"),
     "keys.quota_used": ("Access management quota used:", "占用访问管理配额："),
     "keys.days": ("days (7 to 365)", "天（7~365）"),
     "keys.no_principals": ("No RAM users or roles in this account.", "当前账号没有RAM用户或角色。"),
