@@ -290,3 +290,24 @@ def test_a_preset_access_key_still_gets_a_console_password(server: LiveServer, a
     assert document["AccountId"] == account_id and "ConsolePassword" in document
     assert "AccessKeySecret" not in document  # the preset secret is the operator's already
     assert document["ConsolePassword"] not in server.log()
+
+
+def test_account_password_prompts_twice_without_echo(
+    server: LiveServer, account_id: str, sign_in: Callable[[str, str], ConsoleSession]
+) -> None:
+    from typer.testing import CliRunner
+
+    from openkms.cli.main import app
+
+    password = f"Prompt-{uuid.uuid4().hex[:8]}-7B"
+    args = ["account", "password", "--data-dir", str(server.data_dir)]
+    if server.database_url:
+        args += ["--database-url", server.database_url]
+    env = {k: "" for k in os.environ if k.startswith("OPENKMS_")}
+    mismatch = CliRunner().invoke(
+        app, args, input=f"{password}\nOther-Passw0rd\n{password}\n{password}\n", env=env
+    )
+    assert mismatch.exit_code == 0, mismatch.output
+    assert "do not match" in mismatch.output  # the first pair differed: asked again
+    assert password not in mismatch.output  # hidden input is not echoed
+    assert sign_in(account_id, password).principal.name == "root"

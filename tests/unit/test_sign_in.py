@@ -344,3 +344,16 @@ def test_a_new_password_from_the_administrator_ends_the_roots_sessions(store: St
         store.sign_in.set_account_password(store.account, "short")
     with pytest.raises(EntityNotExist):
         store.sign_in.set_account_password(AccountId("9999999999999999"), "Other-Passw0rd")
+
+
+def test_wrong_old_passwords_count_towards_the_lockout(store: Store) -> None:
+    session = store.sign_in.sign_in(store.account, ROOT_PASSWORD)
+    for _ in range(POLICY.lockout_threshold):
+        with pytest.raises(IncorrectPassword):
+            store.sign_in.change_password(session.token, "Wrong-Passw0rd", "New-Passw0rd")
+    with pytest.raises(SignInLocked):
+        store.sign_in.change_password(session.token, ROOT_PASSWORD, "New-Passw0rd")
+    with pytest.raises(SignInLocked):
+        store.sign_in.sign_in(store.account, ROOT_PASSWORD)
+    store.advance(POLICY.lockout_seconds)
+    store.sign_in.sign_in(store.account, ROOT_PASSWORD)

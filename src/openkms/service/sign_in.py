@@ -213,7 +213,8 @@ class SignInService:
 
     # -- passwords ----------------------------------------------------------------------------------
     def change_password(self, token: str, old_password: str, new_password: str) -> None:
-        """The signed-in principal's own new password; its other sessions end."""
+        """The signed-in principal's own new password; its other sessions end. A wrong old password
+        (IncorrectPassword) counts towards the lockout like a failed sign-in (then SignInLocked)."""
         current = self.session(token)
         if current is None:
             raise SignInFailed("Your console session has ended; sign in again.")
@@ -224,7 +225,12 @@ class SignInService:
             row = uow.console.password(account_id, principal_name)
         if row is None:
             raise SignInFailed("Your console session has ended; sign in again.")
+        # A wrong old password counts like a failed sign-in: a stolen session cannot guess it freely.
+        now_ts = self._clock.timestamp()
+        if _locked(row, now_ts):
+            raise SignInLocked(iso_utc(row.locked_until)) if row.locked_until else SignInLocked()
         if not verify_password(old_password, row.password_hash):
+            self._record_failure(account_id, principal_name, now_ts)
             raise IncorrectPassword()
         encoded = hash_password(new_password)
         now = self._clock.now()
