@@ -34,6 +34,7 @@ from openkms.service.container import Services, build_services, software_provide
 from openkms.service.runner import ErrorCode, Runner
 from openkms.service.seal import root_of_trust
 from openkms.service.service_secrets import service_secret
+from openkms.service.sign_in import SignInPolicy
 
 __all__ = [
     "AUDIT_CHAIN_SECRET",
@@ -154,6 +155,12 @@ def build_store(
         software_providers(keystore, generation),
         access_quota=settings.access_quota,
         grant_release_seconds=settings.grant_release_seconds,
+        sign_in_policy=SignInPolicy(
+            idle_seconds=settings.console_session_idle_seconds,
+            max_seconds=settings.console_session_max_seconds,
+            lockout_threshold=settings.console_lockout_threshold,
+            lockout_seconds=settings.console_lockout_seconds,
+        ),
     )
     return services
 

@@ -21,9 +21,11 @@ from openkms.service.key_ops import KeyOperations
 from openkms.service.key_policy import KeyPolicyService
 from openkms.service.keys import KeyService
 from openkms.service.lifecycle import LifecycleService
+from openkms.service.login_profiles import LoginProfileService
 from openkms.service.ram import RamService
 from openkms.service.service_keys import ServiceKeyService
 from openkms.service.sharing import DEFAULT_QUOTA, DEFAULT_RELEASE_SECONDS, InstanceAccess
+from openkms.service.sign_in import SignInPolicy, SignInService
 from openkms.service.sts import StsService
 from openkms.service.sts_tokens import TokenCodec
 from openkms.service.tags import TagService
@@ -54,6 +56,8 @@ class Services:
     generation: Generation
     service_keys: ServiceKeyService
     key_import: KeyImportService
+    sign_in: SignInService
+    login_profiles: LoginProfileService
 
 
 def software_providers(keystore: Keystore, generation: Generation) -> ProviderRegistry:
@@ -73,6 +77,7 @@ def build_services(
     *,
     access_quota: int = DEFAULT_QUOTA,
     grant_release_seconds: float = DEFAULT_RELEASE_SECONDS,
+    sign_in_policy: SignInPolicy | None = None,
 ) -> Services:
     access = InstanceAccess(db, clock, access_quota, grant_release_seconds)
     service_keys = ServiceKeyService(db, providers, clock, generation)
@@ -103,4 +108,6 @@ def build_services(
         generation=generation,
         service_keys=service_keys,
         key_import=KeyImportService(db, keys, providers, keystore, clock),
+        sign_in=SignInService(db, clock, sign_in_policy or SignInPolicy()),
+        login_profiles=LoginProfileService(db, clock),
     )
