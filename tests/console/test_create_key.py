@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
-from tests.support.sdk import KmsCaller
-from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
 
 from openkms.console.terms import translate
+from tests.support.sdk import KmsCaller
+from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
 
 TERMS = {
     "create": "btn.create_key",

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
-from tests.support.sdk import KmsCaller
-from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
 
 from openkms.console.terms import translate
 from openkms.policy.key_policy import custom_key_policy
+from tests.support.sdk import KmsCaller
+from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
 
 TERMS = {
     "disable": "act.disable",

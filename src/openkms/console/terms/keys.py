@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001  (Chinese text uses full-width punctuation)
 """Words of the Keys page, its dialogs, the Default Keys tab and the Create Key panel, beyond the
 guide's own (terms/common.py). id -> (English, 中文)."""
 
