@@ -226,7 +226,8 @@ async def create(console: Console) -> Response:
                 made=key_id,
                 status=failed.wire.status,
             )
-    return console.redirect("/keys", notice="notice.keys.created", instance=instance_id)
+    # The list opens on the new key (it may be on any page of an instance with many keys).
+    return console.redirect("/keys", notice="notice.keys.created", instance=instance_id, q=key_id)
 
 
 def _create_params(console: Console, instance_id: str, choice: Choice) -> Mapping[str, str | None]:
