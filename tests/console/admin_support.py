@@ -10,11 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from playwright.sync_api import Browser, Page
-
-from openkms.console.terms import translate
 from tests.api.test_identities import create_account
 from tests.support.browser import PageWatch
 from tests.support.server import LiveServer
+
+from openkms.console.terms import translate
 
 PASSWORD = "Console-Test-Passw0rd!"
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
-
 from tests.console.admin_support import other_account, second_page, words
 from tests.support.server import LiveServer
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
-
 from tests.console.admin_support import second_page, words
 from tests.support.products import Caller, DeniedError
 from tests.support.server import LiveServer
