@@ -41,7 +41,7 @@ def test_a_console_action_is_in_the_audit_page_and_filters_find_it(
     page.get_by_label(t("audit.action"), exact=True).fill("ram:GetUser")
     page.get_by_label(t("audit.result"), exact=True).select_option("Failure")
     page.get_by_role("button", name=t("btn.search"), exact=True).click()
-    expect(page.get_by_role("cell", name="EntityNotExist.User", exact=True).first).to_be_visible()
+    expect(page.get_by_role("cell").filter(has_text="EntityNotExist.User").first).to_be_visible()
     assert t("audit.result.Success") not in page.locator("tbody").inner_text()
 
     page.get_by_label(t("audit.action"), exact=True).fill("")
