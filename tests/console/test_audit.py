@@ -25,6 +25,7 @@ def test_a_console_action_is_in_the_audit_page_and_filters_find_it(
     page.goto(f"{server.url}/console/ram/users")
     page.get_by_label(t("ram.user_name"), exact=True).fill(user)
     page.get_by_role("button", name=t("ram.create_user"), exact=True).click()
+    page.wait_for_url(f"**/console/ram/users/{user}?notice=notice.user_created")
     page.goto(f"{server.url}/console/ram/users/no-such-user-{uuid.uuid4().hex[:6]}")  # a refusal
 
     page.get_by_role("link", name=t("nav.audit"), exact=True).click()
