@@ -7,8 +7,10 @@ error (a CSP violation is one), page error, failed request or 5xx answer in its 
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,8 @@ from playwright.sync_api import Page
 
 from tests.support.browser import PageWatch
 from tests.support.browser import sign_in as sign_in_helper
-from tests.support.server import LiveServer
+from tests.support.products import Caller
+from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "docs" / "console"
@@ -98,3 +101,51 @@ def screenshot(tmp_path: Path) -> Screenshot:
         return path
 
     return take
+
+
+@dataclass(frozen=True)
+class ConsoleAccount:
+    """Who a console test signs in as: the sign-in name and password, and the account's uid."""
+
+    name: str
+    password: str
+    account_id: str
+
+
+@pytest.fixture(scope="session")
+def console_root(console_server: LiveServer) -> ConsoleAccount:
+    """The root of the server's account, with the console password the first start wrote."""
+    creds = json.loads((console_server.data_dir / "root-credentials.json").read_text())
+    return ConsoleAccount(creds["ConsoleSignInName"], creds["ConsolePassword"], creds["AccountId"])
+
+
+USER_PASSWORD = "Console-User-Pass1"
+
+
+@pytest.fixture(scope="session")
+def console_user(console_server: LiveServer, console_root: ConsoleAccount) -> Callable[..., ConsoleAccount]:
+    """Make a RAM user that can sign in: `console_user(name, policies=("AliyunKMSFullAccess",),
+    reset_required=False)`; the policies are system policy names or custom policy documents
+    (dicts), attached to the user. Answers its sign-in name and password."""
+    ram = Caller("ram", console_server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+
+    def make(
+        name: str, policies: Sequence[str | dict[str, Any]] = (), reset_required: bool = False
+    ) -> ConsoleAccount:
+        ram.call("CreateUser", UserName=name)
+        ram.call(
+            "CreateLoginProfile",
+            UserName=name,
+            Password=USER_PASSWORD,
+            PasswordResetRequired=reset_required,
+        )
+        for index, policy in enumerate(policies):
+            if isinstance(policy, str):
+                ram.call("AttachPolicyToUser", PolicyType="System", PolicyName=policy, UserName=name)
+                continue
+            policy_name = f"{name}-policy-{index}"
+            ram.call("CreatePolicy", PolicyName=policy_name, PolicyDocument=json.dumps(policy))
+            ram.call("AttachPolicyToUser", PolicyType="Custom", PolicyName=policy_name, UserName=name)
+        return ConsoleAccount(f"{name}@{console_root.account_id}", USER_PASSWORD, console_root.account_id)
+
+    return make

@@ -113,7 +113,9 @@ def serve(
     os.environ["OPENKMS_DATABASE_URL"] = settings.effective_database_url
     console.print(
         f"OpenKMS listening on http://{settings.host}:{settings.port} "
-        f"(regions {', '.join(settings.regions)}; {settings.workers} worker(s))"
+        f"(regions {', '.join(settings.regions)}; {settings.workers} worker(s))\n"
+        f"Console: http://{settings.host}:{settings.port}/console/ (the root's sign-in name and first "
+        f"password are in {settings.data_dir / 'root-credentials.json'}; `openkms account password` sets it)"
     )
     options: dict[str, Any] = {
         "factory": True,
