@@ -172,8 +172,9 @@ def test_custom_policy_and_screenshot(
     console_user: Any,
     screenshot: Any,
 ) -> None:
-    admin = console_user(console_server, f"admin{uuid.uuid4().hex[:6]}", [])
-    user = console_user(console_server, f"user{uuid.uuid4().hex[:6]}", [])
+    admin, user = f"admin{uuid.uuid4().hex[:6]}", f"user{uuid.uuid4().hex[:6]}"
+    console_user(admin)
+    console_user(user)
     page = watched_page
     words = open_panel(page, console_server, console_root, sign_in, "en")
     alias = f"policy-{uuid.uuid4().hex[:10]}"
@@ -184,10 +185,8 @@ def test_custom_policy_and_screenshot(
     page.get_by_label(words["description"]).fill("payments ledger")
     page.get_by_text("Advanced Settings").click()
     page.get_by_label("Custom Policy").check()
-    page.get_by_role("group", name="Key Administrators").get_by_label(
-        f"user/{admin.user_name}", exact=True
-    ).check()
-    page.get_by_role("group", name="Key Users").get_by_label(f"user/{user.user_name}", exact=True).check()
+    page.get_by_role("group", name="Key Administrators").get_by_label(f"user/{admin}", exact=True).check()
+    page.get_by_role("group", name="Key Users").get_by_label(f"user/{user}", exact=True).check()
     page.get_by_label("Users of Other Accounts").fill(
         "acs:ram::1111222233334444:user/partner\nacs:ram::1111222233334444:role/ops"
     )
@@ -204,9 +203,9 @@ def test_custom_policy_and_screenshot(
     policy = json.loads(kms.call("GetKeyPolicy", KeyId=meta["KeyId"], PolicyName="default")["Policy"])
     by_sid = {statement["Sid"]: statement for statement in policy["Statement"]}
     account = meta["Arn"].split(":")[3]
-    assert by_sid["Key Administrators"]["Principal"]["RAM"] == [f"acs:ram::{account}:user/{admin.user_name}"]
+    assert by_sid["Key Administrators"]["Principal"]["RAM"] == [f"acs:ram::{account}:user/{admin}"]
     assert "kms:ScheduleKeyDeletion" in by_sid["Key Administrators"]["Action"]
-    assert by_sid["Key Users"]["Principal"]["RAM"] == [f"acs:ram::{account}:user/{user.user_name}"]
+    assert by_sid["Key Users"]["Principal"]["RAM"] == [f"acs:ram::{account}:user/{user}"]
     assert "kms:Encrypt" in by_sid["Key Users"]["Action"]
     assert by_sid["Other Account Users"]["Principal"]["RAM"] == [
         "acs:ram::1111222233334444:user/partner",

@@ -218,11 +218,10 @@ def test_key_user_cannot_schedule_deletion(
             }
         ],
     }
-    user = console_user(console_server, f"keyuser{uuid.uuid4().hex[:6]}", [json.dumps(reader)])
-    account = str(kms.call("ListKmsInstances")["KmsInstances"]["KmsInstance"][0]["KmsInstanceArn"]).split(
-        ":"
-    )[3]
-    policy = custom_key_policy(account, users=[f"acs:ram::{account}:user/{user.user_name}"])
+    user_name = f"keyuser{uuid.uuid4().hex[:6]}"
+    user = console_user(user_name, [reader])
+    account = user.account_id
+    policy = custom_key_policy(account, users=[f"acs:ram::{account}:user/{user_name}"])
     key_id, alias = new_key(kms, instance, Policy=policy)
     sign_in(watched_page, console_server, user.name, user.password)
     page = watched_page
