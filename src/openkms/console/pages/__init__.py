@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from openkms.console.pages import audit, instances, key_details, keys, ram
+from openkms.console.pages import audit, create_key, instances, key_details, keys, ram
 
 ROUTES: list[BaseRoute] = [
+    *create_key.ROUTES,
     *keys.ROUTES,
     *key_details.ROUTES,
     *instances.ROUTES,
