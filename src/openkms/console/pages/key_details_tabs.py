@@ -31,7 +31,17 @@ from openkms.console.view import ActionFailed, Answer, Console
 VERSIONS_PAGE_SIZE = 10
 WRAPPING_ALGORITHMS = ("RSAES_OAEP_SHA_256", "RSAES_OAEP_SHA_1", "RSAES_PKCS1_V1_5")
 WRAPPING_KEY_SPECS = ("RSA_2048",)
-CSR_FIELDS = ("CommonName", "Organization", "OrganizationalUnit", "Province", "Locality", "Country", "Email")
+# The CSR dialog's subject fields (F7.1): (API parameter, label, required).
+CSR_SUBJECT = (
+    ("CommonName", "field.csr_cn", True),
+    ("Organization", "field.csr_o", False),
+    ("OrganizationalUnit", "field.csr_ou", False),
+    ("Province", "field.csr_s", False),
+    ("Locality", "field.csr_l", False),
+    ("Country", "field.csr_c", False),
+    ("Email", "field.csr_e", False),
+)
+CSR_FIELDS = tuple(name for name, _, _ in CSR_SUBJECT)
 _MATERIAL_LIMIT = 1 << 20  # far above the largest envelope (an RSA_4096 private key)
 _TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{1,4096}")
 _FILE_NAME = re.compile(r"[^A-Za-z0-9._-]")
@@ -120,6 +130,7 @@ async def _versions(console: Console, key: Mapping[str, Any]) -> dict[str, Any]:
         "versions_wire": wire,
         "key_pair": spec.startswith(("RSA_", "EC_")),
         "csr_algorithms": _csr_algorithms(spec),
+        "csr_fields": CSR_SUBJECT,
         "can_sign": key.get("KeyUsage") == "SIGN/VERIFY",
     }
     shown_version = query.get("public_key")
