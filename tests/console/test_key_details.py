@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
 from openkms.console.terms import translate
 
 LANGS = ["en", "zh"]
+USER_PASSWORD = "Details-Passw0rd"
 XSS = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
 
 
@@ -140,7 +142,7 @@ def test_deletion_protection_blocks_scheduled_deletion(
     assert describe(kms, key_id)["KeyState"] == "PendingDeletion"
     view.switch().click()
     view.submit("btn.turn_on", view.dialog("dlg.confirm_enable"))
-    view.refused("Forbidden.KeyStateError", view.section("deletion-protection"))
+    view.refused("Forbidden.KeyStateError", view.section("deletion-protection-error"))
     assert describe(kms, key_id)["DeletionProtection"] == "Disabled"
 
     view.open()
@@ -514,8 +516,40 @@ def test_detect_associations(
     expect(view.page.locator("#detect-status")).to_have_text(view.t("kd.status.Succeeded"), timeout=40_000)
     table = view.section("associations").get_by_role("table")
     for column in ("col.service", "col.last_call", "col.lookup"):
-        expect(table.get_by_role("columnheader", name=view.t(column))).to_be_visible()
+        expect(table.get_by_role("columnheader", name=view.t(column), exact=True)).to_be_visible()
     row = table.get_by_role("row", name=re.compile(r":root"))
     expect(row).to_contain_text(view.t("kd.assoc_self_built"))
     expect(row.get_by_role("cell").nth(2)).to_have_text(re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"))
     expect(row.get_by_role("link", name=view.t("kd.assoc_lookup_audit"))).to_be_visible()
+
+
+# --- who may do what: the API decides, the page shows it -------------------------------------------
+
+
+def test_a_key_user_sees_management_refused(
+    watched_page: Page,
+    console_server: LiveServer,
+    kms: Caller,
+    instance: str,
+    sign_in: Callable[..., None],
+) -> None:
+    """A RAM user with only the crypto-user policy opens a key's details (reads it may not do are
+    refused in their section) and cannot schedule its deletion: AccessDeniedDetail, nothing changes."""
+    ram = Caller("ram", console_server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+    account = kms.call("DescribeKey", KeyId=new_key(kms, instance)["KeyId"])["KeyMetadata"]["Arn"].split(":")[
+        3
+    ]
+    name = f"kd-user-{uuid.uuid4().hex[:8]}"
+    ram.call("CreateUser", UserName=name)
+    ram.call("AttachPolicyToUser", UserName=name, PolicyType="System", PolicyName="AliyunKMSCryptoUserAccess")
+    ram.call("CreateLoginProfile", UserName=name, Password=USER_PASSWORD)
+    key_id = new_key(kms, instance)["KeyId"]
+    sign_in(watched_page, console_server, f"{name}@{account}", USER_PASSWORD, "en")
+    view = Details(watched_page, console_server, "en", key_id).open()
+    view.refused("Forbidden.NoPermission", view.section("policy"))
+    view.button("act.schedule_deletion").click()
+    view.submit("btn.ok", view.dialog("dlg.schedule_deletion"))
+    alert = view.refused("Forbidden.NoPermission", view.section("lifecycle"))
+    expect(alert).to_contain_text("kms:ScheduleKeyDeletion")
+    expect(alert).to_contain_text(f"user/{name}")
+    assert describe(kms, key_id)["KeyState"] == "Enabled"
