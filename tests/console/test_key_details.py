@@ -19,11 +19,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 from playwright.sync_api import Locator, Page, expect
+
+from openkms.console.terms import translate
 from tests.support.byok import wrap
 from tests.support.products import Caller
 from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
-
-from openkms.console.terms import translate
 
 LANGS = ["en", "zh"]
 USER_PASSWORD = "Details-Passw0rd"

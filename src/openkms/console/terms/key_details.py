@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001  (the Chinese column uses Chinese punctuation, as the guide does)
 """The words of a key's details page and its tabs, in English and Chinese. The guide's own words
 (CONSOLE-TERMS.md: tabs, dialogs, CSR fields, association columns) are in `common.py` and reused."""
 
