@@ -257,24 +257,28 @@ async def wrapping_key_file(console: Console) -> Response:
     return download(pem.decode(), f"{_key_id(console)}-wrapping-public-key.pem", "application/x-pem-file")
 
 
+def material_base64(raw: bytes) -> str:
+    """An uploaded file of wrapped material as the API takes it (base64): the file's bytes, unless
+    the file already is base64 text, as Alibaba's guide writes it."""
+    stripped = b"".join(raw.split())
+    try:
+        if stripped:
+            base64.b64decode(stripped, validate=True)
+            return stripped.decode("ascii")
+    except (binascii.Error, ValueError):
+        pass
+    return base64.b64encode(raw).decode("ascii")
+
+
 async def _material(form: FormData) -> str:
-    """EncryptedKeyMaterial as the API takes it (base64): the uploaded file (raw bytes, or base64
-    text as Alibaba's guide writes it), else the text typed."""
+    """EncryptedKeyMaterial: the uploaded file, else the base64 text typed (without whitespace)."""
     upload = form.get("material_file")
     if isinstance(upload, UploadFile) and upload.filename:
-        raw = await upload.read(_MATERIAL_LIMIT)
-        try:
-            stripped = b"".join(raw.split())
-            base64.b64decode(stripped, validate=True)
-            if stripped:
-                return stripped.decode("ascii")
-        except (binascii.Error, ValueError):
-            pass
-        return base64.b64encode(raw).decode("ascii")
+        return material_base64(await upload.read(_MATERIAL_LIMIT))
     return "".join(text(form, "material", _MATERIAL_LIMIT).split())
 
 
-def _expiry(typed: str) -> str | None:
+def material_expiry(typed: str) -> str | None:
     """A date (YYYY-MM-DD) as KeyMaterialExpireUnix (its midnight, UTC); anything else goes to the
     API as typed, which refuses it."""
     if not typed:
@@ -292,7 +296,7 @@ async def import_material(console: Console) -> Response | Shown:
         "KeyId": _key_id(console),
         "ImportToken": typed["token"],
         "EncryptedKeyMaterial": await _material(form),
-        "KeyMaterialExpireUnix": _expiry(typed["expires"]),
+        "KeyMaterialExpireUnix": material_expiry(typed["expires"]),
     }
     try:
         await console.call("ImportKeyMaterial", params)
