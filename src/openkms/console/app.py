@@ -8,7 +8,7 @@ import logging
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
@@ -17,7 +17,7 @@ from openkms.api.wire_errors import INTERNAL_FAILURE
 from openkms.config import Settings
 from openkms.console import auth, pages
 from openkms.console.security import ConsoleGuard
-from openkms.console.state import STATIC, ConsoleState, templates
+from openkms.console.state import PREFIX, STATIC, ConsoleState, templates
 from openkms.console.view import ActionFailed, Console
 from openkms.service.container import Services
 from openkms.service.runner import Runner
@@ -47,6 +47,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     console: Console | None = getattr(request.state, "console", None)
     if console is None:
+        if exc.status_code in (404, 405) and not request.url.path.startswith(f"{PREFIX}/static/"):
+            # A signed-out browser learns nothing about which console pages exist.
+            return RedirectResponse(f"{PREFIX}/signin", status_code=303)
         return PlainTextResponse(exc.detail, status_code=exc.status_code)
     return console.render("error.html", status=exc.status_code, status_text=exc.detail)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from urllib.parse import urlencode
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlencode
 
 from starlette.datastructures import FormData
 from starlette.requests import Request

@@ -8,6 +8,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from openkms.config import Settings
+from openkms.console.terms import TERMS
 from openkms.service.container import Services
 from openkms.service.runner import Runner
 
@@ -26,10 +27,12 @@ class ConsoleState:
 
 def templates() -> Environment:
     """Jinja2 with autoescaping on for every template: whatever a user typed renders as text."""
-    return Environment(
+    environment = Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=select_autoescape(default=True, default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,
         auto_reload=False,
     )
+    environment.globals["known_terms"] = TERMS
+    return environment

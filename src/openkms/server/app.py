@@ -33,7 +33,7 @@ from openkms.node.rate_limits import RATE_FILE, SharedRateLimiter
 from openkms.server.file_modes import keep_new_files_private
 from openkms.server.runtime import Runtime, build_runtime, key_audit_chain, tenant_limits
 from openkms.server.unseal import UnsealListener
-from openkms.service.bootstrap import ensure_root_access_key
+from openkms.service.bootstrap import describe_root_credentials, ensure_root_access_key
 from openkms.service.replay import NONCE_FILE, node_memory_dir
 from openkms.service.seal import root_of_trust
 from openkms.service.usage import FLUSH_SECONDS as USAGE_FLUSH_SECONDS
@@ -151,9 +151,7 @@ class OpenKMSApp:
             self.settings.root_access_key,
         )
         if created is not None and created.written_to is not None:
-            log.warning(
-                "root access key %s created; its secret is in %s", created.access_key_id, created.written_to
-            )
+            log.warning("root account %s: %s", created.account_id, describe_root_credentials(created))
 
     @asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
