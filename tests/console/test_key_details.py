@@ -26,7 +26,6 @@ from tests.support.products import Caller
 from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
 
 LANGS = ["en", "zh"]
-USER_PASSWORD = "Details-Passw0rd"
 XSS = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
 
 
@@ -97,8 +96,7 @@ def signed_in(
     watched_page: Page, console_server: LiveServer, console_root: Any, sign_in: Callable[..., None]
 ) -> Callable[[str], Page]:
     def enter(lang: str) -> Page:
-        name, password = console_root
-        sign_in(watched_page, console_server, name, password, lang)
+        sign_in(watched_page, console_server, console_root.name, console_root.password, lang)
         return watched_page
 
     return enter
@@ -532,19 +530,14 @@ def test_a_key_user_sees_management_refused(
     kms: Caller,
     instance: str,
     sign_in: Callable[..., None],
+    console_user: Callable[..., Any],
 ) -> None:
     """A RAM user with only the crypto-user policy opens a key's details (reads it may not do are
     refused in their section) and cannot schedule its deletion: AccessDeniedDetail, nothing changes."""
-    ram = Caller("ram", console_server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
-    account = kms.call("DescribeKey", KeyId=new_key(kms, instance)["KeyId"])["KeyMetadata"]["Arn"].split(":")[
-        3
-    ]
     name = f"kd-user-{uuid.uuid4().hex[:8]}"
-    ram.call("CreateUser", UserName=name)
-    ram.call("AttachPolicyToUser", UserName=name, PolicyType="System", PolicyName="AliyunKMSCryptoUserAccess")
-    ram.call("CreateLoginProfile", UserName=name, Password=USER_PASSWORD)
+    user = console_user(name, policies=("AliyunKMSCryptoUserAccess",))
     key_id = new_key(kms, instance)["KeyId"]
-    sign_in(watched_page, console_server, f"{name}@{account}", USER_PASSWORD, "en")
+    sign_in(watched_page, console_server, user.name, user.password, "en")
     view = Details(watched_page, console_server, "en", key_id).open()
     view.refused("Forbidden.NoPermission", view.section("policy"))
     view.button("act.schedule_deletion").click()
