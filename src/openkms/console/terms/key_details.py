@@ -9,7 +9,7 @@ TERMS: dict[str, tuple[str, str]] = {
     "kd.basic": ("Basic Information", "基本信息"),
     # DescribeKey's KeyMetadata, field by field
     "kd.meta.KeyId": ("Key ID", "密钥ID"),
-    "kd.meta.Arn": ("ARN", "ARN"),
+    "kd.meta.Arn": ("ARN", "密钥ARN"),
     "kd.meta.KeyState": ("Key Status", "密钥状态"),
     "kd.meta.CreationDate": ("Created At", "创建时间"),
     "kd.meta.Creator": ("Creator", "创建者"),
