@@ -518,7 +518,12 @@ def test_detect_associations(
     row = table.get_by_role("row", name=re.compile(r":root"))
     expect(row).to_contain_text(view.t("kd.assoc_self_built"))
     expect(row.get_by_role("cell").nth(2)).to_have_text(re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"))
-    expect(row.get_by_role("link", name=view.t("kd.assoc_lookup_audit"))).to_be_visible()
+    # where to look it up: the audit log, filtered to this key and this caller
+    with view.page.expect_navigation():
+        row.get_by_role("link", name=view.t("kd.assoc_lookup_audit")).click()
+    expect(view.page.locator("input[name=key_id]")).to_have_value(key_id)
+    expect(view.page.locator("input[name=principal]")).to_have_value(re.compile(r"^acs:ram::\d+:root$"))
+    expect(view.page.get_by_role("cell", name=key_id, exact=True).first).to_be_visible()
 
 
 # --- who may do what: the API decides, the page shows it -------------------------------------------
