@@ -162,6 +162,11 @@ def test_tag_rules_as_you_type_and_on_the_server(
     filters = json.dumps([{"Key": "AliasName", "Values": [f"alias/{alias}"]}])
     assert kms.call("ListKeys", Filters=filters)["TotalCount"] == 0
 
+    # The language switch on a refused form's answer goes back to the panel, not to the POST URL.
+    page.get_by_role("link", name="中文").click()
+    expect(page).to_have_url(re.compile(r"/console/keys/create(\?instance=[\w-]+)?$"))
+    expect(page.get_by_role("heading", name=WORDS["zh"]["panel"])).to_be_visible()
+
 
 def test_custom_policy_and_screenshot(
     watched_page: Page,

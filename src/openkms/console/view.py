@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -66,6 +66,19 @@ class Console:
 
     def t(self, term_id: str) -> str:
         return translate(term_id, self.lang)
+
+    @property
+    def here(self) -> str:
+        """Where the language and region switches come back to: this page, or for a form's answer
+        the page the form was on (a POST URL cannot be reloaded by a GET)."""
+        request = self.request
+        if request.method in ("GET", "HEAD"):
+            query = request.url.query
+            return request.url.path + (f"?{query}" if query else "")
+        referer = urlsplit(request.headers.get("referer", ""))
+        if referer.netloc == request.headers.get("host") and referer.path.startswith(PREFIX + "/"):
+            return referer.path + (f"?{referer.query}" if referer.query else "")
+        return PREFIX + "/keys"
 
     @property
     def secure(self) -> bool:
