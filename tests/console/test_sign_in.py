@@ -3,6 +3,7 @@ forced password change; cookie flags; what a signed-out browser reaches; forms w
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Callable
@@ -144,3 +145,68 @@ def test_security_headers(console_server: LiveServer) -> None:
     assert headers["x-content-type-options"] == "nosniff"
     static = httpx.get(f"{console_server.url}/console/static/console.css")
     assert static.status_code == 200 and static.headers["x-frame-options"] == "DENY"
+
+
+def test_language_follows_accept_language_until_the_switch_is_used(
+    browser: Browser, console_server: LiveServer
+) -> None:
+    context = browser.new_context(locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{console_server.url}/console/signin")
+    expect(page.get_by_role("heading", name=translate("signin.title", "zh"))).to_be_visible()
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    page.get_by_role("link", name="English").click()
+    expect(page.get_by_role("heading", name=translate("signin.title", "en"))).to_be_visible()
+    page.reload()  # remembered, whatever the browser prefers
+    expect(page.get_by_role("heading", name=translate("signin.title", "en"))).to_be_visible()
+    context.close()
+
+
+def _audit_records(server: LiveServer) -> list[dict[str, object]]:
+    lines = "".join(path.read_text() for path in sorted((server.data_dir / "audit").glob("*.jsonl")))
+    return [json.loads(line) for line in lines.splitlines() if line.strip()]
+
+
+def test_failed_sign_ins_slow_down_then_lock_and_are_audited(
+    console_server: LiveServer,
+    console_user: Callable[..., ConsoleAccount],
+    console_root: ConsoleAccount,
+) -> None:
+    user = console_user(unique("locked"), [])
+    with httpx.Client(base_url=console_server.url, follow_redirects=False, timeout=30) as client:
+
+        def attempt(password: str) -> httpx.Response:
+            form = client.get("/console/signin")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+            assert token is not None
+            return client.post(
+                "/console/signin",
+                data={"csrf_token": token.group(1), "sign_in_name": user.name, "password": password},
+            )
+
+        for _ in range(5):  # console_lockout_threshold
+            refused = attempt("Wrong-Password-1")
+            assert refused.status_code == 401
+            assert translate("signin.failed", "en") in refused.text
+        locked = attempt(USER_PASSWORD)  # the right password no longer opens it
+    assert locked.status_code == 403
+    assert "openkms_session" not in locked.cookies
+    assert "Wrong-Password-1" not in locked.text and USER_PASSWORD not in locked.text
+
+    records = [r for r in _audit_records(console_server) if r.get("action") == "console:SignIn"]
+    mine = [r for r in records if user.name.split("@")[0] in str(r.get("principal"))]
+    assert [r["result"] for r in mine[-6:]] == ["InvalidSignIn"] * 5 + ["InvalidSignIn.Locked"]
+    assert all(r["door"] == "console" and r["http_status"] in (401, 403) for r in mine[-6:])
+    text = json.dumps(records)
+    assert "Wrong-Password-1" not in text and USER_PASSWORD not in text and console_root.password not in text
+
+
+def test_a_successful_sign_in_is_audited_as_its_principal(
+    page: Page, console_server: LiveServer, console_root: ConsoleAccount, sign_in: Callable[..., None]
+) -> None:
+    sign_in(page, console_server, console_root.name, console_root.password)
+    expect(page).to_have_url(re.compile(r"/console/keys$"))
+    records = [r for r in _audit_records(console_server) if r.get("action") == "console:SignIn"]
+    assert records[-1]["result"] == "Success"
+    assert records[-1]["principal"] == f"acs:ram::{console_root.account_id}:root"
+    assert records[-1]["door"] == "console" and records[-1]["http_status"] == 200
