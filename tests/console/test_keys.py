@@ -96,6 +96,12 @@ def test_list_filters_paging_and_screenshot(
     expect(page.get_by_role("row").filter(has_text=made[2])).to_contain_text("Pending Deletion")
     expect(page.get_by_role("row").filter(has_text=made[0])).to_contain_text(f"alias/list-{batch}")
     screenshot(page, "key-list")
+    page.get_by_role("link", name="中文").click()  # the same list in the guide's Chinese words
+    expect(page.get_by_role("row").filter(has_text=made[2])).to_contain_text(
+        translate("state.PendingDeletion", "zh")
+    )
+    screenshot(page, "key-list-zh")
+    page.get_by_role("link", name="English").click()
     page.get_by_role("link", name=translate("paging.next", "en")).click()
     expect(rows).to_have_count(2)
     expect(page.locator("nav.paging")).to_contain_text("2 / 2")
