@@ -29,10 +29,15 @@ Screenshot = Callable[[Page, str], Path]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the browser tests, and run them after everything else: Playwright's sync API keeps an
+    event loop running in the main thread for the rest of the session (its session-scoped
+    fixtures), so a test after them could not call asyncio.run()."""
     here = Path(__file__).parent
-    for item in items:
-        if here in item.path.parents:
-            item.add_marker(pytest.mark.browser)
+    browser_items = [item for item in items if here in item.path.parents]
+    for item in browser_items:
+        item.add_marker(pytest.mark.browser)
+    chosen = set(map(id, browser_items))
+    items[:] = [item for item in items if id(item) not in chosen] + browser_items
 
 
 @pytest.fixture(scope="session")
