@@ -189,7 +189,9 @@ def test_failed_sign_ins_slow_down_then_lock_and_are_audited(
             assert refused.status_code == 401
             assert translate("signin.failed", "en") in refused.text
         locked = attempt(USER_PASSWORD)  # the right password no longer opens it
-    assert locked.status_code == 403
+    # ... answered exactly as a wrong password (status, words), so nobody learns the name exists.
+    assert locked.status_code == 401
+    assert translate("signin.failed", "en") in locked.text
     assert "openkms_session" not in locked.cookies
     assert "Wrong-Password-1" not in locked.text and USER_PASSWORD not in locked.text
 
@@ -210,3 +212,32 @@ def test_a_successful_sign_in_is_audited_as_its_principal(
     assert records[-1]["result"] == "Success"
     assert records[-1]["principal"] == f"acs:ram::{console_root.account_id}:root"
     assert records[-1]["door"] == "console" and records[-1]["http_status"] == 200
+
+
+def test_odd_requests_get_clear_answers_not_failures(
+    page: Page, console_server: LiveServer, console_root: ConsoleAccount, sign_in: Callable[..., None]
+) -> None:
+    sign_in(page, console_server, console_root.name, console_root.password)
+    expect(page).to_have_url(re.compile(r"/console/keys$"))
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    token = page.locator("form.signout input[name=csrf_token]").get_attribute("value") or ""
+    with httpx.Client(
+        base_url=console_server.url, cookies={"openkms_session": cookies["openkms_session"]}, timeout=30
+    ) as client:
+        # A page number in other scripts' digits is no page number: the first page.
+        assert client.get("/console/keys", params={"page": "²"}).status_code == 200
+        assert client.get("/console/audit", params={"page": "٣"}).status_code == 200
+        # A form naming no known operation changes nothing and says so (was: enable the key).
+        refused = client.post(
+            "/console/keys/key-nonexistent00000000000000/lifecycle", data={"csrf_token": token, "op": "x"}
+        )
+        assert refused.status_code == 400
+        # A chunked body past the cap: 413 with the console's headers, before any page answers.
+        big = iter([b"csrf_token=" + token.encode() + b"&x=", b"a" * (1024 * 1024 + 1)])
+        too_large = client.post(
+            "/console/keys/create", content=big, headers={"content-type": "application/x-www-form-urlencoded"}
+        )
+        assert too_large.status_code == 413
+        assert too_large.headers["x-frame-options"] == "DENY"
+    page.reload()
+    expect(page).to_have_url(re.compile(r"/console/keys$"))  # the server is fine

@@ -77,7 +77,7 @@ def test_the_common_words_the_console_needs_are_there() -> None:
         assert TERMS[term_id] == texts
     for term_id in (
         "signin.failed",
-        "signin.locked",
+        "signin.busy",
         "top.language",
         "btn.save",
         "btn.close",

@@ -16,21 +16,27 @@ from starlette.types import ASGIApp
 from openkms.api.wire_errors import INTERNAL_FAILURE
 from openkms.config import Settings
 from openkms.console import auth, pages
+from openkms.console.password_lane import PasswordLane
 from openkms.console.security import ConsoleGuard
 from openkms.console.state import PREFIX, STATIC, ConsoleState, templates
 from openkms.console.view import ActionFailed, Console
+from openkms.node.rate_limits import SharedRateLimiter
 from openkms.service.container import Services
 from openkms.service.runner import Runner
 
 log = logging.getLogger("openkms.console")
 
 
-def build_console(services: Services, runner: Runner, settings: Settings) -> ASGIApp:
+def build_console(
+    services: Services, runner: Runner, settings: Settings, limits: SharedRateLimiter | None = None
+) -> ASGIApp:
+    """The console app; `limits` are the node's tenant rate limits, which console actions are
+    charged to as API requests are (per account, and per signed-in principal)."""
     app = Starlette(
         routes=[*auth.ROUTES, *pages.ROUTES, Mount("/static", StaticFiles(directory=STATIC), name="static")],
         exception_handlers={ActionFailed: _refused, HTTPException: _http_error, 500: _internal},
     )
-    app.state.console = ConsoleState(services, runner, settings, templates())
+    app.state.console = ConsoleState(services, runner, settings, templates(), PasswordLane(), limits)
     return ConsoleGuard(app, settings.max_body_bytes)
 
 

@@ -191,14 +191,16 @@ async def sign_in(request: Request) -> Response:
     try:
         if state.services.keystore.sealed:
             raise errors.Sealed()
-        session = await asyncio.to_thread(service.sign_in, name, password)
-    except errors.SignInLocked as exc:
-        await state.runner.refuse(attempt, exc)
-        return _sign_in_page(request, error="signin.locked", status=to_wire(exc).status, name=name)
+        session = await state.passwords.run(lambda: service.sign_in(name, password))
     except errors.SignInFailed as exc:
-        await asyncio.sleep(await asyncio.to_thread(service.failure_delay, name))
+        # Locked or not, known name or not: the same wait and the same answer (the record tells
+        # the operator which). Only the audit log says the name is locked.
+        await asyncio.sleep(service.failure_delay(name))
         await state.runner.refuse(attempt, exc)
-        return _sign_in_page(request, error="signin.failed", status=to_wire(exc).status, name=name)
+        return _sign_in_page(request, error="signin.failed", status=401, name=name)
+    except errors.Throttled as exc:
+        await state.runner.refuse(attempt, exc)
+        return _sign_in_page(request, error="signin.busy", status=429, name=name)
     except errors.Sealed as exc:
         await state.runner.refuse(attempt, exc)
         return _sign_in_page(request, error="signin.sealed", status=503, name=name)

@@ -53,20 +53,6 @@ class ConsoleGuard:
             return
         static = scope["path"].startswith(_STATIC_PREFIX)  # a mounted app sees the full path
         limit = self.max_body_bytes
-        for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or len(value) > 18 or int(value) > limit):
-                await _too_large(scope, receive, send)
-                return
-        received = 0
-
-        async def capped_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge()
-            return message
 
         async def guarded_send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -79,14 +65,33 @@ class ConsoleGuard:
                 message = {**message, "headers": headers}
             await send(message)
 
-        try:
-            await self.app(scope, capped_receive, guarded_send)
-        except BodyTooLarge:
-            await _too_large(scope, receive, guarded_send)
+        for name, value in scope["headers"]:
+            if name == b"content-length" and (not value.isdigit() or len(value) > 18 or int(value) > limit):
+                await _too_large(scope, receive, guarded_send)
+                return
+        # The body is read here, whole and capped, before the app sees it (a console form is small):
+        # a chunked body past the cap is answered 413 before any page has started to answer.
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            if len(body) > limit:
+                await _too_large(scope, receive, guarded_send)
+                return
+            if not message.get("more_body", False):
+                break
+        delivered = False
 
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
 
-class BodyTooLarge(Exception):
-    pass
+        await self.app(scope, replay, guarded_send)
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:

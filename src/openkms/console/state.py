@@ -8,7 +8,9 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from openkms.config import Settings
+from openkms.console.password_lane import PasswordLane
 from openkms.console.terms import TERMS
+from openkms.node.rate_limits import SharedRateLimiter
 from openkms.service.container import Services
 from openkms.service.runner import Runner
 
@@ -23,6 +25,8 @@ class ConsoleState:
     runner: Runner
     settings: Settings
     templates: Environment
+    passwords: PasswordLane  # sign-in's password checks, off the API's thread pool
+    limits: SharedRateLimiter | None = None  # the node's tenant rate limits (None: not charged)
 
 
 def templates() -> Environment:

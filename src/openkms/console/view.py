@@ -24,6 +24,8 @@ from openkms.api.params import Params
 from openkms.api.wire_errors import WireError, to_wire
 from openkms.console.state import PREFIX, ConsoleState
 from openkms.console.terms import translate
+from openkms.node.rate_limits import RateClass
+from openkms.policy.actions import USAGE_ACTIONS
 from openkms.service.context import Door, Principal, RequestContext
 from openkms.service.ids import new_request_id
 from openkms.service.outcome import Outcome
@@ -51,6 +53,12 @@ def find_action(name: str) -> tuple[Action, str]:
         if product.prefix == prefix:
             return product.actions[bare], f"{prefix}:{bare}"
     raise KeyError(name)
+
+
+def _rate_class(audit_name: str) -> RateClass:
+    if ":" in audit_name:
+        return RateClass.RAM  # ram:..., sts:...
+    return RateClass.CRYPTO if audit_name in USAGE_ACTIONS else RateClass.MANAGEMENT
 
 
 @dataclass(slots=True)
@@ -106,7 +114,15 @@ class Console:
         services = self.state.services
         ctx = self.context()
 
+        limits = self.state.limits
+        rate_class = _rate_class(audit_name)
+
         def use_case() -> Outcome[Answer]:
+            if limits is not None:
+                # Charged like an API request of the same class: to the account, and to the
+                # signed-in principal in place of an access key. Over a limit: Rejected.Throttling.
+                principal = self.principal
+                limits.admit(principal.account_id, f"console:{principal.arn}", rate_class, ctx.received_at)
             action.check_parameters(given)
             answer = action.handler(Params(given), ctx, services)
             return answer if isinstance(answer, Outcome) else Outcome(answer)

@@ -44,7 +44,7 @@ log = logging.getLogger("openkms.server")
 class OpenKMSApp:
     """Top-level ASGI app: routes `/` to the RPC dispatcher, the rest to Starlette."""
 
-    def __init__(self, runtime: Runtime, dispatcher: RpcDispatcher):
+    def __init__(self, runtime: Runtime, dispatcher: RpcDispatcher, limits: SharedRateLimiter | None = None):
         self.runtime = runtime
         self.settings = settings = runtime.settings
         self.services = runtime.services
@@ -52,7 +52,7 @@ class OpenKMSApp:
         self.audit: AuditSink = runtime.audit
         self.jobs = JobScheduler(runtime.services, runtime.runner, settings.job_interval_seconds)
         self.unseal_listener = UnsealListener(settings, runtime.keystore, self._after_unseal)
-        console = build_console(runtime.services, runtime.runner, settings)
+        console = build_console(runtime.services, runtime.runner, settings, limits)
         self.web = Starlette(
             routes=[
                 Route("/healthz", self.healthz),
@@ -206,7 +206,7 @@ def create_app(
         limits=limits,
         future_skew=settings.timestamp_future_skew_seconds,
     )
-    return OpenKMSApp(runtime, dispatcher)
+    return OpenKMSApp(runtime, dispatcher, limits)
 
 
 def app_from_environment() -> Any:

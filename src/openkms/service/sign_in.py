@@ -35,11 +35,9 @@ from openkms.types import AccountId
 
 # How often a session's last_seen is written at most (the idle expiry is a setting of many minutes).
 TOUCH_SECONDS = 30.0
-# The delay before answering a failed sign-in: doubles with each failure of a known name, capped; an
-# unknown name always gets the first failure's delay.
-BASE_DELAY = 0.25
-MAX_DELAY = 4.0
-UNKNOWN_NAME_DELAY = 2 * BASE_DELAY
+# The delay before answering a failed sign-in: the same for every name, known or not, locked or not,
+# so the answer's timing tells nothing about which names exist.
+FAILURE_DELAY = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +92,13 @@ class SignInService:
             raise SignInFailed()
         account_id, principal_name, row = found
         now = self._clock.timestamp()
-        if _locked(row, now):
-            raise SignInLocked(iso_utc(row.locked_until)) if row.locked_until else SignInLocked()
+        # The attempt is counted before its password is checked, so parallel guesses cannot get
+        # past the threshold while earlier ones are still being verified.
+        if not self._reserve_attempt(account_id, principal_name, now):
+            burn_verification(password)  # a locked name costs what any other does
+            raise SignInLocked()
         if not verify_password(password, row.password_hash):
-            self._record_failure(account_id, principal_name, now)
+            self._lock_if_due(account_id, principal_name, now)
             raise SignInFailed()
         assert parsed is not None
         token = secrets.token_urlsafe(32)
@@ -134,18 +135,34 @@ class SignInService:
         )
 
     def failure_delay(self, sign_in_name: str) -> float:
-        """Seconds the console waits before answering a failed sign-in of this name."""
-        parsed = parse_sign_in_name(sign_in_name)
-        if parsed is None:
-            return UNKNOWN_NAME_DELAY
-        with self._db.reading() as uow:
-            found = self._find(uow, parsed)
-        if found is None:
-            return UNKNOWN_NAME_DELAY
-        row = found[2]
-        if _locked(row, self._clock.timestamp()):
-            return MAX_DELAY
-        return float(min(BASE_DELAY * 2 ** min(row.failed_count, 16), MAX_DELAY))
+        """Seconds the console waits before answering a failed sign-in: the same for every name."""
+        return FAILURE_DELAY
+
+    def _reserve_attempt(self, account_id: str, principal_name: str, now: float) -> bool:
+        """Count one attempt on a name before its password is checked; False when it is locked
+        (or as many attempts as the threshold are already counted). A success resets the count."""
+        with self._db.unit_of_work(write=True) as uow:
+            row = uow.console.password(account_id, principal_name, lock=True)
+            if row is None:
+                return True  # deleted meanwhile: the check fails as for any unknown name
+            if _locked(row, now):
+                return False
+            lapsed = row.locked_until is not None
+            count = 0 if lapsed else row.failed_count
+            if count >= self._policy.lockout_threshold:
+                return False
+            uow.console.record_failure(account_id, principal_name, count + 1, None)
+        return True
+
+    def _lock_if_due(self, account_id: str, principal_name: str, now: float) -> None:
+        """After a failed check: lock the name once its counted attempts reach the threshold."""
+        with self._db.unit_of_work(write=True) as uow:
+            row = uow.console.password(account_id, principal_name, lock=True)
+            if row is None or row.locked_until is not None:
+                return
+            if row.failed_count >= self._policy.lockout_threshold:
+                locked_until = _moment(now + self._policy.lockout_seconds)
+                uow.console.record_failure(account_id, principal_name, row.failed_count, locked_until)
 
     def _record_failure(self, account_id: str, principal_name: str, now: float) -> None:
         with self._db.unit_of_work(write=True) as uow:

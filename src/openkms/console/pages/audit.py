@@ -34,7 +34,7 @@ async def audit(console: Console) -> Response:
         action=given("action"),
         principal=given("principal"),
         result=given("result") if given("result") in RESULTS else "",
-        page=int(number) if number.isdigit() and len(number) < 6 else 1,
+        page=int(number) if number.isascii() and number.isdigit() and len(number) < 6 else 1,
         page_size=PAGE_SIZE,
     )
     log = console.state.services.audit_log

@@ -14,6 +14,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
@@ -92,7 +93,12 @@ async def render(console: Console, shown: Shown) -> Response:
 
 def _days(interval: object) -> int | None:
     """RotationInterval as DescribeKey answers it ("2592000s") in whole days."""
-    if isinstance(interval, str) and interval.endswith("s") and interval[:-1].isdigit():
+    if (
+        isinstance(interval, str)
+        and interval.endswith("s")
+        and interval[:-1].isascii()
+        and interval[:-1].isdigit()
+    ):
         return int(interval[:-1]) // 86400
     return None
 
@@ -179,6 +185,8 @@ async def act(
 async def deletion_protection(console: Console) -> Response:
     form = await console.request.form()
     key_id = console.request.path_params["key_id"]
+    if text(form, "enabled") not in ("true", "false"):
+        raise HTTPException(400, "The form names no deletion protection state.")
     turn_on = text(form, "enabled") == "true"
     params = {
         "KeyId": key_id,
@@ -281,7 +289,7 @@ async def lifecycle(console: Console) -> Response:
     form = await console.request.form()
     operation = text(form, "op")
     if operation not in _LIFECYCLE:
-        operation = "enable"
+        raise HTTPException(400, "The form names no lifecycle operation.")
     action, notice = _LIFECYCLE[operation]
     params: dict[str, str | None] = {"KeyId": console.request.path_params["key_id"]}
     typed: dict[str, str] = {}

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import Response
@@ -118,7 +119,11 @@ async def _versions(console: Console, key: Mapping[str, Any]) -> dict[str, Any]:
     key_id = str(key["KeyId"])
     query = console.request.query_params
     page_value = query.get("page", "")
-    page_number = int(page_value) if page_value.isdigit() and 0 < int(page_value) < 1_000_000 else 1
+    page_number = (
+        int(page_value)
+        if page_value.isascii() and page_value.isdigit() and 0 < int(page_value) < 1_000_000
+        else 1
+    )
     params = {"KeyId": key_id, "PageNumber": str(page_number), "PageSize": str(VERSIONS_PAGE_SIZE)}
     listed, wire = await attempt(console, "ListKeyVersions", params)
     spec = str(key["KeySpec"])
@@ -251,7 +256,7 @@ async def wrapping_key_file(console: Console) -> Response:
     form = await console.request.form()
     try:
         key = serialization.load_pem_public_key(text(form, "public_key", 8192).encode())
-    except ValueError:
+    except (ValueError, UnsupportedAlgorithm):
         return Response("Not a public key.", status_code=400, media_type="text/plain")
     pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     return download(pem.decode(), f"{_key_id(console)}-wrapping-public-key.pem", "application/x-pem-file")

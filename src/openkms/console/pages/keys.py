@@ -137,7 +137,7 @@ def _filters(instance_id: str, chosen: Mapping[str, str]) -> list[dict[str, obje
 
 
 def _page(value: str | None) -> int:
-    return int(value) if value and value.isdigit() and 0 < int(value) < 1_000_000 else 1
+    return int(value) if value and value.isascii() and value.isdigit() and 0 < int(value) < 1_000_000 else 1
 
 
 # --- row actions -------------------------------------------------------------------------------
@@ -209,7 +209,9 @@ async def _render_default(
     master = None
     service_keys = []
     for key in found:
-        row = {"key": key, "aliases": await aliases_of(console, key.key_id)}
+        # What is shown of a key is what DescribeKey answers the caller (ListKeys grants only ids).
+        described = await console.call("DescribeKey", {"KeyId": key.key_id})
+        row = {"key": described["KeyMetadata"], "aliases": await aliases_of(console, key.key_id)}
         if key.creator_type is CreatorType.SERVICE:
             service_keys.append(row)
         else:

@@ -377,7 +377,7 @@ async def policy(console: Console) -> Response:
 
 
 async def _policy(console: Console, wire: WireError | None = None, status: int = 200) -> Response:
-    policy_type = console.request.path_params["policy_type"]
+    policy_type = console.request.path_params.get("policy_type", "Custom")  # delete routes: Custom
     found = await console.call(
         "ram:GetPolicy",
         {

@@ -96,10 +96,14 @@ TERMS: dict[str, tuple[str, str]] = {
     ),
     "signin.password": ("Password", "密码"),
     "signin.submit": ("Sign In", "登录"),
-    "signin.failed": ("The sign-in name or password is incorrect.", "登录名称或密码错误。"),
-    "signin.locked": (
-        "Too many failed attempts. Sign-in is locked for a while; try again later.",
-        "登录失败次数过多，已暂时锁定，请稍后再试。",
+    "signin.failed": (
+        "The sign-in name or password is incorrect, or the name is locked for a while after too many "
+        "failed attempts.",
+        "登录名称或密码错误，或因登录失败次数过多已被暂时锁定。",
+    ),
+    "signin.busy": (
+        "Too many sign-ins are being checked; try again in a moment.",
+        "登录请求过多，请稍后再试。",
     ),
     "signin.expired": ("Your session has ended. Please sign in again.", "会话已结束，请重新登录。"),
     "signin.sealed": (
