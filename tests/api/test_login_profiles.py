@@ -276,6 +276,7 @@ def test_a_first_start_writes_the_roots_console_password(tmp_path: Path) -> None
                 document["AccountId"], document["ConsolePassword"]
             )
             assert session.principal.name == "root"
+            assert session.password_reset_required  # written in clear: changed at the first sign-in
         finally:
             db.dispose()
         live.stop()

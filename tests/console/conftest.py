@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,11 +119,23 @@ class ConsoleAccount:
     account_id: str
 
 
+ROOT_PASSWORD = "Console-Root-Pass1"
+
+
 @pytest.fixture(scope="session")
 def console_root(console_server: LiveServer) -> ConsoleAccount:
-    """The root of the server's account, with the console password the first start wrote."""
+    """The root of the server's account. The first start's password must be changed at the first
+    sign-in (tests/console/test_sign_in.py shows it); the operator sets a known one instead, as
+    `openkms account password` does."""
     creds = json.loads((console_server.data_dir / "root-credentials.json").read_text())
-    return ConsoleAccount(creds["ConsoleSignInName"], creds["ConsolePassword"], creds["AccountId"])
+    env = {name: value for name, value in os.environ.items() if not name.startswith("OPENKMS_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "openkms.cli", "account", "password", "--account-id", creds["AccountId"],
+         "--password-stdin", "--data-dir", str(console_server.data_dir)],
+        input=ROOT_PASSWORD + "\n", capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return ConsoleAccount(creds["ConsoleSignInName"], ROOT_PASSWORD, creds["AccountId"])
 
 
 USER_PASSWORD = "Console-User-Pass1"

@@ -7,6 +7,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -241,3 +242,18 @@ def test_odd_requests_get_clear_answers_not_failures(
         assert too_large.headers["x-frame-options"] == "DENY"
     page.reload()
     expect(page).to_have_url(re.compile(r"/console/keys$"))  # the server is fine
+
+
+def test_the_first_start_password_must_be_changed_at_the_first_sign_in(
+    watched_page: Page, sign_in: Callable[..., None], tmp_path: Path
+) -> None:
+    server = LiveServer(tmp_path / "data").start()
+    try:
+        creds = json.loads((server.data_dir / "root-credentials.json").read_text())
+        page = watched_page
+        sign_in(page, server, creds["ConsoleSignInName"], creds["ConsolePassword"])
+        expect(page).to_have_url(re.compile(r"/console/password$"))
+        page.goto(f"{server.url}/console/keys")
+        expect(page).to_have_url(re.compile(r"/console/password$"))
+    finally:
+        server.stop()

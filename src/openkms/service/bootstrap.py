@@ -100,7 +100,8 @@ def ensure_root_access_key(
             uow.accounts.add_access_key(access_key_id, root, "root", wrapped, now)
             console_password = uow.console.password(root, "root") is None
             if console_password:
-                uow.console.add_password(new_password_row(root, "root", encoded, now))
+                # Written in clear to the credentials file: it must be changed at the first sign-in.
+                uow.console.add_password(new_password_row(root, "root", encoded, now, reset_required=True))
     except IntegrityError:
         return None
     document: dict[str, str] = {"AccountId": root}

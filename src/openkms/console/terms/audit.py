@@ -7,9 +7,10 @@ TERMS: dict[str, tuple[str, str]] = {
     "audit.verified_ok": ("The audit log is intact.", "审计日志完整。"),
     "audit.verified_broken": ("The audit log is broken.", "审计日志已损坏。"),
     "audit.not_verified": ("The audit log was not verified here.", "此处未校验审计日志。"),
-    "audit.files": ("files", "个文件"),
-    "audit.records": ("records", "条记录"),
-    "audit.line": ("line", "行"),
+    "audit.broken_where": (
+        "The server's operator sees where with openkms audit verify.",
+        "服务器管理员可通过 openkms audit verify 查看损坏位置。",
+    ),
     "audit.proves": (
         "Verified as by openkms audit verify: no record was edited, inserted, deleted or reordered, "
         "and no file was cut short or removed.",
