@@ -68,6 +68,12 @@ class Settings:
     max_header_bytes: int = 64 * 1024
     max_headers: int = 100
     max_body_bytes: int = 1 << 20
+    # The web console (service/sign_in.py): a session ends after idle seconds without a request or max
+    # seconds after sign-in; threshold failed sign-ins in a row lock a sign-in name for lockout seconds.
+    console_session_idle_seconds: int = 1800
+    console_session_max_seconds: int = 43200
+    console_lockout_threshold: int = 5
+    console_lockout_seconds: int = 900
     # Not settable from files: only from the environment (secrets) at first start.
     root_access_key_id: str | None = field(default=None, repr=False)
     root_access_key_secret: str | None = field(default=None, repr=False)
@@ -120,6 +126,7 @@ class Settings:
             "max_header_bytes": self.max_header_bytes,
             "max_headers": self.max_headers,
             "max_body_bytes": self.max_body_bytes,
+            **{name: getattr(self, name) for name in CONSOLE_FIELDS},
         }
 
 
@@ -138,6 +145,12 @@ RATE_FIELDS = (
     "rate_management_per_access_key",
     "rate_ram_per_access_key",
 )
+CONSOLE_FIELDS = {  # name: (least, most)
+    "console_session_idle_seconds": (60, 86_400),
+    "console_session_max_seconds": (300, 604_800),
+    "console_lockout_threshold": (1, 100),
+    "console_lockout_seconds": (1, 86_400),
+}
 _SECRET_FIELDS = {"root_access_key_id", "root_access_key_secret", "unseal_passphrase"}
 _FILE_FIELDS = {f.name for f in fields(Settings)} - _SECRET_FIELDS
 
@@ -157,6 +170,7 @@ def _coerce(name: str, raw: Any) -> Any:
             "grant_release_seconds",
             *_CLIENT_LIMITS,
             *RATE_FIELDS,
+            *CONSOLE_FIELDS,
         }:
             if isinstance(raw, bool):
                 raise TypeError
@@ -223,6 +237,13 @@ def _validate(settings: Settings) -> Settings:
             raise ConfigError(f"setting {name!r}: must be between 0 (no limit) and 10000000 per second")
     if not 0.001 <= settings.rate_burst_seconds <= 3600:
         raise ConfigError("setting 'rate_burst_seconds': must be between 0.001 and 3600")
+    for name, (least, most) in CONSOLE_FIELDS.items():
+        if not least <= getattr(settings, name) <= most:
+            raise ConfigError(f"setting {name!r}: must be between {least} and {most}")
+    if settings.console_session_idle_seconds > settings.console_session_max_seconds:
+        raise ConfigError(
+            "setting 'console_session_idle_seconds': must not exceed console_session_max_seconds"
+        )
     if settings.database_url:
         try:
             make_url(settings.database_url)

@@ -11,6 +11,8 @@
     │   ├── ImportTokenExpired     an authentic ImportToken past its TokenExpireTime
     │   ├── IncorrectKeyMaterial   imported material that does not unwrap, fit the spec, or match
     │   ├── MalformedPolicy        a policy document that does not parse or breaks a rule
+    │   ├── PasswordPolicyViolation a new password breaks the password rules
+    │   ├── IncorrectPassword      ChangePassword's OldPassword is not the current password
     │   ├── UnsupportedVersion     an API Version this server does not serve
     │   └── RequestTooLarge        a request body past the server's size cap (refused unread)
     ├── NotFound
@@ -37,7 +39,9 @@
     │   ├── ExpiredTimestamp
     │   ├── SecurityTokenExpired   an STS token past its expiry
     │   ├── InvalidSecurityToken   an STS token that is forged or malformed
-    │   └── NonceReused
+    │   ├── NonceReused
+    │   └── SignInFailed           a console sign-in name and password that do not sign in
+    │       └── SignInLocked       too many failed sign-ins: the name is locked for a while
     ├── AccessDenied               authenticated, not allowed
     ├── Throttled                  over a request-rate limit or a share of the replay cache
     ├── InternalError              an unexpected server-side fault (answered InternalFailure)
@@ -145,6 +149,19 @@ class MalformedPolicy(InvalidArgument):
     """A policy document that OpenKMS would not enforce exactly as written."""
 
     default_message = "The policy document is malformed."
+
+
+class PasswordPolicyViolation(InvalidArgument):
+    """A new password that breaks the rules (`service/passwords.py`); the message names the rule."""
+
+    default_message = "The password does not meet the password policy."
+
+
+class IncorrectPassword(InvalidArgument):
+    default_message = "The old password is incorrect."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, parameter="OldPassword")
 
 
 class NotFound(OpenKMSError):
@@ -261,6 +278,20 @@ class InvalidSecurityToken(AuthenticationError):
 
 class NonceReused(AuthenticationError):
     default_message = "The request signature nonce has been used."
+
+
+class SignInFailed(AuthenticationError):
+    """One answer whatever was wrong (unknown name, no login profile, wrong password, ended session)."""
+
+    default_message = "The sign-in name or password is incorrect."
+
+
+class SignInLocked(SignInFailed):
+    def __init__(self, until: str | None = None) -> None:
+        super().__init__(
+            "Too many failed sign-ins: this sign-in name is locked"
+            + (f" until {until}." if until else " for a while.")
+        )
 
 
 class AccessDenied(OpenKMSError):

@@ -138,3 +138,41 @@ def test_regions_status_and_instances(kms: KmsCaller, instance_id: str) -> None:
     with pytest.raises(KmsError) as caught:
         kms.call("GetKmsInstance", KmsInstanceId="kst-hzznothere00000000000000")
     assert caught.value.status == 404
+
+
+def test_list_keys_filters_by_instance_id_alias_and_tag(kms: KmsCaller, instance_id: str) -> None:
+    """The filters Alibaba's SDK documents beyond the key's own fields: the console's instance
+    selector, its search and its tag filter page through the answer, so the server must filter."""
+    made = [kms.call("CreateKey", DKMSInstanceId=instance_id)["KeyMetadata"]["KeyId"] for _ in range(3)]
+    suffix = made[0][-8:]
+    kms.call("CreateAlias", KeyId=made[0], AliasName=f"alias/filter-{suffix}")
+    kms.call("TagResource", KeyId=made[1], Tags=json.dumps([{"TagKey": "team", "TagValue": suffix}]))
+    kms.call("TagResource", KeyId=made[2], Tags=json.dumps([{"TagKey": "team", "TagValue": "other"}]))
+
+    def listed(*filters: tuple[str, list[str]]) -> set[str]:
+        # Every page (the suite's shared server holds hundreds of keys in the instance).
+        given = json.dumps([{"Key": key, "Values": values} for key, values in filters])
+        found: list[str] = []
+        for page_number in range(1, 1000):
+            answer = kms.call("ListKeys", PageSize=100, PageNumber=page_number, Filters=given)
+            found += [key["KeyId"] for key in answer["Keys"]["Key"]]
+            if len(found) >= answer["TotalCount"] or not answer["Keys"]["Key"]:
+                break
+        assert len(found) == answer["TotalCount"] == len(set(found))
+        return set(found)
+
+    assert set(made) <= listed(("DKMSInstanceId", [instance_id]))
+    assert not listed(("DKMSInstanceId", ["kst-hzznothere00000000000000"]))
+    assert listed(("AliasName", [f"alias/filter-{suffix}"])) == {made[0]}
+    assert listed(("keyId", [made[1], made[2]])) == {made[1], made[2]}
+    assert listed(("TagKey", ["team"]), ("TagValue", [suffix])) == {made[1]}
+    assert {made[1], made[2]} <= listed(("TagKey", ["team"]), ("DKMSInstanceId", [instance_id]))
+    assert listed(("TagValue", [suffix]), ("keyId", [made[2]])) == set()
+    paged = kms.call(
+        "ListKeys",
+        PageSize=1,
+        PageNumber=2,
+        Filters=json.dumps([{"Key": "keyId", "Values": made}]),
+    )
+    assert paged["TotalCount"] == 3
+    assert [key["KeyId"] for key in paged["Keys"]["Key"]] == [made[1]]

@@ -25,7 +25,13 @@ def test_readme_example_prints_hello(tmp_path: Path) -> None:
     try:
         credentials = tmp_path / "openkms-data" / "root-credentials.json"
         assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
-        assert set(json.loads(credentials.read_text())) == {"AccountId", "AccessKeyId", "AccessKeySecret"}
+        assert set(json.loads(credentials.read_text())) == {
+            "AccountId",
+            "AccessKeyId",
+            "AccessKeySecret",
+            "ConsoleSignInName",
+            "ConsolePassword",
+        }
         code = snippet.group(1).replace("127.0.0.1:9600", server.endpoint)
         result = subprocess.run(
             [sys.executable, "-c", code],
@@ -39,6 +45,8 @@ def test_readme_example_prints_hello(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == "hello"
         assert "root-credentials.json" in server.log()
-        assert json.loads(credentials.read_text())["AccessKeySecret"] not in server.log()
+        written = json.loads(credentials.read_text())
+        assert written["AccessKeySecret"] not in server.log()
+        assert written["ConsolePassword"] not in server.log()
     finally:
         server.stop()

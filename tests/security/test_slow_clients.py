@@ -1,7 +1,8 @@
 """Slow and oversized clients against a live server: slowloris and silent connections are closed at
 their timeouts, a slow body is cut, an oversized body is refused (413, audited) without being read,
-oversized header sections get 431, and 200 trickling connections do not keep normal clients out.
-The limits reach every worker of a multi-worker server."""
+oversized header sections get 431, an endless chunked trailer is cut at the header cap, and 200
+trickling connections do not keep normal clients out. The limits reach every worker of a multi-worker
+server."""
 
 from __future__ import annotations
 
@@ -174,6 +175,19 @@ def test_the_refusal_of_an_oversized_body_is_audited(limited: LiveServer) -> Non
         time.sleep(0.2)
     assert len(records) == 1
     assert records[0]["result"] == "EntityTooLarge"
+
+
+def test_a_chunked_body_with_an_endless_trailer_is_cut_at_the_header_cap(limited: LiveServer) -> None:
+    """A trailer httptools would grow with every read until the body timeout: the server closes the
+    connection once the trailer passes the header cap, with most of the 16 MiB unread (so the
+    client's write is reset), and goes on serving."""
+    with _connect(limited) as conn:
+        conn.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        conn.sendall(b"5\r\nhello\r\n0\r\nX-Endless: ")
+        with pytest.raises((BrokenPipeError, ConnectionResetError)):
+            conn.sendall(b"v" * (16 << 20))
+    params = signed_params("ListKmsInstances", ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+    assert send(limited.url, params).status_code == 200
 
 
 @pytest.mark.parametrize(

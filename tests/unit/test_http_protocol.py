@@ -1,5 +1,7 @@
 """The limited httptools protocol (server/http_protocol.py) inside a real uvicorn server, in this
-process, with a small ASGI app: header caps, timeouts, the connection cap, keep-alive reuse."""
+process, with a small ASGI app: header caps, the caps on a chunked body's lines (trailers, chunk
+extensions), timeouts (and none while uvicorn does not read), the connection cap, keep-alive reuse,
+pipelining."""
 
 from __future__ import annotations
 
@@ -17,12 +19,14 @@ from typing import Any
 
 import pytest
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.flow_control import FlowControl
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from openkms.config import load_settings
 from openkms.server.http_protocol import ConnectionLimits, LimitedHttpToolsProtocol, error_answer
 
 SLACK = 10.0  # seconds a closing may take beyond its timeout on a busy machine (a bound, not a timing)
+SLOW = 3.0  # seconds the app takes to answer a request for /slow: past the timeouts of LIMITS
 
 
 async def _echo_app(
@@ -30,6 +34,8 @@ async def _echo_app(
 ) -> None:
     if scope["type"] != "http":
         return
+    if scope["path"] == "/slow":
+        await asyncio.sleep(SLOW)
     body = b""
     while True:
         message = await receive()
@@ -154,6 +160,127 @@ def test_an_endless_header_line_is_refused_before_it_ends() -> None:
     asyncio.run(scenario())
 
 
+CHUNKED = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def test_a_chunked_body_with_a_trailer_passes_and_the_app_is_not_shown_the_trailer() -> None:
+    async def scenario() -> None:
+        async with _server(LIMITS) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(CHUNKED + b"5\r\nhello\r\n0\r\nX-Trailer: v\r\n\r\n")
+            status, _headers, body = await _answer(reader)
+            assert (status, json.loads(body)) == (200, {"headers": 2, "body": 5})
+            writer.close()
+
+    asyncio.run(scenario())
+
+
+def test_bodies_and_chunks_past_the_header_cap_pass() -> None:
+    """Only the lines of a chunked body count against the cap, not its data, even when a chunk's
+    data arrives in a read of its own after its size line."""
+
+    async def scenario() -> None:
+        async with _server(LIMITS) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10000\r\n\r\n" + b"a" * 10000)
+            status, _headers, body = await _answer(reader)
+            assert (status, json.loads(body)) == (200, {"headers": 2, "body": 10000})
+            writer.write(CHUNKED)
+            for _ in range(3):
+                writer.write(b"2000\r\n")  # 8 KiB, twice the header cap
+                await writer.drain()
+                await asyncio.sleep(0.05)  # let the server read the size line alone
+                writer.write(b"a" * 0x2000 + b"\r\n")
+                await writer.drain()
+            writer.write(b"0\r\n\r\n")
+            status, _headers, body = await _answer(reader)
+            assert (status, json.loads(body)) == (200, {"headers": 2, "body": 3 * 0x2000})
+            writer.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        b"5\r\nhello\r\n0\r\nX-Endless: ",  # a trailer's value
+        b"5\r\nhello\r\n0\r\n",  # a trailer's name
+        b"5;ext=",  # the first chunk's extension
+        b"5\r\nhello\r\n5;ext=",  # a later chunk's extension
+    ],
+    ids=["trailer-value", "trailer-name", "first-extension", "later-extension"],
+)
+def test_endless_lines_of_a_chunked_body_are_cut_at_the_header_cap(start: bytes) -> None:
+    """httptools would grow a trailer with every read until the body timeout: its bytes are counted
+    like a header section's, so the connection is cut long before 16 MiB are read."""
+
+    async def scenario() -> None:
+        limits = ConnectionLimits(header_timeout=60.0, body_timeout=60.0, max_header_bytes=4096)
+        async with _server(limits) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(CHUNKED + start + b"v" * (16 << 20))
+            with pytest.raises(ConnectionError):  # reset: the server closed with all that unread
+                await asyncio.wait_for(writer.drain(), timeout=SLACK)
+            writer.close()
+            # ... and it goes on serving.
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert (await _answer(reader))[0] == 200
+            writer.close()
+
+    asyncio.run(scenario())
+
+
+def test_trailers_past_the_field_cap_close_the_connection_unanswered() -> None:
+    """The app is serving the request when its trailers arrive: a 431 would land inside its answer."""
+
+    async def scenario() -> None:
+        async with _server(LIMITS) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            trailers = b"".join(b"X-%d: v\r\n" % i for i in range(LIMITS.max_headers))
+            writer.write(CHUNKED + b"5\r\nhello\r\n0\r\n" + trailers + b"\r\n")
+            assert await _closed_within(reader, SLACK) == b""
+            writer.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_pipelined_request_is_not_timed_out_while_it_waits_for_the_one_before() -> None:
+    """uvicorn stops reading while a pipelined request waits: its body cannot arrive meanwhile."""
+
+    async def scenario() -> None:
+        async with _server(LIMITS) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(
+                b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"
+            )
+            await writer.drain()
+            await asyncio.sleep(0.2)  # the server reads both heads and stops reading
+            writer.write(b"hello")  # read once the slow answer is out, SLOW seconds later
+            status, _headers, body = await _answer(reader)
+            assert (status, json.loads(body)) == (200, {"headers": 1, "body": 0})
+            status, _headers, body = await _answer(reader)
+            assert (status, json.loads(body)) == (200, {"headers": 2, "body": 5})
+            writer.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_refusal_behind_an_unfinished_pipelined_answer_closes_unanswered() -> None:
+    """The 431 would reach the client before (or inside) the answer to the request before it."""
+
+    async def scenario() -> None:
+        async with _server(LIMITS) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            too_many = b"".join(b"X-%d: v\r\n" % i for i in range(LIMITS.max_headers + 1))
+            writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\n" + too_many + b"\r\n")
+            assert await _closed_within(reader, SLACK) == b""
+            writer.close()
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize(
     "sent",
     [b"", b"GET / HTTP/1.1\r\nHost", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"],
@@ -255,6 +382,7 @@ def test_the_hooked_parent_methods_exist() -> None:
         for name, member in vars(LimitedHttpToolsProtocol).items()
         if inspect.isfunction(member) and not name.startswith("_")
     }
+    own = {"on_chunk_complete"}  # httptools calls it; uvicorn's protocol has none (else: call it)
     assert hooked == {
         "connection_made",
         "data_received",
@@ -265,11 +393,16 @@ def test_the_hooked_parent_methods_exist() -> None:
         "on_headers_complete",
         "on_body",
         "on_message_complete",
+        *own,
     }
-    for name in hooked:
+    for name in hooked - own:
         assert callable(getattr(HttpToolsProtocol, name, None)), name
-    for attribute in ("loop", "connections", "transport", "cycle"):
+    for name in own:
+        assert not hasattr(HttpToolsProtocol, name), name
+    for attribute in ("loop", "connections", "transport", "cycle", "flow"):
         assert attribute in inspect.getsource(HttpToolsProtocol.__init__), attribute
+    assert "self.read_paused" in inspect.getsource(FlowControl.__init__)
+    assert "self.response_complete" in inspect.getsource(RequestResponseCycle.__init__)
 
 
 def test_error_answer_is_a_complete_alibaba_error() -> None:

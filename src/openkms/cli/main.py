@@ -113,7 +113,9 @@ def serve(
     os.environ["OPENKMS_DATABASE_URL"] = settings.effective_database_url
     console.print(
         f"OpenKMS listening on http://{settings.host}:{settings.port} "
-        f"(regions {', '.join(settings.regions)}; {settings.workers} worker(s))"
+        f"(regions {', '.join(settings.regions)}; {settings.workers} worker(s))\n"
+        f"Console: http://{settings.host}:{settings.port}/console/ (the root's sign-in name and first "
+        f"password are in {settings.data_dir / 'root-credentials.json'}; `openkms account password` sets it)"
     )
     options: dict[str, Any] = {
         "factory": True,
@@ -244,6 +246,48 @@ def account_create(
         typer.echo(f"AccountId:       {created.account_id}")
         typer.echo(f"AccessKeyId:     {created.access_key_id}")
         typer.echo(f"AccessKeySecret: {secret}   (shown once; store it now)")
+
+
+@account_app.command("password")
+def account_password(
+    account_id: Annotated[
+        str | None, typer.Option("--account-id", help="The main account (uid); default: the default account.")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
+    ] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Set the console password of a main account's root (its sign-in name is the account uid).
+
+    The password is read from a hidden prompt (typed twice) or with --password-stdin, never from the
+    command line; it must meet the password policy. The root's console sessions end.
+    """
+    import sys
+
+    from openkms.cli.admin import operator_context, run_admin
+    from openkms.resource import Resource
+    from openkms.service.outcome import Outcome
+    from openkms.types import AccountId
+
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("New console password", hide_input=True, confirmation_prompt=True)
+    with _runtime(settings) as runtime:
+        services = runtime.services
+        account = AccountId(account_id) if account_id else services.instances.root_account()
+        ctx = operator_context(runtime, account, settings.default_region)
+
+        def use_case() -> Outcome[None]:
+            services.sign_in.set_account_password(account, password)
+            return Outcome(None, Resource.account(account))
+
+        _admin_call(lambda: run_admin(runtime, ctx, "SetAccountPassword", use_case))
+    typer.echo(f"console password set for {account} (sign in as {account})")
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ from openkms.errors import AuditUnavailable
 from openkms.node.nonces import SharedNonceStore
 from openkms.server.file_modes import tighten_data_dir
 from openkms.server.runtime import build_store, upgrade_schema
-from openkms.service.bootstrap import bootstrap_store, ensure_root_access_key
+from openkms.service.bootstrap import bootstrap_store, describe_root_credentials, ensure_root_access_key
 from openkms.service.replay import NONCE_FILE, node_memory_dir, rebuild_replay_cache
 from openkms.service.seal import root_of_trust
 
@@ -71,12 +71,7 @@ def prepare_store(settings: Settings, console: Console) -> None:
         created = ensure_root_access_key(db, keystore, clock, settings.data_dir, settings.root_access_key)
         keystore.seal()
         if created is not None:
-            where = (
-                f"its secret is in {created.written_to} (mode 0600)"
-                if created.written_to
-                else "its secret is the one in OPENKMS_ROOT_ACCESS_KEY_SECRET"
-            )
-            console.print(f"root account {account}: access key {created.access_key_id} created; {where}")
+            console.print(f"root account {account}: {describe_root_credentials(created)}")
     finally:
         db.dispose()
 

@@ -73,3 +73,14 @@ class KeyFilter:
     usages: Sequence[str] = ()
     protection_levels: Sequence[str] = ()
     creator_types: Sequence[str] = ()
+    creators: Sequence[str] = ()
+    instance_ids: Sequence[str] = ()
+    key_ids: Sequence[str] = ()
+    alias_names: Sequence[str] = ()
+    # A key matches the tag filters when one of its tags has one of `tag_keys` and, when
+    # `tag_values` is set too, one of `tag_values` (the same tag).
+    tag_keys: Sequence[str] = ()
+    tag_values: Sequence[str] = ()
+    # Only the keys outside any instance: the region's customer master key and the service keys
+    # (the console's Default Keys tab; no wire filter names it).
+    default_keys_only: bool = False

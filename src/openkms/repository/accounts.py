@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, update
 
 from openkms.repository.tables import access_keys, accounts, regions
 from openkms.types import AccessKeyId, AccountId, RegionId
@@ -37,6 +37,23 @@ class AccountRepository:
 
     def add_account(self, account_id: AccountId, now: datetime) -> None:
         self._c.execute(insert(accounts).values(account_id=account_id, kms_status="Enabled", created_at=now))
+
+    def exists(self, account_id: str) -> bool:
+        return (
+            self._c.execute(select(accounts.c.account_id).where(accounts.c.account_id == account_id)).first()
+            is not None
+        )
+
+    def alias(self, account_id: str) -> str | None:
+        row = self._c.execute(select(accounts.c.alias).where(accounts.c.account_id == account_id)).first()
+        return None if row is None else row.alias
+
+    def account_with_alias(self, alias: str) -> AccountId | None:
+        row = self._c.execute(select(accounts.c.account_id).where(accounts.c.alias == alias)).first()
+        return None if row is None else AccountId(row.account_id)
+
+    def set_alias(self, account_id: str, alias: str | None) -> None:
+        self._c.execute(update(accounts).where(accounts.c.account_id == account_id).values(alias=alias))
 
     def kms_status(self, account_id: AccountId) -> str | None:
         row = self._c.execute(

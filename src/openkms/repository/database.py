@@ -21,6 +21,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from openkms.repository.accounts import AccountRepository
 from openkms.repository.aliases import AliasRepository
 from openkms.repository.blocking import ensure_may_block
+from openkms.repository.console import ConsoleRepository
 from openkms.repository.identities import IdentityRepository
 from openkms.repository.imports import ImportRepository
 from openkms.repository.instances import InstanceRepository
@@ -54,6 +55,7 @@ class UnitOfWork:
         self.tags = TagRepository(connection)
         self.lifecycle = LifecycleRepository(connection)
         self.imports = ImportRepository(connection)
+        self.console = ConsoleRepository(connection)
 
 
 class Database:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from openkms.domain.key import Key, KeyFilter, KeyVersion
 from openkms.errors import Conflict
-from openkms.repository.tables import as_utc, key_versions, keys
+from openkms.repository.tables import aliases, as_utc, key_tags, key_versions, keys
 from openkms.types import (
     AccountId,
     CreatorType,
@@ -111,9 +111,28 @@ class KeyRepository:
             (keys.c.usage, key_filter.usages),
             (keys.c.protection_level, key_filter.protection_levels),
             (keys.c.creator_type, key_filter.creator_types),
+            (keys.c.creator, key_filter.creators),
+            (keys.c.instance_id, key_filter.instance_ids),
+            (keys.c.key_id, key_filter.key_ids),
         ):
             if values:
                 conditions.append(column.in_(list(values)))
+        if key_filter.default_keys_only:
+            conditions.append(keys.c.instance_id.is_(None))
+        if key_filter.alias_names:
+            conditions.append(
+                exists().where(
+                    aliases.c.key_id == keys.c.key_id,
+                    aliases.c.alias_name.in_(list(key_filter.alias_names)),
+                )
+            )
+        if key_filter.tag_keys or key_filter.tag_values:
+            tagged = [key_tags.c.key_id == keys.c.key_id]
+            if key_filter.tag_keys:
+                tagged.append(key_tags.c.tag_key.in_(list(key_filter.tag_keys)))
+            if key_filter.tag_values:
+                tagged.append(key_tags.c.tag_value.in_(list(key_filter.tag_values)))
+            conditions.append(exists().where(*tagged))
         total = self._c.execute(select(func.count()).select_from(keys).where(*conditions)).scalar_one()
         rows = self._c.execute(
             select(keys)

@@ -55,6 +55,24 @@ class SharingRepository:
         ).first()
         return found is not None
 
+    def shared_with(self, instance_id: str) -> list[tuple[str, datetime]]:
+        """(account, since when) of every account the instance is shared with, by account."""
+        rows = self._c.execute(
+            select(instance_shares.c.account_id, instance_shares.c.shared_at)
+            .where(instance_shares.c.instance_id == instance_id)
+            .order_by(instance_shares.c.account_id)
+        )
+        return [(r.account_id, as_utc(r.shared_at)) for r in rows]
+
+    def shared_instances(self, account_id: str) -> list[str]:
+        """The instances of other accounts shared with `account_id`, by id."""
+        rows = self._c.execute(
+            select(instance_shares.c.instance_id)
+            .where(instance_shares.c.account_id == account_id)
+            .order_by(instance_shares.c.instance_id)
+        )
+        return [r.instance_id for r in rows]
+
     def lock_instance(self, instance_id: str) -> None:
         """Serialize grant changes on one instance (PostgreSQL row lock; SQLite writers are serial)."""
         if self._c.dialect.name != "sqlite":

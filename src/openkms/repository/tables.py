@@ -42,6 +42,8 @@ accounts = Table(
     Column("account_id", String(16), primary_key=True),
     Column("kms_status", String(16), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # The account alias (RAM SetAccountAlias, migration 0006): a second name for sign-in names.
+    Column("alias", String(32), nullable=True, unique=True),
 )
 
 access_keys = Table(
@@ -305,4 +307,39 @@ audit_heads = Table(
     Column("hash", String(64), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_audit_heads_node_slot", "node", "slot"),
+)
+
+
+# ---- console sign-in (migration 0006) ---------------------------------------------------------------
+
+# One password per principal that may sign in to the console: "root" (the account's main account
+# password) or "user/<name>" (a RAM user's login profile: the row IS the login profile). Only the
+# Argon2id PHC string is stored. Failed attempts count towards a lock until `locked_until`.
+console_passwords = Table(
+    "console_passwords",
+    metadata,
+    Column("account_id", String(16), ForeignKey("accounts.account_id"), primary_key=True),
+    Column("principal_name", String(128), primary_key=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("password_reset_required", Boolean, nullable=False),
+    Column("mfa_bind_required", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("failed_count", Integer, nullable=False),
+    Column("locked_until", DateTime(timezone=True), nullable=True),
+)
+
+# Console sessions: only the SHA-256 of the cookie's token is stored (a stolen table opens nothing).
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("account_id", String(16), ForeignKey("accounts.account_id"), nullable=False),
+    Column("principal_name", String(128), nullable=False),
+    Column("sign_in_name", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),  # absolute; idle expiry is a setting
+    Index(None, "account_id", "principal_name"),
+    Index(None, "expires_at"),
 )

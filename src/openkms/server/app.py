@@ -1,7 +1,7 @@
 """The server's ASGI application: the one place where the request path is fixed.
 
 `/` is the Alibaba RPC endpoint, served by a raw ASGI handler (the hot path pays for no framework);
-everything else (`/healthz`, later the console) is a Starlette app. The object graph comes from
+everything else (`/healthz`, the console at `/console/`) is a Starlette app. The object graph comes from
 `server/runtime.py`, built once per worker process and passed down: no module-global engines,
 sessions or singletons. The lifespan unseals, starts the jobs and the usage flusher, and closes
 everything in order.
@@ -18,21 +18,22 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import JSONResponse, RedirectResponse
+from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from openkms.api.dispatch import RawRequest, RpcDispatcher
 from openkms.audit import AuditSink
 from openkms.clock import Clock, DevClock, iso_utc
 from openkms.config import Settings, load_settings
+from openkms.console.app import build_console
 from openkms.jobs.scheduler import JobScheduler
 from openkms.node.nonces import SharedNonceStore
 from openkms.node.rate_limits import RATE_FILE, SharedRateLimiter
 from openkms.server.file_modes import keep_new_files_private
 from openkms.server.runtime import Runtime, build_runtime, key_audit_chain, tenant_limits
 from openkms.server.unseal import UnsealListener
-from openkms.service.bootstrap import ensure_root_access_key
+from openkms.service.bootstrap import describe_root_credentials, ensure_root_access_key
 from openkms.service.replay import NONCE_FILE, node_memory_dir
 from openkms.service.seal import root_of_trust
 from openkms.service.usage import FLUSH_SECONDS as USAGE_FLUSH_SECONDS
@@ -43,7 +44,7 @@ log = logging.getLogger("openkms.server")
 class OpenKMSApp:
     """Top-level ASGI app: routes `/` to the RPC dispatcher, the rest to Starlette."""
 
-    def __init__(self, runtime: Runtime, dispatcher: RpcDispatcher):
+    def __init__(self, runtime: Runtime, dispatcher: RpcDispatcher, limits: SharedRateLimiter | None = None):
         self.runtime = runtime
         self.settings = settings = runtime.settings
         self.services = runtime.services
@@ -51,7 +52,15 @@ class OpenKMSApp:
         self.audit: AuditSink = runtime.audit
         self.jobs = JobScheduler(runtime.services, runtime.runner, settings.job_interval_seconds)
         self.unseal_listener = UnsealListener(settings, runtime.keystore, self._after_unseal)
-        self.web = Starlette(routes=[Route("/healthz", self.healthz)], lifespan=self._lifespan)
+        console = build_console(runtime.services, runtime.runner, settings, limits)
+        self.web = Starlette(
+            routes=[
+                Route("/healthz", self.healthz),
+                Route("/console", _to_console),
+                Mount("/console", app=console),
+            ],
+            lifespan=self._lifespan,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == "/":
@@ -142,9 +151,7 @@ class OpenKMSApp:
             self.settings.root_access_key,
         )
         if created is not None and created.written_to is not None:
-            log.warning(
-                "root access key %s created; its secret is in %s", created.access_key_id, created.written_to
-            )
+            log.warning("root account %s: %s", created.account_id, describe_root_credentials(created))
 
     @asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
@@ -174,6 +181,10 @@ class OpenKMSApp:
             self.services.db.dispose()
 
 
+async def _to_console(request: Request) -> RedirectResponse:
+    return RedirectResponse("/console/", status_code=308)
+
+
 def create_app(
     settings: Settings, *, audit: AuditSink | None = None, clock: Clock | None = None
 ) -> OpenKMSApp:
@@ -195,7 +206,7 @@ def create_app(
         limits=limits,
         future_skew=settings.timestamp_future_skew_seconds,
     )
-    return OpenKMSApp(runtime, dispatcher)
+    return OpenKMSApp(runtime, dispatcher, limits)
 
 
 def app_from_environment() -> Any:

@@ -30,13 +30,17 @@ def keep_new_files_private() -> None:
 
 def create_sqlite_file(database_url: str) -> None:
     """Create the SQLite database file 0600 if it does not exist yet (SQLite gives its -wal, -shm
-    and -journal files the mode of the database file)."""
+    and -journal files the mode of the database file). Only ever creates it: an existing file, or a
+    symbolic link in its place, is SQLite's to open as the operator left it, read-only or linked."""
     url = make_url(database_url)
     if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
         return
     path = Path(url.database)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except FileExistsError:
+        return
     os.close(fd)
 
 

@@ -5,17 +5,26 @@ Owns what a slow or oversized client may hold of a worker before any request rea
   accept, for the first request: a client that connects and says nothing is closed too);
 - the body must arrive within `body_timeout` of the end of the headers;
 - the header section is at most `max_header_bytes` and `max_headers` fields (431, then closed);
+- so are the lines between a chunked body's data: a size line with its extensions, and after the
+  last chunk the trailer section, whose fields count with the headers' (the Alibaba SDKs never send
+  trailers, and the app is never shown them);
 - the worker holds at most `max_connections` open connections: one more is answered 503 and closed
   before anything of it is read.
 A timed-out connection is closed without an answer, as other servers do. The clocks are deadlines
 the request path only writes (a float per phase change, no timer per request); one timer per
 connection, ticking every `tick` seconds (a quarter of the shorter timeout, at most 1 s), closes the
-connection once its deadline has passed, so a timeout fires up to one tick late. The body's size is the
-app's to refuse (`server/app.py`), so that the refusal is audited like any other.
+connection once its deadline has passed, so a timeout fires up to one tick late. While uvicorn does not
+read (a pipelined request waits for the answer before it, or the app has not taken the body buffered so
+far) the client cannot be late: the deadline moves on with the clock. A refusal is written only when no
+answer is under way; else (trailers refused while their request is being answered, or a header section
+while a pipelined request before it is) the connection is closed unanswered, so that no 431 lands before
+or inside another answer. The body's size is the app's to refuse (`server/app.py`), so that the
+refusal is audited like any other.
 
 Uvicorn has no header timeout, hence this subclass. It hooks only the protocol's documented
 callbacks (asyncio's `connection_made`, `data_received`, `connection_lost`; httptools' `on_*`)
-and calls each parent method it overrides; `tests/unit/test_http_protocol.py` pins them.
+and calls each parent method it overrides, but for the fields of a refused header section and of
+trailers; `tests/unit/test_http_protocol.py` pins them.
 Never reads the body, and never logs what a client sent.
 """
 
@@ -74,7 +83,12 @@ class ConnectionLimits:
 class _Phase(enum.Enum):
     IDLE = "idle"  # between requests (or before the first): no byte of a request yet
     HEADERS = "headers"  # a request began; its header section is incomplete
-    BODY = "body"  # the headers are complete; the body is still arriving
+    BODY = "body"  # the headers are complete; the body's data is still arriving
+    # Between the headers or a chunk's data and the next data: lines of a chunked body. A size line
+    # may carry extensions of any length, and after the last chunk (size 0) comes the trailer section,
+    # which httptools buffers like header lines (a field grows with every read until its line ends):
+    # their bytes are counted like the headers'. The first byte of data (of any body) ends it.
+    LINES = "chunk lines"
 
 
 def error_answer(status: http.HTTPStatus, code: str, message: str) -> bytes:
@@ -114,6 +128,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_fields = 0
         self._head_size = 0  # of its complete lines, as parsed
         self._refused = False
+        self._looked_at = 0.0  # loop time of the last tick
 
     # asyncio callbacks
 
@@ -128,6 +143,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             )
             return
         self._arm(self.limits.header_timeout)  # a client that connects and says nothing
+        self._looked_at = self.loop.time()
         self._ticker = self.loop.call_later(self.limits.tick, self._look_at_the_clock)
 
     def data_received(self, data: bytes) -> None:
@@ -136,11 +152,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._phase is _Phase.IDLE and self._deadline is None:
             self._arm(self.limits.header_timeout)  # the first byte of a request starts the clock
         if self._phase is not _Phase.BODY:
-            # Every byte from here to the end of the headers belongs to the header section, which
-            # httptools buffers until a line is complete: count it before the parser holds it.
+            # Every byte from here to the end of the headers (or the chunk lines) belongs to that
+            # section, which httptools buffers until a line is complete: count it before the parser
+            # holds it. (The body's data takes the phase to BODY, uncounted.)
             self._head_bytes += len(data)
         super().data_received(data)
-        unfinished = not self._refused and self._phase is _Phase.HEADERS
+        unfinished = not self._refused and self._phase in (_Phase.HEADERS, _Phase.LINES)
         if unfinished and self._head_bytes > self.limits.max_header_bytes:
             self._refuse_headers()
 
@@ -175,6 +192,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_fields > self.limits.max_headers or self._head_size > self.limits.max_header_bytes:
             self._refuse_headers()
             return
+        if self._phase is _Phase.LINES:  # a trailer: uvicorn would add it to the headers the app
+            return  # is already serving the request with
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
@@ -183,7 +202,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_size > self.limits.max_header_bytes:  # a long request target
             self._refuse_headers()
             return
-        self._phase = _Phase.BODY
+        self._phase = _Phase.LINES  # a chunked body's first size line, if any, comes next
         self._head_bytes = 0
         self._arm(self.limits.body_timeout)
         super().on_headers_complete()
@@ -191,7 +210,17 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_body(self, body: bytes) -> None:
         if self._refused:
             return
+        if self._phase is _Phase.LINES:
+            self._phase = _Phase.BODY
+            self._head_bytes = 0
         super().on_body(body)
+
+    def on_chunk_complete(self) -> None:
+        """A chunk's data and its line end arrived: the next size line follows (or, after the trailer
+        section, the end of the message). uvicorn's protocol has no such callback."""
+        if self._refused:
+            return
+        self._phase = _Phase.LINES
 
     def on_message_complete(self) -> None:
         if self._refused:
@@ -214,10 +243,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._ticker = None
         if self._refused or self.transport.is_closing():
             return
+        now = self.loop.time()
         deadline = self._deadline
-        if deadline is not None and self.loop.time() >= deadline:
-            self._timed_out()
-            return
+        if deadline is not None:
+            # While uvicorn does not read, the client cannot send: that time is not counted.
+            if self.flow.read_paused:
+                self._deadline = deadline + (now - self._looked_at)
+            elif now >= deadline:
+                self._timed_out()
+                return
+        self._looked_at = now
         self._ticker = self.loop.call_later(self.limits.tick, self._look_at_the_clock)
 
     def _timed_out(self) -> None:
@@ -235,9 +270,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         )
 
     def _refuse(self, status: http.HTTPStatus, code: str, message: str) -> None:
-        """Answer `status` in the Alibaba error shape and close; nothing more is read or parsed."""
+        """Answer `status` in the Alibaba error shape and close; nothing more is read or parsed. While
+        an answer is under way (the request's own, if its trailers are refused, or a request's before
+        it, pipelined), close without one: the refusal would land before or inside it."""
         self._refused = True
         self._disarm()
         if not self.transport.is_closing():
-            self.transport.write(error_answer(status, code, message))
+            if self.cycle is None or self.cycle.response_complete:
+                self.transport.write(error_answer(status, code, message))
             self.transport.close()

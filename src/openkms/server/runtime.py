@@ -33,7 +33,8 @@ from openkms.service import offload
 from openkms.service.container import Services, build_services, software_providers
 from openkms.service.runner import ErrorCode, Runner
 from openkms.service.seal import root_of_trust
-from openkms.service.service_secrets import service_secret
+from openkms.service.service_secrets import AUDIT_CHAIN_SECRET, service_secret
+from openkms.service.sign_in import SignInPolicy
 
 __all__ = [
     "AUDIT_CHAIN_SECRET",
@@ -54,7 +55,6 @@ __all__ = [
 
 log = logging.getLogger("openkms.runtime")
 
-AUDIT_CHAIN_SECRET = "audit-chain"  # noqa: S105 - the name of a server secret, not a secret
 WORKER_SLOT_ENV = "OPENKMS_WORKER_SLOT"  # set by the worker supervisor: the worker's socket index
 
 
@@ -105,7 +105,11 @@ def worker_slot() -> str:
 
 def head_store(services: Services, data_dir: Path) -> DatabaseHeadStore:
     """The sealed heads of this node's audit files (the node: this host's data dir)."""
-    return DatabaseHeadStore(services.db.engine, f"{socket.gethostname()}:{data_dir.resolve()}")
+    return _head_store(services.db, data_dir)
+
+
+def _head_store(db: Database, data_dir: Path) -> DatabaseHeadStore:
+    return DatabaseHeadStore(db.engine, f"{socket.gethostname()}:{data_dir.resolve()}")
 
 
 def audit_sink(settings: Settings, services: Services, slot: str) -> JsonlAuditSink:
@@ -154,6 +158,14 @@ def build_store(
         software_providers(keystore, generation),
         access_quota=settings.access_quota,
         grant_release_seconds=settings.grant_release_seconds,
+        sign_in_policy=SignInPolicy(
+            idle_seconds=settings.console_session_idle_seconds,
+            max_seconds=settings.console_session_max_seconds,
+            lockout_threshold=settings.console_lockout_threshold,
+            lockout_seconds=settings.console_lockout_seconds,
+        ),
+        audit_dir=settings.data_dir / "audit",
+        audit_heads=_head_store(db, settings.data_dir),
     )
     return services
 

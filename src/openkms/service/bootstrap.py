@@ -1,5 +1,6 @@
-"""First start of an empty store: regions, the root account, one software instance per region, and
-the root access key (which needs the unsealed keystore, because its secret is stored wrapped).
+"""First start of an empty store: regions, the root account, one software instance per region, the
+root access key (which needs the unsealed keystore, because its secret is stored wrapped) and the
+root's first console password (random; only its hash is stored).
 
 Idempotent: every step checks what exists, so restarts and several processes starting together are
 safe (the database's unique constraints settle races).
@@ -20,6 +21,8 @@ from openkms.repository.database import Database
 from openkms.secret import SecretBytes
 from openkms.service import ids
 from openkms.service.identities import secret_binding
+from openkms.service.passwords import generate_password, hash_password
+from openkms.service.sign_in import new_password_row
 from openkms.types import AccessKeyId, AccountId, InstanceKind, RegionId
 
 CREDENTIALS_FILE = "root-credentials.json"
@@ -29,7 +32,9 @@ CREDENTIALS_FILE = "root-credentials.json"
 class RootAccessKey:
     account_id: AccountId
     access_key_id: AccessKeyId
-    written_to: Path | None  # where a generated secret was written, or None
+    written_to: Path | None  # the credentials file (a generated secret and/or the console password)
+    secret_written: bool = False  # a generated secret is in the file (not a preset one)
+    console_password: bool = False  # a first console password was made and is in the file
 
 
 def bootstrap_store(db: Database, regions: tuple[str, ...], clock: Clock) -> AccountId:
@@ -74,7 +79,9 @@ def ensure_root_access_key(
     """Give the root account its access key if it has none. None when one already exists.
 
     `preset` (from OPENKMS_ROOT_ACCESS_KEY_ID/SECRET) is used as given; otherwise a key is generated
-    and its secret written to root-credentials.json (mode 0600) in the data dir, never printed.
+    and its secret written to root-credentials.json (mode 0600) in the data dir, never printed. The
+    same first start gives the root a random console password (unless it has one), written to that
+    file with its sign-in name (the account uid).
     """
     with db.unit_of_work() as uow:
         root = uow.accounts.account_ids()[0]
@@ -83,21 +90,47 @@ def ensure_root_access_key(
     access_key_id, secret = (AccessKeyId(preset[0]), preset[1]) if preset else ids.new_access_key()
     key_id, version_id, spec = secret_binding(access_key_id)
     wrapped = keystore.wrap(key_id, version_id, spec, SecretBytes(secret.encode()))
+    password = generate_password()
+    encoded = hash_password(password)
     try:
         with db.unit_of_work(write=True) as uow:
             if uow.accounts.access_key_ids(root):
                 return None
-            uow.accounts.add_access_key(access_key_id, root, "root", wrapped, clock.now())
+            now = clock.now()
+            uow.accounts.add_access_key(access_key_id, root, "root", wrapped, now)
+            console_password = uow.console.password(root, "root") is None
+            if console_password:
+                # Written in clear to the credentials file: it must be changed at the first sign-in.
+                uow.console.add_password(new_password_row(root, "root", encoded, now, reset_required=True))
     except IntegrityError:
         return None
-    written_to = None
+    document: dict[str, str] = {"AccountId": root}
     if preset is None:
+        document |= {"AccessKeyId": access_key_id, "AccessKeySecret": secret}
+    if console_password:
+        document |= {"ConsoleSignInName": root, "ConsolePassword": password}
+    written_to = None
+    if len(document) > 1:
         written_to = data_dir / CREDENTIALS_FILE
-        _write_private(
-            written_to,
-            {"AccountId": root, "AccessKeyId": access_key_id, "AccessKeySecret": secret},
+        _write_private(written_to, document)
+    return RootAccessKey(root, access_key_id, written_to, preset is None, console_password)
+
+
+def describe_root_credentials(created: RootAccessKey) -> str:
+    """The log line of a first start: where the secrets are, never the secrets themselves."""
+    holds = []
+    if created.secret_written:
+        holds.append("its secret")
+    if created.console_password:
+        holds.append(f"the console password (sign-in name {created.account_id})")
+    line = f"access key {created.access_key_id} created; "
+    if not created.secret_written:
+        line += "its secret is the one in OPENKMS_ROOT_ACCESS_KEY_SECRET; "
+    if holds:
+        line += (
+            f"{' and '.join(holds)} {'are' if len(holds) > 1 else 'is'} in {created.written_to} (mode 0600)"
         )
-    return RootAccessKey(root, access_key_id, written_to)
+    return line.rstrip("; ")
 
 
 @dataclass(frozen=True, slots=True)

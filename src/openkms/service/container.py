@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from openkms.clock import Clock
+from openkms.domain.audit_heads import HeadStore
 from openkms.keystore import Keystore
 from openkms.node.generation import Generation
 from openkms.providers.registry import ProviderRegistry
@@ -12,18 +14,23 @@ from openkms.providers.software import SoftwareProvider
 from openkms.repository.database import Database
 from openkms.service.aliases import AliasService
 from openkms.service.asymmetric import AsymmetricService
+from openkms.service.audit_log import AuditLogService
 from openkms.service.crypto import CryptoService
 from openkms.service.data_key_export import DataKeyExportService
 from openkms.service.identities import IdentityService
+from openkms.service.instance_sharing import InstanceSharingService
 from openkms.service.instances import InstanceService
 from openkms.service.key_import import KeyImportService
 from openkms.service.key_ops import KeyOperations
 from openkms.service.key_policy import KeyPolicyService
 from openkms.service.keys import KeyService
 from openkms.service.lifecycle import LifecycleService
+from openkms.service.login_profiles import LoginProfileService
 from openkms.service.ram import RamService
 from openkms.service.service_keys import ServiceKeyService
+from openkms.service.service_secrets import AUDIT_CHAIN_SECRET, service_secret
 from openkms.service.sharing import DEFAULT_QUOTA, DEFAULT_RELEASE_SECONDS, InstanceAccess
+from openkms.service.sign_in import SignInPolicy, SignInService
 from openkms.service.sts import StsService
 from openkms.service.sts_tokens import TokenCodec
 from openkms.service.tags import TagService
@@ -54,6 +61,10 @@ class Services:
     generation: Generation
     service_keys: ServiceKeyService
     key_import: KeyImportService
+    sign_in: SignInService
+    login_profiles: LoginProfileService
+    instance_sharing: InstanceSharingService
+    audit_log: AuditLogService
 
 
 def software_providers(keystore: Keystore, generation: Generation) -> ProviderRegistry:
@@ -73,7 +84,12 @@ def build_services(
     *,
     access_quota: int = DEFAULT_QUOTA,
     grant_release_seconds: float = DEFAULT_RELEASE_SECONDS,
+    sign_in_policy: SignInPolicy | None = None,
+    audit_dir: Path | None = None,
+    audit_heads: HeadStore | None = None,
 ) -> Services:
+    """`audit_dir` and `audit_heads`: this node's audit files and their sealed heads, which the
+    audit log's readers (the console's Audit page) read; None where a process keeps no log."""
     access = InstanceAccess(db, clock, access_quota, grant_release_seconds)
     service_keys = ServiceKeyService(db, providers, clock, generation)
     keys = KeyService(db, providers, clock, generation, cache_ttl, access)
@@ -81,6 +97,12 @@ def build_services(
     identities = IdentityService(db, keystore, generation, cache_ttl, TokenCodec(db, keystore, clock), clock)
     crypto = CryptoService(operations)
     usage = UsageRecorder(db)
+
+    def audit_chain_key() -> bytes | None:
+        if keystore.sealed:
+            return None
+        return service_secret(db, keystore, clock, AUDIT_CHAIN_SECRET, "audit chain HMAC").reveal()
+
     return Services(
         db=db,
         keystore=keystore,
@@ -103,4 +125,8 @@ def build_services(
         generation=generation,
         service_keys=service_keys,
         key_import=KeyImportService(db, keys, providers, keystore, clock),
+        sign_in=SignInService(db, clock, sign_in_policy or SignInPolicy()),
+        login_profiles=LoginProfileService(db, clock),
+        instance_sharing=InstanceSharingService(db, access),
+        audit_log=AuditLogService(audit_dir, audit_heads, audit_chain_key, clock),
     )

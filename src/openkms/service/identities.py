@@ -79,7 +79,7 @@ class IdentityService:
                 user_name = row.principal_name.removeprefix("user/")
                 if uow.identities.user(row.account_id, user_name) is None:
                     raise UnknownAccessKey()
-                policies = _attached(uow.identities, row.account_id, "User", user_name)
+                policies = attached_policies(uow.identities, row.account_id, "User", user_name)
         key_id, version_id, spec = secret_binding(row.access_key_id)
         secret = self._keystore.unwrap(key_id, version_id, spec, row.wrapped_secret)
         principal = Principal(row.account_id, row.principal_name, policies)
@@ -113,7 +113,7 @@ class IdentityService:
             role = uow.identities.role(account_id, role_name)
             if role is None:
                 return None
-            found = (role.role_id, _attached(uow.identities, account_id, "Role", role_name))
+            found = (role.role_id, attached_policies(uow.identities, account_id, "Role", role_name))
         self._roles.put((account_id, role_name), found)
         return found
 
@@ -123,7 +123,7 @@ class IdentityService:
         return claims.access_key_id, self._tokens.secret_for(claims), token
 
 
-def _attached(
+def attached_policies(
     repo: IdentityRepository, account_id: str, principal_type: str, name: str
 ) -> tuple[PolicyDocument, ...]:
     documents: list[PolicyDocument] = []

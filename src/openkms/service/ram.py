@@ -149,6 +149,9 @@ class RamService:
                 raise DeleteConflict("User.AccessKey", f"Delete the access keys of user {name} first.")
             if uow.identities.attachments(account, "User", name):
                 raise DeleteConflict("User.Policy", f"Detach the policies of user {name} first.")
+            # The login profile goes with the user, and so do its console sessions.
+            uow.console.delete_password(account, f"user/{name}")
+            uow.console.delete_sessions_of(account, f"user/{name}")
             uow.identities.delete_user(account, name)
         self._generation.bump()
 

@@ -17,6 +17,8 @@ from openkms.keystore import Keystore
 from openkms.repository.database import Database
 from openkms.secret import SecretBytes
 
+AUDIT_CHAIN_SECRET = "audit-chain"  # noqa: S105 - the name of a server secret, not a secret
+
 
 def service_secret(db: Database, keystore: Keystore, clock: Clock, name: str, purpose: str) -> SecretBytes:
     """The 32-byte secret called `name` (made now if the store has none yet). Needs an unsealed keystore."""

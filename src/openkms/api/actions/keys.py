@@ -22,6 +22,12 @@ _FILTER_FIELDS = {
     "KeyUsage": "usages",
     "ProtectionLevel": "protection_levels",
     "CreatorType": "creator_types",
+    "Creator": "creators",
+    "DKMSInstanceId": "instance_ids",
+    "keyId": "key_ids",
+    "AliasName": "alias_names",
+    "TagKey": "tag_keys",
+    "TagValue": "tag_values",
 }
 
 
@@ -126,7 +132,19 @@ def _filters(params: Params) -> KeyFilter:
         ):
             raise InvalidArgument("Filter Values is a list of 1 to 10 strings.", parameter="Filters")
         chosen.setdefault(field, []).extend(values)
-    return KeyFilter(**chosen)
+    return KeyFilter(
+        states=chosen.get("states", ()),
+        specs=chosen.get("specs", ()),
+        usages=chosen.get("usages", ()),
+        protection_levels=chosen.get("protection_levels", ()),
+        creator_types=chosen.get("creator_types", ()),
+        creators=chosen.get("creators", ()),
+        instance_ids=chosen.get("instance_ids", ()),
+        key_ids=chosen.get("key_ids", ()),
+        alias_names=chosen.get("alias_names", ()),
+        tag_keys=chosen.get("tag_keys", ()),
+        tag_values=chosen.get("tag_values", ()),
+    )
 
 
 def enable_key(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:

@@ -1,5 +1,6 @@
 """RAM (2015-05-01) actions served on the same RPC endpoint, shaped as the official
-`alibabacloud-ram20150501` SDK models them: users, access keys, roles, policies and attachments."""
+`alibabacloud-ram20150501` SDK models them: users, access keys, login profiles, roles, policies,
+attachments and the account alias."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from openkms.errors import UnsupportedOperation
 from openkms.resource import Resource
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
+from openkms.service.login_profiles import LoginProfile
 from openkms.service.outcome import Outcome, acting_on
 from openkms.service.ram import SESSION_MAX, SESSION_MIN, PolicyView, role_arn
 
@@ -40,6 +42,14 @@ def _role_named(params: Params, ctx: RequestContext) -> Resource:
 def _policy_named(params: Params, ctx: RequestContext) -> Resource:
     policy_type = params.optional_str("PolicyType") or "Custom"
     return Resource.policy(ctx.principal.account_id, params.required_str("PolicyName"), policy_type)
+
+
+def _caller(params: Params, ctx: RequestContext) -> Resource:
+    return Resource(ctx.principal.arn)
+
+
+def _own_account(params: Params, ctx: RequestContext) -> Resource:
+    return Resource.account(ctx.principal.account_id)
 
 
 def _listing_only(params: Params, ctx: RequestContext) -> None:
@@ -190,6 +200,72 @@ def delete_access_key(params: Params, ctx: RequestContext, services: Services) -
     return {}
 
 
+# -- login profiles (never a password in an answer) ------------------------------------------------
+def _login_profile(profile: LoginProfile) -> dict[str, object]:
+    return {
+        "LoginProfile": {
+            "UserName": profile.user_name,
+            "PasswordResetRequired": profile.password_reset_required,
+            "MFABindRequired": profile.mfa_bind_required,
+            "CreateDate": iso_utc(profile.created_at),
+        }
+    }
+
+
+def create_login_profile(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    profile = services.login_profiles.create(
+        ctx,
+        params.required_str("UserName"),
+        params.required_str("Password"),
+        params.optional_bool("PasswordResetRequired", False),
+        params.optional_bool("MFABindRequired", False),
+    )
+    return _login_profile(profile)
+
+
+def get_login_profile(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    return _login_profile(services.login_profiles.get(ctx, params.required_str("UserName")))
+
+
+def update_login_profile(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    password = params.optional_str("Password")
+    services.login_profiles.update(
+        ctx,
+        params.required_str("UserName"),
+        password or None,
+        params.optional_bool("PasswordResetRequired"),
+        params.optional_bool("MFABindRequired"),
+    )
+    return {}
+
+
+def delete_login_profile(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    services.login_profiles.delete(ctx, params.required_str("UserName"))
+    return {}
+
+
+def change_password(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    services.login_profiles.change_password(
+        ctx, params.required_str("OldPassword"), params.required_str("NewPassword")
+    )
+    return {}
+
+
+# -- the account alias ----------------------------------------------------------------------------
+def set_account_alias(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    services.login_profiles.set_alias(ctx, params.required_str("AccountAlias"))
+    return {}
+
+
+def get_account_alias(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    return {"AccountAlias": services.login_profiles.get_alias(ctx)}
+
+
+def clear_account_alias(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    services.login_profiles.clear_alias(ctx)
+    return {}
+
+
 # -- roles ----------------------------------------------------------------------------------------
 def create_role(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
     _no_tags(params)
@@ -337,6 +413,24 @@ ACTIONS = (
         _key_owner,
     ),
     _about("DeleteAccessKey", delete_access_key, frozenset({"UserName", "UserAccessKeyId"}), _key_owner),
+    _about(
+        "CreateLoginProfile",
+        create_login_profile,
+        frozenset({"UserName", "Password", "PasswordResetRequired", "MFABindRequired"}),
+        _user_named,
+    ),
+    _about("GetLoginProfile", get_login_profile, frozenset({"UserName"}), _user_named),
+    _about(
+        "UpdateLoginProfile",
+        update_login_profile,
+        frozenset({"UserName", "Password", "PasswordResetRequired", "MFABindRequired"}),
+        _user_named,
+    ),
+    _about("DeleteLoginProfile", delete_login_profile, frozenset({"UserName"}), _user_named),
+    _about("ChangePassword", change_password, frozenset({"OldPassword", "NewPassword"}), _caller),
+    _about("SetAccountAlias", set_account_alias, frozenset({"AccountAlias"}), _own_account),
+    _about("GetAccountAlias", get_account_alias, frozenset(), _own_account),
+    _about("ClearAccountAlias", clear_account_alias, frozenset(), _own_account),
     _about(
         "CreateRole",
         create_role,

@@ -1,0 +1,16 @@
+"""The console's pages, one module per area of the guide; each exports ROUTES."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from openkms.console.pages import audit, create_key, instances, key_details, keys, ram
+
+ROUTES: list[BaseRoute] = [
+    *create_key.ROUTES,
+    *keys.ROUTES,
+    *key_details.ROUTES,
+    *instances.ROUTES,
+    *ram.ROUTES,
+    *audit.ROUTES,
+]
