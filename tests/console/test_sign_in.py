@@ -81,6 +81,7 @@ def test_ram_user_must_change_a_password_marked_for_reset(
     expect(page.get_by_role("status")).to_have_text(translate("notice.password_changed", "en"))
 
     page.get_by_role("button", name=translate("top.signout", "en")).click()
+    expect(page).to_have_url(re.compile(r"/console/signin$"))  # before navigating again
     sign_in(page, console_server, user.name, "Changed-Pass-42")
     expect(page).to_have_url(re.compile(r"/console/keys$"))
 
