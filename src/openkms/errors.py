@@ -46,7 +46,10 @@
     ├── Throttled                  over a request-rate limit or a share of the replay cache
     ├── InternalError              an unexpected server-side fault (answered InternalFailure)
     ├── Unavailable                the service cannot answer now
-    │   └── Sealed                 the root of trust is not loaded
+    │   ├── Sealed                 the root of trust is not loaded
+    │   └── KeyStoreUnavailable    a key's HSM or external key manager cannot be reached now
+    ├── ExternalKeyError           the external key manager refused a key (not found, disabled, wrong kind)
+    ├── KeyMaterialLost            the backend that held a key's material no longer has it
     ├── AuditUnavailable           an audit record could not be written (fail closed)
     ├── RootOfTrustError           the root key cannot be loaded or does not open the keyring (unseal)
     └── StorageIntegrityError      stored key material or a keyring term failed its integrity check
@@ -322,6 +325,27 @@ class Unavailable(OpenKMSError):
 
 class Sealed(Unavailable):
     default_message = "The key store is sealed; unseal it to use keys."
+
+
+class KeyStoreUnavailable(Unavailable):
+    """The HSM or external key manager holding a key cannot be reached, or failed: only its keys are
+    refused, and nothing was changed. The message names the instance, never a PIN or a credential."""
+
+    default_message = "The key store that holds this key is unavailable; retry later."
+
+
+class ExternalKeyError(OpenKMSError):
+    """The external key manager answered, but refused the key: unknown there, disabled there, or not an
+    AES-256 key allowed to encrypt and decrypt. Nothing was changed."""
+
+    default_message = "The external key manager refused the external key."
+
+
+class KeyMaterialLost(OpenKMSError):
+    """The backend that held this version's material (an HSM token) no longer has it. Reported, never
+    repaired by making new material: the operator restores the token from its backup."""
+
+    default_message = "The key material of this key is missing from its key store."
 
 
 class AuditUnavailable(OpenKMSError):

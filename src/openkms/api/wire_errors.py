@@ -64,6 +64,9 @@ WIRE_ERRORS: dict[type[errors.OpenKMSError], tuple[int, str]] = {
     errors.AccessDenied: (403, "Forbidden.NoPermission"),
     errors.Throttled: (429, "Rejected.Throttling"),
     errors.Sealed: (503, "ServiceUnavailableTemporary"),
+    errors.KeyStoreUnavailable: (503, "Rejected.KeyStoreUnavailable"),
+    errors.ExternalKeyError: (400, "Rejected.ExternalKey"),
+    errors.KeyMaterialLost: (500, "Rejected.KeyMaterialLost"),
     errors.Unavailable: (503, "ServiceUnavailableTemporary"),
     errors.AuditUnavailable: (500, "InternalFailure"),
     errors.InternalError: (500, "InternalFailure"),
@@ -77,7 +80,7 @@ def to_wire(error: BaseException) -> WireError:
             row = WIRE_ERRORS.get(cls)
             if row is not None:
                 status, code = row
-                if status >= 500 and not isinstance(error, errors.Unavailable):
+                if status >= 500 and not isinstance(error, (errors.Unavailable, errors.KeyMaterialLost)):
                     return INTERNAL_FAILURE
                 if isinstance(error, errors.MissingParameter) and error.parameter:
                     return WireError(

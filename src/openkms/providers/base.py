@@ -1,10 +1,13 @@
 """The seam between the service layer and whatever holds key material (software keystore, HSM, proxy).
 
 Owns the capability protocols a provider implements, as many as it can (`SymmetricCipher`,
-`KeyPairs`, `MaterialImport`, `ExportWrapping`, `MaterialCache`), the tokens the service asks a
-registry for (`SYMMETRIC`, `KEY_PAIRS`, ...; `providers.registry`), the opaque `MaterialRef` handle and
-the CSPRNG for data keys. A PKCS#11 or key-store-proxy provider implements what its backend can do;
-a key whose provider lacks a capability is refused with UnsupportedOperation.
+`KeyPairs`, `MaterialImport`, `ExportWrapping`, `MaterialCache`, `MaterialDestruction`, `HealthCheck`),
+the tokens the service asks a registry for (`SYMMETRIC`, `KEY_PAIRS`, ...; `providers.registry`), the
+opaque `MaterialRef` handle, what a new version is made from (`NewVersion`), who is asking
+(`Invocation`, for a backend that keeps its own audit) and the CSPRNG for data keys. A PKCS#11 or
+key-store-proxy provider implements what its backend can do; a key whose provider lacks a capability
+is refused with UnsupportedOperation. A backend that cannot be reached answers KeyStoreUnavailable,
+and material its backend lost answers KeyMaterialLost; neither is ever answered by making new material.
 Providers are the only code that touches key material; it never crosses this seam except as
 SecretBytes plaintext (decrypt output, data keys). A provider never logs, and never puts key bytes,
 plaintext or wrapped blobs into an exception message or a repr.
@@ -14,11 +17,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Final, Generic, Protocol, TypeVar, cast, runtime_checkable
+from typing import Final, Generic, NamedTuple, Protocol, TypeVar, cast, runtime_checkable
 
 from openkms.domain.key_import import WrappingAlgorithm
 from openkms.secret import SecretBytes
-from openkms.types import AsymmetricAlgorithm, KeyId, KeySpec, KeyVersionId
+from openkms.types import AsymmetricAlgorithm, KeyId, KeySpec, KeyUsage, KeyVersionId
 
 __all__ = [
     "EXPORT_WRAPPING",
@@ -28,11 +31,17 @@ __all__ = [
     "SYMMETRIC",
     "Capability",
     "ExportWrapping",
+    "HEALTH_CHECK",
+    "MATERIAL_DESTRUCTION",
+    "HealthCheck",
     "ImportRequest",
+    "Invocation",
     "KeyPairs",
     "MaterialCache",
+    "MaterialDestruction",
     "MaterialImport",
     "MaterialRef",
+    "NewVersion",
     "SymmetricCipher",
     "random_bytes",
 ]
@@ -47,6 +56,30 @@ class MaterialRef:
     version_id: KeyVersionId
     spec: KeySpec
     wrapped: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class NewVersion:
+    """What a provider makes new material for: the version, its key's spec and usages (a hardware key
+    pair may carry more than one, F2.2), and for a key in an external key store the id of the key in
+    the external key manager that protects it (F1.4). Software providers read only the first three."""
+
+    key_id: KeyId
+    version_id: KeyVersionId
+    spec: KeySpec
+    usages: tuple[KeyUsage, ...] = ()
+    external_key_id: str | None = None
+
+
+class Invocation(NamedTuple):
+    """Who is asking, for a backend that keeps its own audit (the XKS proxy's requestMetadata): the
+    caller's ARN, the key's ARN, the action and the request id. Providers without an audit of their
+    own ignore it."""
+
+    principal_arn: str
+    key_arn: str
+    action: str
+    request_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,16 +101,23 @@ class ImportRequest:
 class SymmetricCipher(Protocol):
     """Symmetric keys: make material, AES-GCM encrypt and decrypt under it."""
 
-    def generate_symmetric(self, key_id: KeyId, version_id: KeyVersionId, spec: KeySpec) -> bytes:
-        """Make new material for a key version; return what to store for it (wrapped material)."""
+    def generate_symmetric(self, new: NewVersion) -> bytes:
+        """Make new material for a key version; return what to store for it (wrapped material, or a
+        reference to material the backend holds)."""
         ...
 
-    def encrypt(self, ref: MaterialRef, plaintext: bytes, aad: bytes) -> tuple[bytes, bytes]:
-        """AES-GCM with a fresh random 12-byte IV: (iv, ct || tag)."""
+    def encrypt(
+        self, ref: MaterialRef, plaintext: bytes, aad: bytes, invocation: Invocation | None = None
+    ) -> tuple[bytes, bytes]:
+        """Authenticated encryption bound to `aad` with a fresh random 12-byte IV: (iv, sealed). For
+        the software provider `sealed` is AES-GCM ct || tag; another provider may put more inside
+        (at least 16 bytes), which only it reads back."""
         ...
 
-    def decrypt(self, ref: MaterialRef, iv: bytes, sealed: bytes, aad: bytes) -> SecretBytes:
-        """The plaintext of (iv, ct || tag). Raises InvalidCiphertext if it does not authenticate."""
+    def decrypt(
+        self, ref: MaterialRef, iv: bytes, sealed: bytes, aad: bytes, invocation: Invocation | None = None
+    ) -> SecretBytes:
+        """The plaintext of (iv, sealed). Raises InvalidCiphertext if it does not authenticate."""
         ...
 
 
@@ -86,9 +126,10 @@ class KeyPairs(Protocol):
     """Asymmetric keys: make key pairs, hand out public keys, sign, verify, RSAES-OAEP. The private
     key never leaves; a certificate signing request is built around `sign` (`providers.pkix`)."""
 
-    def generate_key_pair(self, key_id: KeyId, version_id: KeyVersionId, spec: KeySpec) -> bytes:
+    def generate_key_pair(self, new: NewVersion) -> bytes:
         """Make a new key pair for an asymmetric key version; return what to store (the wrapped private
-        key). Slow for large RSA keys: callers run it off the event loop."""
+        key, or a reference to the pair the backend holds). Slow for large RSA keys: callers run it
+        off the event loop."""
         ...
 
     def public_key_pem(self, ref: MaterialRef) -> str:
@@ -158,6 +199,26 @@ class MaterialCache(Protocol):
         ...
 
 
+@runtime_checkable
+class MaterialDestruction(Protocol):
+    """A provider whose backend holds material itself (an HSM) destroys it when OpenKMS does."""
+
+    def destroy(self, ref: MaterialRef) -> None:
+        """Destroy the backend's material of this version. Idempotent: material already gone is not
+        an error. KeyStoreUnavailable when the backend cannot be reached (the caller retries later)."""
+        ...
+
+
+@runtime_checkable
+class HealthCheck(Protocol):
+    """A provider with a backend that can be down tells whether it answers now."""
+
+    def check_health(self) -> str:
+        """A short description of the backend's state when it is usable; KeyStoreUnavailable (with
+        the reason) when it is not."""
+        ...
+
+
 P = TypeVar("P")
 
 
@@ -184,6 +245,10 @@ KEY_PAIRS: Final[Capability[KeyPairs]] = Capability("use key pairs", KeyPairs)
 MATERIAL_IMPORT: Final[Capability[MaterialImport]] = Capability("import key material", MaterialImport)
 EXPORT_WRAPPING: Final[Capability[ExportWrapping]] = Capability("wrap data keys for export", ExportWrapping)
 MATERIAL_CACHE: Final[Capability[MaterialCache]] = Capability("cache key material", MaterialCache)
+MATERIAL_DESTRUCTION: Final[Capability[MaterialDestruction]] = Capability(
+    "destroy key material", MaterialDestruction
+)
+HEALTH_CHECK: Final[Capability[HealthCheck]] = Capability("report its health", HealthCheck)
 
 
 def random_bytes(n: int) -> SecretBytes:

@@ -24,7 +24,7 @@ from openkms.domain.key_import import WRAPPING_KEY_BINDING
 from openkms.errors import InvalidCiphertext, Sealed, StorageIntegrityError, UnsupportedOperation
 from openkms.keystore import Keystore
 from openkms.providers import key_import, keypairs
-from openkms.providers.base import ImportRequest, MaterialRef, random_bytes
+from openkms.providers.base import ImportRequest, Invocation, MaterialRef, NewVersion, random_bytes
 from openkms.secret import SecretBytes
 from openkms.types import AsymmetricAlgorithm, KeyId, KeySpec, KeyVersionId
 
@@ -70,18 +70,22 @@ class SoftwareProvider:
     def __repr__(self) -> str:
         return f"SoftwareProvider(cached_versions={len(self._cache)}, cache_size={self._cache_size})"
 
-    def generate_symmetric(self, key_id: KeyId, version_id: KeyVersionId, spec: KeySpec) -> bytes:
-        length = _SYMMETRIC_KEY_LEN.get(spec)
+    def generate_symmetric(self, new: NewVersion) -> bytes:
+        length = _SYMMETRIC_KEY_LEN.get(new.spec)
         if length is None:
-            raise UnsupportedOperation(f"The software provider cannot generate {spec} keys.")
-        return self._keystore.wrap(key_id, version_id, spec, random_bytes(length))
+            raise UnsupportedOperation(f"The software provider cannot generate {new.spec} keys.")
+        return self._keystore.wrap(new.key_id, new.version_id, new.spec, random_bytes(length))
 
-    def encrypt(self, ref: MaterialRef, plaintext: bytes, aad: bytes) -> tuple[bytes, bytes]:
+    def encrypt(
+        self, ref: MaterialRef, plaintext: bytes, aad: bytes, invocation: Invocation | None = None
+    ) -> tuple[bytes, bytes]:
         cipher = self._cipher(ref)
         iv = self._iv_source(IV_LEN)
         return iv, cipher.encrypt(iv, plaintext, aad)
 
-    def decrypt(self, ref: MaterialRef, iv: bytes, sealed: bytes, aad: bytes) -> SecretBytes:
+    def decrypt(
+        self, ref: MaterialRef, iv: bytes, sealed: bytes, aad: bytes, invocation: Invocation | None = None
+    ) -> SecretBytes:
         # Checked before the cipher is touched: we only ever make 12-byte IVs, and pyca would raise
         # ValueError (not InvalidTag) on some other lengths.
         if len(iv) != IV_LEN or len(sealed) < TAG_LEN:
@@ -93,9 +97,9 @@ class SoftwareProvider:
             raise InvalidCiphertext() from None
 
     # -- asymmetric key pairs ----------------------------------------------------------------------
-    def generate_key_pair(self, key_id: KeyId, version_id: KeyVersionId, spec: KeySpec) -> bytes:
-        private_key = keypairs.generate(spec)
-        return self._keystore.wrap(key_id, version_id, spec, keypairs.private_key_der(private_key))
+    def generate_key_pair(self, new: NewVersion) -> bytes:
+        private_key = keypairs.generate(new.spec)
+        return self._keystore.wrap(new.key_id, new.version_id, new.spec, keypairs.private_key_der(private_key))
 
     def public_key_pem(self, ref: MaterialRef) -> str:
         return keypairs.public_key_pem(self._pair(ref).public_key())

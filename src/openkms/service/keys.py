@@ -78,17 +78,6 @@ class CreateKeyRequest:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
-def new_material(
-    providers: ProviderRegistry, kind: InstanceKind, key_id: KeyId, version_id: KeyVersionId, spec: KeySpec
-) -> bytes:
-    """Wrapped material for a new version, made by the provider of the key's kind of key store: a
-    symmetric key or a key pair, as the spec says. Every path that makes a version (CreateKey,
-    CreateKeyVersion, the rotation job, service keys) comes through here."""
-    if SPEC_RULES[spec].symmetric:
-        return providers.capability(kind, SYMMETRIC).generate_symmetric(key_id, version_id, spec)
-    return providers.capability(kind, KEY_PAIRS).generate_key_pair(key_id, version_id, spec)
-
-
 def key_resource(key: Key, version_id: str | None = None) -> Resource:
     """The key as the audit record names it (by its own ARN), with the version a request used."""
     return Resource.key(key.region_id, key.account_id, key.key_id, version_id)
@@ -107,7 +96,7 @@ class KeyService:
         self._db = db
         self._access = access
         self._providers = providers
-        self._kinds: dict[InstanceId, InstanceKind] = {}  # an instance's kind never changes
+        self.instance_cache: TtlCache[str, Instance] = TtlCache(cache_ttl, generation)
         self._clock = clock
         self._generation = generation
         self.key_cache: TtlCache[str, Key] = TtlCache(cache_ttl, generation)
@@ -143,24 +132,33 @@ class KeyService:
             raise KeyNotFound(f"The specified Key is not found in region {ctx.region_id}.")
         return key
 
-    def kind_of(self, key: Key) -> InstanceKind:
-        """The kind of key store that holds the key's material: its instance's, or software for the
-        default key store (keys outside any instance)."""
+    def instance_of(self, key: Key) -> Instance | None:
+        """The instance whose key store holds the key's material; None for the default key store
+        (keys outside any instance, held in software)."""
         if key.instance_id is None:
-            return InstanceKind.SOFTWARE
-        kind = self._kinds.get(key.instance_id)
-        if kind is None:
+            return None
+        instance = self.instance_cache.get(key.instance_id)
+        if instance is None:
             with self._db.reading() as uow:
                 instance = uow.instances.get(key.instance_id)
             if instance is None:
                 raise InstanceNotFound(f"The KMS instance of {key.key_id} is not found.")
-            kind = self._kinds[key.instance_id] = instance.kind
-        return kind
+            self.instance_cache.put(key.instance_id, instance)
+        return instance
+
+    def kind_of(self, key: Key) -> InstanceKind:
+        """The kind of key store that holds the key's material (software for the default keys)."""
+        instance = self.instance_of(key)
+        return InstanceKind.SOFTWARE if instance is None else instance.kind
 
     def provider(self, key: Key, capability: Capability[P]) -> P:
-        """The provider that holds the key's material (by the kind of its instance), as `capability`;
+        """The provider that holds the key's material (its instance's), as `capability`;
         UnsupportedOperation if this server has no such provider or it lacks the capability."""
-        return self._providers.capability(self.kind_of(key), capability)
+        return self._providers.for_instance(self.instance_of(key), capability)
+
+    def provider_is_shared(self, key: Key) -> bool:
+        """Whether the key's provider serves its whole kind (so it may be kept per instance id)."""
+        return self._providers.shared(self.kind_of(key))
 
     def _alias_target(self, ctx: RequestContext, name: str) -> KeyId:
         cache_key = (ctx.principal.account_id, ctx.region_id, name)
