@@ -7,7 +7,14 @@ import pytest
 
 from openkms.errors import UnsupportedOperation
 from openkms.keystore import Keystore
-from openkms.providers.base import EXPORT_WRAPPING, KEY_PAIRS, MATERIAL_IMPORT, SYMMETRIC, MaterialRef
+from openkms.providers.base import (
+    EXPORT_WRAPPING,
+    KEY_PAIRS,
+    MATERIAL_IMPORT,
+    SYMMETRIC,
+    MaterialRef,
+    NewVersion,
+)
 from openkms.providers.registry import ProviderRegistry
 from openkms.providers.software import SoftwareProvider
 from openkms.testing.keyring import MemoryKeyringStore, StaticRoot
@@ -21,7 +28,7 @@ class SignOnly:
     def __init__(self) -> None:
         self.forgotten: list[KeyVersionId] = []
 
-    def generate_key_pair(self, key_id: KeyId, version_id: KeyVersionId, spec: KeySpec) -> bytes:
+    def generate_key_pair(self, new: NewVersion) -> bytes:
         return b"handle"
 
     def public_key_pem(self, ref: object) -> str:
@@ -92,7 +99,9 @@ def test_forget_reaches_every_provider_that_caches(keystore: Keystore, software:
     registry.register(InstanceKind.SOFTWARE, software)
     registry.register(InstanceKind.EXTERNAL, SignOnly())  # caches nothing: skipped, no error
     key_id, version_id, spec = KeyId("key-1"), KeyVersionId("v-1"), KeySpec.ALIYUN_AES_256
-    ref = MaterialRef(key_id, version_id, spec, software.generate_symmetric(key_id, version_id, spec))
+    ref = MaterialRef(
+        key_id, version_id, spec, software.generate_symmetric(NewVersion(key_id, version_id, spec))
+    )
     unwraps = _count_unwraps(keystore)
     software.encrypt(ref, b"x", b"")
     software.encrypt(ref, b"x", b"")  # cached: no second unwrap
