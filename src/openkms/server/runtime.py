@@ -235,6 +235,7 @@ def open_runtime(settings: Settings, *, passphrase: str | None = None) -> Iterat
         runtime.keystore.seal()
         runtime.services.usage.flush()
         close_audit(runtime.audit)
+        runtime.services.providers.close()
         runtime.db.dispose()
 
 

@@ -23,7 +23,10 @@ from openkms.providers.base import KEY_PAIRS, MATERIAL_DESTRUCTION, SYMMETRIC, M
 from openkms.providers.registry import ProviderRegistry
 from openkms.types import KeyId, KeySpec, KeyVersionId
 
-__all__ = ["NewMaterial", "destroy_in_backend"]
+__all__ = ["WRAPPING_KEY_SPEC", "NewMaterial", "destroy_in_backend"]
+
+# The spec an import token's wrapping key pair is destroyed as (GetParametersForImport makes RSA-2048).
+WRAPPING_KEY_SPEC = KeySpec.RSA_2048
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +79,7 @@ def destroy_in_backend(
     instance: Instance | None,
     key_id: KeyId,
     spec: KeySpec,
-    stored: list[tuple[KeyVersionId, bytes]],
+    stored: list[tuple[KeyVersionId, bytes]] | list[tuple[str, bytes]],
 ) -> None:
     """Destroy the backend's material of these versions (nothing to do for software: the database
     rows are the material). KeyStoreUnavailable propagates: the caller's transaction rolls back."""
@@ -87,4 +90,4 @@ def destroy_in_backend(
     except OpenKMSError:
         return
     for version_id, material in stored:
-        destroyer.destroy(MaterialRef(key_id, version_id, spec, material))
+        destroyer.destroy(MaterialRef(key_id, KeyVersionId(version_id), spec, material))

@@ -23,8 +23,8 @@ from openkms.service.instance_sharing import InstanceSharingService
 from openkms.service.instances import InstanceService
 from openkms.service.key_import import KeyImportService
 from openkms.service.key_ops import KeyOperations
-from openkms.service.key_stores import KeyStoreService, instance_secret
 from openkms.service.key_policy import KeyPolicyService
+from openkms.service.key_stores import KeyStoreService, instance_secret
 from openkms.service.keys import KeyService
 from openkms.service.lifecycle import LifecycleService
 from openkms.service.login_profiles import LoginProfileService
@@ -68,6 +68,7 @@ class Services:
     instance_sharing: InstanceSharingService
     audit_log: AuditLogService
     key_stores: KeyStoreService
+    providers: ProviderRegistry
 
 
 def software_providers(keystore: Keystore, generation: Generation) -> ProviderRegistry:
@@ -142,4 +143,5 @@ def build_services(
         instance_sharing=InstanceSharingService(db, access),
         audit_log=AuditLogService(audit_dir, audit_heads, audit_chain_key, clock),
         key_stores=KeyStoreService(db, keystore, providers, clock),
+        providers=providers,
     )

@@ -51,7 +51,7 @@ from openkms.providers.key_import import ensure_wrapping_algorithm_safe
 from openkms.providers.registry import ProviderRegistry
 from openkms.repository.database import Database, UnitOfWork
 from openkms.secret import SecretBytes
-from openkms.service.backend_material import destroy_in_backend
+from openkms.service.backend_material import WRAPPING_KEY_SPEC, destroy_in_backend
 from openkms.service.context import RequestContext
 from openkms.service.keys import KeyService, key_resource
 from openkms.service.outcome import Outcome, acting_on
@@ -216,7 +216,17 @@ class KeyImportService:
         """Destroy the wrapping keys of expired tokens; forget the tokens TOKEN_RETENTION later."""
         now = self._clock.now()
         with self._db.unit_of_work(write=True) as uow:
-            return uow.imports.expire_tokens(now, now - TOKEN_RETENTION, limit)
+
+            def destroy(expiring: list[tuple[KeyId, str, bytes]]) -> None:
+                for key_id, token_id, stored in expiring:
+                    key = uow.keys.get(key_id)
+                    if key is not None:  # an HSM's wrapping key goes from the token too
+                        instance = self._keys.instance_of(key)
+                        destroy_in_backend(
+                            self._providers, instance, key_id, WRAPPING_KEY_SPEC, [(token_id, stored)]
+                        )
+
+            return uow.imports.expire_tokens(now, now - TOKEN_RETENTION, limit, destroy)
 
     # -- secrets ----------------------------------------------------------------------------------
     def _mac(self, token: StoredToken) -> str:

@@ -28,7 +28,7 @@ from openkms.providers.base import NewVersion
 from openkms.providers.registry import ProviderRegistry
 from openkms.repository.database import Database, UnitOfWork
 from openkms.service import ids
-from openkms.service.backend_material import NewMaterial, destroy_in_backend
+from openkms.service.backend_material import WRAPPING_KEY_SPEC, NewMaterial, destroy_in_backend
 from openkms.service.context import RequestContext
 from openkms.service.keys import KeyService, key_resource, refuse_service_key
 from openkms.service.outcome import Outcome, acting_on
@@ -229,8 +229,12 @@ class LifecycleService:
         return Outcome(True, key_resource(key))
 
     def _destroy_in_backend(self, uow: UnitOfWork, key: Key) -> None:
+        """An HSM's objects of the key go first: its versions, and the wrapping keys of its import tokens."""
+        instance = self._keys.instance_of(key)
         stored = [(v.version.version_id, v.wrapped_material) for v in uow.keys.versions(key.key_id)]
-        destroy_in_backend(self._providers, self._keys.instance_of(key), key.key_id, key.spec, stored)
+        destroy_in_backend(self._providers, instance, key.key_id, key.spec, stored)
+        wrapping = [(KeyVersionId(token), held) for token, held in uow.imports.live_wrapping_keys(key.key_id)]
+        destroy_in_backend(self._providers, instance, key.key_id, WRAPPING_KEY_SPEC, wrapping)
 
 
 def _ensure_rotatable(key: Key, *, manual: bool = False) -> None:
