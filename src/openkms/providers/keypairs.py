@@ -128,7 +128,7 @@ def _pss() -> padding.PSS:
     return padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=PSS_SALT_BYTES)
 
 
-def _check_digest(digest: bytes) -> None:
+def check_digest(digest: bytes) -> None:
     if len(digest) != DIGEST_BYTES:
         raise InvalidArgument(
             f"Digest must be a {DIGEST_BYTES}-byte SHA-256 digest, not {len(digest)} bytes.",
@@ -138,7 +138,7 @@ def _check_digest(digest: bytes) -> None:
 
 def sign_digest(key: PrivateKey, algorithm: AsymmetricAlgorithm, digest: bytes) -> bytes:
     """Sign a 32-byte SHA-256 digest. ECDSA signatures are DER (SEQUENCE of r, s)."""
-    _check_digest(digest)
+    check_digest(digest)
     prehashed = Prehashed(hashes.SHA256())
     if isinstance(key, rsa.RSAPrivateKey):
         if algorithm is AsymmetricAlgorithm.RSA_PSS_SHA_256:
@@ -155,7 +155,7 @@ def verify_digest(key: PublicKey, algorithm: AsymmetricAlgorithm, digest: bytes,
 
     RSA-PSS pins the salt length to 32 bytes; ECDSA takes only DER signatures.
     """
-    _check_digest(digest)
+    check_digest(digest)
     prehashed = Prehashed(hashes.SHA256())
     try:
         if isinstance(key, rsa.RSAPublicKey):
