@@ -18,12 +18,18 @@ from starlette.types import ASGIApp
 from openkms.secret import SecretBytes
 from openkms.xks.client import XksClient
 from openkms.xks.proxy import ProxyConfig, create_app, parse_config
-from tests.xks.token import TestToken, make_token
+from tests.xks.token import SoftToken, make_token
 
 ACCESS_KEY_ID = "AKIAI2SFODNN7EXAMPLE"
 SECRET = "FYtE5EFA5FT0mCc3DrGUe2sti527BitkQ0Zr9MO9fvE"
 PREFIX = "/keystores/test-1"
-KEY_LABELS = {"key-1": "xks-aes-1", "key-2": "xks-aes-2", "off-1": "xks-aes-off"}
+KEY_LABELS = {
+    "key-1": "xks-aes-1",
+    "key-2": "xks-aes-2",
+    "off-1": "xks-aes-off",
+    "small-1": "xks-aes-128",  # AES-128: not an AES_256 key
+    "decrypt-only": "xks-aes-no-encrypt",  # may not encrypt
+}
 
 
 @dataclass
@@ -58,7 +64,7 @@ def serve(app: ASGIApp, **ssl: Any) -> LiveProxy:
     return LiveProxy(f"{scheme}://127.0.0.1:{port}", server, thread)
 
 
-def proxy_config(token: TestToken, *, disabled: frozenset[str] = frozenset(), **extra: Any) -> ProxyConfig:
+def proxy_config(token: SoftToken, *, disabled: frozenset[str] = frozenset(), **extra: Any) -> ProxyConfig:
     raw: dict[str, Any] = {
         "path_prefix": PREFIX,
         "plain_http": True,
@@ -71,14 +77,16 @@ def proxy_config(token: TestToken, *, disabled: frozenset[str] = frozenset(), **
 
 
 @pytest.fixture(scope="session")
-def token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestToken]:
-    made = make_token(tmp_path_factory.mktemp("softhsm"), list(KEY_LABELS.values()))
+def token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftToken]:
+    made = make_token(tmp_path_factory.mktemp("softhsm"), ["xks-aes-1", "xks-aes-2", "xks-aes-off"])
+    made.add_key("xks-aes-128", length=128)
+    made.add_key("xks-aes-no-encrypt", encrypt=False)
     yield made
     made.close()
 
 
 @pytest.fixture(scope="session")
-def proxy(token: TestToken) -> Iterator[LiveProxy]:
+def proxy(token: SoftToken) -> Iterator[LiveProxy]:
     live = serve(create_app(proxy_config(token, disabled=frozenset({"off-1"})), token.sessions()))
     yield live
     live.stop()

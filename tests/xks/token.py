@@ -37,7 +37,7 @@ class _Sessions:
 
 
 @dataclass
-class TestToken:
+class SoftToken:
     directory: Path
     session: pkcs11.Session
     settings: dict[str, Any] = field(default_factory=dict)
@@ -58,7 +58,7 @@ class TestToken:
         self.session.close()
 
 
-def make_token(directory: Path, labels: list[str]) -> TestToken:
+def make_token(directory: Path, labels: list[str]) -> SoftToken:
     tokens = directory / "tokens"
     tokens.mkdir()
     conf = directory / "softhsm2.conf"
@@ -71,7 +71,7 @@ def make_token(directory: Path, labels: list[str]) -> TestToken:
     )
     lib = pkcs11.lib(MODULE)
     session = lib.get_token(token_label=LABEL).open(user_pin=PIN, rw=True)
-    token = TestToken(directory, session, {"module": MODULE, "label": LABEL, "pin": PIN})
+    token = SoftToken(directory, session, {"module": MODULE, "label": LABEL, "pin": PIN})
     for label in labels:
         token.add_key(label)
     return token
