@@ -36,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from openkms.errors import KeyStoreUnavailable
 from openkms.secret import SecretBytes
 from openkms.xks import sigv4
 from openkms.xks.client import API_PATH, cdiv
@@ -396,7 +397,8 @@ class _Operations:
                 return self.decrypt(session, external, body)
         except XksError:
             raise
-        except pkcs11.exceptions.PKCS11Error as exc:
+        except (pkcs11.exceptions.PKCS11Error, KeyStoreUnavailable) as exc:
+            # The token failed or cannot be reached (the session pool says which, never the PIN).
             log.warning("xks token failure: %s", type(exc).__name__)
             raise XksError(500, "InternalException", "The key manager failed the operation.") from None
 
