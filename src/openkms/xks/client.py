@@ -118,7 +118,7 @@ def cdiv(aad: bytes, metadata: bytes | None, iv: bytes, ciphertext: bytes, tag: 
 
 class XksClient:
     """Calls one XKS proxy: `endpoint` is `https://host[:port]`, `path_prefix` the optional part before
-    `/kms/xks/v1` (`""` for none). TLS is verified against `ca_file` (the system's CAs when None);
+    `/kms/xks/v1` (`""` for none; a prefix ending in `/kms/xks/v1` is taken as the whole path). TLS is verified against `ca_file` (the system's CAs when None);
     plain `http://` is refused unless `allow_http` (tests and development). One httpx client per
     instance; close() it."""
 
@@ -142,6 +142,8 @@ class XksClient:
         if url.path not in ("", "/") or url.query:
             raise ValueError("the XKS proxy endpoint is scheme://host[:port]; the path goes in path_prefix")
         prefix = path_prefix.rstrip("/")
+        if prefix.endswith(API_PATH):  # given as AWS's XksProxyUriPath: the same place
+            prefix = prefix[: -len(API_PATH)]
         if prefix and not prefix.startswith("/"):
             prefix = "/" + prefix
         if len(prefix + API_PATH) > 128 or not all(c.isalnum() or c in "/-_" for c in prefix):
