@@ -118,9 +118,10 @@ def cdiv(aad: bytes, metadata: bytes | None, iv: bytes, ciphertext: bytes, tag: 
 
 class XksClient:
     """Calls one XKS proxy: `endpoint` is `https://host[:port]`, `path_prefix` the optional part before
-    `/kms/xks/v1` (`""` for none; a prefix ending in `/kms/xks/v1` is taken as the whole path). TLS is verified against `ca_file` (the system's CAs when None);
-    plain `http://` is refused unless `allow_http` (tests and development). One httpx client per
-    instance; close() it."""
+    `/kms/xks/v1` (`""` for none; a prefix ending in `/kms/xks/v1` is taken as the whole path). TLS is
+    verified against `ca_file` (the system's CAs when None); plain `http://` is refused unless
+    `allow_http` (tests and development). `region` is the SigV4 scope's region (OpenKMS passes the
+    instance's region). One httpx client per instance; close() it."""
 
     def __init__(
         self,
