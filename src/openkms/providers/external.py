@@ -45,15 +45,24 @@ class ExternalProvider:
     """The provider of one external key store instance: SymmetricCipher, HealthCheck, MaterialCache.
 
     `keystore` wraps the inner keys (the server's keystore, as for software keys); `client` talks to
-    the instance's proxy and is closed with the provider; `instance_id` names the instance in errors.
+    the instance's proxy and is closed with the provider; `instance_id` names the instance in errors;
+    `changes` is the node's change counter (`generation.current`), as the software provider takes.
     """
 
-    def __init__(self, keystore: Keystore, client: XksClient, instance_id: str) -> None:
+    def __init__(
+        self,
+        keystore: Keystore,
+        client: XksClient,
+        instance_id: str,
+        *,
+        changes: Callable[[], int] | None = None,
+    ) -> None:
         self._keystore = keystore
         self._client = client
         self._instance_id = instance_id
-        # The inner layer is a software key; its cache is bounded like the software provider's.
-        self._inner = SoftwareProvider(keystore, cache_size=1000)
+        # The inner layer is a software key, cached like the software provider's and dropped with it
+        # when the node's change counter (`changes`, as for SoftwareProvider) moves.
+        self._inner = SoftwareProvider(keystore, cache_size=1000, changes=changes)
 
     def __repr__(self) -> str:
         return f"ExternalProvider(instance={self._instance_id!r}, client={self._client!r})"

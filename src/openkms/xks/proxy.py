@@ -249,7 +249,7 @@ def _metadata(body: Mapping[str, Any], operation: str) -> dict[str, str]:
         if not isinstance(meta.get(name), str):
             raise _validation(f"requestMetadata.{name} is required.")
     out: dict[str, str] = {}
-    for name, value in meta.items():
+    for name, value in list(meta.items())[:32]:  # logged: the spec's fields and a few more at most
         if isinstance(value, str):
             if len(value) > MAX_ARN:
                 raise _validation(f"requestMetadata.{name} is longer than {MAX_ARN} characters.")
