@@ -87,10 +87,18 @@ def kms(request: pytest.FixtureRequest, server: LiveServer) -> KmsCaller:
     return KmsCaller(str(request.param), server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
 
 
-@pytest.fixture
-def instance_id(kms: KmsCaller) -> str:
-    instances = kms.call("ListKmsInstances")["KmsInstances"]["KmsInstance"]
+@pytest.fixture(scope="session")
+def suite_instance_id(server: LiveServer) -> str:
+    """The instance the key suites make their keys in: the account's software instance here; the
+    suites of hardware and external keys (tests/keystores) override it with theirs."""
+    caller = KmsCaller("tea-acs3", server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+    instances = caller.call("ListKmsInstances")["KmsInstances"]["KmsInstance"]
     return str(instances[0]["KmsInstanceId"])
+
+
+@pytest.fixture
+def instance_id(suite_instance_id: str) -> str:
+    return suite_instance_id
 
 
 @pytest.fixture

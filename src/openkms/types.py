@@ -16,6 +16,8 @@ RegionId = NewType("RegionId", str)
 
 class KeySpec(StrEnum):
     ALIYUN_AES_256 = "Aliyun_AES_256"
+    ALIYUN_AES_128 = "Aliyun_AES_128"  # hardware instances only
+    ALIYUN_AES_192 = "Aliyun_AES_192"  # hardware instances only
     RSA_2048 = "RSA_2048"
     RSA_3072 = "RSA_3072"
     RSA_4096 = "RSA_4096"
@@ -58,6 +60,7 @@ class Origin(StrEnum):
 class ProtectionLevel(StrEnum):
     SOFTWARE = "SOFTWARE"
     HSM = "HSM"
+    EXTERNAL = "EXTERNAL"  # keys of external instances (not an Alibaba value: see docs/external-keys.md)
 
 
 class InstanceKind(StrEnum):

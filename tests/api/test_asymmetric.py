@@ -49,10 +49,10 @@ class AsymKey:
 
 
 @pytest.fixture(scope="module")
-def asym_keys(server: LiveServer) -> dict[tuple[str, str], AsymKey]:
+def asym_keys(server: LiveServer, suite_instance_id: str) -> dict[tuple[str, str], AsymKey]:
     """One key per (spec, usage), made once per server with a single SDK caller."""
     caller = KmsCaller("tea-acs3", server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
-    instance = caller.call("ListKmsInstances")["KmsInstances"]["KmsInstance"][0]["KmsInstanceId"]
+    instance = suite_instance_id
     made = {}
     wanted = [(spec, SIGN) for spec in ("RSA_2048", "RSA_3072", "RSA_4096", "EC_P256", "EC_P256K")]
     wanted += [(spec, ENCRYPT) for spec in ("RSA_2048", "RSA_3072", "RSA_4096")]

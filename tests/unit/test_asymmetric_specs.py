@@ -21,8 +21,13 @@ A = AsymmetricAlgorithm
 
 
 def test_software_instances_offer_the_seed_specs_and_default_keys_stay_symmetric() -> None:
-    assert set(SPECS_BY_KIND[InstanceKind.SOFTWARE]) == set(KeySpec)
+    hardware_only = {KeySpec.ALIYUN_AES_128, KeySpec.ALIYUN_AES_192}
+    assert set(SPECS_BY_KIND[InstanceKind.SOFTWARE]) == set(KeySpec) - hardware_only
+    assert set(SPECS_BY_KIND[InstanceKind.HARDWARE]) == set(KeySpec)
+    assert SPECS_BY_KIND[InstanceKind.EXTERNAL] == (KeySpec.ALIYUN_AES_256,)
     assert SPECS_BY_KIND[None] == (KeySpec.ALIYUN_AES_256,)
+    with pytest.raises(InvalidArgument):
+        parse_spec("Aliyun_AES_128", InstanceKind.SOFTWARE)
     with pytest.raises(InvalidArgument):
         parse_spec("RSA_2048", None)
 
@@ -39,6 +44,8 @@ def test_every_spec_usage_has_its_algorithms() -> None:
     )
     assert table == {
         (KeySpec.ALIYUN_AES_256, KeyUsage.ENCRYPT_DECRYPT): set(),
+        (KeySpec.ALIYUN_AES_192, KeyUsage.ENCRYPT_DECRYPT): set(),
+        (KeySpec.ALIYUN_AES_128, KeyUsage.ENCRYPT_DECRYPT): set(),
         **{
             (spec, KeyUsage.SIGN_VERIFY): rsa_sign
             for spec in (KeySpec.RSA_2048, KeySpec.RSA_3072, KeySpec.RSA_4096)

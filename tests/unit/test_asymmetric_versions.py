@@ -21,6 +21,7 @@ from openkms.domain.key import KeyVersion
 from openkms.errors import KeyVersionNotFound, SignatureInvalid
 from openkms.keystore import Keystore
 from openkms.node.generation import LocalGeneration
+from openkms.providers.base import NewVersion
 from openkms.providers.software import SoftwareProvider
 from openkms.repository.database import Database
 from openkms.repository.migrate import upgrade_to_head
@@ -46,7 +47,9 @@ class World:
         """Store a new key-pair version the way CreateKeyVersion will."""
         key = self.services.keys.describe_key(self.ctx, key_id).value
         version_id = KeyVersionId(str(uuid.uuid4()))
-        wrapped = SoftwareProvider(self.keystore).generate_key_pair(key.key_id, version_id, key.spec)
+        wrapped = SoftwareProvider(self.keystore).generate_key_pair(
+            NewVersion(key.key_id, version_id, key.spec)
+        )
         with self.services.db.unit_of_work(write=True) as uow:
             uow.keys.add_version(KeyVersion(key.key_id, version_id, SystemClock().now()), seq, wrapped)
         return version_id

@@ -47,8 +47,11 @@ def test_offer_follows_the_instance_kind() -> None:
     assert software.symmetric == ("Aliyun_AES_256",)
     assert software.asymmetric == ("RSA_2048", "RSA_3072", "RSA_4096", "EC_P256", "EC_P256K")
     assert set(software.asymmetric_usages) == {"SIGN/VERIFY", "ENCRYPT/DECRYPT"}
-    # A kind the server does not offer yet (no rows in the spec table) offers nothing.
-    assert offer_of(Instance("kst-b", "", "hardware")).symmetric == ()
+    hardware = offer_of(Instance("kst-b", "", "hardware"))
+    assert hardware.symmetric == ("Aliyun_AES_256", "Aliyun_AES_192", "Aliyun_AES_128")
+    assert hardware.asymmetric == software.asymmetric
+    external = offer_of(Instance("kst-c", "", "external"))
+    assert (external.symmetric, external.asymmetric) == (("Aliyun_AES_256",), ())
     assert offer_of(None).symmetric == ()
 
 

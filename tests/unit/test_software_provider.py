@@ -26,6 +26,7 @@ from openkms.providers.base import (
     MATERIAL_IMPORT,
     SYMMETRIC,
     MaterialRef,
+    NewVersion,
     SymmetricCipher,
     random_bytes,
 )
@@ -58,7 +59,7 @@ def provider(keystore: Keystore) -> SoftwareProvider:
 
 def _new_ref(provider: SoftwareProvider, key_id: KeyId = KEY) -> MaterialRef:
     version = _version()
-    return MaterialRef(key_id, version, SPEC, provider.generate_symmetric(key_id, version, SPEC))
+    return MaterialRef(key_id, version, SPEC, provider.generate_symmetric(NewVersion(key_id, version, SPEC)))
 
 
 class _Versions:
@@ -94,16 +95,16 @@ def test_generate_symmetric_returns_wrapped_32_byte_material(
     provider: SoftwareProvider, keystore: Keystore
 ) -> None:
     version = _version()
-    wrapped = provider.generate_symmetric(KEY, version, SPEC)
+    wrapped = provider.generate_symmetric(NewVersion(KEY, version, SPEC))
     material = keystore.unwrap(KEY, version, SPEC, wrapped)
     assert len(material) == 32
     assert material.reveal() not in wrapped
-    assert provider.generate_symmetric(KEY, version, SPEC) != wrapped
+    assert provider.generate_symmetric(NewVersion(KEY, version, SPEC)) != wrapped
 
 
 def test_generate_refuses_unknown_spec(provider: SoftwareProvider) -> None:
     with pytest.raises(UnsupportedOperation):
-        provider.generate_symmetric(KEY, _version(), cast(KeySpec, "RSA_2048"))
+        provider.generate_symmetric(NewVersion(KEY, _version(), cast(KeySpec, "RSA_2048")))
 
 
 @pytest.mark.parametrize("size", [0, 1, 16, 64, 4096, 6144])
@@ -223,7 +224,7 @@ def test_sealed_keystore_refuses_even_with_a_warm_cache(keystore: Keystore) -> N
     with pytest.raises(Sealed):
         provider.decrypt(ref, iv, sealed, b"")
     with pytest.raises(Sealed):
-        provider.generate_symmetric(KEY, _version(), SPEC)
+        provider.generate_symmetric(NewVersion(KEY, _version(), SPEC))
     keystore.unseal()
     assert provider.decrypt(ref, iv, sealed, b"").reveal() == b"warm"
 

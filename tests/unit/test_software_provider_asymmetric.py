@@ -21,7 +21,7 @@ from openkms.errors import (
 )
 from openkms.keystore import Keystore
 from openkms.providers import keypairs
-from openkms.providers.base import MaterialRef
+from openkms.providers.base import MaterialRef, NewVersion
 from openkms.providers.software import SoftwareProvider
 from openkms.testing.keyring import MemoryKeyringStore, StaticRoot
 from openkms.types import AsymmetricAlgorithm, KeyId, KeySpec, KeyVersionId
@@ -44,7 +44,7 @@ def provider(keystore: Keystore) -> SoftwareProvider:
 
 def _pair(provider: SoftwareProvider, spec: KeySpec, key_id: KeyId = KEY) -> MaterialRef:
     version = KeyVersionId(str(uuid.uuid4()))
-    return MaterialRef(key_id, version, spec, provider.generate_key_pair(key_id, version, spec))
+    return MaterialRef(key_id, version, spec, provider.generate_key_pair(NewVersion(key_id, version, spec)))
 
 
 @pytest.mark.parametrize(
@@ -168,15 +168,15 @@ def test_symmetric_paths_refuse_key_pairs_and_the_reverse(provider: SoftwareProv
     with pytest.raises(UnsupportedOperation):
         provider.encrypt(pair, b"x", b"")
     with pytest.raises(UnsupportedOperation):
-        provider.generate_key_pair(KEY, KeyVersionId(str(uuid.uuid4())), KeySpec.ALIYUN_AES_256)
+        provider.generate_key_pair(NewVersion(KEY, KeyVersionId(str(uuid.uuid4())), KeySpec.ALIYUN_AES_256))
     with pytest.raises(UnsupportedOperation):
-        provider.generate_symmetric(KEY, KeyVersionId(str(uuid.uuid4())), KeySpec.RSA_2048)
+        provider.generate_symmetric(NewVersion(KEY, KeyVersionId(str(uuid.uuid4())), KeySpec.RSA_2048))
     version = KeyVersionId(str(uuid.uuid4()))
     aes = MaterialRef(
         KEY,
         version,
         KeySpec.ALIYUN_AES_256,
-        provider.generate_symmetric(KEY, version, KeySpec.ALIYUN_AES_256),
+        provider.generate_symmetric(NewVersion(KEY, version, KeySpec.ALIYUN_AES_256)),
     )
     with pytest.raises(StorageIntegrityError):
         provider.public_key_pem(aes)

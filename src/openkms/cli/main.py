@@ -6,47 +6,49 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
+from openkms.cli import key_stores
+from openkms.cli.common import (
+    ConfigFile,
+    DatabaseUrl,
+    DataDir,
+    _admin_call,
+    _runtime,
+    _settings,
+    console,
+)
 from openkms.cli.csr import csr
-from openkms.config import ConfigError, Settings, load_settings
+from openkms.config import Settings
 from openkms.errors import AuditUnavailable
 
 if TYPE_CHECKING:
     from openkms.domain.audit_heads import Head
-    from openkms.server.runtime import Runtime
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="OpenKMS: a self-hosted KMS.")
 audit_app = typer.Typer(no_args_is_help=True, help="Work with the audit log.")
 app.add_typer(audit_app, name="audit")
 account_app = typer.Typer(no_args_is_help=True, help="Manage main accounts (tenants) of this OpenKMS.")
 app.add_typer(account_app, name="account")
-key_app = typer.Typer(no_args_is_help=True, help="Inspect keys as an administrator.")
+key_app = typer.Typer(no_args_is_help=True, help="Create and inspect keys as an administrator.")
 app.add_typer(key_app, name="key")
-instance_app = typer.Typer(no_args_is_help=True, help="Share key management instances and set their quota.")
+instance_app = typer.Typer(
+    no_args_is_help=True,
+    help="Create hardware and external key management instances; share them; set their quota.",
+)
 app.add_typer(instance_app, name="instance")
+key_stores.register(instance_app, key_app)
 app.command("csr")(csr)
 dev_app = typer.Typer(no_args_is_help=True, help="The development clock (servers started with --dev-clock).")
 app.add_typer(dev_app, name="dev")
 service_key_app = typer.Typer(no_args_is_help=True, help="Service keys (alias/acs/<service>).")
 app.add_typer(service_key_app, name="service-key")
-console = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
-
-DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Folder for the database, key file, audit log.")
-]
-ConfigFile = Annotated[
-    Path | None, typer.Option("--config", help="TOML settings file (OPENKMS_* variables override).")
-]
-DatabaseUrl = Annotated[
-    str | None, typer.Option("--database-url", help="SQLAlchemy URL; default: SQLite in the data dir.")
-]
 
 
 @app.callback()
@@ -55,14 +57,6 @@ def _private_files() -> None:
     from openkms.server.file_modes import keep_new_files_private
 
     keep_new_files_private()
-
-
-def _settings(config: Path | None, **overrides: object) -> Settings:
-    try:
-        return load_settings(config, overrides=overrides)
-    except ConfigError as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
 
 
 @app.command()
@@ -288,31 +282,6 @@ def account_password(
 
         _admin_call(lambda: run_admin(runtime, ctx, "SetAccountPassword", use_case))
     typer.echo(f"console password set for {account} (sign in as {account})")
-
-
-@contextlib.contextmanager
-def _runtime(settings: Settings, passphrase: str | None = None) -> Iterator[Runtime]:
-    """The unsealed runtime of one admin command (`server/runtime.py`); exit 1 with the reason if the
-    store cannot be opened."""
-    from openkms.errors import OpenKMSError
-    from openkms.server.runtime import open_runtime
-
-    try:
-        with open_runtime(settings, passphrase=passphrase) as runtime:
-            yield runtime
-    except OpenKMSError as exc:
-        console.print(f"[red]refused:[/red] {exc.message}")
-        raise typer.Exit(1) from exc
-
-
-def _admin_call(action: Callable[[], T]) -> T:
-    from openkms.errors import OpenKMSError
-
-    try:
-        return action()
-    except OpenKMSError as exc:
-        console.print(f"[red]refused:[/red] {exc.message}")
-        raise typer.Exit(1) from exc
 
 
 def _instance_admin(settings: Settings, instance_id: str, action: str, change: Callable[[Any], T]) -> T:

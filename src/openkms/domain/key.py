@@ -54,6 +54,14 @@ class Key:
     next_rotation_date: datetime | None = None
     # Imported material: when it expires; None: never (or no material imported).
     material_expire_time: datetime | None = None
+    # Hardware key pairs may carry more than one usage (F2.2): the usages besides `usage`.
+    additional_usages: tuple[KeyUsage, ...] = ()
+    # Keys of external instances: the id of the key in the external key manager (F1.4).
+    external_key_id: str | None = None
+
+    def allows(self, usage: KeyUsage) -> bool:
+        """Whether the key may be used for `usage` (its usage, or one of its additional usages)."""
+        return usage is self.usage or usage in self.additional_usages
 
     @property
     def arn(self) -> str:

@@ -31,9 +31,12 @@ class SpecRule:
 
 
 SPEC_RULES: dict[KeySpec, SpecRule] = {
-    KeySpec.ALIYUN_AES_256: SpecRule(
-        KeySpec.ALIYUN_AES_256, (KeyUsage.ENCRYPT_DECRYPT,), symmetric=True, material_bytes=32
-    ),
+    _aes: SpecRule(_aes, (KeyUsage.ENCRYPT_DECRYPT,), symmetric=True, material_bytes=_bytes)
+    for _aes, _bytes in (
+        (KeySpec.ALIYUN_AES_256, 32),
+        (KeySpec.ALIYUN_AES_192, 24),
+        (KeySpec.ALIYUN_AES_128, 16),
+    )
 }
 
 _RSA_SIGN = (AsymmetricAlgorithm.RSA_PSS_SHA_256, AsymmetricAlgorithm.RSA_PKCS1_SHA_256)
@@ -66,6 +69,15 @@ _OAEP_HASH_BYTES = {AsymmetricAlgorithm.RSAES_OAEP_SHA_256: 32, AsymmetricAlgori
 SPECS_BY_KIND: dict[InstanceKind | None, tuple[KeySpec, ...]] = {
     None: (KeySpec.ALIYUN_AES_256,),
     InstanceKind.SOFTWARE: (KeySpec.ALIYUN_AES_256, *ASYMMETRIC_SPECS),
+    # F2's hardware row: AES-128 and AES-192 only here.
+    InstanceKind.HARDWARE: (
+        KeySpec.ALIYUN_AES_256,
+        KeySpec.ALIYUN_AES_192,
+        KeySpec.ALIYUN_AES_128,
+        *ASYMMETRIC_SPECS,
+    ),
+    # F1.4: external keys are symmetric, for encryption and decryption only.
+    InstanceKind.EXTERNAL: (KeySpec.ALIYUN_AES_256,),
 }
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from openkms.errors import AuditUnavailable
 from openkms.jobs.steps import JOBS
@@ -27,12 +28,15 @@ from openkms.service.runner import Runner
 
 log = logging.getLogger("openkms.jobs")
 
+HEALTH_CHECK_SECONDS = 60.0  # how often the leader asks hardware and external key stores how they are
+
 
 class JobScheduler:
     def __init__(self, services: Services, runner: Runner, interval: float) -> None:
         self._services = services
         self._runner = runner
         self._interval = interval
+        self._health_checked = -HEALTH_CHECK_SECONDS  # the first run checks the key stores
         self._lock = services.db.leader_lock()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -89,4 +93,12 @@ class JobScheduler:
         except AuditUnavailable:
             log.error("the audit sink is unavailable: the job run stops (%d events written)", written)
             raise
+        now = time.monotonic()
+        if now - self._health_checked >= HEALTH_CHECK_SECONDS:
+            self._health_checked = now
+            for instance in await asyncio.to_thread(self._services.key_stores.check_all):
+                if instance.health is not None and not instance.health.ok:
+                    log.warning(
+                        "key store %s is unavailable: %s", instance.instance_id, instance.health.detail
+                    )
         return written

@@ -25,14 +25,14 @@ from openkms.types import AsymmetricAlgorithm, KeyId, KeySpec, KeyUsage, KeyVers
 
 __all__ = [
     "EXPORT_WRAPPING",
+    "HEALTH_CHECK",
     "KEY_PAIRS",
     "MATERIAL_CACHE",
+    "MATERIAL_DESTRUCTION",
     "MATERIAL_IMPORT",
     "SYMMETRIC",
     "Capability",
     "ExportWrapping",
-    "HEALTH_CHECK",
-    "MATERIAL_DESTRUCTION",
     "HealthCheck",
     "ImportRequest",
     "Invocation",

@@ -18,20 +18,26 @@ from typing import Any, TypeVar
 from openkms.domain.instance import Instance
 from openkms.errors import UnsupportedOperation
 from openkms.providers.base import MATERIAL_CACHE, Capability
+from openkms.secret import SecretBytes
 from openkms.types import InstanceId, InstanceKind, KeyVersionId
 
-__all__ = ["ProviderFactory", "ProviderRegistry"]
+__all__ = ["ProviderFactory", "ProviderRegistry", "SecretSource", "close_provider"]
 
 P = TypeVar("P")
 
-ProviderFactory = Callable[[Instance], object]
-"""Makes the provider of one instance from its settings; may raise KeyStoreUnavailable."""
+ProviderFactory = Callable[[Instance, SecretBytes | None], object]
+"""Makes the provider of one instance from its settings and its unsealed secret (if it has one);
+may raise KeyStoreUnavailable or InvalidArgument (settings it cannot use)."""
+
+SecretSource = Callable[[InstanceId], SecretBytes | None]
+"""An instance's unsealed secret, read from the store when its provider is made."""
 
 
 class ProviderRegistry:
     """Providers by instance kind. Built once by the application factory; read-only after that."""
 
-    def __init__(self) -> None:
+    def __init__(self, secrets: SecretSource | None = None) -> None:
+        self._secrets = secrets
         self._providers: dict[InstanceKind, object] = {}
         self._factories: dict[InstanceKind, ProviderFactory] = {}
         # Per-instance providers by instance id, with the settings revision they were made from.
@@ -73,7 +79,9 @@ class ProviderRegistry:
         provider = self.provider_of(instance)
         offered: P | None = capability.offered_by(provider)
         if offered is None:
-            raise UnsupportedOperation(f"The provider of {instance.kind} key stores cannot {capability.name}.")
+            raise UnsupportedOperation(
+                f"The provider of {instance.kind} key stores cannot {capability.name}."
+            )
         return offered
 
     def provider_of(self, instance: Instance) -> object:
@@ -88,12 +96,30 @@ class ProviderRegistry:
             made = self._made.get(instance.instance_id)
             if made is not None and made[0] == instance.revision:
                 return made[1]
-            provider = factory(instance)
+            secret = None if self._secrets is None else self._secrets(instance.instance_id)
+            provider = factory(instance, secret)
             old = self._made.get(instance.instance_id)
             self._made[instance.instance_id] = (instance.revision, provider)
         if old is not None:
-            _close(old[1])
+            close_provider(old[1])
         return provider
+
+    def probe(
+        self, instance: Instance, secret: SecretBytes | None, capability: Capability[P]
+    ) -> tuple[object, P]:
+        """A provider made from settings not stored yet (an instance being created or changed), kept
+        by no one: the caller closes it (`close_provider`). UnsupportedOperation as `for_instance`."""
+        factory = self._factories.get(instance.kind)
+        if factory is None:
+            raise UnsupportedOperation(f"This server has no provider for {instance.kind} key stores.")
+        provider = factory(instance, secret)
+        offered: P | None = capability.offered_by(provider)
+        if offered is None:
+            close_provider(provider)
+            raise UnsupportedOperation(
+                f"The provider of {instance.kind} key stores cannot {capability.name}."
+            )
+        return provider, offered
 
     def made(self) -> list[object]:
         """The per-instance providers made so far (for health checks and shutdown)."""
@@ -104,7 +130,7 @@ class ProviderRegistry:
         with self._making:
             made, self._made = self._made, {}
         for _, provider in made.values():
-            _close(provider)
+            close_provider(provider)
 
     def capability(self, kind: InstanceKind, capability: Capability[P]) -> P:
         """The provider of `kind` key stores as `capability`; UnsupportedOperation if there is no such
@@ -132,7 +158,8 @@ class ProviderRegistry:
 _ANY: Capability[object] = Capability("serve keys", object)  # any provider, as itself
 
 
-def _close(provider: object) -> None:
+def close_provider(provider: object) -> None:
+    """Let go of what a provider holds (sessions, connections), if it holds anything."""
     close = getattr(provider, "close", None)
     if callable(close):
         close()

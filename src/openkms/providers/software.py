@@ -99,7 +99,9 @@ class SoftwareProvider:
     # -- asymmetric key pairs ----------------------------------------------------------------------
     def generate_key_pair(self, new: NewVersion) -> bytes:
         private_key = keypairs.generate(new.spec)
-        return self._keystore.wrap(new.key_id, new.version_id, new.spec, keypairs.private_key_der(private_key))
+        return self._keystore.wrap(
+            new.key_id, new.version_id, new.spec, keypairs.private_key_der(private_key)
+        )
 
     def public_key_pem(self, ref: MaterialRef) -> str:
         return keypairs.public_key_pem(self._pair(ref).public_key())

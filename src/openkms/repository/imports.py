@@ -7,6 +7,7 @@ fingerprints are stored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -51,18 +52,25 @@ class ImportRepository:
         row = self._c.execute(select(import_tokens).where(import_tokens.c.token_id == token_id)).first()
         return None if row is None else _token(row)
 
-    def expire_tokens(self, now: datetime, forget_before: datetime, limit: int) -> int:
+    def expire_tokens(
+        self,
+        now: datetime,
+        forget_before: datetime,
+        limit: int,
+        destroy: Callable[[list[tuple[KeyId, str, bytes]]], None] | None = None,
+    ) -> int:
         """Destroy the wrapping keys of up to `limit` tokens past their expiry (the row stays, so the
         token still answers "expired"), and delete the rows of tokens that expired before
-        `forget_before`. Returns how many tokens were touched."""
-        expired = [
-            row.token_id
-            for row in self._c.execute(
-                select(import_tokens.c.token_id)
-                .where(import_tokens.c.expires_at <= now, import_tokens.c.wrapped_private_key != b"")
-                .limit(limit)
-            )
-        ]
+        `forget_before`. `destroy` is given (key id, token id, stored wrapping key) of each token first,
+        for a backend that holds the wrapping key itself (an HSM). Returns how many tokens were touched."""
+        rows = self._c.execute(
+            select(import_tokens.c.token_id, import_tokens.c.key_id, import_tokens.c.wrapped_private_key)
+            .where(import_tokens.c.expires_at <= now, import_tokens.c.wrapped_private_key != b"")
+            .limit(limit)
+        ).all()
+        expired = [row.token_id for row in rows]
+        if destroy is not None and rows:
+            destroy([(KeyId(row.key_id), row.token_id, bytes(row.wrapped_private_key)) for row in rows])
         if expired:
             self._c.execute(
                 update(import_tokens)
@@ -80,6 +88,15 @@ class ImportRepository:
         if forgotten:
             self._c.execute(delete(import_tokens).where(import_tokens.c.token_id.in_(forgotten)))
         return len(expired) + len(forgotten)
+
+    def live_wrapping_keys(self, key_id: KeyId) -> list[tuple[str, bytes]]:
+        """(token id, stored wrapping key) of the key's tokens whose wrapping key is not destroyed yet."""
+        rows = self._c.execute(
+            select(import_tokens.c.token_id, import_tokens.c.wrapped_private_key).where(
+                import_tokens.c.key_id == key_id, import_tokens.c.wrapped_private_key != b""
+            )
+        )
+        return [(row.token_id, bytes(row.wrapped_private_key)) for row in rows]
 
     # -- material -----------------------------------------------------------------------------------
     def put_material(

@@ -66,6 +66,8 @@ class KeyRepository:
                         last_rotation_date=key.last_rotation_date,
                         next_rotation_date=key.next_rotation_date,
                         material_expire_time=key.material_expire_time,
+                        additional_usages=",".join(usage.value for usage in key.additional_usages),
+                        external_key_id=key.external_key_id,
                     )
                 )
         except IntegrityError as exc:
@@ -178,6 +180,8 @@ def _key(row: Row[Any]) -> Key:
         last_rotation_date=None if row.last_rotation_date is None else as_utc(row.last_rotation_date),
         next_rotation_date=None if row.next_rotation_date is None else as_utc(row.next_rotation_date),
         material_expire_time=(None if row.material_expire_time is None else as_utc(row.material_expire_time)),
+        additional_usages=tuple(KeyUsage(usage) for usage in row.additional_usages.split(",") if usage),
+        external_key_id=row.external_key_id,
     )
 
 

@@ -68,6 +68,15 @@ instances = Table(
     Column("name", String(128), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index(None, "account_id", "region_id"),
+    # Hardware and external key stores (migration 0007): the kind's settings (JSON), the sealed secret
+    # (an external instance's SigV4 secret key, wrapped by the keystore), the settings revision and the
+    # last health check.
+    Column("settings", Text, nullable=False, server_default="{}"),
+    Column("sealed_secret", LargeBinary, nullable=True),
+    Column("revision", Integer, nullable=False, server_default="0"),
+    Column("health_ok", Boolean, nullable=True),
+    Column("health_detail", Text, nullable=True),
+    Column("health_checked_at", DateTime(timezone=True), nullable=True),
 )
 
 keys = Table(
@@ -105,6 +114,10 @@ keys = Table(
     # Imported material (migration 0004): when it expires; NULL: never, or no imported material.
     Column("material_expire_time", DateTime(timezone=True), nullable=True),
     Index(None, "material_expire_time"),
+    # Hardware and external key stores (migration 0007): usages besides `usage` (comma-separated),
+    # and the external key id of a key in an external instance.
+    Column("additional_usages", String(64), nullable=False, server_default=""),
+    Column("external_key_id", String(128), nullable=True),
 )
 
 key_versions = Table(

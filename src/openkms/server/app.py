@@ -178,6 +178,7 @@ class OpenKMSApp:
             await self.jobs.stop()
             await self.unseal_listener.stop()
             await self.audit.aclose()
+            self.services.providers.close()  # HSM sessions, proxy connections
             self.services.db.dispose()
 
 

@@ -30,7 +30,7 @@ from openkms.repository.keyring import DatabaseKeyringStore
 from openkms.repository.migrate import upgrade_to_head
 from openkms.server.file_modes import create_sqlite_file
 from openkms.service import offload
-from openkms.service.container import Services, build_services, software_providers
+from openkms.service.container import Services, build_services, key_store_providers
 from openkms.service.runner import ErrorCode, Runner
 from openkms.service.seal import root_of_trust
 from openkms.service.service_secrets import AUDIT_CHAIN_SECRET, service_secret
@@ -155,7 +155,7 @@ def build_store(
         clock,
         generation,
         settings.cache_ttl_seconds if cache_ttl is None else cache_ttl,
-        software_providers(keystore, generation),
+        key_store_providers(db, keystore, generation),
         access_quota=settings.access_quota,
         grant_release_seconds=settings.grant_release_seconds,
         sign_in_policy=SignInPolicy(
@@ -235,6 +235,7 @@ def open_runtime(settings: Settings, *, passphrase: str | None = None) -> Iterat
         runtime.keystore.seal()
         runtime.services.usage.flush()
         close_audit(runtime.audit)
+        runtime.services.providers.close()
         runtime.db.dispose()
 
 

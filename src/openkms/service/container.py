@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from openkms.clock import Clock
@@ -23,6 +24,7 @@ from openkms.service.instances import InstanceService
 from openkms.service.key_import import KeyImportService
 from openkms.service.key_ops import KeyOperations
 from openkms.service.key_policy import KeyPolicyService
+from openkms.service.key_stores import KeyStoreService, instance_secret
 from openkms.service.keys import KeyService
 from openkms.service.lifecycle import LifecycleService
 from openkms.service.login_profiles import LoginProfileService
@@ -65,11 +67,22 @@ class Services:
     login_profiles: LoginProfileService
     instance_sharing: InstanceSharingService
     audit_log: AuditLogService
+    key_stores: KeyStoreService
+    providers: ProviderRegistry
 
 
 def software_providers(keystore: Keystore, generation: Generation) -> ProviderRegistry:
-    """The providers of a server whose key stores are all software (the only kind served today)."""
+    """The providers of a process whose key stores are all software (unit tests of the service layer)."""
     providers = ProviderRegistry()
+    providers.register(InstanceKind.SOFTWARE, SoftwareProvider(keystore, changes=generation.current))
+    return providers
+
+
+def key_store_providers(db: Database, keystore: Keystore, generation: Generation) -> ProviderRegistry:
+    """The providers of a server: one software provider, and a provider per hardware instance (its HSM
+    through PKCS#11) and per external instance (its XKS proxy), made from the instance's settings and
+    its secret (unsealed from the store when the provider is made)."""
+    providers = ProviderRegistry(secrets=partial(instance_secret, db, keystore))
     providers.register(InstanceKind.SOFTWARE, SoftwareProvider(keystore, changes=generation.current))
     return providers
 
@@ -129,4 +142,6 @@ def build_services(
         login_profiles=LoginProfileService(db, clock),
         instance_sharing=InstanceSharingService(db, access),
         audit_log=AuditLogService(audit_dir, audit_heads, audit_chain_key, clock),
+        key_stores=KeyStoreService(db, keystore, providers, clock),
+        providers=providers,
     )

@@ -75,6 +75,8 @@ class CryptoService:
     # -- the operations, after the pipeline ---------------------------------------------------------
     def _seal(
         self,
+        ctx: RequestContext,
+        action: KmsAction,
         target: Target[SymmetricCipher],
         plaintext: bytes,
         context: Mapping[str, str] | None,
@@ -86,7 +88,8 @@ class CryptoService:
         try:
             ref = self._ops.primary(key)
             header = data_key_header_for(ref.version_id) if data_key else header_for(ref.version_id)
-            iv, sealed = target.provider.encrypt(ref, plaintext, blob_aad(header, canonical_context(context)))
+            aad = blob_aad(header, canonical_context(context))
+            iv, sealed = target.provider.encrypt(ref, plaintext, aad, target.invocation(ctx, action))
         except OpenKMSError as exc:
             exc.about(self._ops.resource(key))
             raise
@@ -115,7 +118,8 @@ class CryptoService:
             raise NotADataKey().about(resource)
         try:
             aad = blob_aad(ciphertext.header(), canonical_context(context))
-            plaintext = target.provider.decrypt(ref, ciphertext.iv, ciphertext.sealed, aad)
+            invocation = target.invocation(ctx, action)
+            plaintext = target.provider.decrypt(ref, ciphertext.iv, ciphertext.sealed, aad, invocation)
         except OpenKMSError as exc:
             exc.about(resource)
             raise
@@ -127,9 +131,8 @@ class CryptoService:
     ) -> Outcome[Encrypted]:
         if len(plaintext) > PLAINTEXT_LIMIT:
             raise InvalidArgument(f"Plaintext is longer than {PLAINTEXT_LIMIT} bytes.", parameter="Plaintext")
-        return self._seal(
-            self._ops.prepare(ctx, key_ref, KmsAction.ENCRYPT, SYMMETRIC_KEY), plaintext, context
-        )
+        target = self._ops.prepare(ctx, key_ref, KmsAction.ENCRYPT, SYMMETRIC_KEY)
+        return self._seal(ctx, KmsAction.ENCRYPT, target, plaintext, context)
 
     def decrypt(self, ctx: RequestContext, blob: bytes, context: Mapping[str, str] | None) -> Outcome[Opened]:
         return self._open(ctx, blob, context, KmsAction.DECRYPT)
@@ -154,7 +157,9 @@ class CryptoService:
         opened = self._open(ctx, blob, source_context, KmsAction.RE_ENCRYPT).value
         target = self._ops.prepare(ctx, destination, KmsAction.RE_ENCRYPT, SYMMETRIC_KEY)
         # A re-encrypted data key is still one; anything else stays unmarked (no laundering).
-        return self._seal(target, opened.plaintext.reveal(), destination_context, opened.data_key)
+        return self._seal(
+            ctx, KmsAction.RE_ENCRYPT, target, opened.plaintext.reveal(), destination_context, opened.data_key
+        )
 
     def generate_data_key(
         self,
@@ -171,7 +176,7 @@ class CryptoService:
         # The CiphertextBlob seals the base64 text of the data key, so Decrypt returns the same text
         # GenerateDataKey returned (Alibaba's envelope convention).
         encoded = SecretBytes(base64.b64encode(random_bytes(length).reveal()))
-        return self._seal(target, encoded.reveal(), context, data_key=True).map(
+        return self._seal(ctx, action, target, encoded.reveal(), context, data_key=True).map(
             lambda encrypted: DataKey(encoded, encrypted)
         )
 

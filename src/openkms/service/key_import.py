@@ -49,8 +49,9 @@ from openkms.policy.actions import KmsAction
 from openkms.providers.base import MATERIAL_IMPORT, ImportRequest, MaterialImport
 from openkms.providers.key_import import ensure_wrapping_algorithm_safe
 from openkms.providers.registry import ProviderRegistry
-from openkms.repository.database import Database
+from openkms.repository.database import Database, UnitOfWork
 from openkms.secret import SecretBytes
+from openkms.service.backend_material import WRAPPING_KEY_SPEC, destroy_in_backend
 from openkms.service.context import RequestContext
 from openkms.service.keys import KeyService, key_resource
 from openkms.service.outcome import Outcome, acting_on
@@ -169,7 +170,7 @@ class KeyImportService:
         with self._keys.locked(ctx, key_ref, KmsAction.DELETE_KEY_MATERIAL) as (uow, key):
             _ensure_external(key)
             transition(key.state, KeyEvent.DELETE_MATERIAL)
-            destroyed = uow.imports.remove_material(key.key_id)
+            destroyed = self._remove_material(uow, key)
         self._destroyed(destroyed)
         return Outcome(None, key_resource(key))
 
@@ -187,13 +188,19 @@ class KeyImportService:
                 due = expiry is not None and expiry <= self._clock.now()
                 if due and key.state is not KeyState.PENDING_DELETION:
                     transition(key.state, KeyEvent.DELETE_MATERIAL)
-                    destroyed = uow.imports.remove_material(key.key_id)
+                    destroyed = self._remove_material(uow, key)
         except KeyNotFound:
             return Outcome(False, acted=False)
         if destroyed is None:
             return Outcome(False, key_resource(key), acted=False)
         self._destroyed(destroyed)
         return Outcome(True, key_resource(key))
+
+    def _remove_material(self, uow: UnitOfWork, key: Key) -> list[KeyVersionId]:
+        """The key's material goes: from its backend (an HSM's objects) first, then its rows."""
+        stored = [(v.version.version_id, v.wrapped_material) for v in uow.keys.versions(key.key_id)]
+        destroy_in_backend(self._providers, self._keys.instance_of(key), key.key_id, key.spec, stored)
+        return uow.imports.remove_material(key.key_id)
 
     def _destroyed(self, versions: list[KeyVersionId]) -> None:
         """Material was removed: no cache keeps it, and no database page either."""
@@ -209,7 +216,17 @@ class KeyImportService:
         """Destroy the wrapping keys of expired tokens; forget the tokens TOKEN_RETENTION later."""
         now = self._clock.now()
         with self._db.unit_of_work(write=True) as uow:
-            return uow.imports.expire_tokens(now, now - TOKEN_RETENTION, limit)
+
+            def destroy(expiring: list[tuple[KeyId, str, bytes]]) -> None:
+                for key_id, token_id, stored in expiring:
+                    key = uow.keys.get(key_id)
+                    if key is not None:  # an HSM's wrapping key goes from the token too
+                        instance = self._keys.instance_of(key)
+                        destroy_in_backend(
+                            self._providers, instance, key_id, WRAPPING_KEY_SPEC, [(token_id, stored)]
+                        )
+
+            return uow.imports.expire_tokens(now, now - TOKEN_RETENTION, limit, destroy)
 
     # -- secrets ----------------------------------------------------------------------------------
     def _mac(self, token: StoredToken) -> str:

@@ -29,7 +29,15 @@ from openkms.errors import (
 )
 from openkms.node.generation import Generation
 from openkms.policy.actions import KmsAction
-from openkms.providers.base import KEY_PAIRS, SYMMETRIC, Capability, KeyPairs, MaterialRef, SymmetricCipher
+from openkms.providers.base import (
+    KEY_PAIRS,
+    SYMMETRIC,
+    Capability,
+    Invocation,
+    KeyPairs,
+    MaterialRef,
+    SymmetricCipher,
+)
 from openkms.repository.database import Database
 from openkms.resource import Resource
 from openkms.service.authorization import authorize
@@ -70,7 +78,7 @@ class Need(Generic[P]):
             raise UnsupportedOperation(f"{action} needs an asymmetric key; this key is {key.spec}.")
         if self.symmetric and not rule.symmetric:
             raise UnsupportedOperation(f"{action} needs a symmetric key; this key is {key.spec}.")
-        if self.usage is not None and key.usage is not self.usage:
+        if self.usage is not None and not key.allows(self.usage):
             raise UnsupportedOperation(
                 f"{action} needs a key with usage {self.usage}; this key is {key.usage}."
             )
@@ -89,6 +97,15 @@ class Target(NamedTuple, Generic[P]):
     key: Key
     rule: SpecRule
     provider: P
+    # The provider serves this key's instance alone (hardware, external): it may want to know who
+    # is asking (`invocation`).
+    per_instance: bool = False
+
+    def invocation(self, ctx: RequestContext, action: KmsAction) -> Invocation | None:
+        """Who is asking, for a per-instance provider's own audit (the XKS proxy); None otherwise."""
+        if not self.per_instance:
+            return None
+        return Invocation(ctx.principal.arn, self.key.arn, action.value, ctx.request_id)
 
 
 class KeyOperations:
@@ -109,8 +126,9 @@ class KeyOperations:
         # The resources requests name, by (key id, version id): a key id (a version id) always names
         # the same key, so each is made once rather than on every request of a hot key.
         self._resources: dict[tuple[str, str | None], Resource] = {}
-        # Providers by (instance, capability): an instance's kind never changes, nor does what the
-        # registry offers for it, so each is looked up once (failures are not kept).
+        # Shared providers (software) by (instance, capability): an instance's kind never changes, nor
+        # does what the registry offers for it, so each is looked up once (failures are not kept).
+        # Per-instance providers (hardware, external) are asked of the registry every time.
         self._offered: dict[tuple[str | None, Capability[Any]], Any] = {}
 
     # -- resolve ----------------------------------------------------------------------------------
@@ -151,11 +169,14 @@ class KeyOperations:
             rule = SPEC_RULES[key.spec]
             usage = need.usage
             if rule.symmetric is not need.symmetric or (usage is not None and key.usage is not usage):
-                need.check(action, key, rule)  # raises, saying what the action needs
+                need.check(action, key, rule)  # raises, saying what the action needs (or allows it)
             provider = self._offered.get((key.instance_id, need.capability))
-            if provider is None:
-                provider = self._keys.provider(key, need.capability)
-                self._offered[(key.instance_id, need.capability)] = provider
+            if provider is not None:
+                return Target(key, rule, provider)
+            provider = self._keys.provider(key, need.capability)
+            if not self._keys.provider_is_shared(key):  # made again when its instance's settings change
+                return Target(key, rule, provider, per_instance=True)
+            self._offered[(key.instance_id, need.capability)] = provider
             return Target(key, rule, provider)
         except OpenKMSError as exc:
             exc.about(self.resource(key))  # made only here: a success names the version it used

@@ -22,7 +22,7 @@ from openkms.domain.instance import Instance
 from openkms.domain.key import Key, KeyFilter, KeyVersion
 from openkms.domain.lifecycle import KeyEvent, transition
 from openkms.domain.names import check_description, parse_rotation_interval
-from openkms.domain.specs import SPEC_RULES, SpecRule, parse_spec, parse_usage
+from openkms.domain.specs import SpecRule, parse_spec, parse_usage
 from openkms.errors import (
     AliasNotFound,
     InstanceNotFound,
@@ -35,23 +35,23 @@ from openkms.node.generation import Generation
 from openkms.policy.actions import KmsAction
 from openkms.policy.document import PolicyKind, parse_policy
 from openkms.policy.key_policy import shared_instance_key_policy
-from openkms.providers.base import KEY_PAIRS, SYMMETRIC, Capability
+from openkms.providers.base import Capability, NewVersion
 from openkms.providers.registry import ProviderRegistry
 from openkms.repository.database import Database, UnitOfWork
 from openkms.resource import Resource
 from openkms.service import ids
 from openkms.service.authorization import authorize, may_see
+from openkms.service.backend_material import NewMaterial
 from openkms.service.cache import TtlCache
 from openkms.service.context import RequestContext
 from openkms.service.outcome import Outcome, acting_on
 from openkms.service.sharing import InstanceAccess
 from openkms.types import (
     CreatorType,
-    InstanceId,
     InstanceKind,
     KeyId,
-    KeySpec,
     KeyState,
+    KeyUsage,
     KeyVersionId,
     Origin,
     ProtectionLevel,
@@ -60,6 +60,7 @@ from openkms.types import (
 P = TypeVar("P")
 
 _KEY_ARN = re.compile(r"^acs:kms:(?P<region>[^:]*):(?P<account>\d+):key/(?P<key>.+)\Z")
+_EXTERNAL_KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _ALIAS_ARN = re.compile(r"^acs:kms:(?P<region>[^:]*):(?P<account>\d+):(?P<alias>alias/.+)\Z")
 
 
@@ -76,6 +77,11 @@ class CreateKeyRequest:
     enable_automatic_rotation: bool = False
     rotation_interval: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    # OpenKMS extensions (no field of the official CreateKeyRequest carries them; docs/hsm.md,
+    # docs/external-keys.md): usages besides KeyUsage for a hardware key pair (F2.2), and the id of
+    # the key in the external key manager for a key of an external instance (F1.4).
+    additional_usages: str | None = None
+    external_key_id: str | None = None
 
 
 def key_resource(key: Key, version_id: str | None = None) -> Resource:
@@ -247,52 +253,70 @@ class KeyService:
             policy = shared_instance_key_policy(ctx.principal.account_id, instance.account_id)
         rule = parse_spec(request.key_spec, kind)
         usage = parse_usage(request.key_usage, rule)
+        additional = parse_additional_usages(request.additional_usages, rule, usage, kind)
+        external_key_id = parse_external_key_id(request.external_key_id, kind)
         protection = _parse_protection_level(request.protection_level, kind)
         if request.policy is not None:
             parse_policy(request.policy, PolicyKind.KEY)  # refuse a malformed policy before anything exists
         interval = creation_rotation_interval(
             request.enable_automatic_rotation, request.rotation_interval, rule
         )
-        external = origin is Origin.EXTERNAL
-        if external and interval is not None:
+        imported = origin is Origin.EXTERNAL
+        if imported and interval is not None:
             raise UnsupportedOperation("Keys with imported material (Origin EXTERNAL) do not rotate.")
+        if imported and kind is InstanceKind.EXTERNAL:
+            raise UnsupportedOperation("Keys of an external instance cannot have imported material.")
         now = self._clock.now()
         key_id = ids.new_default_key_id() if kind is None else ids.new_instance_key_id(ctx.region_id)
         version_id = ids.new_version_id()
-        # Origin EXTERNAL: no material until ImportKeyMaterial; the version id is reserved for it.
-        store = InstanceKind.SOFTWARE if kind is None else kind
-        wrapped = None if external else new_material(self._providers, store, key_id, version_id, rule.spec)
         key = Key(
             key_id=key_id,
             account_id=ctx.principal.account_id,
             region_id=ctx.region_id,
-            instance_id=None if request.instance_id is None else InstanceId(request.instance_id),
+            instance_id=None if instance is None else instance.instance_id,
             spec=rule.spec,
             usage=usage,
             origin=origin,
             protection_level=protection,
-            state=KeyState.PENDING_IMPORT if external else KeyState.ENABLED,
+            state=KeyState.PENDING_IMPORT if imported else KeyState.ENABLED,
             description=request.description,
             creator=ctx.principal.account_id,
             creator_type=CreatorType.USER,
-            primary_version_id=None if external else version_id,
+            primary_version_id=None if imported else version_id,
             created_at=now,
             policy=policy,
             rotation_interval=interval,
             last_rotation_date=now,
             next_rotation_date=None if interval is None else now + timedelta(seconds=interval),
+            additional_usages=additional,
+            external_key_id=external_key_id,
         )
+        if imported:  # no material until ImportKeyMaterial; the version id is reserved for it
+            self._add_key(key, request.tags, version_id, None)
+        else:
+            new = NewVersion(key_id, version_id, rule.spec, (usage, *additional), external_key_id)
+            with NewMaterial(self._providers, instance, new) as made:
+                self._add_key(key, request.tags, version_id, made.stored)
+                made.keep()
+        return Outcome(key, key_resource(key, None if imported else version_id))
+
+    def _add_key(
+        self, key: Key, tags: Mapping[str, str], version_id: KeyVersionId, stored: bytes | None
+    ) -> None:
+        """Write a new key with its first version (or, without material, its import record reserving
+        `version_id`) and its tags, in one transaction."""
         with self._db.unit_of_work(write=True) as uow:
             if self._access is not None:
-                self._access.enforce(uow, key.instance_id, key_id, key.account_id, policy, now)
-            uow.keys.add(key, customer_master_key=kind is None)
-            if wrapped is None:
-                uow.imports.add_record(key_id, version_id)
+                self._access.enforce(
+                    uow, key.instance_id, key.key_id, key.account_id, key.policy, key.created_at
+                )
+            uow.keys.add(key, customer_master_key=key.instance_id is None)
+            if stored is None:
+                uow.imports.add_record(key.key_id, version_id)
             else:
-                uow.keys.add_version(KeyVersion(key_id, version_id, now), 1, wrapped)
-            if request.tags:
-                uow.tags.put(key_id, request.tags)
-        return Outcome(key, key_resource(key, None if wrapped is None else version_id))
+                uow.keys.add_version(KeyVersion(key.key_id, version_id, key.created_at), 1, stored)
+            if tags:
+                uow.tags.put(key.key_id, tags)
 
     def _instance(self, ctx: RequestContext, instance_id: str | None) -> Instance | None:
         """The instance a key is created in: the caller's own, or one shared with its account (F4.1)."""
@@ -372,6 +396,45 @@ def creation_rotation_interval(enabled: bool, raw: str | None, rule: SpecRule) -
     return parse_rotation_interval(raw)
 
 
+def parse_additional_usages(
+    raw: str | None, rule: SpecRule, usage: KeyUsage, kind: InstanceKind | None
+) -> tuple[KeyUsage, ...]:
+    """The OpenKMS extension OpenKMSAdditionalKeyUsages: usages besides KeyUsage, comma-separated
+    (F2.2). Only hardware key pairs carry them; each must be a usage the spec offers."""
+    if raw is None or raw == "":
+        return ()
+    if kind is not InstanceKind.HARDWARE:
+        raise UnsupportedOperation("Additional key usages are only for keys of a hardware instance.")
+    extra: list[KeyUsage] = []
+    for item in (part.strip() for part in raw.split(",")):
+        found = next((offered for offered in rule.usages if offered.value == item), None)
+        if found is None:
+            raise InvalidArgument(
+                f"{item!r} is not a usage of {rule.spec}; choose among {', '.join(rule.usages)}.",
+                parameter="OpenKMSAdditionalKeyUsages",
+            )
+        if found is not usage and found not in extra:
+            extra.append(found)
+    return tuple(extra)
+
+
+def parse_external_key_id(raw: str | None, kind: InstanceKind | None) -> str | None:
+    """The OpenKMS extension OpenKMSExternalKeyId: required for, and only for, an external instance's
+    keys; 1-128 characters of letters, digits, '-', '_' and '.' (the XKS proxy API's key id)."""
+    if kind is not InstanceKind.EXTERNAL:
+        if raw:
+            raise UnsupportedOperation("An external key id is only for keys of an external instance.")
+        return None
+    if not raw:
+        raise MissingParameter("OpenKMSExternalKeyId")
+    if not _EXTERNAL_KEY_ID.fullmatch(raw):
+        raise InvalidArgument(
+            "OpenKMSExternalKeyId must be 1-128 letters, digits, '-', '_' or '.'.",
+            parameter="OpenKMSExternalKeyId",
+        )
+    return raw
+
+
 def _parse_origin(raw: str | None) -> Origin:
     if raw is None or raw == "":
         return Origin.ALIYUN_KMS
@@ -385,6 +448,10 @@ def _parse_origin(raw: str | None) -> Origin:
 def _parse_protection_level(raw: str | None, kind: InstanceKind | None) -> ProtectionLevel:
     if raw in (None, "", ProtectionLevel.SOFTWARE.value):
         return ProtectionLevel.SOFTWARE
+    if kind is InstanceKind.HARDWARE:
+        return ProtectionLevel.HSM  # the instance kind decides (Alibaba ignores the parameter there)
+    if kind is InstanceKind.EXTERNAL:
+        return ProtectionLevel.EXTERNAL
     if raw == ProtectionLevel.HSM.value:
         if kind is InstanceKind.SOFTWARE:
             # Alibaba ignores ProtectionLevel inside an instance: the instance kind decides.

@@ -24,11 +24,13 @@ from openkms.errors import (
     UnsupportedOperation,
 )
 from openkms.policy.actions import KmsAction
+from openkms.providers.base import NewVersion
 from openkms.providers.registry import ProviderRegistry
-from openkms.repository.database import Database
+from openkms.repository.database import Database, UnitOfWork
 from openkms.service import ids
+from openkms.service.backend_material import WRAPPING_KEY_SPEC, NewMaterial, destroy_in_backend
 from openkms.service.context import RequestContext
-from openkms.service.keys import KeyService, key_resource, new_material, refuse_service_key
+from openkms.service.keys import KeyService, key_resource, refuse_service_key
 from openkms.service.outcome import Outcome, acting_on
 from openkms.service.sharing import InstanceAccess
 from openkms.types import KeyId, KeyState, KeyVersionId, Origin, ProtectionLevel
@@ -132,25 +134,35 @@ class LifecycleService:
 
     def _rotate(self, ctx: RequestContext, current: Key, *, due_before: datetime | None) -> KeyVersion | None:
         version_id = ids.new_version_id()
-        # Material is made outside the transaction: it is only wrapped bytes until the commit.
-        kind = self._keys.kind_of(current)
-        wrapped = new_material(self._providers, kind, current.key_id, version_id, current.spec)
-        with self._keys.locked(ctx, current.key_id, KmsAction.CREATE_KEY_VERSION) as (uow, key):
-            if due_before is not None and (
-                key.state is not KeyState.ENABLED
-                or key.next_rotation_date is None
-                or key.next_rotation_date > due_before
-            ):
-                return None
-            ensure_usable(key.state)
-            now = self._clock.now()
-            version = KeyVersion(key.key_id, version_id, now)
-            next_rotation = (
-                None if key.rotation_interval is None else now + timedelta(seconds=key.rotation_interval)
-            )
-            seq = uow.lifecycle.next_seq(key.key_id)
-            if not uow.lifecycle.promote(version, seq, wrapped, key.primary_version_id, next_rotation):
-                return None
+        # Material is made outside the transaction; if the version is not written after all (not due,
+        # lost a race, the commit failed), NewMaterial destroys what the backend made for it.
+        new = NewVersion(
+            current.key_id,
+            version_id,
+            current.spec,
+            (current.usage, *current.additional_usages),
+            current.external_key_id,
+        )
+        with NewMaterial(self._providers, self._keys.instance_of(current), new) as made:
+            with self._keys.locked(ctx, current.key_id, KmsAction.CREATE_KEY_VERSION) as (uow, key):
+                if due_before is not None and (
+                    key.state is not KeyState.ENABLED
+                    or key.next_rotation_date is None
+                    or key.next_rotation_date > due_before
+                ):
+                    return None
+                ensure_usable(key.state)
+                now = self._clock.now()
+                version = KeyVersion(key.key_id, version_id, now)
+                next_rotation = (
+                    None if key.rotation_interval is None else now + timedelta(seconds=key.rotation_interval)
+                )
+                seq = uow.lifecycle.next_seq(key.key_id)
+                if not uow.lifecycle.promote(
+                    version, seq, made.stored, key.primary_version_id, next_rotation
+                ):
+                    return None
+            made.keep()
         return version
 
     def describe_key_version(self, ctx: RequestContext, key_ref: str, version_id: str) -> Outcome[KeyVersion]:
@@ -205,6 +217,7 @@ class LifecycleService:
                     if self._access is not None:
                         # Its grants to other accounts end with it: their quota units start returning (F4.3).
                         self._access.enforce(uow, key.instance_id, key.key_id, key.account_id, None, now)
+                    self._destroy_in_backend(uow, key)
                     destroyed = uow.lifecycle.destroy(key.key_id)
         except KeyNotFound:
             return Outcome(False, acted=False)  # another node destroyed it first
@@ -214,6 +227,14 @@ class LifecycleService:
             self._providers.forget(version_id)
         self._db.scrub()
         return Outcome(True, key_resource(key))
+
+    def _destroy_in_backend(self, uow: UnitOfWork, key: Key) -> None:
+        """An HSM's objects of the key go first: its versions, and the wrapping keys of its import tokens."""
+        instance = self._keys.instance_of(key)
+        stored = [(v.version.version_id, v.wrapped_material) for v in uow.keys.versions(key.key_id)]
+        destroy_in_backend(self._providers, instance, key.key_id, key.spec, stored)
+        wrapping = [(KeyVersionId(token), held) for token, held in uow.imports.live_wrapping_keys(key.key_id)]
+        destroy_in_backend(self._providers, instance, key.key_id, WRAPPING_KEY_SPEC, wrapping)
 
 
 def _ensure_rotatable(key: Key, *, manual: bool = False) -> None:

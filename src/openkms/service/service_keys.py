@@ -19,14 +19,16 @@ from openkms.domain.specs import SPEC_RULES
 from openkms.errors import Conflict, InvalidArgument, KeyNotFound
 from openkms.node.generation import Generation
 from openkms.policy.actions import KmsAction
+from openkms.providers.base import NewVersion
 from openkms.providers.registry import ProviderRegistry
 from openkms.repository.database import Database
 from openkms.service import ids
 from openkms.service.authorization import authorize
+from openkms.service.backend_material import NewMaterial
 from openkms.service.context import RequestContext
-from openkms.service.keys import key_resource, new_material
+from openkms.service.keys import key_resource
 from openkms.service.outcome import Outcome
-from openkms.types import CreatorType, InstanceKind, KeySpec, KeyState, Origin, ProtectionLevel
+from openkms.types import CreatorType, KeySpec, KeyState, Origin, ProtectionLevel
 
 _SERVICE = re.compile(r"^[a-z][a-z0-9-]{0,31}\Z")
 
@@ -80,7 +82,7 @@ class ServiceKeyService:
         key_id = ids.new_default_key_id()
         version_id = ids.new_version_id()
         # Service keys live in the default key store, outside any instance: software.
-        wrapped = new_material(self._providers, InstanceKind.SOFTWARE, key_id, version_id, spec)
+        wrapped = NewMaterial(self._providers, None, NewVersion(key_id, version_id, spec)).keep()
         key = Key(
             key_id=key_id,
             account_id=ctx.principal.account_id,

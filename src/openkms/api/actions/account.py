@@ -59,7 +59,7 @@ def _instance(row: Instance) -> Mapping[str, object]:
         "KmsInstance": {
             "InstanceId": row.instance_id,
             "InstanceName": row.name,
-            "Status": "Connected",
+            "Status": _status(row),
             "ProductType": f"openkms_{row.kind.value}",
             "KeyNum": row.key_count,
             "SecretNum": 0,
@@ -67,8 +67,26 @@ def _instance(row: Instance) -> Mapping[str, object]:
             "CreateTime": iso_utc(row.created_at),
             "StartDate": iso_utc(row.created_at),
             "BindVpcs": {"BindVpc": []},
+            # OpenKMS extensions: the kind of key store and its backend's last health check.
+            "OpenKMSKeyStoreKind": row.kind.value,
+            **(
+                {}
+                if row.health is None
+                else {
+                    "OpenKMSHealth": "Healthy" if row.health.ok else "Unavailable",
+                    "OpenKMSHealthDetail": row.health.detail,
+                    "OpenKMSHealthCheckedAt": iso_utc(row.health.checked_at),
+                }
+            ),
         }
     }
+
+
+def _status(row: Instance) -> str:
+    """Software instances are always Connected; others as their backend's last health check said."""
+    if row.health is None or row.health.ok:
+        return "Connected"
+    return "Disconnected"
 
 
 ACTIONS = (

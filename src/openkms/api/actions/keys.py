@@ -60,6 +60,11 @@ def key_metadata(key: Key) -> dict[str, object]:
         metadata["DKMSInstanceId"] = key.instance_id
     if key.delete_date is not None:
         metadata["DeleteDate"] = iso_utc(key.delete_date)
+    # OpenKMS extensions (docs/hsm.md, docs/external-keys.md); the SDK's model ignores unknown fields.
+    if key.additional_usages:
+        metadata["OpenKMSAdditionalKeyUsages"] = ",".join(usage.value for usage in key.additional_usages)
+    if key.external_key_id is not None:
+        metadata["OpenKMSExternalKeyId"] = key.external_key_id
     return metadata
 
 
@@ -84,6 +89,8 @@ def create_key(params: Params, ctx: RequestContext, services: Services) -> Outco
             enable_automatic_rotation=params.optional_bool("EnableAutomaticRotation", False),
             rotation_interval=params.optional_str("RotationInterval") or None,
             tags=parse_old_tags(params),
+            additional_usages=params.optional_str("OpenKMSAdditionalKeyUsages") or None,
+            external_key_id=params.optional_str("OpenKMSExternalKeyId") or None,
         ),
     )
     return key.map(lambda made: {"KeyMetadata": key_metadata(made)})
@@ -164,6 +171,8 @@ _CREATE_KEY = frozenset(
         "KeySpec",
         "KeyStorageMechanism",
         "KeyUsage",
+        "OpenKMSAdditionalKeyUsages",  # OpenKMS extension: hardware key pairs (F2.2)
+        "OpenKMSExternalKeyId",  # OpenKMS extension: keys of external instances (F1.4)
         "Origin",
         "Policy",
         "ProtectionLevel",
