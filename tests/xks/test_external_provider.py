@@ -8,6 +8,7 @@ import json
 import logging
 import socket
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,15 +16,17 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from openkms.domain.instance import Instance
 from openkms.errors import ExternalKeyError, InvalidCiphertext, KeyStoreUnavailable, Sealed
 from openkms.keystore import Keystore
 from openkms.providers.base import HEALTH_CHECK, SYMMETRIC, Invocation, MaterialRef, NewVersion
-from openkms.providers.external import ExternalProvider
+from openkms.providers.external import ExternalProvider, external_provider
+from openkms.secret import SecretBytes
 from openkms.testing.keyring import MemoryKeyringStore, StaticRoot
-from openkms.types import KeyId, KeySpec, KeyVersionId
+from openkms.types import AccountId, InstanceId, InstanceKind, KeyId, KeySpec, KeyVersionId, RegionId
 from openkms.xks.client import RequestMetadata, XksClient
 from openkms.xks.proxy import create_app
-from tests.xks.conftest import LiveProxy, proxy_config, serve
+from tests.xks.conftest import ACCESS_KEY_ID, PREFIX, SECRET, LiveProxy, proxy_config, serve
 from tests.xks.token import SoftToken
 
 SPEC = KeySpec.ALIYUN_AES_256
@@ -241,3 +244,43 @@ def test_health_and_sealed_keystore(
         provider.encrypt(ref, b"x", AAD)
     with pytest.raises(Sealed):
         provider.decrypt(ref, iv, sealed, AAD)
+
+
+def _instance(settings: dict[str, str]) -> Instance:
+    return Instance(
+        InstanceId("kst-hzz-test-2"),
+        AccountId("1234"),
+        RegionId("cn-hangzhou"),
+        InstanceKind.EXTERNAL,
+        "xks",
+        datetime.now(UTC),
+        0,
+        settings,
+    )
+
+
+def test_the_factory_makes_a_provider_from_instance_settings(proxy: LiveProxy, keystore: Keystore) -> None:
+    settings = {
+        "endpoint": proxy.endpoint,
+        "path_prefix": PREFIX,
+        "access_key_id": ACCESS_KEY_ID,
+        "allow_http": "true",
+        "timeout_seconds": "2",
+    }
+    provider = external_provider(keystore, _instance(settings), SecretBytes(SECRET.encode()))
+    try:
+        ref = new_ref(provider)
+        iv, sealed = provider.encrypt(ref, b"from settings", AAD)
+        assert provider.decrypt(ref, iv, sealed, AAD).reveal() == b"from settings"
+    finally:
+        provider.close()
+    secret = SecretBytes(SECRET.encode())
+    for bad, reason in [
+        ({**settings, "allow_http": "false"}, "https"),
+        ({k: v for k, v in settings.items() if k != "endpoint"}, "endpoint is missing"),
+        ({**settings, "ca_file": "/nonexistent/ca.pem"}, "kst-hzz-test-2"),
+    ]:
+        with pytest.raises(KeyStoreUnavailable, match=reason):
+            external_provider(keystore, _instance(bad), secret)
+    with pytest.raises(KeyStoreUnavailable, match="secret access key is missing"):
+        external_provider(keystore, _instance(settings), None)

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Final, TypeVar
 
+from openkms.domain.instance import Instance
 from openkms.errors import (
     ExternalKeyError,
     InvalidCiphertext,
@@ -31,8 +32,9 @@ from openkms.secret import SecretBytes
 from openkms.types import KeySpec, KeyVersionId
 from openkms.xks.client import IV_LENGTHS, MAX_CIPHERTEXT_METADATA, RequestMetadata, XksClient
 
-__all__ = ["SYSTEM_PRINCIPAL", "ExternalProvider"]
+__all__ = ["DEFAULT_TIMEOUT_SECONDS", "SYSTEM_PRINCIPAL", "ExternalProvider", "external_provider"]
 
+DEFAULT_TIMEOUT_SECONDS: Final = 3.0
 # The principal named in the proxy's audit when OpenKMS itself asks (jobs, key creation, health).
 SYSTEM_PRINCIPAL: Final = "acs:kms:::system/openkms"
 _T = TypeVar("_T")
@@ -195,3 +197,37 @@ def _unpack(sealed: bytes) -> tuple[bytes, bytes | None, bytes, bytes]:
     if len(outer_iv) != iv_len or len(tag) != TAG_LEN or len(ciphertext) < TAG_LEN:
         raise InvalidCiphertext()
     return outer_iv, metadata, tag, ciphertext
+
+
+def external_provider(
+    keystore: Keystore,
+    instance: Instance,
+    secret: SecretBytes | None,
+    *,
+    changes: Callable[[], int] | None = None,
+) -> ExternalProvider:
+    """The provider of an external instance from its settings (`endpoint`, `path_prefix`,
+    `access_key_id`, `ca_file`, `allow_http`, `timeout_seconds`) and its unsealed SigV4 secret, signing
+    with the instance's region: what the registry's factory for external instances calls.
+    KeyStoreUnavailable (naming the instance, never the secret) when they cannot make a client."""
+    settings = instance.settings
+    try:
+        if secret is None:
+            raise ValueError("its SigV4 secret access key is missing")
+        client = XksClient(
+            settings["endpoint"],
+            settings.get("path_prefix", ""),
+            settings["access_key_id"],
+            secret,
+            settings.get("ca_file") or None,
+            settings.get("allow_http", "").lower() == "true",
+            float(settings.get("timeout_seconds") or DEFAULT_TIMEOUT_SECONDS),
+            region=instance.region_id,
+        )
+    except KeyError as exc:
+        raise KeyStoreUnavailable(
+            f"Instance {instance.instance_id}: the setting {exc.args[0]} is missing."
+        ) from None
+    except (ValueError, OSError) as exc:  # a bad setting, or a CA file that cannot be read
+        raise KeyStoreUnavailable(f"Instance {instance.instance_id}: {exc}.") from None
+    return ExternalProvider(keystore, client, instance.instance_id, changes=changes)
