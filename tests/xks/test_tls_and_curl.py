@@ -7,7 +7,10 @@ import datetime
 import ipaddress
 import json
 import shutil
+import socket
 import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -154,3 +157,62 @@ def test_the_path_prefix_may_be_given_with_or_without_the_api_path(
         assert (
             make_client(proxy.endpoint, path_prefix=prefix).get_health_status(META)["xksProxyFleetSize"] == 1
         )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_the_cli_refuses_a_readable_config_makes_keys_and_serves_over_tls(
+    token: SoftToken, pki: dict[str, Path], tmp_path: Path, make_client: Callable[..., XksClient]
+) -> None:
+    openkms = [sys.executable, "-m", "openkms.cli"]
+    config = tmp_path / "xks.toml"
+    config.write_text(
+        f'path_prefix = "{PREFIX}"\n'
+        f'[tls]\ncert = "{pki["cert"]}"\nkey = "{pki["key"]}"\n'
+        f'[[credentials]]\naccess_key_id = "{ACCESS_KEY_ID}"\nsecret_access_key = "{SECRET}"\n'
+        f"[token]\n" + "".join(f'{k} = "{v}"\n' for k, v in token.settings.items()) + "[keys.cli-key]\n"
+        'label = "xks-cli-made"\n'
+    )
+    config.chmod(0o644)
+    refused = subprocess.run(
+        [*openkms, "xks-proxy", "keys", "create", "--config", str(config), "--label", "x"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert refused.returncode == 2 and "chmod 600" in refused.stderr
+    config.chmod(0o600)
+    create = [*openkms, "xks-proxy", "keys", "create", "--config", str(config), "--label", "xks-cli-made"]
+    made = subprocess.run(create, capture_output=True, text=True, timeout=30)
+    assert made.returncode == 0, made.stderr
+    assert "[keys.<external-key-id>]" in made.stdout
+    again = subprocess.run(create, capture_output=True, text=True, timeout=30)
+    assert again.returncode == 1 and "already has a key" in again.stderr
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [*openkms, "xks-proxy", "--config", str(config), "--port", str(port)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        client = make_client(f"https://127.0.0.1:{port}", ca_file=str(pki["ca"]), allow_http=False)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.get_health_status(META)
+                break
+            except KeyStoreUnavailable:
+                assert server.poll() is None and time.monotonic() < deadline, "the proxy did not start"
+                time.sleep(0.1)
+        result = client.encrypt("cli-key", b"made by the cli", b"aad", META)
+        plain = client.decrypt("cli-key", result.ciphertext, result.iv, result.tag, b"aad", META)
+        assert plain.reveal() == b"made by the cli"
+    finally:
+        server.terminate()  # an idle TLS keep-alive connection holds the shutdown two seconds at most
+        _, log = server.communicate(timeout=15)
+    assert '"kmsRequestId": "req-tls"' in log and "made by the cli" not in log

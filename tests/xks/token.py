@@ -1,49 +1,36 @@
-"""A SoftHSM2 token for the XKS tests, with AES-256 keys made on it (interim: until branch `hsm`'s
-`openkms.testing.softhsm` and `openkms.hsm.sessions` are merged)."""
+"""A SoftHSM2 token for the XKS tests, with AES-256 keys made on it (interim: branch `hsm`'s
+`openkms.testing.softhsm` was not there to merge). SOFTHSM2_CONF is read once per process, so the
+tests make one token directory per session."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import threading
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pkcs11
 from pkcs11 import Attribute, KeyType
+
+from openkms.xks.token import ProxyToken
 
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 LABEL = "openkms-xks-test"
 PIN = "1234"
 
 
-class _Sessions:
-    """One logged-in session shared under a lock (the tests' proxies are light)."""
-
-    def __init__(self, session: pkcs11.Session) -> None:
-        self._session = session
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def _use(self) -> Iterator[pkcs11.Session]:
-        with self._lock:
-            yield self._session
-
-    def session(self) -> AbstractContextManager[pkcs11.Session]:
-        return self._use()
-
-
 @dataclass
 class SoftToken:
     directory: Path
     session: pkcs11.Session
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)
+    pools: list[ProxyToken] = field(default_factory=list)
 
-    def sessions(self) -> _Sessions:
-        return _Sessions(self.session)
+    def sessions(self) -> ProxyToken:
+        """A session pool of the proxy's own on this token (closed when the tests end)."""
+        pool = ProxyToken(self.settings)
+        self.pools.append(pool)
+        return pool
 
     def add_key(self, label: str, *, length: int = 256, encrypt: bool = True) -> None:
         self.session.generate_key(
@@ -55,6 +42,8 @@ class SoftToken:
         )
 
     def close(self) -> None:
+        for pool in self.pools:
+            pool.close()
         self.session.close()
 
 
@@ -71,7 +60,11 @@ def make_token(directory: Path, labels: list[str]) -> SoftToken:
     )
     lib = pkcs11.lib(MODULE)
     session = lib.get_token(token_label=LABEL).open(user_pin=PIN, rw=True)
-    token = SoftToken(directory, session, {"module": MODULE, "label": LABEL, "pin": PIN})
+    pin_file = directory / "user.pin"
+    pin_file.write_text(PIN)
+    pin_file.chmod(0o600)
+    settings = {"module": MODULE, "token_label": LABEL, "pin_source": f"file:{pin_file}", "sessions": "4"}
+    token = SoftToken(directory, session, settings)
     for label in labels:
         token.add_key(label)
     return token
