@@ -8,6 +8,7 @@ import json
 import logging
 import socket
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -284,3 +285,19 @@ def test_the_factory_makes_a_provider_from_instance_settings(proxy: LiveProxy, k
             external_provider(keystore, _instance(bad), secret)
     with pytest.raises(KeyStoreUnavailable, match="secret access key is missing"):
         external_provider(keystore, _instance(settings), None)
+
+
+def test_concurrent_callers_share_the_client_and_the_token_pool(
+    proxy: LiveProxy, make_provider: Callable[..., ExternalProvider]
+) -> None:
+    provider = make_provider(proxy.endpoint)
+    ref = new_ref(provider)
+
+    def one(n: int) -> bytes:
+        data = f"message {n}".encode()
+        iv, sealed = provider.encrypt(ref, data, AAD)
+        return provider.decrypt(ref, iv, sealed, AAD).reveal()
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(64)))
+    assert results == [f"message {n}".encode() for n in range(64)]

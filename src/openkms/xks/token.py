@@ -1,19 +1,21 @@
-"""The proxy's PKCS#11 sessions: a small fixed pool of logged-in sessions on one token.
+"""The proxy's PKCS#11 session: one logged-in session on one token, used by one thread at a time.
 
 Interim: the shared session pool of hardware instances (`openkms.hsm.sessions.TokenSessions`, with
 reopening after token errors) was not on a branch this module could merge when it was written; it
 has the same `session()` context manager, and the proxy takes either (`proxy.SessionSource`).
 Owns only what the proxy needs: the module loaded once per path, the token found by label, the PIN
 read from `env:NAME` or `file:PATH` (a 0600 regular file; never the PIN itself in the configuration),
-one login shared by the pool (PKCS#11 logs in per application, and closing the login session logs
-every session out, so it is closed last). The PIN never reaches a message or a repr.
+and one lock per module for every call into it: python-pkcs11 initialises the module with
+C_Initialize(NULL), which tells it the application will not call it from several threads at once
+(SoftHSM2 then takes no locks, and concurrent calls corrupt its heap), so the calls are serialised
+here. The PIN never reaches a message or a repr.
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import stat
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -27,6 +29,14 @@ from openkms.secret import SecretBytes
 __all__ = ["ProxyToken", "read_pin"]
 
 _WAIT_SECONDS: Final = 5.0
+# One lock per PKCS#11 module path in this process (see the module docstring).
+_MODULE_LOCKS: dict[str, threading.Lock] = {}
+_MODULE_LOCKS_LOCK = threading.Lock()
+
+
+def _module_lock(module: str) -> threading.Lock:
+    with _MODULE_LOCKS_LOCK:
+        return _MODULE_LOCKS.setdefault(module, threading.Lock())
 
 
 def read_pin(source: str) -> SecretBytes:
@@ -47,32 +57,28 @@ def read_pin(source: str) -> SecretBytes:
 
 
 class ProxyToken:
-    """`sessions` logged-in R/W sessions on the token `token_label` of the PKCS#11 module `module`."""
+    """A logged-in R/W session on the token `token_label` of the PKCS#11 module `module` (settings as a
+    hardware instance's; `sessions` is accepted and ignored: the calls are serialised anyway)."""
 
     def __init__(self, settings: Mapping[str, str]) -> None:
         try:
             module, label, pin_source = settings["module"], settings["token_label"], settings["pin_source"]
         except KeyError as exc:
             raise ValueError(f"the token setting {exc.args[0]} is missing") from None
-        count = int(settings.get("sessions", "4"))
-        if not 1 <= count <= 64:
-            raise ValueError("sessions must be 1 to 64")
         pin = read_pin(pin_source)
         self._label = label
-        try:
-            token = pkcs11.lib(module).get_token(token_label=label)
+        self._lock = _module_lock(module)
+        with self._lock:
             try:
-                self._login = token.open(user_pin=pin.reveal().decode(), rw=True)
-            except pkcs11.exceptions.UserAlreadyLoggedIn:  # another pool of this process logged in
-                self._login = token.open(rw=True)
-            self._others = [token.open(rw=True) for _ in range(count - 1)]
-        except (pkcs11.exceptions.PKCS11Error, RuntimeError, OSError) as exc:
-            raise KeyStoreUnavailable(
-                f"Token {label}: cannot open sessions ({type(exc).__name__})."
-            ) from None
-        self._free: queue.Queue[pkcs11.Session] = queue.Queue()
-        for session in [self._login, *self._others]:
-            self._free.put(session)
+                token = pkcs11.lib(module).get_token(token_label=label)
+                try:
+                    self._login = token.open(user_pin=pin.reveal().decode(), rw=True)
+                except pkcs11.exceptions.UserAlreadyLoggedIn:  # another pool of this process logged in
+                    self._login = token.open(rw=True)
+            except (pkcs11.exceptions.PKCS11Error, RuntimeError, OSError) as exc:
+                raise KeyStoreUnavailable(
+                    f"Token {label}: cannot open sessions ({type(exc).__name__})."
+                ) from None
 
     def __repr__(self) -> str:
         return f"ProxyToken(label={self._label!r})"
@@ -82,16 +88,13 @@ class ProxyToken:
 
     @contextmanager
     def _lend(self) -> Iterator[pkcs11.Session]:
+        if not self._lock.acquire(timeout=_WAIT_SECONDS):
+            raise KeyStoreUnavailable(f"Token {self._label}: busy for {_WAIT_SECONDS:g} seconds.")
         try:
-            session = self._free.get(timeout=_WAIT_SECONDS)
-        except queue.Empty:
-            raise KeyStoreUnavailable(f"Token {self._label}: no session free.") from None
-        try:
-            yield session
+            yield self._login
         finally:
-            self._free.put(session)
+            self._lock.release()
 
     def close(self) -> None:
-        for session in self._others:
-            session.close()
-        self._login.close()
+        with self._lock:
+            self._login.close()
