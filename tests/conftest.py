@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from openkms.service.replay import node_memory_dir
+from openkms.testing.softhsm import SoftHsmToken, make_token
 from tests.support.sdk import SIGNING_MODES, KmsCaller
 from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, STARTED_DATA_DIRS, LiveServer
 
@@ -105,3 +106,18 @@ def instance_id(suite_instance_id: str) -> str:
 def key_id(kms: KmsCaller, instance_id: str) -> str:
     created = kms.call("CreateKey", DKMSInstanceId=instance_id, Description="test key")
     return str(created["KeyMetadata"]["KeyId"])
+
+
+@pytest.fixture(scope="session")
+def softhsm_tokens(tmp_path_factory: pytest.TempPathFactory) -> tuple[SoftHsmToken, SoftHsmToken]:
+    """The SoftHSM2 tokens of the whole test session, made before anything in this process loads the
+    module: SoftHSM2 lists its tokens once, when a process initialises it, so a token made later would
+    be invisible here. The first is everyone's; the second is logged in to by no pool until the test
+    of a wrong PIN (PKCS#11 login belongs to the process)."""
+    folder = tmp_path_factory.mktemp("softhsm")
+    return make_token(folder, label="openkms-tests"), make_token(folder, label="openkms-wrong-pin")
+
+
+@pytest.fixture(scope="session")
+def softhsm(softhsm_tokens: tuple[SoftHsmToken, SoftHsmToken]) -> SoftHsmToken:
+    return softhsm_tokens[0]

@@ -1,5 +1,4 @@
-"""A SoftHSM2 token per test session (initialised here, in a temporary folder) and the hardware
-provider on it."""
+"""The hardware provider on the session's SoftHSM2 token (tests/conftest.py: `softhsm`)."""
 
 from __future__ import annotations
 
@@ -10,20 +9,7 @@ import pytest
 from openkms.hsm.config import TokenConfig
 from openkms.hsm.sessions import TokenSessions
 from openkms.providers.hardware import HardwareProvider
-from openkms.testing.softhsm import SoftHsmToken, make_token
-
-
-@pytest.fixture(scope="session")
-def softhsm_tokens(tmp_path_factory: pytest.TempPathFactory) -> tuple[SoftHsmToken, SoftHsmToken]:
-    """Both tokens are made before anything loads the module: SoftHSM2 lists its tokens once, when a
-    process initialises it, so a token made later is invisible to this process."""
-    folder = tmp_path_factory.mktemp("softhsm")
-    return make_token(folder, label="openkms-provider-tests"), make_token(folder, label="openkms-wrong-pin")
-
-
-@pytest.fixture(scope="session")
-def softhsm(softhsm_tokens: tuple[SoftHsmToken, SoftHsmToken]) -> SoftHsmToken:
-    return softhsm_tokens[0]
+from openkms.testing.softhsm import SoftHsmToken
 
 
 @pytest.fixture(scope="session")

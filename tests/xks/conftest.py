@@ -16,6 +16,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from openkms.secret import SecretBytes
+from openkms.testing.softhsm import SoftHsmToken
 from openkms.xks.client import XksClient
 from openkms.xks.proxy import ProxyConfig, create_app, parse_config
 from tests.xks.token import SoftToken, make_token
@@ -77,8 +78,8 @@ def proxy_config(token: SoftToken, *, disabled: frozenset[str] = frozenset(), **
 
 
 @pytest.fixture(scope="session")
-def token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftToken]:
-    made = make_token(tmp_path_factory.mktemp("softhsm"), ["xks-aes-1", "xks-aes-2", "xks-aes-off"])
+def token(softhsm: SoftHsmToken) -> Iterator[SoftToken]:
+    made = make_token(softhsm, ["xks-aes-1", "xks-aes-2", "xks-aes-off"])
     made.add_key("xks-aes-128", length=128)
     made.add_key("xks-aes-no-encrypt", encrypt=False)
     yield made

@@ -1,70 +1,40 @@
-"""A SoftHSM2 token for the XKS tests, with AES-256 keys made on it (interim: branch `hsm`'s
-`openkms.testing.softhsm` was not there to merge). SOFTHSM2_CONF is read once per process, so the
-tests make one token directory per session."""
+"""The XKS tests' view of the session's SoftHSM2 token (tests/conftest.py: `softhsm`): its settings as
+the proxy's `[token]`, session pools of the proxy's own on it, and AES keys for external key ids."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import pkcs11
-from pkcs11 import Attribute, KeyType
-
-from openkms.xks.token import ProxyToken
-
-MODULE = "/usr/lib/softhsm/libsofthsm2.so"
-LABEL = "openkms-xks-test"
-PIN = "1234"
+from openkms.hsm.config import TokenConfig
+from openkms.hsm.sessions import TokenSessions
+from openkms.testing.softhsm import SoftHsmToken
 
 
 @dataclass
 class SoftToken:
-    directory: Path
-    session: pkcs11.Session
-    settings: dict[str, str] = field(default_factory=dict)
-    pools: list[ProxyToken] = field(default_factory=list)
+    token: SoftHsmToken
+    pools: list[TokenSessions] = field(default_factory=list)
 
-    def sessions(self) -> ProxyToken:
+    @property
+    def settings(self) -> dict[str, str]:
+        return self.token.settings()
+
+    def sessions(self) -> TokenSessions:
         """A session pool of the proxy's own on this token (closed when the tests end)."""
-        pool = ProxyToken(self.settings)
+        pool = TokenSessions(TokenConfig.from_settings(self.settings))
         self.pools.append(pool)
         return pool
 
     def add_key(self, label: str, *, length: int = 256, encrypt: bool = True) -> None:
-        self.session.generate_key(
-            KeyType.AES,
-            length,
-            label=label,
-            store=True,
-            template={Attribute.ENCRYPT: encrypt, Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False},
-        )
+        self.token.add_aes_key(label, length, encrypt=encrypt)
 
     def close(self) -> None:
         for pool in self.pools:
             pool.close()
-        self.session.close()
 
 
-def make_token(directory: Path, labels: list[str]) -> SoftToken:
-    tokens = directory / "tokens"
-    tokens.mkdir()
-    conf = directory / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n")
-    os.environ["SOFTHSM2_CONF"] = str(conf)
-    subprocess.run(
-        ["softhsm2-util", "--init-token", "--free", "--label", LABEL, "--pin", PIN, "--so-pin", "5678"],
-        check=True,
-        capture_output=True,
-    )
-    lib = pkcs11.lib(MODULE)
-    session = lib.get_token(token_label=LABEL).open(user_pin=PIN, rw=True)
-    pin_file = directory / "user.pin"
-    pin_file.write_text(PIN)
-    pin_file.chmod(0o600)
-    settings = {"module": MODULE, "token_label": LABEL, "pin_source": f"file:{pin_file}", "sessions": "4"}
-    token = SoftToken(directory, session, settings)
+def make_token(token: SoftHsmToken, labels: list[str]) -> SoftToken:
+    made = SoftToken(token)
     for label in labels:
-        token.add_key(label)
-    return token
+        made.add_key(label)
+    return made

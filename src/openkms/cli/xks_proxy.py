@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:  # imported when a command runs: `openkms` itself starts without pkcs11 and Starlette
+    from openkms.hsm.sessions import TokenSessions
     from openkms.xks.proxy import ProxyConfig
-    from openkms.xks.token import ProxyToken
 
 xks_proxy_app = typer.Typer(
     no_args_is_help=False,
@@ -58,13 +58,20 @@ def _load(config: Path) -> ProxyConfig:
         raise typer.Exit(2) from None
 
 
-def _sessions(proxy: ProxyConfig) -> ProxyToken:
+def _sessions(proxy: ProxyConfig) -> TokenSessions:
+    """The token's session pool (`openkms.hsm`, shared with hardware instances), checked once now."""
     from openkms.errors import OpenKMSError
-    from openkms.xks.token import ProxyToken
+    from openkms.hsm.config import TokenConfig
+    from openkms.hsm.sessions import TokenSessions
 
     try:
-        return ProxyToken({k: str(v) for k, v in proxy.token.items()})
-    except (OpenKMSError, ValueError) as exc:
+        sessions = TokenSessions(TokenConfig.from_settings({k: str(v) for k, v in proxy.token.items()}))
+        sessions.check_health()
+        return sessions
+    except OpenKMSError as exc:
+        typer.echo(f"error: the token cannot be used: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    except ValueError as exc:
         typer.echo(f"error: the token cannot be used: {exc}", err=True)
         raise typer.Exit(1) from None
 

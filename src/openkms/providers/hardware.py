@@ -422,4 +422,3 @@ def make_hardware_provider(instance: Any, secret: SecretBytes | None) -> Hardwar
 
     del secret  # the PIN comes from the instance's pin_source, never from the store
     return HardwareProvider(TokenSessions(TokenConfig.from_settings(instance.settings)), instance.instance_id)
-

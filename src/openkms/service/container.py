@@ -10,6 +10,8 @@ from openkms.clock import Clock
 from openkms.domain.audit_heads import HeadStore
 from openkms.keystore import Keystore
 from openkms.node.generation import Generation
+from openkms.providers.external import external_provider
+from openkms.providers.hardware import make_hardware_provider
 from openkms.providers.registry import ProviderRegistry
 from openkms.providers.software import SoftwareProvider
 from openkms.repository.database import Database
@@ -84,6 +86,11 @@ def key_store_providers(db: Database, keystore: Keystore, generation: Generation
     its secret (unsealed from the store when the provider is made)."""
     providers = ProviderRegistry(secrets=partial(instance_secret, db, keystore))
     providers.register(InstanceKind.SOFTWARE, SoftwareProvider(keystore, changes=generation.current))
+    providers.register_factory(InstanceKind.HARDWARE, make_hardware_provider)
+    providers.register_factory(
+        InstanceKind.EXTERNAL,
+        lambda instance, secret: external_provider(keystore, instance, secret, changes=generation.current),
+    )
     return providers
 
 

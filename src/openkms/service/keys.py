@@ -446,12 +446,15 @@ def _parse_origin(raw: str | None) -> Origin:
 
 
 def _parse_protection_level(raw: str | None, kind: InstanceKind | None) -> ProtectionLevel:
-    if raw in (None, "", ProtectionLevel.SOFTWARE.value):
-        return ProtectionLevel.SOFTWARE
+    if raw not in (None, "", ProtectionLevel.SOFTWARE.value, ProtectionLevel.HSM.value):
+        raise InvalidArgument(f"ProtectionLevel {raw!r} is not SOFTWARE or HSM.", parameter="ProtectionLevel")
+    # Inside an instance its kind decides, whatever is asked (Alibaba ignores the parameter there).
     if kind is InstanceKind.HARDWARE:
-        return ProtectionLevel.HSM  # the instance kind decides (Alibaba ignores the parameter there)
+        return ProtectionLevel.HSM
     if kind is InstanceKind.EXTERNAL:
         return ProtectionLevel.EXTERNAL
+    if raw in (None, "", ProtectionLevel.SOFTWARE.value):
+        return ProtectionLevel.SOFTWARE
     if raw == ProtectionLevel.HSM.value:
         if kind is InstanceKind.SOFTWARE:
             # Alibaba ignores ProtectionLevel inside an instance: the instance kind decides.

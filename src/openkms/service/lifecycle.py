@@ -33,7 +33,7 @@ from openkms.service.context import RequestContext
 from openkms.service.keys import KeyService, key_resource, refuse_service_key
 from openkms.service.outcome import Outcome, acting_on
 from openkms.service.sharing import InstanceAccess
-from openkms.types import KeyId, KeyState, KeyVersionId, Origin, ProtectionLevel
+from openkms.types import KeyId, KeyState, KeyVersionId, Origin
 
 
 class LifecycleService:
@@ -242,7 +242,5 @@ def _ensure_rotatable(key: Key, *, manual: bool = False) -> None:
     rule = SPEC_RULES.get(key.spec)
     if rule is None or (not rule.symmetric and not manual):
         raise UnsupportedOperation("Only symmetric keys rotate automatically; use CreateKeyVersion.")
-    if key.protection_level is ProtectionLevel.HSM:
-        raise UnsupportedOperation("Keys protected by an HSM do not rotate.")
     if key.origin is not Origin.ALIYUN_KMS:
         raise UnsupportedOperation("Keys with imported material do not rotate.")

@@ -82,6 +82,16 @@ class SoftHsmToken:
         finally:
             session.close()
 
+    def object_labels(self) -> list[str]:
+        """The CKA_LABEL of every object on the token (one per object: a key pair gives two)."""
+        from pkcs11 import Attribute
+
+        session = self.session()
+        try:
+            return [str(found[Attribute.LABEL]) for found in session.get_objects()]
+        finally:
+            session.close()
+
 
 def _library() -> Any:
     from openkms.hsm.sessions import _library as load
