@@ -100,7 +100,9 @@ def set_up(work: Path, url: str, creds: Credentials, data_dir: Path, env: Mappin
              "--endpoint", proxy_url, "--path-prefix", "/bench", "--access-key-id", XKS_ACCESS_KEY_ID,
              "--allow-http", "--secret-stdin", stdin=proxy_secret + "\n")
     )  # fmt: skip
-    software = str(rpc_call(url, creds, "ListKmsInstances")["KmsInstances"]["KmsInstance"][0]["KmsInstanceId"])
+    software = str(
+        rpc_call(url, creds, "ListKmsInstances")["KmsInstances"]["KmsInstance"][0]["KmsInstanceId"]
+    )
     plaintext = base64.b64encode(os.urandom(48)).decode()
     targets: list[KeyStoreTarget] = []
     for kind, instance, extra in (

@@ -200,25 +200,47 @@ def test_imported_material_is_unwrapped_in_the_token(
     assert AESGCM(material).decrypt(iv, sealed, b"") == b"imported"
     # Importing the same material again matches the fingerprint; other material does not.
     again = _import_request(hardware, material, WrappingAlgorithm.RSAES_OAEP_SHA_1)
-    again = ImportRequest(request.key_id, again.version_id, again.spec, again.token_id, again.algorithm,
-                          again.wrapped_wrapping_key, again.encrypted_material)  # fmt: skip
+    again = ImportRequest(
+        request.key_id,
+        again.version_id,
+        again.spec,
+        again.token_id,
+        again.algorithm,
+        again.wrapped_wrapping_key,
+        again.encrypted_material,
+    )
     assert hardware.import_material(again, FINGERPRINT_KEY, fingerprint)[1] == fingerprint
     before = softhsm.object_ids()
     other = _import_request(hardware, os.urandom(32), WrappingAlgorithm.RSAES_OAEP_SHA_1)
-    other = ImportRequest(request.key_id, other.version_id, other.spec, other.token_id, other.algorithm,
-                          other.wrapped_wrapping_key, other.encrypted_material)  # fmt: skip
+    other = ImportRequest(
+        request.key_id,
+        other.version_id,
+        other.spec,
+        other.token_id,
+        other.algorithm,
+        other.wrapped_wrapping_key,
+        other.encrypted_material,
+    )
     wrapping_ids = softhsm.object_ids() - before
     with pytest.raises(IncorrectKeyMaterial):
         hardware.import_material(other, FINGERPRINT_KEY, fingerprint)
     assert softhsm.object_ids() - before == wrapping_ids  # the half-made key was destroyed
     garbage = _import_request(hardware, os.urandom(32), WrappingAlgorithm.RSAES_OAEP_SHA_1)
-    garbage = ImportRequest(garbage.key_id, garbage.version_id, garbage.spec, garbage.token_id,
-                            garbage.algorithm, garbage.wrapped_wrapping_key, os.urandom(256))  # fmt: skip
+    garbage = ImportRequest(
+        garbage.key_id,
+        garbage.version_id,
+        garbage.spec,
+        garbage.token_id,
+        garbage.algorithm,
+        garbage.wrapped_wrapping_key,
+        os.urandom(256),
+    )
     with pytest.raises(IncorrectKeyMaterial):
         hardware.import_material(garbage, FINGERPRINT_KEY, None)
     # The wrapping key pair goes with its token.
-    token_ref = MaterialRef(request.key_id, KeyVersionId(request.token_id), KeySpec.RSA_2048,
-                            request.wrapped_wrapping_key)  # fmt: skip
+    token_ref = MaterialRef(
+        request.key_id, KeyVersionId(request.token_id), KeySpec.RSA_2048, request.wrapped_wrapping_key
+    )
     hardware.destroy(token_ref)
     assert parse_reference(request.wrapped_wrapping_key)[1] not in softhsm.object_ids()
 

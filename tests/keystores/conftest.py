@@ -111,15 +111,46 @@ def key_stores(tmp_path_factory: pytest.TempPathFactory, softhsm: SoftHsmToken) 
     try:
         settings = softhsm.settings()
         hardware = instance_id_of(
-            run_cli(server, softhsm, "instance", "create", "--kind", "hsm", "--name", "tests-hsm",
-                    "--module", settings["module"], "--token-label", settings["token_label"],
-                    "--pin-source", settings["pin_source"])
-        )  # fmt: skip
+            run_cli(
+                server,
+                softhsm,
+                "instance",
+                "create",
+                "--kind",
+                "hsm",
+                "--name",
+                "tests-hsm",
+                "--module",
+                settings["module"],
+                "--token-label",
+                settings["token_label"],
+                "--pin-source",
+                settings["pin_source"],
+            )
+        )
         external = instance_id_of(
-            run_cli(server, softhsm, "instance", "create", "--kind", "external", "--name", "tests-xks",
-                    "--endpoint", proxy_url, "--path-prefix", XKS_PREFIX, "--access-key-id", XKS_ACCESS_KEY_ID,
-                    "--allow-http", "--timeout", "2", "--secret-stdin", stdin=secret + "\n")
-        )  # fmt: skip
+            run_cli(
+                server,
+                softhsm,
+                "instance",
+                "create",
+                "--kind",
+                "external",
+                "--name",
+                "tests-xks",
+                "--endpoint",
+                proxy_url,
+                "--path-prefix",
+                XKS_PREFIX,
+                "--access-key-id",
+                XKS_ACCESS_KEY_ID,
+                "--allow-http",
+                "--timeout",
+                "2",
+                "--secret-stdin",
+                stdin=secret + "\n",
+            )
+        )
         yield KeyStores(server, softhsm, hardware, external, proxy, proxy_url, proxy_log)
     finally:
         server.stop()
@@ -157,9 +188,16 @@ def extension_call(server: LiveServer, action: str, **params: object) -> dict[st
         )
     )
     api = open_api.Params(
-        action=action, version="2016-01-20", protocol="HTTP", pathname="/", method="POST",
-        auth_type="AK", style="RPC", req_body_type="formData", body_type="json",
-    )  # fmt: skip
+        action=action,
+        version="2016-01-20",
+        protocol="HTTP",
+        pathname="/",
+        method="POST",
+        auth_type="AK",
+        style="RPC",
+        req_body_type="formData",
+        body_type="json",
+    )
     request = open_api.OpenApiRequest(query={name: str(value) for name, value in params.items()})
     try:
         answer = client.call_api(api, request, util.RuntimeOptions())
@@ -169,3 +207,51 @@ def extension_call(server: LiveServer, action: str, **params: object) -> dict[st
         ) from None
     body: dict[str, object] = answer["body"]
     return body
+
+
+# What the suites of tests/api cannot show on hardware keys, and why. SoftHSM2 2.6's RSAES-OAEP has
+# SHA-1 only (its C_Decrypt refuses the SHA-256 parameters with CKR_ARGUMENTS_BAD): those cases must
+# fail with UnsupportedOperation (strict: if a newer SoftHSM2 has it, the marker must go).
+_SOFTHSM_LACKS_OAEP_SHA_256 = "SoftHSM2 2.6 has RSAES-OAEP with SHA-1 only: UnsupportedOperation, by design"
+# White-box tests of software keys: they forge blobs from the wrapped material in the database, which a
+# hardware key does not have.
+_SOFTWARE_MATERIAL_ONLY = {"test_a_blob_made_before_the_mark_still_decrypts_and_is_not_exported"}
+# The typed models have no field for the external key id, which every key of an external instance needs.
+_SECOND_KEY_THROUGH_TYPED_SDK = {"test_re_encrypt_moves_a_ciphertext_to_another_key_and_context"}
+# Needs an RSA key in the suite's instance; external instances have symmetric keys only (F1.4).
+_NEEDS_A_KEY_PAIR = {"test_export_refuses_bad_wrapping_parameters_before_making_anything"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = getattr(getattr(item, "module", None), "__name__", "")
+        name = getattr(item, "originalname", item.name)
+        if module == "tests.keystores.test_external_suites":
+            if name in _SOFTWARE_MATERIAL_ONLY:
+                item.add_marker(
+                    pytest.mark.skip(reason="forges a blob from software key material in the database")
+                )
+            if name in _SECOND_KEY_THROUGH_TYPED_SDK:
+                item.add_marker(
+                    pytest.mark.skip(
+                        reason="makes a second key through the typed SDK, which cannot "
+                        "name an external key (test_external_keys.py does it)"
+                    )
+                )
+            if name in _NEEDS_A_KEY_PAIR:
+                item.add_marker(pytest.mark.skip(reason="makes an RSA key: external instances have none"))
+            continue
+        if module != "tests.keystores.test_hardware_suites":
+            continue
+        name = getattr(item, "originalname", item.name)
+        origin = getattr(getattr(item, "function", None), "__module__", "")
+        if origin == "tests.api.test_asymmetric" and (
+            "RSAES_OAEP_SHA_256" in item.name
+            or name == "test_oaep_hash_is_bound_and_tampered_ciphertext_is_refused"
+        ):
+            reason = _SOFTHSM_LACKS_OAEP_SHA_256
+            item.add_marker(pytest.mark.xfail(strict=True, raises=(KmsError, AssertionError), reason=reason))
+        if name in _SOFTWARE_MATERIAL_ONLY:
+            item.add_marker(
+                pytest.mark.skip(reason="forges a blob from software key material in the database")
+            )

@@ -40,8 +40,9 @@ def test_hardware_keys_report_hsm_and_their_specs(kms: KmsCaller, key_stores: Ke
             spec,
             key_stores.hardware,
         )
-        blob = kms.call("Encrypt", KeyId=meta["KeyId"], Plaintext="in the token",
-                        EncryptionContext={"a": "b"})["CiphertextBlob"]  # fmt: skip
+        blob = kms.call(
+            "Encrypt", KeyId=meta["KeyId"], Plaintext="in the token", EncryptionContext={"a": "b"}
+        )["CiphertextBlob"]
         assert (
             kms.call("Decrypt", CiphertextBlob=blob, EncryptionContext={"a": "b"})["Plaintext"]
             == "in the token"
@@ -61,9 +62,13 @@ def test_additional_usages_are_an_openkms_extension_of_hardware_key_pairs(
     kms: KmsCaller, key_stores: KeyStores
 ) -> None:
     meta = extension_call(
-        key_stores.server, "CreateKey", DKMSInstanceId=key_stores.hardware, KeySpec="RSA_2048",
-        KeyUsage="SIGN/VERIFY", OpenKMSAdditionalKeyUsages="ENCRYPT/DECRYPT",
-    )["KeyMetadata"]  # fmt: skip
+        key_stores.server,
+        "CreateKey",
+        DKMSInstanceId=key_stores.hardware,
+        KeySpec="RSA_2048",
+        KeyUsage="SIGN/VERIFY",
+        OpenKMSAdditionalKeyUsages="ENCRYPT/DECRYPT",
+    )["KeyMetadata"]
     assert isinstance(meta, dict)
     key_id, version = meta["KeyId"], meta["PrimaryKeyVersion"]
     assert meta["OpenKMSAdditionalKeyUsages"] == "ENCRYPT/DECRYPT"
@@ -73,17 +78,32 @@ def test_additional_usages_are_an_openkms_extension_of_hardware_key_pairs(
         "SIGN/VERIFY",
         "ENCRYPT/DECRYPT",
     )
-    signature = kms.call("AsymmetricSign", KeyId=key_id, KeyVersionId=version, Algorithm="RSA_PSS_SHA_256",
-                         Digest=DIGEST)["Value"]  # fmt: skip
+    signature = kms.call(
+        "AsymmetricSign", KeyId=key_id, KeyVersionId=version, Algorithm="RSA_PSS_SHA_256", Digest=DIGEST
+    )["Value"]
     pem = kms.call("GetPublicKey", KeyId=key_id, KeyVersionId=version)["PublicKey"]
     public = serialization.load_pem_public_key(pem.encode())
     assert isinstance(public, rsa.RSAPublicKey)
-    public.verify(base64.b64decode(signature), base64.b64decode(DIGEST),
-                  padding.PSS(padding.MGF1(hashes.SHA256()), 32), utils.Prehashed(hashes.SHA256()))  # fmt: skip
-    sealed = kms.call("AsymmetricEncrypt", KeyId=key_id, KeyVersionId=version, Algorithm="RSAES_OAEP_SHA_1",
-                      Plaintext=base64.b64encode(b"both").decode())["CiphertextBlob"]  # fmt: skip
-    opened = kms.call("AsymmetricDecrypt", KeyId=key_id, KeyVersionId=version, Algorithm="RSAES_OAEP_SHA_1",
-                      CiphertextBlob=sealed)["Plaintext"]  # fmt: skip
+    public.verify(
+        base64.b64decode(signature),
+        base64.b64decode(DIGEST),
+        padding.PSS(padding.MGF1(hashes.SHA256()), 32),
+        utils.Prehashed(hashes.SHA256()),
+    )
+    sealed = kms.call(
+        "AsymmetricEncrypt",
+        KeyId=key_id,
+        KeyVersionId=version,
+        Algorithm="RSAES_OAEP_SHA_1",
+        Plaintext=base64.b64encode(b"both").decode(),
+    )["CiphertextBlob"]
+    opened = kms.call(
+        "AsymmetricDecrypt",
+        KeyId=key_id,
+        KeyVersionId=version,
+        Algorithm="RSAES_OAEP_SHA_1",
+        CiphertextBlob=sealed,
+    )["Plaintext"]
     assert base64.b64decode(opened) == b"both"
     # Software keys and symmetric or EC specs refuse it.
     software = kms.call("ListKmsInstances")["KmsInstances"]["KmsInstance"][0]["KmsInstanceId"]
@@ -92,8 +112,13 @@ def test_additional_usages_are_an_openkms_extension_of_hardware_key_pairs(
         (key_stores.hardware, "EC_P256", "InvalidParameter"),
     ):
         with pytest.raises(KmsError) as caught:
-            extension_call(key_stores.server, "CreateKey", DKMSInstanceId=instance, KeySpec=spec,
-                           OpenKMSAdditionalKeyUsages="ENCRYPT/DECRYPT")  # fmt: skip
+            extension_call(
+                key_stores.server,
+                "CreateKey",
+                DKMSInstanceId=instance,
+                KeySpec=spec,
+                OpenKMSAdditionalKeyUsages="ENCRYPT/DECRYPT",
+            )
         assert caught.value.code == code
 
 
@@ -130,10 +155,18 @@ def _eventually(check: Callable[[], bool], timeout: float = 30.0) -> None:
 
 
 def _import_aes(kms: KmsCaller, key_id: str, material: bytes) -> None:
-    found = kms.call("GetParametersForImport", KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_1",
-                     WrappingKeySpec="RSA_2048")  # fmt: skip
-    kms.call("ImportKeyMaterial", KeyId=key_id, ImportToken=found["ImportToken"],
-             EncryptedKeyMaterial=wrap(found["PublicKey"], "RSAES_OAEP_SHA_1", material))  # fmt: skip
+    found = kms.call(
+        "GetParametersForImport",
+        KeyId=key_id,
+        WrappingAlgorithm="RSAES_OAEP_SHA_1",
+        WrappingKeySpec="RSA_2048",
+    )
+    kms.call(
+        "ImportKeyMaterial",
+        KeyId=key_id,
+        ImportToken=found["ImportToken"],
+        EncryptedKeyMaterial=wrap(found["PublicKey"], "RSAES_OAEP_SHA_1", material),
+    )
 
 
 def test_imported_material_is_unwrapped_in_the_token_and_never_stored_or_logged(
@@ -155,10 +188,20 @@ def test_imported_material_is_unwrapped_in_the_token_and_never_stored_or_logged(
     other = kms.call("CreateKey", DKMSInstanceId=key_stores.hardware, Origin="EXTERNAL")["KeyMetadata"][
         "KeyId"
     ]
-    found = kms.call("GetParametersForImport", KeyId=other, WrappingAlgorithm="RSAES_OAEP_SHA_256",
-                     WrappingKeySpec="RSA_2048")  # fmt: skip
-    _refused(kms, "UnsupportedOperation", "ImportKeyMaterial", KeyId=other, ImportToken=found["ImportToken"],
-             EncryptedKeyMaterial=wrap(found["PublicKey"], "RSAES_OAEP_SHA_256", os.urandom(32)))  # fmt: skip
+    found = kms.call(
+        "GetParametersForImport",
+        KeyId=other,
+        WrappingAlgorithm="RSAES_OAEP_SHA_256",
+        WrappingKeySpec="RSA_2048",
+    )
+    _refused(
+        kms,
+        "UnsupportedOperation",
+        "ImportKeyMaterial",
+        KeyId=other,
+        ImportToken=found["ImportToken"],
+        EncryptedKeyMaterial=wrap(found["PublicKey"], "RSAES_OAEP_SHA_256", os.urandom(32)),
+    )
     assert kms.call("DescribeKey", KeyId=other)["KeyMetadata"]["KeyState"] == "PendingImport"
     # DeleteKeyMaterial destroys the token's object; the same material imports again.
     kms.call("DeleteKeyMaterial", KeyId=key_id)
@@ -197,10 +240,16 @@ def _wrapping_ids(key_stores: KeyStores) -> set[bytes]:
 
 
 def _wrapped_for(kms: KmsCaller, key_id: str) -> dict[str, str]:
-    found = kms.call("GetParametersForImport", KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_1",
-                     WrappingKeySpec="RSA_2048")  # fmt: skip
-    return {"ImportToken": found["ImportToken"],
-            "EncryptedKeyMaterial": wrap(found["PublicKey"], "RSAES_OAEP_SHA_1", os.urandom(32))}  # fmt: skip
+    found = kms.call(
+        "GetParametersForImport",
+        KeyId=key_id,
+        WrappingAlgorithm="RSAES_OAEP_SHA_1",
+        WrappingKeySpec="RSA_2048",
+    )
+    return {
+        "ImportToken": found["ImportToken"],
+        "EncryptedKeyMaterial": wrap(found["PublicKey"], "RSAES_OAEP_SHA_1", os.urandom(32)),
+    }
 
 
 def _aad(raw: bytes) -> bytes:
@@ -248,8 +297,18 @@ def test_a_failing_hsm_refuses_its_own_keys_only_and_writes_nothing(
     pin_file.write_text(spare.pin() + "\n")
     pin_file.chmod(0o600)
     settings = spare.settings()
-    made = key_stores.cli("instance", "create", "--kind", "hsm", "--module", settings["module"],
-                          "--token-label", spare.label, "--pin-source", f"file:{pin_file}")  # fmt: skip
+    made = key_stores.cli(
+        "instance",
+        "create",
+        "--kind",
+        "hsm",
+        "--module",
+        settings["module"],
+        "--token-label",
+        spare.label,
+        "--pin-source",
+        f"file:{pin_file}",
+    )
     failing = instance_id_of(made)
     software = kms.call("ListKmsInstances")["KmsInstances"]["KmsInstance"][0]["KmsInstanceId"]
     keys_before = kms.call("ListKeys", PageSize=100)["TotalCount"]

@@ -29,7 +29,7 @@ from openkms.keystore import Keystore
 from openkms.providers.base import Invocation, MaterialRef, NewVersion
 from openkms.providers.software import IV_LEN, TAG_LEN, SoftwareProvider
 from openkms.secret import SecretBytes
-from openkms.types import KeySpec, KeyVersionId
+from openkms.types import AsymmetricAlgorithm, KeySpec, KeyVersionId
 from openkms.xks.client import IV_LENGTHS, MAX_CIPHERTEXT_METADATA, RequestMetadata, XksClient
 
 __all__ = ["DEFAULT_TIMEOUT_SECONDS", "SYSTEM_PRINCIPAL", "ExternalProvider", "external_provider"]
@@ -129,6 +129,12 @@ class ExternalProvider:
         return self._inner.decrypt(inner_ref, iv, inner_sealed.reveal(), aad)
 
     # -- HealthCheck, MaterialCache ----------------------------------------------------------------
+    def wrap_for_export(
+        self, public_key_der: bytes, algorithm: AsymmetricAlgorithm, data_key: SecretBytes
+    ) -> bytes:
+        """Data-key export: the caller's public key only (nothing of the external key is involved)."""
+        return self._inner.wrap_for_export(public_key_der, algorithm, data_key)
+
     def check_health(self) -> str:
         meta = RequestMetadata(SYSTEM_PRINCIPAL, "KmsHealthCheck", str(uuid.uuid4()))
         answer = self._guard(lambda: self._client.get_health_status(meta))
