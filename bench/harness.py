@@ -215,6 +215,7 @@ class ManagedServer:
         self.log_path = log_path
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self.ready_path = "/healthz"  # what answers 200 once the server serves
 
     @property
     def url(self) -> str:
@@ -238,7 +239,7 @@ class ManagedServer:
                     f"{self.name} exited early (rc {self.process.returncode}):\n{self.log_tail()}"
                 )
             try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as answer:
+                with urllib.request.urlopen(self.url + self.ready_path, timeout=1) as answer:
                     if answer.status == 200:
                         log(f"{self.name} is ready on {self.url} (session {self.process.pid})")
                         return

@@ -35,11 +35,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench import cold_burst, micro
+from bench import cold_burst, key_stores, micro
 from bench.harness import (
     BENCH_DIR,
     NOISE_CORES,
@@ -64,7 +64,7 @@ ENCRYPTION_CONTEXT = '{"app":"billing","purpose":"bench"}'
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
 P99_GOAL_MS = 10.0
-SCENARIOS = ("steady", "cold-burst", "micro")
+SCENARIOS = ("steady", "cold-burst", "micro", "key-stores")
 UNBALANCED_RETRIES = 3  # repeats of a run whose connections all went to fewer workers than started
 BUSY_WORKER_CORES = 0.1  # a worker below this during a run got (almost) no connections
 HEADROOM = 1.3  # requests signed per second of run = min(max_rate, 2 x warm-up rate) x HEADROOM
@@ -99,6 +99,11 @@ class Row:
     @property
     def p99_ms(self) -> float:
         return self.median("p99_ms")
+
+    @property
+    def worst_p99_ms(self) -> float:
+        """The highest p99 of the runs: intermittent stalls hide in medians."""
+        return max((run.p99_ms for run in self.runs), default=0.0)
 
     @property
     def errors(self) -> int:
@@ -501,6 +506,14 @@ def write_markdown(
     ]
     if rows:
         block += ["", markdown_table(rows), "", *summary_lines(rows, info)]
+        key_store_lines = key_stores.summary_lines(rows)
+        if key_store_lines:
+            block += [
+                "",
+                "Key stores (SoftHSM2 and the XKS proxy on this machine; ratios in the same run):",
+                "",
+            ]
+            block += key_store_lines
     if cold:
         block += ["", *cold_burst.markdown_block(cold, plan["duration"], plan["runs"])]
     readme_block = "\n".join(block)
@@ -602,7 +615,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-micro", action="store_true", help="skip the nonce store / audit sink timings")
     parser.add_argument(
         "--only", default=",".join(SCENARIOS),
-        help="scenarios to run: steady (the action rows and the ceiling), cold-burst, micro (default all)",
+        help="scenarios to run: steady (the action rows and the ceiling), cold-burst, micro, key-stores "
+        "(Encrypt and AsymmetricSign on SoftHSM2 and external keys) (default all)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--key-store-connections", default="8",
+        help="key-stores scenario: wrk -c values for the software/hsm/external rows (default 8)",
     )  # fmt: skip
     parser.add_argument(
         "--cold-databases", default=",".join(cold_burst.BACKENDS), help="cold-burst stores: postgres, sqlite"
@@ -636,6 +654,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for name in args.only:
         if name not in SCENARIOS:
             parser.error(f"--only takes {', '.join(SCENARIOS)}, not {name!r}")
+    args.key_store_connections = tuple(int(c) for c in args.key_store_connections.split(",") if c.strip())
     args.cold_databases = tuple(name.strip() for name in args.cold_databases.split(",") if name.strip())
     for name in args.cold_databases:
         if name not in cold_burst.BACKENDS:
@@ -697,6 +716,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             started = time.monotonic()
             if "steady" in args.only:
                 result["findings"] = bench_targets(bench, stack, actions, targets, args)
+            if "key-stores" in args.only:
+                ceiling = start_bare(bench, stack, args)  # its own, interleaved with these rows
+                result["key_stores"] = key_stores.run_scenario(
+                    bench, stack, args.workers, args.key_store_connections, replace(ceiling, name="ceiling")
+                )
             if "cold-burst" in args.only:
                 cold = cold_burst.run_scenario(cold_plan(args), work, creds)
                 result["cold_burst"] = [c.to_json() for c in cold]
