@@ -127,6 +127,7 @@ def run_scenario(bench: Bench, stack: contextlib.ExitStack, workers: int, connec
     proxy, secret = _proxy(bench.work, token, env)
     stack.callback(proxy.stop)
     proxy.start()
+    (bench.work / "key-stores").mkdir(parents=True, exist_ok=True)
     server = openkms_server(bench.work / "key-stores", bench.creds, workers, token.env())
     stack.callback(server.stop)
     server.start()

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page
 
+from openkms.testing.softhsm import SoftHsmToken
 from tests.support.browser import PageWatch
 from tests.support.browser import sign_in as sign_in_helper
 from tests.support.products import Caller
@@ -59,9 +60,10 @@ def base_url() -> None:
 
 
 @pytest.fixture(scope="session")
-def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """One live server (SQLite) for the whole browser suite; tests make their own keys and users."""
-    live = LiveServer(tmp_path_factory.mktemp("console-server") / "data")
+def console_server(tmp_path_factory: pytest.TempPathFactory, softhsm: SoftHsmToken) -> Iterator[LiveServer]:
+    """One live server (SQLite) for the whole browser suite; tests make their own keys and users (and
+    hardware or external instances on the session's SoftHSM2 token)."""
+    live = LiveServer(tmp_path_factory.mktemp("console-server") / "data", extra_env=softhsm.env())
     live.start()
     yield live
     live.stop()

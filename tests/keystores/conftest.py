@@ -57,13 +57,17 @@ def run_cli(
     )
 
 
-def start_proxy(folder: Path, token: SoftHsmToken, secret: str) -> tuple[subprocess.Popen[bytes], str, Path]:
+def start_proxy(
+    folder: Path, token: SoftHsmToken, secret: str, keys: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """`openkms xks-proxy` on the token, plain HTTP on loopback: (process, url, log)."""
+    served = XKS_KEYS if keys is None else keys
     config = {
         "path_prefix": XKS_PREFIX,
         "plain_http": True,
         "credentials": [{"access_key_id": XKS_ACCESS_KEY_ID, "secret_access_key": secret}],
         "token": token.settings(),
-        "keys": {kid: {"label": label, "enabled": kid != "ext-off"} for kid, label in XKS_KEYS.items()},
+        "keys": {kid: {"label": label, "enabled": kid != "ext-off"} for kid, label in served.items()},
     }
     path = folder / "xks-proxy.json"
     path.write_text(json.dumps(config))

@@ -3,6 +3,8 @@ instance kind (F2), and the access quota units of Users of Other Accounts (F4.3)
 
 from __future__ import annotations
 
+from typing import Any
+
 from openkms.console.pages.create_key import offer_of, quota_units
 from openkms.console.pages.keys import Instance, _back, _filters
 
@@ -52,6 +54,12 @@ def test_offer_follows_the_instance_kind() -> None:
     assert hardware.asymmetric == software.asymmetric
     external = offer_of(Instance("kst-c", "", "external"))
     assert (external.symmetric, external.asymmetric) == (("Aliyun_AES_256",), ())
+    assert (hardware.kind, external.kind, software.kind, offer_of(None).kind) == (
+        "hardware",
+        "external",
+        "software",
+        "",
+    )
     assert offer_of(None).symmetric == ()
 
 
@@ -68,3 +76,32 @@ def test_quota_counts_distinct_other_accounts() -> None:
     )
     assert quota_units(typed, ACCOUNT) == 2
     assert quota_units("", ACCOUNT) == 0
+
+
+def test_the_extensions_of_hardware_and_external_keys_reach_create_key() -> None:
+    from types import SimpleNamespace
+
+    from starlette.datastructures import FormData
+
+    from openkms.console.pages.create_key import _create_params, choice_of
+
+    console: Any = SimpleNamespace(principal=SimpleNamespace(account_id="1"))
+    pair = choice_of(
+        FormData(
+            [
+                ("key_type", "asymmetric"),
+                ("KeySpec", "RSA_2048"),
+                ("KeyUsage", "SIGN/VERIFY"),
+                ("additional_usage", "SIGN/VERIFY"),
+                ("additional_usage", "ENCRYPT/DECRYPT"),
+            ]
+        )
+    )
+    params = _create_params(console, "kst-hsm", pair)
+    assert params["OpenKMSAdditionalKeyUsages"] == "ENCRYPT/DECRYPT"  # the chosen usage is not repeated
+    assert params["OpenKMSExternalKeyId"] is None
+    external = choice_of(FormData([("key_type", "symmetric"), ("external_key_id", " key-1 ")]))
+    params = _create_params(console, "kst-xks", external)
+    assert (params["OpenKMSExternalKeyId"], params["OpenKMSAdditionalKeyUsages"]) == ("key-1", None)
+    plain = _create_params(console, "kst-soft", choice_of(FormData([("key_type", "symmetric")])))
+    assert plain["OpenKMSExternalKeyId"] is None and plain["OpenKMSAdditionalKeyUsages"] is None

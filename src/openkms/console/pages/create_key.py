@@ -44,6 +44,7 @@ class Offer:
     symmetric: tuple[str, ...]
     asymmetric: tuple[str, ...]
     asymmetric_usages: tuple[str, ...]
+    kind: str = ""  # the instance's kind: hardware key pairs take more usages, external keys an id
 
 
 def offer_of(instance: Instance | None) -> Offer:
@@ -60,6 +61,7 @@ def offer_of(instance: Instance | None) -> Offer:
         tuple(spec.value for spec in specs if SPEC_RULES[spec].symmetric),
         tuple(spec.value for spec in specs if not SPEC_RULES[spec].symmetric),
         tuple(usages),
+        "" if kind is None else kind.value,
     )
 
 
@@ -81,6 +83,9 @@ class Choice:
     others: str = ""
     origin: str = Origin.ALIYUN_KMS.value
     ack: bool = False
+    # OpenKMS extensions: more usages of a hardware key pair, the external key of an external key.
+    additional_usages: list[str] = field(default_factory=list)
+    external_key_id: str = ""
 
 
 def choice_of(form: FormData) -> Choice:
@@ -106,6 +111,8 @@ def choice_of(form: FormData) -> Choice:
         others=text("others"),
         origin=text("origin") or Origin.ALIYUN_KMS.value,
         ack=bool(text("external_ack")),
+        additional_usages=[value for value in form.getlist("additional_usage") if isinstance(value, str)][:4],
+        external_key_id=text("external_key_id").strip(),
     )
 
 
@@ -182,7 +189,10 @@ async def spec_fields(console: Console) -> Response:
     """Key Specifications, Key Usage and rotation for the Key Type just chosen (htmx)."""
     query = console.request.query_params
     instance = chosen_instance(await instances_of(console), query.get("instance"))
-    choice = Choice(key_type="asymmetric" if query.get("key_type") == "asymmetric" else "symmetric")
+    choice = Choice(
+        key_type="asymmetric" if query.get("key_type") == "asymmetric" else "symmetric",
+        usage=query.get("KeyUsage", ""),
+    )
     return console.render("keys/_spec_fields.html", offer=offer_of(instance), choice=choice)
 
 
@@ -253,6 +263,10 @@ def _create_params(console: Console, instance_id: str, choice: Choice) -> Mappin
         "RotationInterval": f"{choice.rotation_days}d" if rotate else None,
         "Tags": json.dumps(tags) if tags else None,
         "Policy": policy,
+        "OpenKMSAdditionalKeyUsages": (
+            None if symmetric else ",".join(u for u in choice.additional_usages if u != usage) or None
+        ),
+        "OpenKMSExternalKeyId": choice.external_key_id or None,
     }
 
 

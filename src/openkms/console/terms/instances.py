@@ -5,7 +5,11 @@ from __future__ import annotations
 TERMS: dict[str, tuple[str, str]] = {
     "inst.kind": ("Type", "类型"),
     "inst.kind.openkms_software": ("Software Key Management", "软件密钥管理"),
-    "inst.kind.openkms_hsm": ("Hardware Key Management", "硬件密钥管理"),
+    "inst.kind.openkms_hardware": ("Hardware Key Management", "硬件密钥管理"),
+    "inst.health": ("Health", "健康状态"),
+    "inst.health.Healthy": ("Available", "可用"),
+    "inst.health.Unavailable": ("Unavailable", "不可用"),
+    "inst.health.checked": ("checked", "检查于"),
     "inst.kind.openkms_external": ("External Key Management", "外部密钥管理"),
     "inst.keys": ("Keys", "密钥数量"),
     "inst.quota": ("Access Management Quota (used / total)", "访问管理配额（已用 / 总量）"),

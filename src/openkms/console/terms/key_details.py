@@ -27,6 +27,8 @@ TERMS: dict[str, tuple[str, str]] = {
     "kd.meta.MaterialExpireTime": ("Key Material Expiration Time", "密钥材料过期时间"),
     "kd.meta.DeletionProtection": ("Deletion Protection", "删除保护"),
     "kd.meta.DeletionProtectionDescription": ("Deletion Protection Description", "删除保护描述"),
+    "kd.meta.OpenKMSAdditionalKeyUsages": ("Additional Key Usages", "附加密钥用途"),
+    "kd.meta.OpenKMSExternalKeyId": ("External Key ID", "外部密钥ID"),
     "kd.meta.Description": ("Description", "描述信息"),
     "kd.value.Enabled": ("Enabled", "已开启"),
     "kd.value.Disabled": ("Disabled", "已关闭"),

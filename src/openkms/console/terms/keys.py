@@ -12,6 +12,16 @@ TERMS: dict[str, tuple[str, str]] = {
         "当前地域还没有密钥管理实例，请先创建实例再创建密钥。",
     ),
     "keys.all": ("All", "全部"),
+    "keys.additional_usages": ("Additional Key Usages", "附加密钥用途"),
+    "keys.additional_usages_hint": (
+        "OpenKMS extension: a key pair of a hardware instance may also have these usages.",
+        "OpenKMS扩展：硬件密钥管理实例中的密钥对还可以具有这些用途。",
+    ),
+    "keys.external_key_id": ("External Key ID", "外部密钥ID"),
+    "keys.external_key_id_hint": (
+        "OpenKMS extension: the id of the key in the external key manager (1-128 letters, digits, - _ .).",
+        "OpenKMS扩展：外部密钥管理设施中的密钥ID（1~128个字母、数字、- _ .）。",
+    ),
     "keys.switch_instance": ("Switch Instance", "切换实例"),
     "keys.search": ("Key ID or Alias", "密钥ID或别名"),
     "keys.none": ("No keys match.", "没有符合条件的密钥。"),
