@@ -274,10 +274,7 @@ class HardwareProvider:
     def wrap_for_export(
         self, public_key_der: bytes, algorithm: AsymmetricAlgorithm, data_key: SecretBytes
     ) -> bytes:
-        public_key = serialization.load_der_public_key(public_key_der)
-        if not isinstance(public_key, rsa.RSAPublicKey):
-            raise UnsupportedOperation("Data keys are exported to RSA public keys only.")
-        return keypairs.oaep_encrypt(public_key, algorithm, data_key.reveal())
+        return keypairs.wrap_for_export(public_key_der, algorithm, data_key)
 
     # -- imported material, unwrapped inside the token ---------------------------------------------
     def new_import_wrapping_key(self, key_id: KeyId, token_id: str) -> tuple[bytes, bytes]:

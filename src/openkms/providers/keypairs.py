@@ -205,3 +205,12 @@ def load_rsa_public_key(der: bytes, bits: int) -> rsa.RSAPublicKey:
     if not isinstance(key, rsa.RSAPublicKey) or key.key_size != bits:
         raise ValueError(f"not an RSA-{bits} public key")
     return key
+
+
+def wrap_for_export(public_key_der: bytes, algorithm: AsymmetricAlgorithm, data_key: SecretBytes) -> bytes:
+    """Data-key export: RSAES-OAEP of `data_key` to a caller's RSA SubjectPublicKeyInfo (no key
+    material of ours is involved, so every provider answers it the same way)."""
+    public_key = serialization.load_der_public_key(public_key_der)
+    if not isinstance(public_key, rsa.RSAPublicKey):
+        raise UnsupportedOperation("Data keys are exported to RSA public keys only.")
+    return oaep_encrypt(public_key, algorithm, data_key.reveal())

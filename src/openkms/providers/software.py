@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Final, TypeVar
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -126,10 +125,7 @@ class SoftwareProvider:
     def wrap_for_export(
         self, public_key_der: bytes, algorithm: AsymmetricAlgorithm, data_key: SecretBytes
     ) -> bytes:
-        public_key = serialization.load_der_public_key(public_key_der)
-        if not isinstance(public_key, rsa.RSAPublicKey):
-            raise UnsupportedOperation("Data keys are exported to RSA public keys only.")
-        return keypairs.oaep_encrypt(public_key, algorithm, data_key.reveal())
+        return keypairs.wrap_for_export(public_key_der, algorithm, data_key)
 
     # -- imported material ----------------------------------------------------------------------------
     def new_import_wrapping_key(self, key_id: KeyId, token_id: str) -> tuple[bytes, bytes]:
