@@ -3,6 +3,7 @@ import unwrapped in the token, what the token refuses, and the token's failures.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import threading
@@ -32,6 +33,7 @@ from openkms.providers.hardware import HardwareProvider, parse_reference
 from openkms.secret import SecretBytes
 from openkms.testing.softhsm import SoftHsmToken
 from openkms.types import AsymmetricAlgorithm, KeyId, KeySpec, KeyUsage, KeyVersionId
+from tests.support.byok import envelope, pkcs8
 
 A = AsymmetricAlgorithm
 SIGN, ENCRYPT = KeyUsage.SIGN_VERIFY, KeyUsage.ENCRYPT_DECRYPT
@@ -255,7 +257,7 @@ def test_imports_the_token_cannot_unwrap_are_refused_clearly(hardware: HardwareP
     request = _import_request(hardware, os.urandom(32), WrappingAlgorithm.RSAES_OAEP_SHA_1)
     for changed in (
         replace(request, algorithm=WrappingAlgorithm.RSAES_PKCS1_V1_5),
-        replace(request, spec=KeySpec.RSA_2048),
+        replace(request, spec=KeySpec.EC_P256),
     ):
         with pytest.raises(UnsupportedOperation):
             hardware.import_material(changed, FINGERPRINT_KEY, None)
@@ -344,3 +346,52 @@ def test_threads_share_a_bounded_pool(softhsm: SoftHsmToken) -> None:
     assert failures == []
     assert sessions._open <= 3
     provider.close()
+
+
+def _pair_request(hardware: HardwareProvider, private_key: rsa.RSAPrivateKey, key_id: KeyId) -> ImportRequest:
+    token_id = str(uuid.uuid4())
+    public_der, stored = hardware.new_import_wrapping_key(key_id, token_id)
+    encrypted = base64.b64decode(
+        envelope(base64.b64encode(public_der).decode(), "RSAES_OAEP_SHA_1", pkcs8(private_key))
+    )
+    version = KeyVersionId(str(uuid.uuid4()))
+    return ImportRequest(
+        key_id, version, KeySpec.RSA_2048, token_id, WrappingAlgorithm.RSAES_OAEP_SHA_1, stored, encrypted
+    )
+
+
+def test_an_imported_rsa_key_pair_is_unwrapped_into_the_token(hardware: HardwareProvider) -> None:
+    private_key = rsa.generate_private_key(65537, 2048)
+    key_id = KeyId(f"key-{uuid.uuid4().hex[:8]}")
+    request = _pair_request(hardware, private_key, key_id)
+    stored, fingerprint = hardware.import_material(request, FINGERPRINT_KEY, None)
+    ref = MaterialRef(key_id, request.version_id, KeySpec.RSA_2048, stored)
+    digest = hashlib.sha256(b"imported pair").digest()
+    signature = hardware.sign(ref, A.RSA_PKCS1_SHA_256, digest)
+    private_key.public_key().verify(signature, digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+    assert hardware.public_key_pem(ref).encode() == private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    sealed = private_key.public_key().encrypt(
+        b"to the pair", padding.OAEP(padding.MGF1(hashes.SHA1()), hashes.SHA1(), None)
+    )
+    assert hardware.asymmetric_decrypt(ref, A.RSAES_OAEP_SHA_1, sealed).reveal() == b"to the pair"
+    # The same pair again matches its fingerprint; another pair, a 3072-bit one or garbage does not.
+    assert (
+        hardware.import_material(_pair_request(hardware, private_key, key_id), FINGERPRINT_KEY, fingerprint)[
+            1
+        ]
+        == fingerprint
+    )
+    with pytest.raises(IncorrectKeyMaterial):
+        other = rsa.generate_private_key(65537, 2048)
+        hardware.import_material(_pair_request(hardware, other, key_id), FINGERPRINT_KEY, fingerprint)
+    with pytest.raises(IncorrectKeyMaterial):
+        hardware.import_material(
+            _pair_request(hardware, rsa.generate_private_key(65537, 3072), key_id), FINGERPRINT_KEY, None
+        )
+    broken = _pair_request(hardware, private_key, key_id)
+    with pytest.raises(IncorrectKeyMaterial):
+        hardware.import_material(
+            replace(broken, encrypted_material=broken.encrypted_material[:-8]), FINGERPRINT_KEY, None
+        )

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from openkms.testing.softhsm import SoftHsmToken
 from tests.keystores.conftest import KeyStores, extension_call, instance_id_of
-from tests.support.byok import wrap
+from tests.support.byok import envelope, pkcs8, wrap
 from tests.support.raw import send, signed_params
 from tests.support.sdk import KmsCaller, KmsError
 from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
@@ -323,3 +323,40 @@ def test_a_failing_hsm_refuses_its_own_keys_only_and_writes_nothing(
     pin_file.write_text(spare.pin() + "\n")  # the operator fixes it: the next request logs in
     recovered = kms.call("CreateKey", DKMSInstanceId=failing)["KeyMetadata"]["KeyId"]
     assert kms.call("Encrypt", KeyId=recovered, Plaintext="back")["CiphertextBlob"]
+
+
+def test_an_rsa_key_pair_is_imported_into_the_token(kms: KmsCaller, key_stores: KeyStores) -> None:
+    private_key = rsa.generate_private_key(65537, 2048)
+    meta = kms.call(
+        "CreateKey",
+        DKMSInstanceId=key_stores.hardware,
+        KeySpec="RSA_2048",
+        KeyUsage="SIGN/VERIFY",
+        Origin="EXTERNAL",
+    )["KeyMetadata"]
+    found = kms.call(
+        "GetParametersForImport",
+        KeyId=meta["KeyId"],
+        WrappingAlgorithm="RSAES_OAEP_SHA_1",
+        WrappingKeySpec="RSA_2048",
+    )
+    kms.call(
+        "ImportKeyMaterial",
+        KeyId=meta["KeyId"],
+        ImportToken=found["ImportToken"],
+        EncryptedKeyMaterial=envelope(found["PublicKey"], "RSAES_OAEP_SHA_1", pkcs8(private_key)),
+    )
+    version = kms.call("DescribeKey", KeyId=meta["KeyId"])["KeyMetadata"]["PrimaryKeyVersion"]
+    signature = kms.call(
+        "AsymmetricSign",
+        KeyId=meta["KeyId"],
+        KeyVersionId=version,
+        Algorithm="RSA_PKCS1_SHA_256",
+        Digest=DIGEST,
+    )["Value"]
+    private_key.public_key().verify(
+        base64.b64decode(signature),
+        base64.b64decode(DIGEST),
+        padding.PKCS1v15(),
+        utils.Prehashed(hashes.SHA256()),
+    )

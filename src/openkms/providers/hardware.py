@@ -23,6 +23,7 @@ import pkcs11.exceptions as p11
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pkcs11 import MGF, Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11.constants import DEFAULT
 from pkcs11.mechanisms import GCMParams
 from pkcs11.util.ec import encode_ec_public_key, encode_ecdsa_signature, encode_named_curve_parameters
 
@@ -32,6 +33,7 @@ from openkms.errors import (
     IncorrectKeyMaterial,
     InvalidCiphertext,
     KeyMaterialLost,
+    SignatureInvalid,
     StorageIntegrityError,
     UnsupportedOperation,
 )
@@ -192,9 +194,14 @@ class HardwareProvider:
             bits = _RSA_BITS.get(new.spec)
             if bits is not None:
                 session.generate_keypair(
-                    KeyType.RSA, bits, id=object_id, label=label, store=True,
-                    public_template=public, private_template=private,
-                )  # fmt: skip
+                    KeyType.RSA,
+                    bits,
+                    id=object_id,
+                    label=label,
+                    store=True,
+                    public_template=public,
+                    private_template=private,
+                )
             elif new.spec in _CURVES:
                 if decrypt:
                     raise UnsupportedOperation(f"{new.spec} keys only sign.")
@@ -297,9 +304,14 @@ class HardwareProvider:
         }
         with self._sessions.slot() as slot:
             pub, _ = slot.session.generate_keypair(
-                KeyType.RSA, 2048, id=object_id, label=f"openkms-import/{key_id}/{token_id}", store=True,
-                public_template=public, private_template=private,
-            )  # fmt: skip
+                KeyType.RSA,
+                2048,
+                id=object_id,
+                label=f"openkms-import/{key_id}/{token_id}",
+                store=True,
+                public_template=public,
+                private_template=private,
+            )
             public_key = rsa.RSAPublicNumbers(
                 int.from_bytes(pub[Attribute.PUBLIC_EXPONENT], "big"),
                 int.from_bytes(pub[Attribute.MODULUS], "big"),
@@ -312,26 +324,37 @@ class HardwareProvider:
         fingerprint_key: SecretBytes,
         expected_fingerprint: bytes | None,
     ) -> tuple[bytes, bytes]:
-        """Unwrap AES material with the token's wrapping key into a new token object; its fingerprint
-        is computed from a check value the token makes (AES-ECB of a zero block), so the material
-        never leaves the token. Key pairs and RSAES_PKCS1_V1_5 are refused: see docs/hsm.md."""
+        """Unwrap imported material with the token's wrapping key into new token objects, so it never
+        exists in OpenKMS's memory in clear. AES material: RSAES-OAEP unwrapping, fingerprinted by a
+        check value the token makes (AES-ECB of a zero block). RSA key pairs: the envelope's ephemeral
+        AES key OAEP-unwrapped as a session object, then the PKCS#8 key unwrapped with it (AES key wrap
+        with padding); the public half is made from the private key's modulus and exponent, the pair
+        must sign and verify, and it is fingerprinted by its public key. EC key pairs (the token does
+        not give an unwrapped EC key's public point) and RSAES_PKCS1_V1_5 are refused."""
         rule = SPEC_RULES[request.spec]
-        if not rule.symmetric:
-            raise UnsupportedOperation("Hardware instances import symmetric key material only.")
         params = _WRAP_OAEP.get(request.algorithm)
         if params is None:
             raise UnsupportedOperation("Hardware instances unwrap imported material with RSAES-OAEP only.")
+        if not rule.symmetric:
+            return self._import_key_pair(request, params, fingerprint_key, expected_fingerprint)
         object_id = os.urandom(ID_LEN)
-        wrapping_ref = MaterialRef(request.key_id, KeyVersionId(request.token_id), KeySpec.RSA_2048,
-                                   request.wrapped_wrapping_key)  # fmt: skip
+        wrapping_ref = MaterialRef(
+            request.key_id, KeyVersionId(request.token_id), KeySpec.RSA_2048, request.wrapped_wrapping_key
+        )
         with self._sessions.slot() as slot:
             wrapping = self._object(slot, wrapping_ref, ObjectClass.PRIVATE_KEY, _WRAPPING)
             try:
                 made = wrapping.unwrap_key(
-                    ObjectClass.SECRET_KEY, KeyType.AES, request.encrypted_material, id=object_id,
-                    label=_label(request.key_id, request.version_id), store=True,
-                    mechanism=Mechanism.RSA_PKCS_OAEP, mechanism_param=params, template=_SECRET_TEMPLATE,
-                )  # fmt: skip
+                    ObjectClass.SECRET_KEY,
+                    KeyType.AES,
+                    request.encrypted_material,
+                    id=object_id,
+                    label=_label(request.key_id, request.version_id),
+                    store=True,
+                    mechanism=Mechanism.RSA_PKCS_OAEP,
+                    mechanism_param=params,
+                    template=_SECRET_TEMPLATE,
+                )
             except _NOT_SUPPORTED:
                 raise UnsupportedOperation(
                     f"This HSM cannot unwrap with {request.algorithm}; use another WrappingAlgorithm."
@@ -354,6 +377,114 @@ class HardwareProvider:
                 made.destroy()
                 raise IncorrectKeyMaterial()
         return reference(_SECRET, object_id), mac
+
+    def _import_key_pair(
+        self,
+        request: ImportRequest,
+        params: tuple[Any, Any, None],
+        fingerprint_key: SecretBytes,
+        expected_fingerprint: bytes | None,
+    ) -> tuple[bytes, bytes]:
+        bits = _RSA_BITS.get(request.spec)
+        if bits is None:
+            raise UnsupportedOperation("Hardware instances import RSA key pairs only (and AES keys).")
+        block = 2048 // 8  # the wrapping key is RSA-2048
+        head, tail = request.encrypted_material[:block], request.encrypted_material[block:]
+        if len(head) != block or not tail:
+            raise IncorrectKeyMaterial()
+        object_id = os.urandom(ID_LEN)
+        label = _label(request.key_id, request.version_id)
+        wrapping_ref = MaterialRef(
+            request.key_id, KeyVersionId(request.token_id), KeySpec.RSA_2048, request.wrapped_wrapping_key
+        )
+        private_template = {
+            Attribute.ENCRYPT: DEFAULT,
+            Attribute.WRAP: DEFAULT,
+            Attribute.VERIFY: DEFAULT,
+            Attribute.TOKEN: True,
+            Attribute.PRIVATE: True,
+            Attribute.SENSITIVE: True,
+            Attribute.EXTRACTABLE: False,
+            Attribute.SIGN: True,
+            Attribute.DECRYPT: True,
+            Attribute.UNWRAP: False,
+            Attribute.DERIVE: False,
+        }
+        with self._sessions.slot() as slot:
+            wrapping = self._object(slot, wrapping_ref, ObjectClass.PRIVATE_KEY, _WRAPPING)
+            try:
+                ephemeral = wrapping.unwrap_key(
+                    ObjectClass.SECRET_KEY,
+                    KeyType.AES,
+                    head,
+                    store=False,
+                    mechanism=Mechanism.RSA_PKCS_OAEP,
+                    mechanism_param=params,
+                    template={
+                        Attribute.UNWRAP: True,
+                        Attribute.SENSITIVE: True,
+                        Attribute.EXTRACTABLE: False,
+                    },
+                )
+            except _NOT_SUPPORTED:
+                raise UnsupportedOperation(
+                    f"This HSM cannot unwrap with {request.algorithm}; use another WrappingAlgorithm."
+                ) from None
+            except p11.PKCS11Error:
+                raise IncorrectKeyMaterial() from None
+            try:
+                private = ephemeral.unwrap_key(
+                    ObjectClass.PRIVATE_KEY,
+                    KeyType.RSA,
+                    tail,
+                    id=object_id,
+                    label=label,
+                    store=True,
+                    mechanism=Mechanism.AES_KEY_WRAP_PAD,
+                    template=private_template,
+                )
+            except p11.PKCS11Error:
+                raise IncorrectKeyMaterial() from None
+            finally:
+                ephemeral.destroy()
+            try:
+                numbers = rsa.RSAPublicNumbers(
+                    int.from_bytes(private[Attribute.PUBLIC_EXPONENT], "big"),
+                    int.from_bytes(private[Attribute.MODULUS], "big"),
+                )
+                public = numbers.public_key()
+                probe = bytes(keypairs.DIGEST_BYTES)
+                signature = bytes(private.sign(_SHA256_DIGEST_INFO + probe, mechanism=Mechanism.RSA_PKCS))
+                keypairs.verify_digest(public, AsymmetricAlgorithm.RSA_PKCS1_SHA_256, probe, signature)
+                if public.key_size != bits:
+                    raise ValueError("not this spec")
+            except (p11.PKCS11Error, ValueError, SignatureInvalid):
+                private.destroy()
+                raise IncorrectKeyMaterial() from None
+            mac = key_import.fingerprint(
+                fingerprint_key,
+                request.key_id,
+                request.spec,
+                b"hsm-public\0" + keypairs.public_key_der(public),
+            )
+            if expected_fingerprint is not None and not hmac.compare_digest(mac, expected_fingerprint):
+                private.destroy()
+                raise IncorrectKeyMaterial()
+            slot.session.create_object(
+                {
+                    Attribute.CLASS: ObjectClass.PUBLIC_KEY,
+                    Attribute.KEY_TYPE: KeyType.RSA,
+                    Attribute.MODULUS: private[Attribute.MODULUS],
+                    Attribute.PUBLIC_EXPONENT: private[Attribute.PUBLIC_EXPONENT],
+                    Attribute.ID: object_id,
+                    Attribute.LABEL: label,
+                    Attribute.TOKEN: True,
+                    Attribute.VERIFY: True,
+                    Attribute.ENCRYPT: True,
+                    Attribute.WRAP: False,
+                }
+            )
+        return reference(_PAIR, object_id), mac
 
     # -- destruction ---------------------------------------------------------------------------------
     def destroy(self, ref: MaterialRef) -> None:
