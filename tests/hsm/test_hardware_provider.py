@@ -395,3 +395,20 @@ def test_an_imported_rsa_key_pair_is_unwrapped_into_the_token(hardware: Hardware
         hardware.import_material(
             replace(broken, encrypted_material=broken.encrypted_material[:-8]), FINGERPRINT_KEY, None
         )
+
+
+def test_material_destroyed_by_another_pool_is_reported_lost(
+    hardware: HardwareProvider, softhsm: SoftHsmToken
+) -> None:
+    other = HardwareProvider(TokenSessions(TokenConfig.from_settings(softhsm.settings())), "kst-other-pool")
+    ref = _made(hardware, KeySpec.ALIYUN_AES_256)
+    hardware.encrypt(ref, b"found and kept", b"")  # the object is now cached by a session of `hardware`
+    other.destroy(ref)
+    answers: list[type[Exception]] = []
+    for _ in range(2):
+        try:
+            hardware.encrypt(ref, b"x", b"")
+        except (KeyStoreUnavailable, KeyMaterialLost) as exc:
+            answers.append(type(exc))
+    assert answers[-1] is KeyMaterialLost  # at once, or after the stale handle was dropped
+    other.close()

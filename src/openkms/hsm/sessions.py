@@ -119,6 +119,11 @@ class TokenSessions:
             self._drop(slot)
             slot = None  # type: ignore[assignment]
             raise self._unavailable(exc) from None
+        except (p11.ObjectHandleInvalid, p11.KeyHandleInvalid) as exc:
+            # An object this session had found is gone (destroyed by another session or process):
+            # forget what it found; the next request looks again (and reports the material lost).
+            slot.objects.clear()
+            raise self._unavailable(exc) from None
         except TOKEN_ERRORS as exc:
             self._drop(slot, everything=True)
             slot = None  # type: ignore[assignment]
