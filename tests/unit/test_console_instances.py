@@ -46,7 +46,11 @@ def _page(lang: str, *instances: Instance) -> str:
         sign_in_name="root",
         state=SimpleNamespace(settings=SimpleNamespace(regions=["cn-hangzhou"])),
     )
-    rows = [_Row(dict(_instance(instance)["KmsInstance"]), None, None) for instance in instances]  # type: ignore[arg-type]
+    rows = []
+    for instance in instances:
+        answer = _instance(instance)["KmsInstance"]
+        assert isinstance(answer, dict)
+        rows.append(_Row(answer, None, None))
     return (
         templates()
         .get_template("instances/list.html")
@@ -80,7 +84,9 @@ def test_kind_and_health_of_each_instance(lang: str) -> None:
             "kst-xks", InstanceKind.EXTERNAL, InstanceHealth(False, "proxy refused the connection", CHECKED)
         ),
     )
-    t = lambda term: translate(term, lang)  # noqa: E731
+
+    def t(term: str) -> str:
+        return translate(term, lang)
 
     software = _cells(html, "kst-soft")
     assert software[1:3] == [t("inst.kind.openkms_software"), "-"]
