@@ -34,6 +34,8 @@ WORDS = {
             "healthy": "inst.health.Healthy",
             "additional_meta": "kd.meta.OpenKMSAdditionalKeyUsages",
             "external_meta": "kd.meta.OpenKMSExternalKeyId",
+            "import": "opt.origin_external",
+            "external_level": "kd.value.EXTERNAL",
         }.items()
     }
     for lang in ("en", "zh")
@@ -134,9 +136,16 @@ def test_hardware_and_external_keys_from_the_create_key_panel(
     _panel(page, console_server, instances["hardware"])
     page.get_by_label(words["asymmetric"], exact=True).check()
     expect(page.get_by_role("group", name=words["additional"])).to_be_visible()
+    additional = page.get_by_role("group", name=words["additional"])
+    page.get_by_label(words["spec"]).select_option("EC_P256")
+    expect(additional).to_be_hidden()  # EC keys only sign: nothing to add
     page.get_by_label(words["spec"]).select_option("RSA_2048")
+    page.get_by_label(words["usage"]).select_option("ENCRYPT/DECRYPT")
+    expect(additional.get_by_label("SIGN/VERIFY")).to_be_visible()
+    expect(additional.get_by_label("ENCRYPT/DECRYPT")).to_be_hidden()  # the chosen usage is not offered again
     page.get_by_label(words["usage"]).select_option("SIGN/VERIFY")
-    page.get_by_role("group", name=words["additional"]).get_by_label("ENCRYPT/DECRYPT").check()
+    expect(additional.get_by_label("SIGN/VERIFY")).to_be_hidden()
+    additional.get_by_label("ENCRYPT/DECRYPT").check()
     pair = _created(page, console_server, words)
     assert (pair["ProtectionLevel"], pair["KeyUsage"], pair["OpenKMSAdditionalKeyUsages"]) == (
         "HSM",
@@ -148,11 +157,13 @@ def test_hardware_and_external_keys_from_the_create_key_panel(
 
     _panel(page, console_server, instances["external"])
     expect(page.get_by_label(words["external_id"])).to_be_visible()
+    expect(page.get_by_label(words["import"], exact=True)).to_have_count(0)  # no imported material here
     page.get_by_label(words["external_id"]).fill("ext-console")
     external = _created(page, console_server, words)
     assert (external["ProtectionLevel"], external["OpenKMSExternalKeyId"]) == ("EXTERNAL", "ext-console")
     page.goto(f"{console_server.url}/console/keys/{external['KeyId']}")
     expect(page.get_by_text(words["external_meta"], exact=True)).to_be_visible()
+    expect(page.get_by_text(words["external_level"], exact=True)).to_be_visible()
 
     page.goto(f"{console_server.url}/console/instances")
     for instance in instances.values():

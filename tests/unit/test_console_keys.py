@@ -105,3 +105,104 @@ def test_the_extensions_of_hardware_and_external_keys_reach_create_key() -> None
     assert (params["OpenKMSExternalKeyId"], params["OpenKMSAdditionalKeyUsages"]) == ("key-1", None)
     plain = _create_params(console, "kst-soft", choice_of(FormData([("key_type", "symmetric")])))
     assert plain["OpenKMSExternalKeyId"] is None and plain["OpenKMSAdditionalKeyUsages"] is None
+
+
+def _render(template: str, lang: str = "en", **values: Any) -> str:
+    from types import SimpleNamespace
+
+    from starlette.requests import Request
+
+    from openkms.console.state import PREFIX, templates
+    from openkms.console.terms import translate
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": f"{PREFIX}/keys/create",
+        "query_string": b"",
+        "headers": [],
+    }
+    console = SimpleNamespace(
+        request=Request(scope),
+        csrf_token="token",
+        here=f"{PREFIX}/keys/create",
+        region="cn-hangzhou",
+        sign_in_name="root",
+        state=SimpleNamespace(settings=SimpleNamespace(regions=["cn-hangzhou"])),
+        principal=SimpleNamespace(account_id=ACCOUNT),
+    )
+    return (
+        templates()
+        .get_template(template)
+        .render(console=console, t=lambda term: translate(term, lang), lang=lang, prefix=PREFIX, **values)
+    )
+
+
+def test_a_hardware_key_pair_is_offered_the_other_usages_of_its_spec() -> None:
+    import re
+
+    from openkms.console.pages.create_key import Choice
+
+    hardware = offer_of(Instance("kst-b", "", "hardware"))
+    assert hardware.specs_with_usage("ENCRYPT/DECRYPT") == ("RSA_2048", "RSA_3072", "RSA_4096")
+    assert hardware.specs_with_usage("SIGN/VERIFY") == hardware.asymmetric
+    assert hardware.specs_with_choice() == ("RSA_2048", "RSA_3072", "RSA_4096")  # EC keys only sign
+
+    html = _render("keys/_spec_fields.html", offer=hardware, choice=Choice(key_type="asymmetric"))
+    fieldset = re.search(r'<fieldset[^>]*id="additional-usages"[^>]*>', html)
+    assert fieldset is not None and 'data-show-when="KeySpec=RSA_2048|RSA_3072|RSA_4096"' in fieldset.group(0)
+    # Each usage is shown for the specs that have it, while the chosen Key Usage is another one.
+    shown = re.findall(
+        r'<span data-show-when="KeySpec=([^"]*)"><span class="choice" data-show-when="KeyUsage=([^"]*)">\s*'
+        r'<input type="checkbox" id="[^"]*" name="additional_usage" value="([^"]*)"',
+        html,
+    )
+    assert shown == [
+        ("RSA_2048|RSA_3072|RSA_4096|EC_P256|EC_P256K", "ENCRYPT/DECRYPT", "SIGN/VERIFY"),
+        ("RSA_2048|RSA_3072|RSA_4096", "SIGN/VERIFY", "ENCRYPT/DECRYPT"),
+    ]
+    assert "OpenKMS" in html  # the extension is marked as one
+
+    software = offer_of(Instance("kst-a", "", "software"))
+    plain = _render("keys/_spec_fields.html", offer=software, choice=Choice(key_type="asymmetric"))
+    assert "additional_usage" not in plain and "external_key_id" not in plain
+
+
+def test_an_external_key_asks_for_its_external_key_id_and_offers_no_import() -> None:
+    from openkms.console.pages.create_key import Choice
+
+    external = offer_of(Instance("kst-c", "", "external"))
+    values: dict[str, Any] = {
+        "section": "keys",
+        "instances": [Instance("kst-c", "", "external")],
+        "instance": Instance("kst-c", "", "external"),
+        "offer": external,
+        "choice": Choice(),
+        "tags": [("", "")],
+        "max_tags": 20,
+        "principals": [],
+        "principals_wire": None,
+        "quota": 0,
+        "wire": None,
+        "error": None,
+        "made": None,
+    }
+    for lang in ("en", "zh"):
+        html = _render("keys/create.html", lang, **values)
+        assert 'name="external_key_id"' in html and " required>" in html.split('name="external_key_id"')[1]
+        assert 'name="origin"' not in html and 'name="external_ack"' not in html
+        assert 'value="Aliyun_AES_256"' in html and "RSA_2048" not in html
+    software = offer_of(Instance("kst-a", "", "software"))
+    html = _render(
+        "keys/create.html", **{**values, "offer": software, "instance": Instance("kst-a", "", "software")}
+    )
+    assert 'name="origin"' in html and 'name="external_key_id"' not in html
+
+
+def test_a_hardware_instance_offers_the_shorter_aes_keys() -> None:
+    from openkms.console.pages.create_key import Choice
+
+    html = _render(
+        "keys/_spec_fields.html", offer=offer_of(Instance("kst-b", "", "hardware")), choice=Choice()
+    )
+    assert [f'value="Aliyun_AES_{bits}"' in html for bits in (256, 192, 128)] == [True, True, True]

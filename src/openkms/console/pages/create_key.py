@@ -45,6 +45,15 @@ class Offer:
     asymmetric: tuple[str, ...]
     asymmetric_usages: tuple[str, ...]
     kind: str = ""  # the instance's kind: hardware key pairs take more usages, external keys an id
+    usages_by_spec: tuple[tuple[str, tuple[str, ...]], ...] = ()  # each key pair spec's usages
+
+    def specs_with_usage(self, usage: str) -> tuple[str, ...]:
+        """The key pair specs that offer `usage` (an additional usage is shown only for them)."""
+        return tuple(spec for spec, usages in self.usages_by_spec if usage in usages)
+
+    def specs_with_choice(self) -> tuple[str, ...]:
+        """The key pair specs with more than one usage: only they can have an additional usage."""
+        return tuple(spec for spec, usages in self.usages_by_spec if len(usages) > 1)
 
 
 def offer_of(instance: Instance | None) -> Offer:
@@ -62,6 +71,11 @@ def offer_of(instance: Instance | None) -> Offer:
         tuple(spec.value for spec in specs if not SPEC_RULES[spec].symmetric),
         tuple(usages),
         "" if kind is None else kind.value,
+        tuple(
+            (spec.value, tuple(usage.value for usage in SPEC_RULES[spec].usages))
+            for spec in specs
+            if not SPEC_RULES[spec].symmetric
+        ),
     )
 
 

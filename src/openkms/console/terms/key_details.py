@@ -34,6 +34,7 @@ TERMS: dict[str, tuple[str, str]] = {
     "kd.value.Disabled": ("Disabled", "已关闭"),
     "kd.value.SOFTWARE": ("Software", "软件"),
     "kd.value.HSM": ("Hardware (HSM)", "硬件（HSM）"),
+    "kd.value.EXTERNAL": ("External Key Manager", "外部密钥管理设施"),
     "kd.never": ("Never expires", "永不过期"),
     "kd.days": ("days", "天"),
     "kd.none": ("None", "无"),
