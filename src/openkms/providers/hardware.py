@@ -104,6 +104,12 @@ def parse_reference(stored: bytes) -> tuple[int, bytes]:
     return stored[len(_MAGIC)], stored[len(_MAGIC) + 1 :]
 
 
+def _rsa_public(found: Any) -> rsa.RSAPublicKey:
+    """The RSA public key of a token object (a public key, or a private key's public attributes)."""
+    exponent = int.from_bytes(found[Attribute.PUBLIC_EXPONENT], "big")
+    return rsa.RSAPublicNumbers(exponent, int.from_bytes(found[Attribute.MODULUS], "big")).public_key()
+
+
 def _label(key_id: str, version_id: str) -> str:
     return f"openkms/{key_id}/{version_id}"
 
@@ -312,10 +318,7 @@ class HardwareProvider:
                 public_template=public,
                 private_template=private,
             )
-            public_key = rsa.RSAPublicNumbers(
-                int.from_bytes(pub[Attribute.PUBLIC_EXPONENT], "big"),
-                int.from_bytes(pub[Attribute.MODULUS], "big"),
-            ).public_key()
+            public_key = _rsa_public(pub)
         return keypairs.public_key_der(public_key), reference(_WRAPPING, object_id)
 
     def import_material(
@@ -448,11 +451,7 @@ class HardwareProvider:
             finally:
                 ephemeral.destroy()
             try:
-                numbers = rsa.RSAPublicNumbers(
-                    int.from_bytes(private[Attribute.PUBLIC_EXPONENT], "big"),
-                    int.from_bytes(private[Attribute.MODULUS], "big"),
-                )
-                public = numbers.public_key()
+                public = _rsa_public(private)
                 probe = bytes(keypairs.DIGEST_BYTES)
                 signature = bytes(private.sign(_SHA256_DIGEST_INFO + probe, mechanism=Mechanism.RSA_PKCS))
                 keypairs.verify_digest(public, AsymmetricAlgorithm.RSA_PKCS1_SHA_256, probe, signature)
@@ -525,10 +524,7 @@ class HardwareProvider:
         with self._sessions.slot() as slot:
             pub = self._object(slot, ref, ObjectClass.PUBLIC_KEY, _PAIR)
             if ref.spec in _RSA_BITS:
-                public: keypairs.PublicKey = rsa.RSAPublicNumbers(
-                    int.from_bytes(pub[Attribute.PUBLIC_EXPONENT], "big"),
-                    int.from_bytes(pub[Attribute.MODULUS], "big"),
-                ).public_key()
+                public: keypairs.PublicKey = _rsa_public(pub)
             else:
                 loaded = serialization.load_der_public_key(encode_ec_public_key(pub))
                 if not isinstance(loaded, keypairs.PublicKey):
