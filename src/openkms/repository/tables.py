@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -355,4 +356,39 @@ console_sessions = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),  # absolute; idle expiry is a setting
     Index(None, "account_id", "principal_name"),
     Index(None, "expires_at"),
+)
+
+
+# ---- several nodes on one database (migration 0008) -------------------------------------------------
+
+# Replay protection shared by every node: one row per spent (access key, SignatureNonce), keyed by its
+# keyed fingerprint (never the nonce itself), kept until `expires_at` (Unix milliseconds), after which
+# the timestamp window refuses a replay anyway and the leader sweeps the row.
+spent_nonces = Table(
+    "spent_nonces",
+    metadata,
+    Column("fingerprint", LargeBinary(32), primary_key=True),
+    Column("expires_at", BigInteger, nullable=False),
+    Index(None, "expires_at"),
+)
+
+# The change counter every node watches: a transaction that changes what authorization or usability
+# depends on increments it before it commits, so another node that sees a new value drops its caches.
+cluster_generation = Table(
+    "cluster_generation",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("value", BigInteger, nullable=False),
+)
+
+# Leases (the jobs leader's): whoever holds the row until `expires_at` (Unix milliseconds of the
+# database's clock) may act; `fence` grows with every new holder, and a step commits only while its
+# fence is still the row's.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("fence", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
 )
