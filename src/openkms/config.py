@@ -17,6 +17,9 @@ from typing import Any, Literal, get_args
 from sqlalchemy.engine import make_url
 
 SealKind = Literal["keyfile", "passphrase"]
+# Where a spent SignatureNonce is remembered: this node's memory ("node"), or also the database every
+# node shares ("shared", PostgreSQL only); "auto" is shared on PostgreSQL and node on SQLite.
+ReplayScope = Literal["auto", "node", "shared"]
 
 _REGION = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
 
@@ -59,6 +62,12 @@ class Settings:
     # development clock that `openkms dev advance` moves (off unless `serve --dev-clock`).
     job_interval_seconds: float = 60.0
     dev_clock: bool = False
+    # Several nodes on one PostgreSQL store (docs/operations.md): the replay cache's scope; how long
+    # the jobs leader's lease lasts without renewal; how often a node reads the change counter (the
+    # bound on acting on another node's change when a notification is lost).
+    replay_scope: ReplayScope = "auto"
+    job_lease_seconds: float = 15.0
+    coherence_poll_seconds: float = 0.25
     # Slow and oversized clients, per worker (server/http_protocol.py): seconds to send a request's
     # header section (from its first byte, or from the connection's accept) and then its body; open
     # connections; the header section's size and number of fields; the RPC body's size.
@@ -84,6 +93,13 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'openkms.db').resolve()}"
+
+    @property
+    def shared_replay(self) -> bool:
+        """Whether spent nonces also go to the database every node shares."""
+        if self.replay_scope == "auto":
+            return not self.effective_database_url.startswith("sqlite")
+        return self.replay_scope == "shared"
 
     @property
     def root_access_key(self) -> tuple[str, str] | None:
@@ -120,6 +136,9 @@ class Settings:
             "log_level": self.log_level,
             "job_interval_seconds": self.job_interval_seconds,
             "dev_clock": self.dev_clock,
+            "replay_scope": self.replay_scope,
+            "job_lease_seconds": self.job_lease_seconds,
+            "coherence_poll_seconds": self.coherence_poll_seconds,
             "header_timeout_seconds": self.header_timeout_seconds,
             "body_timeout_seconds": self.body_timeout_seconds,
             "max_connections": self.max_connections,
@@ -178,6 +197,8 @@ def _coerce(name: str, raw: Any) -> Any:
         if name in {
             "cache_ttl_seconds",
             "job_interval_seconds",
+            "job_lease_seconds",
+            "coherence_poll_seconds",
             "nonce_account_share",
             "rate_burst_seconds",
             *_CLIENT_TIMEOUTS,
@@ -220,6 +241,7 @@ def _validate(settings: Settings) -> Settings:
         raise ConfigError("setting 'grant_release_seconds': must be between 0 and 86400")
     if not 0 <= settings.job_interval_seconds <= 86400:
         raise ConfigError("setting 'job_interval_seconds': must be between 0 and 86400")
+    _validate_nodes(settings)
     if not 60 <= settings.timestamp_window_seconds <= 3600:
         raise ConfigError("setting 'timestamp_window_seconds': must be between 60 and 3600")
     for name, most in _CLIENT_TIMEOUTS.items():
@@ -254,6 +276,17 @@ def _validate(settings: Settings) -> Settings:
             "OPENKMS_ROOT_ACCESS_KEY_ID and OPENKMS_ROOT_ACCESS_KEY_SECRET must be set together"
         )
     return settings
+
+
+def _validate_nodes(settings: Settings) -> None:
+    if settings.replay_scope not in get_args(ReplayScope):
+        raise ConfigError(f"setting 'replay_scope': must be one of {', '.join(get_args(ReplayScope))}")
+    if settings.replay_scope == "shared" and settings.effective_database_url.startswith("sqlite"):
+        raise ConfigError("setting 'replay_scope': shared needs a PostgreSQL database_url")
+    if not 1 <= settings.job_lease_seconds <= 600:
+        raise ConfigError("setting 'job_lease_seconds': must be between 1 and 600")
+    if not 0.05 <= settings.coherence_poll_seconds <= 1:
+        raise ConfigError("setting 'coherence_poll_seconds': must be between 0.05 and 1")
 
 
 def load_settings(

@@ -47,6 +47,7 @@
     ├── InternalError              an unexpected server-side fault (answered InternalFailure)
     ├── Unavailable                the service cannot answer now
     │   ├── Sealed                 the root of trust is not loaded
+    │   ├── LeaseLost              a jobs step ran under a lease its process no longer holds
     │   └── KeyStoreUnavailable    a key's HSM or external key manager cannot be reached now
     ├── ExternalKeyError           the external key manager refused a key (not found, disabled, wrong kind)
     ├── KeyMaterialLost            the backend that held a key's material no longer has it
@@ -325,6 +326,13 @@ class Unavailable(OpenKMSError):
 
 class Sealed(Unavailable):
     default_message = "The key store is sealed; unseal it to use keys."
+
+
+class LeaseLost(Unavailable):
+    """A jobs step was about to commit under a lease its process no longer holds (it expired, or
+    another process took it): nothing is committed, and the process stops acting as the leader."""
+
+    default_message = "This process no longer holds the jobs lease."
 
 
 class KeyStoreUnavailable(Unavailable):

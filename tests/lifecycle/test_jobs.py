@@ -1,14 +1,15 @@
-"""The job runner: exactly one leader per database (PostgreSQL advisory lock, SQLite file lock), and a
-scheduler run appends one audit event per job step; a follower does nothing."""
+"""The job runner: exactly one leader per database (a fenced lease), and a scheduler run appends one
+audit event per job step; a follower does nothing; a holder that lost its lease commits nothing."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 
 import pytest
 
-from openkms.errors import AuditUnavailable, KeyNotFound
+from openkms.errors import AuditUnavailable, KeyNotFound, LeaseLost
 from openkms.repository.database import Database
 from openkms.service.keys import CreateKeyRequest
 from openkms.testing.audit import FailingAuditSink, MemoryAuditSink
@@ -20,14 +21,60 @@ def test_one_leader_per_database(stack: Stack) -> None:
     db = stack.services.db
     other = Database(db.url)  # a second process's view of the same database
     try:
-        first, second = db.leader_lock(), other.leader_lock()
-        assert first.try_acquire()
-        assert first.try_acquire()  # held: still ours
-        assert not second.try_acquire()
+        first, second = db.lease("test-one", 60), other.lease("test-one", 60)
+        held = first.acquire()
+        assert held is not None
+        assert first.acquire() == held  # renewed: still ours, same fence
+        assert second.acquire() is None
         first.release()
-        assert second.try_acquire()
-        assert not first.try_acquire()
+        taken = second.acquire()
+        assert taken is not None and taken.value == held.value + 1  # a new holder: a new fence
+        assert first.acquire() is None
         second.release()
+    finally:
+        other.dispose()
+
+
+def test_an_expired_lease_is_taken_and_its_old_holder_commits_nothing(stack: Stack) -> None:
+    db = stack.services.db
+    other = Database(db.url)
+    try:
+        old, new = db.lease("test-expiry", 0.3), other.lease("test-expiry", 60)
+        fence = old.acquire()
+        assert fence is not None
+        assert new.acquire() is None
+        time.sleep(0.5)  # the old holder hung past its lease
+        taken = new.acquire()
+        assert taken is not None and taken.value == fence.value + 1
+        key = stack.services.keys.create_key(
+            stack.ctx(), CreateKeyRequest(instance_id=stack.instance_id)
+        ).value
+        # The old holder wakes up and tries a step: refused before anything is written.
+        with db.fenced(fence), pytest.raises(LeaseLost):
+            stack.services.lifecycle.schedule_deletion(stack.ctx(), key.key_id, 7)
+        assert stack.services.keys.describe_key(stack.ctx(), key.key_id).value.state.value == "Enabled"
+        # The new holder's steps commit.
+        with other.fenced(taken), other.unit_of_work(write=True) as uow:
+            assert uow.keys.get(key.key_id) is not None
+    finally:
+        other.dispose()
+
+
+def test_a_takeover_waits_for_the_old_holders_last_step(stack: Stack) -> None:
+    """A step that checked its fence before the lease expired holds the lease row until it commits:
+    the taker gets nothing meanwhile (PostgreSQL: lock timeout), so two holders never overlap."""
+    if stack.db_path is not None:
+        pytest.skip("SQLite serialises every writer at BEGIN IMMEDIATE")
+    db = stack.services.db
+    other = Database(db.url)
+    try:
+        old, new = db.lease("test-overlap", 0.3), other.lease("test-overlap", 60)
+        fence = old.acquire()
+        assert fence is not None
+        with db.fenced(fence), db.unit_of_work(write=True):
+            time.sleep(0.5)  # the lease expires while the step is still running
+            assert new.acquire() is None  # waited for the row, gave up: the step has not committed
+        assert new.acquire() is not None
     finally:
         other.dispose()
 

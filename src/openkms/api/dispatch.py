@@ -26,7 +26,7 @@ from openkms.api.params import Params, RpcRequest, parse_request
 from openkms.api.render import JSON_CONTENT_TYPE, XML_CONTENT_TYPE, render_json, render_xml
 from openkms.api.signature import SignedRequest, check_freshness, identify, verify
 from openkms.api.wire_errors import INTERNAL_FAILURE, WireError, to_wire
-from openkms.node.nonces import NonceStore
+from openkms.node.nonces import NonceStore, SharedReplay
 from openkms.node.rate_limits import RateClass, SharedRateLimiter
 from openkms.service.container import Services
 from openkms.service.context import Door, RequestContext
@@ -97,8 +97,10 @@ class RpcDispatcher:
         *,
         limits: SharedRateLimiter | None = None,
         future_skew: float = 300.0,
+        shared_replay: SharedReplay | None = None,
     ) -> None:
         self._services = services
+        self._shared_replay = shared_replay
         self._runner = runner
         self._nonces = nonces
         self._limits = limits
@@ -209,6 +211,9 @@ class RpcDispatcher:
             signed.access_key_id, signed.nonce, expires, now, account=principal.account_id, admit=admit
         ):
             raise errors.NonceReused()
+        shared = self._shared_replay
+        if shared is not None and not await shared.spend(signed.access_key_id, signed.nonce, expires):
+            raise errors.NonceReused()  # spent on another node of the store
         trace.spent = SpentNonce(signed.access_key_id, signed.nonce, math.ceil(expires))
         trace.region = self._region(request, signed)
         action.check_parameters(request.params)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from openkms.domain.key import Key
-from openkms.errors import AuditUnavailable, OpenKMSError
+from openkms.errors import AuditUnavailable, LeaseLost, OpenKMSError
 from openkms.service.container import Services
 from openkms.service.context import Door, RequestContext, system_principal
 from openkms.service.ids import new_request_id
@@ -58,7 +58,7 @@ class Job:
 
         try:
             return await runner.run(ctx, self.action, use_case)
-        except AuditUnavailable:
+        except (AuditUnavailable, LeaseLost):
             raise
         except OpenKMSError as exc:
             log.warning("%s: %s on %s failed: %s", self.name, self.action, key.key_id, type(exc).__name__)

@@ -54,6 +54,16 @@ class NonceStore(Protocol):
         ...
 
 
+class SharedReplay(Protocol):
+    """The replay cache every node of one store shares (`repository/replay_ledger.py`): asked after
+    the node's own cache accepted a nonce, so a replay to the same node never reaches it."""
+
+    async def spend(self, access_key_id: str, nonce: str, expires_at: float) -> bool:
+        """True if no node had spent (access key, nonce); raises `errors.Unavailable` if it cannot
+        tell (fail closed)."""
+        ...
+
+
 class MemoryNonceStore:
     """One process only (tests, a single worker). Bounded; expired entries are purged as time passes."""
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from openkms.domain.lease import Fence
+from openkms.repository import replay_ledger
 from openkms.repository.accounts import AccountRepository
 from openkms.repository.aliases import AliasRepository
 from openkms.repository.blocking import ensure_may_block
@@ -27,7 +28,7 @@ from openkms.repository.imports import ImportRepository
 from openkms.repository.instances import InstanceRepository
 from openkms.repository.keyring import KeyringRepository
 from openkms.repository.keys import KeyRepository
-from openkms.repository.leader import AdvisoryLeaderLock, FileLeaderLock, LeaderLock
+from openkms.repository.leases import Lease, check_fence, fenced
 from openkms.repository.lifecycle import LifecycleRepository
 from openkms.repository.sharing import SharingRepository
 from openkms.repository.tags import TagRepository
@@ -72,6 +73,8 @@ class Database:
         with self.engine.connect() as connection:
             connection.info["openkms_write"] = write
             with connection.begin():
+                if write:
+                    check_fence(connection)  # a jobs step: only while its lease holds
                 yield UnitOfWork(connection)
 
     @contextmanager
@@ -131,12 +134,17 @@ class Database:
         self.scrub_pending = False
         return True
 
-    def leader_lock(self) -> LeaderLock:
-        """The lock that elects this database's one job runner."""
-        if self.is_sqlite:
-            database = make_url(self.url).database or ""
-            return FileLeaderLock(Path(f"{database}.jobs.lock"))
-        return AdvisoryLeaderLock(self.engine)
+    def lease(self, name: str, seconds: float) -> Lease:
+        """A fenced lease on this store (the jobs leader's: `repository/leases.py`)."""
+        return Lease(self.engine, name, seconds)
+
+    def fenced(self, fence: Fence) -> AbstractContextManager[None]:
+        """Write units of work opened inside commit only while `fence` holds (else LeaseLost)."""
+        return fenced(fence)
+
+    def sweep_spent_nonces(self) -> int:
+        """Delete the shared replay cache's expired entries (PostgreSQL); the number deleted."""
+        return 0 if self.is_sqlite else replay_ledger.sweep(self.url)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -30,6 +30,8 @@ from openkms.console.app import build_console
 from openkms.jobs.scheduler import JobScheduler
 from openkms.node.nonces import SharedNonceStore
 from openkms.node.rate_limits import RATE_FILE, SharedRateLimiter
+from openkms.repository.change_feed import ChangeFeed
+from openkms.repository.replay_ledger import ReplayLedger
 from openkms.server.file_modes import keep_new_files_private
 from openkms.server.runtime import Runtime, build_runtime, key_audit_chain, tenant_limits
 from openkms.server.unseal import UnsealListener
@@ -44,13 +46,35 @@ log = logging.getLogger("openkms.server")
 class OpenKMSApp:
     """Top-level ASGI app: routes `/` to the RPC dispatcher, the rest to Starlette."""
 
-    def __init__(self, runtime: Runtime, dispatcher: RpcDispatcher, limits: SharedRateLimiter | None = None):
+    def __init__(
+        self,
+        runtime: Runtime,
+        dispatcher: RpcDispatcher,
+        limits: SharedRateLimiter | None = None,
+        shared_replay: ReplayLedger | None = None,
+    ):
         self.runtime = runtime
         self.settings = settings = runtime.settings
         self.services = runtime.services
         self.dispatcher = dispatcher
         self.audit: AuditSink = runtime.audit
-        self.jobs = JobScheduler(runtime.services, runtime.runner, settings.job_interval_seconds)
+        self.jobs = JobScheduler(
+            runtime.services,
+            runtime.runner,
+            settings.job_interval_seconds,
+            lease_seconds=settings.job_lease_seconds,
+        )
+        self.shared_replay = shared_replay
+        # Several nodes on one PostgreSQL store: act on every other node's committed changes.
+        self.change_feed = (
+            None
+            if runtime.db.is_sqlite
+            else ChangeFeed(
+                settings.effective_database_url,
+                self._on_store_change,
+                poll_seconds=settings.coherence_poll_seconds,
+            )
+        )
         self.unseal_listener = UnsealListener(settings, runtime.keystore, self._after_unseal)
         console = build_console(runtime.services, runtime.runner, settings, limits)
         self.web = Starlette(
@@ -153,9 +177,16 @@ class OpenKMSApp:
         if created is not None and created.written_to is not None:
             log.warning("root account %s: %s", created.account_id, describe_root_credentials(created))
 
+    def _on_store_change(self, delay: float | None) -> None:
+        """Another node (or this one) committed a change: every worker of this node drops its caches
+        and cached material (the node's change generation)."""
+        self.services.generation.bump()
+
     @asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         keystore = self.services.keystore
+        if self.change_feed is not None:
+            self.change_feed.start()
         try:
             root = root_of_trust(self.settings, passphrase=self.settings.unseal_passphrase)
         except Exception:
@@ -178,6 +209,10 @@ class OpenKMSApp:
             await self.jobs.stop()
             await self.unseal_listener.stop()
             await self.audit.aclose()
+            if self.change_feed is not None:
+                await asyncio.to_thread(self.change_feed.stop)
+            if self.shared_replay is not None:
+                await asyncio.to_thread(self.shared_replay.close)
             self.services.providers.close()  # HSM sessions, proxy connections
             self.services.db.dispose()
 
@@ -198,6 +233,8 @@ def create_app(
         account_share=max(1, int(settings.nonce_slots * settings.nonce_account_share)),
     )
     limits = SharedRateLimiter(node_memory / RATE_FILE, tenant_limits(settings), lock=nonces.lock)
+    # Several nodes on one PostgreSQL store: a nonce new to this node must also be new to the others.
+    shared_replay = ReplayLedger(settings.effective_database_url) if settings.shared_replay else None
     dispatcher = RpcDispatcher(
         runtime.services,
         runtime.runner,
@@ -206,8 +243,9 @@ def create_app(
         settings.timestamp_window_seconds,
         limits=limits,
         future_skew=settings.timestamp_future_skew_seconds,
+        shared_replay=shared_replay,
     )
-    return OpenKMSApp(runtime, dispatcher, limits)
+    return OpenKMSApp(runtime, dispatcher, limits, shared_replay)
 
 
 def app_from_environment() -> Any:

@@ -1,5 +1,9 @@
 """Several nodes on one database: the shared replay cache, the change counter nodes watch, and leases.
 
+On PostgreSQL, a statement trigger on every table that authorization or a key's usability depends on
+increments the change counter and sends NOTIFY openkms_changes in the changing transaction, so the
+announcement is made exactly when (and only if) the change commits, whatever code path made it.
+
 Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-04
@@ -14,6 +18,52 @@ revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
+
+
+# The tables whose changes other nodes must act on (their caches, or the material in their memory).
+WATCHED_TABLES = (
+    "accounts",
+    "access_keys",
+    "instances",
+    "keys",
+    "key_versions",
+    "aliases",
+    "key_tags",
+    "keyring_terms",
+    "ram_users",
+    "ram_roles",
+    "ram_policies",
+    "ram_attachments",
+    "instance_shares",
+    "instance_grants",
+    "instance_quotas",
+    "key_imports",
+)
+# An instance's health check is not a change anyone caches against.
+_INSTANCE_COLUMNS = "account_id, region_id, kind, name, settings, sealed_secret, revision"
+
+_ANNOUNCE = """
+CREATE FUNCTION openkms_announce_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE cluster_generation SET value = value + 1 WHERE id = 1;
+    -- Delivered at commit, once per transaction (same payload): the transaction's start in ms.
+    PERFORM pg_notify('openkms_changes', (extract(epoch FROM now()) * 1000)::bigint::text);
+    RETURN NULL;
+END
+$$
+"""
+
+
+def _trigger(table: str) -> str:
+    events = (
+        f"INSERT OR UPDATE OF {_INSTANCE_COLUMNS} OR DELETE"
+        if table == "instances"
+        else ("INSERT OR UPDATE OR DELETE")
+    )
+    return (
+        f"CREATE TRIGGER openkms_changes AFTER {events} OR TRUNCATE ON {table} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION openkms_announce_change()"
+    )
 
 
 def upgrade() -> None:
@@ -36,9 +86,17 @@ def upgrade() -> None:
         sa.Column("fence", sa.BigInteger(), nullable=False),
         sa.Column("expires_at", sa.BigInteger(), nullable=False),
     )
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(_ANNOUNCE)
+        for table in WATCHED_TABLES:
+            op.execute(_trigger(table))
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        for table in WATCHED_TABLES:
+            op.execute(f"DROP TRIGGER IF EXISTS openkms_changes ON {table}")
+        op.execute("DROP FUNCTION IF EXISTS openkms_announce_change()")
     op.drop_table("leases")
     op.drop_table("cluster_generation")
     op.drop_index("ix_spent_nonces_expires_at", table_name="spent_nonces")

@@ -1,0 +1,141 @@
+"""The replay ledger: SignatureNonces spent on any node of one PostgreSQL store.
+
+A node first checks its own replay cache (`node/nonces.py`, shared memory: a replay to the same node
+never reaches the database); a nonce new to the node is then inserted here, and a conflict means
+another node spent it. Inserts from concurrent requests are batched: one thread per worker process
+sends every nonce waiting at that moment in one statement (`INSERT ... SELECT unnest(...) ON CONFLICT
+DO NOTHING RETURNING`), so the cost per request falls as the load rises.
+
+Rows hold a SHA-256 fingerprint of (access key id, nonce), never either value, and the time after
+which the timestamp window refuses a replay anyway (`expires_at`, Unix ms); `sweep` deletes expired
+rows (the jobs leader calls it). Fails closed: a database error refuses the request (Unavailable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import psycopg
+
+from openkms import errors
+from openkms.repository.change_feed import psycopg_conninfo
+
+log = logging.getLogger("openkms.repository.replay_ledger")
+
+_SPEND = (
+    "INSERT INTO spent_nonces (fingerprint, expires_at) "
+    "SELECT * FROM unnest(%s::bytea[], %s::bigint[]) ON CONFLICT DO NOTHING RETURNING fingerprint"
+)
+_SWEEP = (
+    "DELETE FROM spent_nonces WHERE ctid IN (SELECT ctid FROM spent_nonces WHERE expires_at < %s LIMIT %s)"
+)
+MAX_BATCH = 1000
+
+
+def fingerprint(access_key_id: str, nonce: str) -> bytes:
+    return hashlib.sha256(access_key_id.encode() + b"\x00" + nonce.encode()).digest()
+
+
+@dataclass(slots=True)
+class _Pending:
+    fingerprint: bytes
+    expires_at: int
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[bool]
+
+
+class ReplayLedger:
+    """`await spend(access_key_id, nonce, expires_at)` is True when no node had spent the nonce."""
+
+    def __init__(self, database_url: str) -> None:
+        self._conninfo = psycopg_conninfo(database_url)
+        self._queue: deque[_Pending] = deque()
+        self._ready = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    async def spend(self, access_key_id: str, nonce: str, expires_at: float) -> bool:
+        loop = asyncio.get_running_loop()
+        pending = _Pending(
+            fingerprint(access_key_id, nonce), int(expires_at * 1000), loop, loop.create_future()
+        )
+        with self._ready:
+            if self._closed:
+                raise errors.Unavailable()
+            self._queue.append(pending)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="openkms-replay-ledger", daemon=True)
+                self._thread.start()
+            self._ready.notify()
+        return await pending.future
+
+    def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        connection: psycopg.Connection[tuple[bytes]] | None = None
+        while True:
+            with self._ready:
+                while not self._queue and not self._closed:
+                    self._ready.wait()
+                if self._closed and not self._queue:
+                    break
+                batch = [self._queue.popleft() for _ in range(min(MAX_BATCH, len(self._queue)))]
+            try:
+                if connection is None or connection.closed:
+                    connection = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
+                fresh = _insert(connection, batch)
+            except psycopg.Error as exc:
+                log.warning("the replay ledger cannot reach the database (%s)", type(exc).__name__)
+                if connection is not None:
+                    connection.close()
+                connection = None
+                for item in batch:
+                    item.loop.call_soon_threadsafe(_fail, item.future)
+                continue
+            for item in batch:
+                item.loop.call_soon_threadsafe(_settle, item.future, item.fingerprint in fresh)
+                fresh.discard(item.fingerprint)  # the same nonce twice in one batch: the first wins
+        if connection is not None:
+            connection.close()
+
+
+def _insert(connection: psycopg.Connection[tuple[bytes]], batch: list[_Pending]) -> set[bytes]:
+    # Two requests with one nonce in the same batch: send it once.
+    unique: dict[bytes, int] = {}
+    for item in batch:
+        unique.setdefault(item.fingerprint, item.expires_at)
+    rows = connection.execute(_SPEND, (list(unique), list(unique.values()))).fetchall()
+    return {bytes(row[0]) for row in rows}
+
+
+def _settle(future: asyncio.Future[bool], fresh: bool) -> None:
+    if not future.done():
+        future.set_result(fresh)
+
+
+def _fail(future: asyncio.Future[bool]) -> None:
+    if not future.done():
+        future.set_exception(errors.Unavailable())
+
+
+def sweep(database_url: str, *, batch: int = 10_000, now: float | None = None) -> int:
+    """Delete expired rows (a batch at a time, so no long lock); the number deleted."""
+    cutoff = int((time.time() if now is None else now) * 1000)
+    deleted = 0
+    with psycopg.connect(psycopg_conninfo(database_url), autocommit=True, connect_timeout=5) as connection:
+        while True:
+            cursor = connection.execute(_SWEEP, (cutoff, batch))
+            deleted += cursor.rowcount
+            if cursor.rowcount < batch:
+                return deleted
