@@ -84,14 +84,14 @@ class ChangeFeed:
             self.connected.set()
             log.info("the change feed is listening")
             while not self._stop.is_set():
-                delay: float | None = None
                 notified = False
-                for notice in connection.notifies(timeout=self._poll, stop_after=64):
+                # Each notification is acted on as it arrives; the generator ends after the poll
+                # interval, and the counter is read then (the fallback for a lost notification).
+                for notice in connection.notifies(timeout=self._poll):
                     notified = True
-                    delay = _delay(notice.payload, delay)
+                    self._on_change(_delay(notice.payload))
                 if notified:
                     self._seen = self._read(connection)
-                    self._on_change(delay)
                 else:
                     self._check(connection, force=False)
 
@@ -107,10 +107,9 @@ class ChangeFeed:
         return 0 if row is None else int(row[0])
 
 
-def _delay(payload: str, current: float | None) -> float | None:
+def _delay(payload: str) -> float | None:
     try:
         started = int(payload) / 1000.0
     except ValueError:
-        return current
-    delay = max(0.0, time.time() - started)
-    return delay if current is None else max(current, delay)
+        return None
+    return max(0.0, time.time() - started)
