@@ -23,6 +23,7 @@ from typing import Any, BinaryIO, Final
 
 import orjson
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from openkms.repository.backup import BATCH_ROWS, Loader, known_revisions, load, store_tables
 from openkms.repository.database import Database
@@ -98,14 +99,11 @@ def restore_backup(
                 db.dispose()
             if sqlite_path is not None:
                 os.rename(_loading_path(sqlite_path), sqlite_path)
+        except SQLAlchemyError as exc:
+            _undo(staging, sqlite_path, target.data_dir if created_dir else None)
+            raise ArchiveRefused(f"the database refused the restore: {_first_line(exc)}") from None
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            if sqlite_path is not None:
-                for suffix in ("", "-wal", "-shm", "-journal"):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(f"{_loading_path(sqlite_path)}{suffix}")
-            if created_dir:
-                shutil.rmtree(target.data_dir, ignore_errors=True)
+            _undo(staging, sqlite_path, target.data_dir if created_dir else None)
             raise
     config_file = _place_files(target.data_dir, staging, header, root_key, root_key_file)
     return RestoreSummary(
@@ -126,6 +124,24 @@ def _open(archive: Path) -> Any:
         raise ArchiveRefused(f"cannot open the archive ({exc.strerror})") from None
     with source:
         yield source
+
+
+def _undo(staging: Path, sqlite_path: Path | None, created_dir: Path | None) -> None:
+    """What a failed restore wrote goes again: staged files, the half-loaded SQLite file, the data
+    dir if this restore made it."""
+    shutil.rmtree(staging, ignore_errors=True)
+    if sqlite_path is not None:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{_loading_path(sqlite_path)}{suffix}")
+    if created_dir is not None:
+        shutil.rmtree(created_dir, ignore_errors=True)
+
+
+def _first_line(error: SQLAlchemyError) -> str:
+    """The driver's own first line (engines hide parameters, so no row value is in it)."""
+    cause = getattr(error, "orig", None) or error
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
 
 
 def _check_revision(header: Header) -> None:
@@ -186,10 +202,16 @@ def _create_private(path: Path) -> None:
 
 
 def _settle_sqlite(db: Database) -> None:
-    """Everything in the main file, no WAL left behind, before the file is renamed."""
-    with db.engine.connect() as connection:
-        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        connection.exec_driver_sql("PRAGMA journal_mode=DELETE")
+    """Everything in the main file, no WAL left behind, before the file is renamed (outside any
+    transaction: the raw connection is in autocommit)."""
+    raw = db.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        cursor.execute("PRAGMA journal_mode=DELETE")
+        cursor.close()
+    finally:
+        raw.close()
 
 
 @dataclass(slots=True)
