@@ -210,6 +210,8 @@ def sqlite_source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Source]:
         made = fill(server)
         archive = folder / "store.okb"
         assert backup_under_load(server, archive, "--with-audit", "--config", str(config)) > 0
+        recorded = b"".join(path.read_bytes() for path in (folder / "data" / "audit").glob("*.jsonl"))
+        assert b'"action":"BackupStore"' in recorded  # the backup is an audited operator request
         yield Source(server, made, archive)
     finally:
         server.stop()
@@ -358,7 +360,7 @@ def test_a_target_that_holds_a_store_is_refused(
     assert taken.returncode == 1 and "already holds an OpenKMS store" in taken.stderr
     assert not data_dir.exists()
     again = openkms("backup", str(sqlite_source.archive), "--data-dir", str(sqlite_source.server.data_dir))
-    assert again.returncode == 1 and "exists" in again.stderr
+    assert again.returncode == 1 and "exists" in again.stderr and "Traceback" not in again.stderr
 
 
 # ---- a store on PostgreSQL with a passphrase root ---------------------------------------------------
@@ -459,3 +461,40 @@ def test_two_archives_of_the_same_items_share_no_ciphertext() -> None:
     _, first = _chunks(_archive(root_key, 1))
     _, second = _chunks(_archive(root_key, 1))
     assert first[0] != second[0]
+
+
+# ---- the snapshot ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_the_snapshot_does_not_see_writes_made_after_it_began(tmp_path: Path, dialect: str) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert
+
+    from openkms.repository.backup import snapshot
+    from openkms.repository.database import Database
+    from openkms.repository.migrate import upgrade_to_head
+    from openkms.repository.tables import regions
+
+    url = f"sqlite:///{tmp_path / 'store.db'}" if dialect == "sqlite" else new_postgres_database()
+    db = Database(url)
+    try:
+        upgrade_to_head(db.engine)
+        with snapshot(db) as view:
+            before = view.count(regions)
+            assert before == 0
+            with db.unit_of_work(write=True) as uow:  # another transaction commits meanwhile
+                uow.connection.execute(
+                    insert(regions).values(region_id="cn-shanghai", created_at=datetime.now(UTC))
+                )
+            assert view.count(regions) == before
+            assert [row for batch in view.rows(regions) for row in batch] == []
+        with snapshot(db) as view:
+            assert view.count(regions) == before + 1
+            if dialect == "postgresql":
+                read_only = view._c.exec_driver_sql("SHOW transaction_read_only").scalar_one()
+                isolation = view._c.exec_driver_sql("SHOW transaction_isolation").scalar_one()
+                assert (read_only, isolation) == ("on", "repeatable read")
+    finally:
+        db.dispose()

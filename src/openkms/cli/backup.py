@@ -12,7 +12,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from openkms.cli.common import ConfigFile, DatabaseUrl, DataDir, _settings, console
 from openkms.errors import OpenKMSError
-from openkms.service.backup.archive import ArchiveRefused
 
 
 class _RichProgress:
@@ -64,31 +63,45 @@ def backup(
 ) -> None:
     """Write an encrypted archive of the store (every table, the keyring, the --config file) while
     the server runs. Only the same root of trust (key file or passphrase) can read or restore it."""
-    from openkms.server.runtime import build_store
+    from openkms.cli.admin import operator_context, run_admin
+    from openkms.cli.common import _runtime
+    from openkms.resource import Resource
     from openkms.service.backup.roots import source_root
-    from openkms.service.backup.take import Source, take_backup
+    from openkms.service.backup.take import BackupSummary, Source, take_backup
+    from openkms.service.outcome import Outcome
+    from openkms.service.seal import KEY_FILE
 
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
-    if not settings.data_dir.is_dir():
-        console.print(f"[red]refused:[/red] the data dir {settings.data_dir} does not exist")
+    if not settings.data_dir.is_dir() or (
+        settings.seal == "keyfile" and not (settings.data_dir / KEY_FILE).exists()
+    ):
+        console.print(f"[red]refused:[/red] {settings.data_dir} holds no store to back up (no root key file)")
         raise typer.Exit(1)
     passphrase = _passphrase(settings.seal == "passphrase", settings.unseal_passphrase)
-    store = build_store(settings, cache_ttl=0.0)
-    try:
-        root_key, seal_params = source_root(settings, store.db, passphrase)
-        source = Source(
-            seal=settings.seal,
-            seal_params=seal_params,
-            config_file=config,
-            audit_dir=settings.data_dir / "audit" if with_audit else None,
-        )
-        with _progress() as progress:
-            summary = take_backup(store.db, root_key, source, archive, store.clock, _RichProgress(progress))
-    except (ArchiveRefused, OpenKMSError) as exc:
-        console.print(f"[red]refused:[/red] {exc.message}")
-        raise typer.Exit(1) from None
-    finally:
-        store.db.dispose()
+    # The backup is one operator request: refused while the audit log cannot record it, and recorded.
+    with _runtime(settings, passphrase) as runtime:
+        account = runtime.services.instances.root_account()
+        ctx = operator_context(runtime, account, settings.default_region)
+
+        def use_case() -> Outcome[BackupSummary]:
+            root_key, seal_params = source_root(settings, runtime.db, passphrase)
+            source = Source(
+                seal=settings.seal,
+                seal_params=seal_params,
+                config_file=config,
+                audit_dir=settings.data_dir / "audit" if with_audit else None,
+            )
+            with _progress() as progress:
+                made = take_backup(
+                    runtime.db, root_key, source, archive, runtime.clock, _RichProgress(progress)
+                )
+            return Outcome(made, Resource.account(account))
+
+        try:
+            summary = run_admin(runtime, ctx, "BackupStore", use_case)
+        except OpenKMSError as exc:
+            console.print(f"[red]refused:[/red] {exc.message}")
+            raise typer.Exit(1) from None
     typer.echo(
         f"backup written to {summary.path}: schema {summary.schema_revision}, {summary.tables} tables, "
         f"{summary.rows} rows, {summary.files} files, {summary.size} bytes"
@@ -119,7 +132,7 @@ def restore(
                 root_key_file=root_key_file,
                 progress=_RichProgress(progress),
             )
-    except (ArchiveRefused, OpenKMSError) as exc:
+    except OpenKMSError as exc:
         console.print(f"[red]refused:[/red] {exc.message}")
         raise typer.Exit(1) from None
     typer.echo(

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from openkms.errors import InvalidArgument
 from openkms.secret import SecretBytes
 
 MAGIC: Final = b"OKMSBAK1"
@@ -54,12 +55,9 @@ _AAD_PREFIX: Final = b"openkms/backup/v1/chunk"
 WRONG_ROOT: Final = "the archive was not made under this root of trust"
 
 
-class ArchiveRefused(Exception):
-    """The archive cannot be read or restored; `message` says why in one line, without secrets."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class ArchiveRefused(InvalidArgument):
+    """A backup or restore cannot go on; `message` says why in one line, without secrets. An
+    InvalidArgument, so the operator request that ends in it is recorded with its reason."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from openkms.clock import Clock
 from openkms.repository.backup import head_revision, snapshot
 from openkms.repository.database import Database
@@ -52,6 +54,19 @@ def take_backup(
     """Write the archive to `destination` (which must not exist)."""
     if destination.exists():
         raise ArchiveRefused(f"{destination} exists; give the archive a new name")
+    try:
+        return _take(db, root_key, source, destination, clock, progress)
+    except SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        raise ArchiveRefused(f"the database failed during the backup: {first}") from None
+    except OSError as exc:
+        raise ArchiveRefused(f"cannot write the archive ({exc.strerror or type(exc).__name__})") from None
+
+
+def _take(
+    db: Database, root_key: SecretBytes, source: Source, destination: Path, clock: Clock, progress: Progress
+) -> BackupSummary:
     destination.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(
         dir=destination.parent, prefix=f".{destination.name}.", suffix=".partial"
