@@ -400,22 +400,21 @@ def test_postgres_store_with_a_passphrase_restores_into_sqlite(tmp_path: Path) -
 # ---- the archive format ---------------------------------------------------------------------------
 
 
+_HEADER_FIELDS = {
+    "created_at": "2026-01-01T00:00:00+00:00",
+    "schema_revision": "0008",
+    "source_dialect": "sqlite",
+    "tables": (),
+    "seal": "keyfile",
+    "seal_params": None,
+    "with_config": False,
+    "with_audit": False,
+}
+
+
 def _archive(root_key: SecretBytes, pieces: int) -> bytes:
     out = io.BytesIO()
-    writer = ArchiveWriter(
-        out,
-        root_key,
-        {
-            "created_at": "2026-01-01T00:00:00+00:00",
-            "schema_revision": "0008",
-            "source_dialect": "sqlite",
-            "tables": (),
-            "seal": "keyfile",
-            "seal_params": None,
-            "with_config": False,
-            "with_audit": False,
-        },
-    )
+    writer = ArchiveWriter(out, root_key, dict(_HEADER_FIELDS))
     for index in range(pieces):
         writer.item("data", bytes([index]) * (CHUNK_SIZE // 2))
     writer.close()
@@ -498,3 +497,14 @@ def test_the_snapshot_does_not_see_writes_made_after_it_began(tmp_path: Path, di
                 assert (read_only, isolation) == ("on", "repeatable read")
     finally:
         db.dispose()
+
+
+def test_an_item_larger_than_a_chunk_reads_back_whole() -> None:
+    root_key = SecretBytes(os.urandom(32))
+    out = io.BytesIO()
+    writer = ArchiveWriter(out, root_key, dict(_HEADER_FIELDS))
+    big = os.urandom(5 * CHUNK_SIZE + 7)
+    writer.item("data", big)
+    writer.item("end", {})
+    writer.close()
+    assert _read(out.getvalue(), root_key) == [["data", big], ["end", {}]]

@@ -43,6 +43,7 @@ MAGIC: Final = b"OKMSBAK1"
 FORMAT_VERSION: Final = 1
 CHUNK_SIZE: Final = 1 << 20  # plaintext bytes per chunk (the last one may hold less)
 _MAX_HEADER: Final = 1 << 20
+_MAX_ITEM: Final = 64 << 20  # the largest item (one row, or a piece of a file) a reader accepts
 _TAG_LEN: Final = 16
 _SALT_LEN: Final = 32
 _LENGTH: Final = struct.Struct(">I")
@@ -180,7 +181,9 @@ class ArchiveWriter:
             del self._buffer[:CHUNK_SIZE]
 
     def rows(self, rows: list[tuple[Any, ...]]) -> None:
-        self.item("rows", [_typed(row) for row in rows])
+        """One item per row, so that an item is never larger than a row, whatever the batch."""
+        for row in rows:
+            self.item("row", _typed(row))
 
     def close(self) -> None:
         self._chunk(bytes(self._buffer), final=True)
@@ -219,9 +222,7 @@ class ArchiveReader:
 
     def items(self) -> Iterator[list[Any]]:
         """Every item in order; raises ArchiveRefused at the first damaged, missing or extra chunk."""
-        unpacker = msgpack.Unpacker(
-            raw=False, timestamp=3, strict_map_key=True, max_buffer_size=4 * CHUNK_SIZE
-        )
+        unpacker = msgpack.Unpacker(raw=False, timestamp=3, strict_map_key=True, max_buffer_size=_MAX_ITEM)
         index = fed = 0
         while True:
             final, plaintext = self._chunk(index)

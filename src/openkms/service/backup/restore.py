@@ -235,6 +235,7 @@ def _load(
     ended: dict[str, Any] | None = None
 
     def flush() -> None:
+        progress.advance(len(pending))
         if pending and table is not None and table not in NODE_LOCAL_TABLES:
             loader.insert(table, columns, pending)
         pending.clear()
@@ -248,10 +249,9 @@ def _load(
                 flush()
                 table, columns = _table_item(item, header, loaded)
                 progress.step(table, None)
-            elif kind == "rows" and table is not None and len(item) == 2:
-                pending.extend(item[1])
-                loaded.rows[table] += len(item[1])
-                progress.advance(len(item[1]))
+            elif kind == "row" and table is not None and len(item) == 2 and isinstance(item[1], list):
+                pending.append(item[1])
+                loaded.rows[table] += 1
                 if len(pending) >= BATCH_ROWS:
                     flush()
             elif kind == "file" and len(item) == 3:

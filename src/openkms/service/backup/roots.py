@@ -70,6 +70,13 @@ def restore_root(
     """The root key to open `header`'s archive with, from what the operator brought."""
     if header.seal == "keyfile":
         path = root_key_file if root_key_file is not None else data_dir / KEY_FILE
+        in_place = data_dir / KEY_FILE
+        if (
+            root_key_file is not None
+            and in_place.exists()
+            and in_place.read_bytes() != root_key_file.read_bytes()
+        ):
+            raise ArchiveRefused(f"the data dir holds another {KEY_FILE} than --root-key-file names")
         if not path.exists():
             raise ArchiveRefused(
                 "the archive was made under a root key file: copy it into the new data dir as "
