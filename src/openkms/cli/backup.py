@@ -80,7 +80,11 @@ def backup(
     passphrase = _passphrase(settings.seal == "passphrase", settings.unseal_passphrase)
     # The backup is one operator request: refused while the audit log cannot record it, and recorded.
     with _runtime(settings, passphrase) as runtime:
-        account = runtime.services.instances.root_account()
+        try:
+            account = runtime.services.instances.root_account()
+        except IndexError:
+            console.print("[red]refused:[/red] the store has no account yet: start the server once first")
+            raise typer.Exit(1) from None
         ctx = operator_context(runtime, account, settings.default_region)
 
         def use_case() -> Outcome[BackupSummary]:
