@@ -17,13 +17,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 import orjson
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from openkms.repository.backup import BATCH_ROWS, Loader, known_revisions, load, store_tables
 from openkms.repository.database import Database
@@ -102,6 +103,11 @@ def restore_backup(
         except SQLAlchemyError as exc:
             _undo(staging, sqlite_path, target.data_dir if created_dir else None)
             raise ArchiveRefused(f"the database refused the restore: {_first_line(exc)}") from None
+        except OSError as exc:
+            _undo(staging, sqlite_path, target.data_dir if created_dir else None)
+            raise ArchiveRefused(
+                f"cannot write the restored node ({exc.strerror or type(exc).__name__})"
+            ) from None
         except BaseException:
             _undo(staging, sqlite_path, target.data_dir if created_dir else None)
             raise
@@ -117,7 +123,7 @@ def restore_backup(
 
 
 @contextlib.contextmanager
-def _open(archive: Path) -> Any:
+def _open(archive: Path) -> Iterator[BinaryIO]:
     try:
         source: BinaryIO = archive.open("rb")
     except OSError as exc:
@@ -169,11 +175,14 @@ def _check_target(data_dir: Path, url: str) -> None:
             if path.exists():
                 raise ArchiveRefused(f"the SQLite file {path} exists: restore into a new one")
         return
-    db = Database(url)
+    try:
+        db = Database(url)
+    except (SQLAlchemyError, ImportError):
+        raise ArchiveRefused("--database-url names no database this OpenKMS can use") from None
     try:
         present = store_tables(db)
-    except Exception as exc:
-        raise ArchiveRefused(f"cannot reach the database ({type(exc).__name__})") from None
+    except SQLAlchemyError as exc:
+        raise ArchiveRefused(f"cannot reach the database: {_first_line(exc)}") from None
     finally:
         db.dispose()
     if present:
@@ -184,7 +193,10 @@ def _check_target(data_dir: Path, url: str) -> None:
 
 
 def _sqlite_path(url: str) -> Path | None:
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ArchiveRefused("--database-url is not a database URL") from None
     if parsed.get_backend_name() != "sqlite":
         return None
     if parsed.database in (None, "", ":memory:"):
