@@ -246,6 +246,7 @@ def test_sqlite_store_restores_into_sqlite_with_its_audit_and_config(
     assert "broken" not in report
 
 
+@pytest.mark.postgres
 def test_sqlite_store_restores_into_postgres(sqlite_source: Source, tmp_path: Path) -> None:
     url = new_postgres_database()
     data_dir = tmp_path / "restored"
@@ -264,6 +265,7 @@ def test_sqlite_store_restores_into_postgres(sqlite_source: Source, tmp_path: Pa
     audit_verifies(data_dir, env={"OPENKMS_DATABASE_URL": url})
 
 
+@pytest.mark.postgres
 def test_a_wrong_root_key_is_refused_and_nothing_is_written(sqlite_source: Source, tmp_path: Path) -> None:
     other = tmp_path / "other.key"
     other.write_bytes(os.urandom(32))
@@ -334,6 +336,7 @@ def test_a_damaged_archive_is_refused_and_nothing_is_written(
     assert not data_dir.exists()
 
 
+@pytest.mark.postgres
 def test_a_target_that_holds_a_store_is_refused(
     sqlite_source: Source, tmp_path: Path, postgres_url: str
 ) -> None:
@@ -366,6 +369,7 @@ def test_a_target_that_holds_a_store_is_refused(
 # ---- a store on PostgreSQL with a passphrase root ---------------------------------------------------
 
 
+@pytest.mark.postgres
 def test_postgres_store_with_a_passphrase_restores_into_sqlite(tmp_path: Path) -> None:
     url = new_postgres_database()
     server = LiveServer(tmp_path / "data", database_url=url, extra_env=PASSPHRASE_ENV).start()
@@ -465,7 +469,7 @@ def test_two_archives_of_the_same_items_share_no_ciphertext() -> None:
 # ---- the snapshot ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_the_snapshot_does_not_see_writes_made_after_it_began(tmp_path: Path, dialect: str) -> None:
     from datetime import UTC, datetime
 
