@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from openkms.cli import key_stores
+from openkms.cli.backup import backup, restore
 from openkms.cli.common import (
     ConfigFile,
     DatabaseUrl,
@@ -45,6 +46,8 @@ instance_app = typer.Typer(
 app.add_typer(instance_app, name="instance")
 key_stores.register(instance_app, key_app)
 app.command("csr")(csr)
+app.command("backup")(backup)
+app.command("restore")(restore)
 dev_app = typer.Typer(no_args_is_help=True, help="The development clock (servers started with --dev-clock).")
 app.add_typer(dev_app, name="dev")
 service_key_app = typer.Typer(no_args_is_help=True, help="Service keys (alias/acs/<service>).")
