@@ -62,3 +62,11 @@ def nodes(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterat
 def server(nodes: Nodes) -> LiveServer:
     """The store as the suites see it: the balancer's address, node A's files."""
     return dataclasses.replace(nodes.a, port=nodes.balancer.port)
+
+
+@pytest.fixture(scope="session")
+def suite_instance_id(server: LiveServer) -> str:
+    """The software instance of the nodes' store (the session's other stores have their own)."""
+    caller = KmsCaller("tea-acs3", server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+    instances = caller.call("ListKmsInstances")["KmsInstances"]["KmsInstance"]
+    return str(instances[0]["KmsInstanceId"])
