@@ -77,7 +77,10 @@ class ChangeFeed:
                 self._stop.wait(self._poll)
 
     def _listen(self) -> None:
-        with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as connection:
+        # A database that stops answering counts as down within a second (then nothing stays cached).
+        with psycopg.connect(
+            self._conninfo, autocommit=True, connect_timeout=2, options="-c statement_timeout=1000"
+        ) as connection:
             connection.execute(f"LISTEN {CHANNEL}")
             # Whatever happened while we were not listening counts as a change.
             self._check(connection, force=self._seen is not None)

@@ -36,6 +36,7 @@ _SWEEP = (
     "DELETE FROM spent_nonces WHERE ctid IN (SELECT ctid FROM spent_nonces WHERE expires_at < %s LIMIT %s)"
 )
 MAX_BATCH = 1000
+SPEND_TIMEOUT = 10.0  # seconds a request waits for the ledger before it is refused (fail closed)
 
 
 def fingerprint(access_key_id: str, nonce: str) -> bytes:
@@ -73,7 +74,10 @@ class ReplayLedger:
                 self._thread = threading.Thread(target=self._run, name="openkms-replay-ledger", daemon=True)
                 self._thread.start()
             self._ready.notify()
-        return await pending.future
+        try:
+            return await asyncio.wait_for(pending.future, SPEND_TIMEOUT)
+        except TimeoutError:
+            raise errors.Unavailable() from None
 
     def close(self) -> None:
         with self._ready:
@@ -93,7 +97,12 @@ class ReplayLedger:
                 batch = [self._queue.popleft() for _ in range(min(MAX_BATCH, len(self._queue)))]
             try:
                 if connection is None or connection.closed:
-                    connection = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
+                    connection = psycopg.connect(
+                        self._conninfo,
+                        autocommit=True,
+                        connect_timeout=5,
+                        options="-c statement_timeout=5000",
+                    )
                 fresh = _insert(connection, batch)
             except psycopg.Error as exc:
                 log.warning("the replay ledger cannot reach the database (%s)", type(exc).__name__)
