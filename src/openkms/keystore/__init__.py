@@ -16,7 +16,14 @@ from collections.abc import Callable
 from typing import Final
 
 from openkms.errors import RootOfTrustError, Sealed
-from openkms.keystore.envelope import rewrap_material, term_of, term_prefix, unwrap_material, wrap_material
+from openkms.keystore.envelope import (
+    rewrap_material,
+    term_in_prefix,
+    term_of,
+    term_prefix,
+    unwrap_material,
+    wrap_material,
+)
 from openkms.keystore.keyring import Keyring, KeyringStore, TermExists
 from openkms.keystore.root import KeyFileRoot, PassphraseRoot, RootOfTrust
 from openkms.secret import SecretBytes
@@ -29,6 +36,7 @@ __all__ = [
     "PassphraseRoot",
     "RootOfTrust",
     "TermExists",
+    "term_in_prefix",
     "term_of",
     "term_prefix",
 ]
@@ -128,6 +136,14 @@ class Keystore:
     def terms(self) -> list[int]:
         """The terms this process holds (after the last refresh)."""
         return self._unsealed().terms
+
+    def opens_with(self, root_key: SecretBytes) -> bool:
+        """Whether `root_key` opens the stored keyring (creates nothing; the store's errors propagate)."""
+        try:
+            Keyring.open(root_key, self._store, create=False)
+        except RootOfTrustError:
+            return False
+        return True
 
     def rewrapped_keyring(
         self, new_root_key: SecretBytes, stored: list[tuple[int, bytes]]

@@ -68,6 +68,14 @@ def term_of(wrapped: bytes) -> int:
     return int(term)
 
 
+def term_in_prefix(prefix: bytes) -> int:
+    """The term named by a row's first bytes (as `term_prefix` makes them); StorageIntegrityError if
+    they are not a prefix of this format."""
+    if len(prefix) != _PREFIX.size or prefix[0] != MATERIAL_FORMAT_V1:
+        raise StorageIntegrityError()
+    return int(_PREFIX.unpack(bytes(prefix))[1])
+
+
 def term_prefix(term: int) -> bytes:
     """The first bytes of every row wrapped under `term` (what a query compares to find other rows)."""
     return _PREFIX.pack(MATERIAL_FORMAT_V1, term)

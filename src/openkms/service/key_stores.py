@@ -44,6 +44,11 @@ _REQUIRED: Final[dict[InstanceKind, tuple[str, ...]]] = {
 _SECRET_BINDING: Final = ("instance-secret", "v1")
 
 
+def instance_secret_binding(instance_id: str) -> tuple[str, str, str]:
+    """What an instance's sealed secret is bound to (the keyring's rewrap binds it the same way)."""
+    return (instance_id, *_SECRET_BINDING)
+
+
 def instance_secret(db: Database, keystore: Keystore, instance_id: InstanceId) -> SecretBytes | None:
     """An instance's unsealed secret (the registry's `SecretSource`): for provider factories only."""
     with db.unit_of_work() as uow:
