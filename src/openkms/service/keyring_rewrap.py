@@ -162,10 +162,12 @@ class KeyringRotation:
             created = repository.term_created()
             counts, unreadable = _term_counts(repository)
             retired = repository.retired_terms()
-            _, rewrapped, last_batch_at = repository.progress()
+            progress_term, rewrapped, last_batch_at = repository.progress()
         if not created:
             raise InvalidArgument("The keyring has no terms yet (the store was never unsealed).")
         active = max(created)
+        if progress_term != active:  # no batch has moved a row to the active term yet
+            rewrapped = 0
         terms = []
         for term in sorted(created):
             rows = {kind: counts[term][kind] for kind in KINDS if counts.get(term, {}).get(kind)}
