@@ -18,7 +18,6 @@ import base64
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import threading
@@ -35,7 +34,6 @@ import sqlalchemy as sa
 from openkms.domain.keyring import WrappedKind
 from openkms.errors import Conflict, InvalidArgument, RootOfTrustError, StorageIntegrityError
 from openkms.keystore import Keystore, PassphraseRoot, term_of
-from openkms.repository import tables
 from openkms.repository.database import Database
 from openkms.repository.keyring import DatabaseKeyringStore
 from openkms.repository.migrate import upgrade_to_head
@@ -45,6 +43,7 @@ from openkms.service.keyring_rewrap import KeyringRotation
 from openkms.testing.keyring import MemoryKeyringStore, StaticRoot
 from openkms.types import AccessKeyId, AccountId
 from tests.conftest import new_postgres_database
+from tests.support.keyring_scan import rows_under
 from tests.support.products import Caller
 from tests.support.sdk import KmsCaller
 from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
@@ -258,27 +257,6 @@ def _engine(server: LiveServer) -> sa.Engine:
     return sa.create_engine(server.database_url or f"sqlite:///{server.data_dir / 'openkms.db'}")
 
 
-def _rows_under(engine: sa.Engine, term: int) -> dict[str, int]:
-    """Independent of the rewrap's own queries: every binary column of every table, and the count of
-    values whose keystore envelope (at the start, or after an external key's header) is under `term`."""
-    prefix = struct.pack(">BI", 1, term)
-    found: dict[str, int] = {}
-    with engine.connect() as connection:
-        for table in tables.metadata.sorted_tables:
-            if table.name == "keyring_terms":
-                continue
-            for column in table.columns:
-                if not isinstance(column.type, sa.LargeBinary):
-                    continue
-                for (value,) in connection.execute(sa.select(column).where(column.is_not(None))):
-                    data = bytes(value)
-                    if data.startswith(b"XKS1") and len(data) > 5:
-                        data = data[5 + data[4] :]
-                    if data.startswith(prefix):
-                        found[f"{table.name}.{column.name}"] = found.get(f"{table.name}.{column.name}", 0) + 1
-    return found
-
-
 def _progress(engine: sa.Engine) -> int:
     with engine.connect() as connection:
         return int(
@@ -355,7 +333,7 @@ def test_rotation_rewraps_everything_while_serving_survives_a_kill_and_retires_t
     plaintext = base64.b64encode(b"made before the rotation").decode()
     blob = kms.call("Encrypt", KeyId=key_id, Plaintext=plaintext)["CiphertextBlob"]
     engine = _engine(server)
-    before = _rows_under(engine, 1)
+    before = rows_under(engine, 1)
     for column in (
         "key_versions.wrapped_material",
         "import_tokens.wrapped_private_key",
@@ -391,8 +369,8 @@ def test_rotation_rewraps_everything_while_serving_survives_a_kill_and_retires_t
     assert load.error is None, load.error
     assert calls_during > 0
 
-    assert _rows_under(engine, 1) == {}
-    assert _rows_under(engine, 2).keys() >= before.keys()
+    assert rows_under(engine, 1) == {}
+    assert rows_under(engine, 2).keys() >= before.keys()
     assert _cli(server, "keyring", "retire", "--grace-seconds", "0").returncode == 0
     retired = _status(server)
     assert retired["Remaining"] == 0 and retired["Unreadable"] == 0

@@ -53,7 +53,7 @@ def instance_secret(db: Database, keystore: Keystore, instance_id: InstanceId) -
     """An instance's unsealed secret (the registry's `SecretSource`): for provider factories only."""
     with db.unit_of_work() as uow:
         sealed = uow.instances.sealed_secret(instance_id)
-    return None if sealed is None else keystore.unwrap(instance_id, *_SECRET_BINDING, sealed)
+    return None if sealed is None else keystore.unwrap(*instance_secret_binding(instance_id), sealed)
 
 
 class KeyStoreService:
@@ -79,7 +79,7 @@ class KeyStoreService:
         account = ctx.principal.account_id
         draft = Instance(instance_id, account, ctx.region_id, kind, name or instance_id, now, 0, checked)
         health = self._probe(draft, secret)
-        sealed = None if secret is None else self._keystore.wrap(instance_id, *_SECRET_BINDING, secret)
+        sealed = None if secret is None else self._keystore.wrap(*instance_secret_binding(instance_id), secret)
         with self._db.unit_of_work(write=True) as uow:
             uow.instances.add(instance_id, account, ctx.region_id, kind, draft.name, now, checked, sealed)
             uow.instances.record_health(instance_id, health)
@@ -102,7 +102,7 @@ class KeyStoreService:
             sealed = (
                 uow.instances.sealed_secret(instance_id)
                 if secret is None
-                else self._keystore.wrap(current.instance_id, *_SECRET_BINDING, secret)
+                else self._keystore.wrap(*instance_secret_binding(current.instance_id), secret)
             )
             uow.instances.change_settings(instance_id, checked, sealed)
             uow.instances.record_health(instance_id, health)
