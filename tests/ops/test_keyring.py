@@ -156,6 +156,23 @@ def test_a_tampered_row_is_not_rewrapped_and_keeps_its_term_from_retiring(
     assert rotation.retire(grace_seconds=0) == []  # every old term with no rows: none
 
 
+def test_the_periodic_step_rewraps_after_a_rotation_then_stays_idle(
+    sqlite_store: tuple[Database, Keystore],
+) -> None:
+    db, keystore = sqlite_store
+    for n in range(5):
+        _add_access_key(db, keystore, f"LTAIperiodic{n:06d}")
+    rotation = KeyringRotation(db, keystore, batch_size=2)
+    assert rotation.run_step() == 0  # nothing to move under term 1
+    rotation.rotate()
+    assert rotation.run_step(max_batches=3) == 2  # key material, import tokens, then 2 access keys
+    assert rotation.run_step() == 3
+    assert rotation.status().remaining == 0
+    assert rotation.run_step() == 0  # the pass that found nothing settles the term
+    _add_access_key(db, keystore, "LTAIlate0000000001")  # a process that wrapped under term 2
+    assert rotation.run_step() == 0 and rotation.status().remaining == 0
+
+
 def test_retirement_refuses_the_active_term_an_unknown_term_and_a_recent_rotation(
     sqlite_store: tuple[Database, Keystore],
 ) -> None:

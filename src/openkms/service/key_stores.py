@@ -79,7 +79,9 @@ class KeyStoreService:
         account = ctx.principal.account_id
         draft = Instance(instance_id, account, ctx.region_id, kind, name or instance_id, now, 0, checked)
         health = self._probe(draft, secret)
-        sealed = None if secret is None else self._keystore.wrap(*instance_secret_binding(instance_id), secret)
+        sealed = (
+            None if secret is None else self._keystore.wrap(*instance_secret_binding(instance_id), secret)
+        )
         with self._db.unit_of_work(write=True) as uow:
             uow.instances.add(instance_id, account, ctx.region_id, kind, draft.name, now, checked, sealed)
             uow.instances.record_health(instance_id, health)

@@ -91,6 +91,8 @@ class KeyringRotation:
         self._now = now
         self._kind = 0
         self._after = ""
+        self._pass_moved = 0
+        self._settled_term = 0  # the active term a whole pass found nothing left for (run_step)
 
     def rotate(self) -> int:
         """Add a term and make it active (here now, in other processes within a second); returns it."""
@@ -132,6 +134,25 @@ class KeyringRotation:
         else:
             self._after = rows[-1].pk
         return RewrapBatch(moved, failed, finished)
+
+    def run_step(self, max_batches: int = 10) -> int:
+        """For a periodic caller (the jobs leader): up to `max_batches` batches, and none at all once a
+        whole pass moved nothing for the active term (until the next rotation). Rows moved."""
+        self._keystore.refresh()
+        if self._settled_term == self._keystore.active_term:
+            return 0
+        moved = 0
+        for _ in range(max_batches):
+            batch = self.run_batch()
+            moved += batch.rewrapped
+            self._pass_moved += batch.rewrapped
+            if batch.pass_finished:
+                if self._pass_moved == 0:
+                    self._settled_term = self._keystore.active_term
+                    log.info("keyring: every readable row is under term %d", self._settled_term)
+                self._pass_moved = 0
+                break
+        return moved
 
     def run_pass(self, on_batch: Callable[[RewrapBatch], None] | None = None) -> RewrapBatch:
         """One pass over every kind, from where the last one stopped; the pass's totals."""
