@@ -88,7 +88,10 @@ class Keystore:
         if isinstance(source, PassphraseRoot):
             # A passphrase change that committed its keyring but crashed before renaming its new
             # parameters file into place: the new passphrase opens the keyring with those parameters.
-            pending = source.load_pending()
+            try:
+                pending = source.load_pending()
+            except RootOfTrustError:  # unreadable pending parameters: they never opened anything
+                pending = None
             if pending is not None:
                 try:
                     keyring = Keyring.open(pending, self._store, create=False)
