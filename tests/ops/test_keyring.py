@@ -30,7 +30,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
+from openkms.cli.main import app
 from openkms.domain.keyring import WrappedKind
 from openkms.errors import Conflict, InvalidArgument, RootOfTrustError, StorageIntegrityError
 from openkms.keystore import Keystore, PassphraseRoot, term_of
@@ -191,6 +193,37 @@ def test_retirement_refuses_the_active_term_an_unknown_term_and_a_recent_rotatio
     assert [t.term for t in rotation.status().retired] == [1]
 
 
+def test_status_prints_terms_rows_by_kind_and_retired_terms(
+    sqlite_store: tuple[Database, Keystore], tmp_path: Path
+) -> None:
+    db, keystore = sqlite_store
+    _add_access_key(db, keystore, "LTAIstatus00000001")
+    rotation = KeyringRotation(db, keystore)
+    rotation.rotate()
+    rotation.run_until_done()
+    rotation.retire(grace_seconds=0)
+    _add_access_key(db, keystore, "LTAIstatus00000002")
+    printed = CliRunner().invoke(app, ["keyring", "status", "--data-dir", str(tmp_path)])
+    assert printed.exit_code == 0, printed.output
+    lines = printed.stdout.splitlines()
+    assert "keyring: active term 2" in lines[0]
+    cells = {
+        line.split("│")[1].strip(): [cell.strip() for cell in line.split("│")[2:-1]]
+        for line in lines
+        if line.startswith("│")
+    }
+    # state, created, key-material, import-wrapping-key, access-key-secret, instance-secret, ...
+    assert cells["2"][0] == "active" and cells["2"][4] == "2" and cells["2"][-1] == "2"
+    assert cells["1"][0].startswith("retired") and cells["1"][-1] == "-"
+    assert "rows left under older terms: 0" in printed.stdout
+
+
+def test_change_passphrase_is_refused_for_a_key_file_store(tmp_path: Path) -> None:
+    printed = CliRunner().invoke(app, ["keyring", "change-passphrase", "--data-dir", str(tmp_path)])
+    assert printed.exit_code == 1
+    assert "key file, not a passphrase" in printed.output
+
+
 # ---- in process: every crash window of a passphrase change --------------------------------------------
 
 
@@ -243,6 +276,14 @@ def test_a_crash_in_a_passphrase_change_leaves_one_passphrase_that_unseals(
     if works == "new":  # the unseal finished the change: the new parameters are the file now
         assert not params.with_name("seal.json.new").exists()
         assert _opens(store, params, "new")
+
+
+def test_unreadable_pending_parameters_are_ignored_by_unseal(tmp_path: Path) -> None:
+    store, params = _sealed_with(tmp_path, "old")
+    pending = params.with_name("seal.json.new")
+    pending.write_text("{not json")
+    pending.chmod(0o600)
+    assert _opens(store, params, "old")
 
 
 # ---- live: rotation on a serving server ----------------------------------------------------------------
