@@ -35,10 +35,12 @@ from typer.testing import CliRunner
 from openkms.cli.main import app
 from openkms.domain.keyring import WrappedKind
 from openkms.errors import Conflict, InvalidArgument, RootOfTrustError, StorageIntegrityError
-from openkms.keystore import Keystore, PassphraseRoot, term_of
+from openkms.keystore import Keystore, PassphraseRoot, term_of, term_prefix
+from openkms.repository import tables
 from openkms.repository.database import Database
 from openkms.repository.keyring import DatabaseKeyringStore
 from openkms.repository.migrate import upgrade_to_head
+from openkms.repository.wrapped_rows import WrappedRowRepository
 from openkms.secret import SecretBytes
 from openkms.service.identities import secret_binding
 from openkms.service.keyring_rewrap import KeyringRotation
@@ -114,12 +116,25 @@ def test_another_process_sees_a_rotation_and_a_retirement_on_refresh() -> None:
 # ---- in process: the rewrap over a real SQLite store -------------------------------------------------
 
 
+def _store(url: str, root: StaticRoot | None = None) -> tuple[Database, Keystore]:
+    db = Database(url)
+    upgrade_to_head(db.engine)
+    keystore = Keystore(root or StaticRoot(), DatabaseKeyringStore(db.engine))
+    keystore.unseal()
+    return db, keystore
+
+
 @pytest.fixture
 def sqlite_store(tmp_path: Path) -> Iterator[tuple[Database, Keystore]]:
-    db = Database(f"sqlite:///{tmp_path / 'openkms.db'}")
-    upgrade_to_head(db.engine)
-    keystore = Keystore(StaticRoot(), DatabaseKeyringStore(db.engine))
-    keystore.unseal()
+    db, keystore = _store(f"sqlite:///{tmp_path / 'openkms.db'}")
+    yield db, keystore
+    db.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Database, Keystore]]:
+    url = new_postgres_database() if request.param == "postgres" else f"sqlite:///{tmp_path / 'openkms.db'}"
+    db, keystore = _store(url)
     yield db, keystore
     db.dispose()
 
@@ -135,6 +150,55 @@ def _add_access_key(db: Database, keystore: Keystore, access_key_id: str, *, tam
         uow.accounts.add_access_key(
             AccessKeyId(access_key_id), AccountId("1000000000000001"), "root", bytes(wrapped), now
         )
+
+
+def test_a_wrap_inside_a_write_transaction_picks_up_a_rotation_made_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refresh before a wrap reads on its own connection without the write lock (SQLite: BEGIN,
+    not BEGIN IMMEDIATE), so a wrap inside a unit of work that holds it does not wait for itself."""
+    root = StaticRoot()
+    db, keystore = _store(f"sqlite:///{tmp_path / 'openkms.db'}", root)
+    elsewhere = Keystore(root, DatabaseKeyringStore(db.engine))
+    elsewhere.unseal()
+    elsewhere.rotate_keyring()
+    monkeypatch.setattr("openkms.keystore.KEYRING_REFRESH_SECONDS", 0.0)
+    with db.unit_of_work(write=True):
+        wrapped = keystore.wrap(*BINDING, SecretBytes(b"k" * 32))
+    assert term_of(wrapped) == 2
+    db.dispose()
+
+
+def test_a_row_changed_or_deleted_since_it_was_read_is_not_overwritten(
+    any_store: tuple[Database, Keystore],
+) -> None:
+    db, keystore = any_store
+    for n in range(4):
+        _add_access_key(db, keystore, f"LTAIcas{n:011d}")
+    keystore.rotate_keyring()
+    with db.unit_of_work() as uow:
+        read = WrappedRowRepository(uow.connection).not_under(
+            WrappedKind.ACCESS_KEY_SECRET, term_prefix(2), "", 10
+        )
+    assert [row.pk for row in read] == [f"LTAIcas{n:011d}" for n in range(4)]
+    changes = [(row, keystore.rewrap(*secret_binding(AccessKeyId(row.pk)), row.stored)) for row in read]
+    concurrent = keystore.wrap(*secret_binding(AccessKeyId(read[1].pk)), SecretBytes(b"new secret"))
+    with db.unit_of_work(write=True) as uow:
+        uow.connection.execute(
+            sa.update(tables.access_keys)
+            .where(tables.access_keys.c.access_key_id == read[1].pk)
+            .values(wrapped_secret=concurrent)
+        )
+        uow.connection.execute(
+            sa.delete(tables.access_keys).where(tables.access_keys.c.access_key_id == read[2].pk)
+        )
+    with db.unit_of_work(write=True) as uow:
+        assert WrappedRowRepository(uow.connection).replace(WrappedKind.ACCESS_KEY_SECRET, changes) == 2
+    with db.unit_of_work() as uow:
+        query = sa.select(tables.access_keys.c.access_key_id, tables.access_keys.c.wrapped_secret)
+        stored = {str(pk): bytes(value) for pk, value in uow.connection.execute(query)}
+    assert bytes(stored[read[1].pk]) == concurrent and read[2].pk not in stored
+    assert bytes(stored[read[0].pk]) == changes[0][1] and bytes(stored[read[3].pk]) == changes[3][1]
 
 
 def test_a_tampered_row_is_not_rewrapped_and_keeps_its_term_from_retiring(

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Connection,
     LargeBinary,
     Select,
+    bindparam,
     delete,
     func,
     insert,
@@ -185,15 +186,20 @@ class WrappedRowRepository:
         rows = self._c.execute(select(sub.c.prefix, func.count()).group_by(sub.c.prefix))
         return {bytes(p) if p is not None else b"": int(n) for p, n in rows}
 
-    def replace(self, row: StoredRow, new: bytes) -> bool:
-        """Store `new` in place of `row.stored`, only if the row still holds exactly that (a change made
-        since it was read, or a deletion, wins). True when replaced."""
-        _, pk, wrapped = _query(row.kind)
-        table = wrapped.table
-        result = self._c.execute(
-            update(table).where(pk == row.pk, wrapped == row.stored).values({wrapped.name: new})
+    def replace(self, kind: WrappedKind, changes: list[tuple[StoredRow, bytes]]) -> int:
+        """Store each new value in place of its row's `stored` bytes, only where the row still holds
+        exactly those (a change made since it was read, or a deletion, wins). One statement for the
+        whole batch (psycopg pipelines it); the number of rows replaced."""
+        if not changes:
+            return 0
+        _, pk, wrapped = _query(kind)
+        statement = (
+            update(wrapped.table)
+            .where(pk == bindparam("b_pk"), wrapped == bindparam("b_old", type_=LargeBinary))
+            .values({wrapped.name: bindparam("b_new", type_=LargeBinary)})
         )
-        return result.rowcount == 1
+        parameters = [{"b_pk": row.pk, "b_old": row.stored, "b_new": new} for row, new in changes]
+        return int(self._c.execute(statement, parameters).rowcount)
 
     # -- retirement and progress ------------------------------------------------------------------
     def term_created(self) -> dict[int, datetime]:

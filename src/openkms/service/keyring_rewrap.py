@@ -124,7 +124,7 @@ class KeyringRotation:
         if changed:
             with self._db.unit_of_work(write=True) as uow:
                 repository = WrappedRowRepository(uow.connection)
-                moved = sum(repository.replace(row, new) for row, new in changed)
+                moved = repository.replace(kind, changed)
                 repository.record_batch(active, moved, self._now())
         finished = False
         if len(rows) < self._batch_size:
