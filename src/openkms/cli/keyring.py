@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -21,6 +21,10 @@ from rich.table import Table
 from openkms.cli.common import ConfigFile, DatabaseUrl, DataDir, _admin_call, _runtime, _settings, console
 from openkms.config import Settings
 from openkms.domain.keyring import KeyringStatus, RewrapBatch, WrappedKind
+
+if TYPE_CHECKING:
+    from openkms.server.runtime import Runtime
+    from openkms.types import AccountId
 
 T = TypeVar("T")
 
@@ -40,6 +44,15 @@ def _passphrase(settings: Settings) -> str | None:
     return None
 
 
+def _root_account(runtime: Runtime) -> AccountId:
+    """The operator's account for the audit record; a clean refusal on a store never set up."""
+    try:
+        return runtime.services.instances.root_account()
+    except IndexError:
+        console.print("[red]refused:[/red] the store has no account yet (start the server once first)")
+        raise typer.Exit(1) from None
+
+
 def _as_operator(settings: Settings, passphrase: str | None, action: str, call: Callable[[Any], T]) -> T:
     """Run `call(runtime)` as one audited operator request named `action` on an unsealed runtime."""
     from openkms.cli.admin import operator_context, run_admin
@@ -47,7 +60,7 @@ def _as_operator(settings: Settings, passphrase: str | None, action: str, call: 
     from openkms.service.outcome import Outcome
 
     with _runtime(settings, passphrase) as runtime:
-        account = runtime.services.instances.root_account()
+        account = _root_account(runtime)
         ctx = operator_context(runtime, account, settings.default_region)
         return _admin_call(
             lambda: run_admin(runtime, ctx, action, lambda: Outcome(call(runtime), Resource.account(account)))
@@ -64,7 +77,7 @@ def _rewrap(settings: Settings, passphrase: str | None, batch_size: int, rotate:
             from openkms.resource import Resource
             from openkms.service.outcome import Outcome
 
-            account = runtime.services.instances.root_account()
+            account = _root_account(runtime)
             ctx = operator_context(runtime, account, settings.default_region)
             term = _admin_call(
                 lambda: run_admin(

@@ -22,9 +22,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
 from openkms.domain.key_import import WRAPPING_KEY_BINDING
 from openkms.domain.keyring import KeyringStatus, RewrapBatch, TermRows, WrappedKind
-from openkms.errors import Conflict, InvalidArgument, StorageIntegrityError
+from openkms.errors import Conflict, InvalidArgument, StorageIntegrityError, Unavailable
 from openkms.keystore import Keystore, term_in_prefix, term_of, term_prefix
 from openkms.providers.external import split_reference
 from openkms.repository.database import Database
@@ -178,12 +180,18 @@ class KeyringRotation:
 
     def status(self) -> KeyringStatus:
         """Terms, rows under each by kind, retired terms and progress. Reads only: needs no unseal."""
-        with self._db.unit_of_work() as uow:
-            repository = WrappedRowRepository(uow.connection)
-            created = repository.term_created()
-            counts, unreadable = _term_counts(repository)
-            retired = repository.retired_terms()
-            progress_term, rewrapped, last_batch_at = repository.progress()
+        try:
+            with self._db.unit_of_work() as uow:
+                repository = WrappedRowRepository(uow.connection)
+                created = repository.term_created()
+                counts, unreadable = _term_counts(repository)
+                retired = repository.retired_terms()
+                progress_term, rewrapped, last_batch_at = repository.progress()
+        except (OperationalError, ProgrammingError):
+            raise Unavailable(
+                "The database cannot be read as an OpenKMS store (not reachable, or not migrated: "
+                "run `openkms migrate`)."
+            ) from None
         if not created:
             raise InvalidArgument("The keyring has no terms yet (the store was never unsealed).")
         active = max(created)
