@@ -25,6 +25,7 @@ from openkms.cli.common import (
     console,
 )
 from openkms.cli.csr import csr
+from openkms.cli.keyring import keyring_app
 from openkms.cli.xks_proxy import xks_proxy_app
 from openkms.config import Settings
 from openkms.errors import AuditUnavailable
@@ -53,6 +54,7 @@ app.add_typer(dev_app, name="dev")
 service_key_app = typer.Typer(no_args_is_help=True, help="Service keys (alias/acs/<service>).")
 app.add_typer(service_key_app, name="service-key")
 app.add_typer(xks_proxy_app, name="xks-proxy")
+app.add_typer(keyring_app, name="keyring")
 T = TypeVar("T")
 
 

@@ -5,7 +5,9 @@
 The AAD binds the row to its owner: b"openkms/material/v1", the format byte and term, then key id,
 version id and spec, each length-prefixed. A wrapped row copied to another key, version or spec, or
 edited in any byte, fails with StorageIntegrityError (one generic message: storage is untrusted and the
-caller learns nothing about why). Never logs or returns unwrapped material except as SecretBytes.
+caller learns nothing about why). `rewrap_material` moves a row to the active term with the same
+binding; the material exists unwrapped only inside it. Never logs or returns unwrapped material
+except as SecretBytes.
 """
 
 from __future__ import annotations
@@ -55,3 +57,35 @@ def unwrap_material(keyring: Keyring, key_id: str, version_id: str, spec: str, w
     sealed = wrapped[_PREFIX.size + _IV_LEN :]
     aad = material_aad(prefix, key_id, version_id, spec)
     return SecretBytes(keyring.decrypt(term, iv, sealed, aad))
+
+
+def term_of(wrapped: bytes) -> int:
+    """The KEK term a wrapped row is under (read from its prefix, not authenticated: a tampered prefix
+    fails when the row is unwrapped). StorageIntegrityError if the row is not in this format."""
+    if len(wrapped) < _MIN_LEN or wrapped[0] != MATERIAL_FORMAT_V1:
+        raise StorageIntegrityError()
+    _, term = _PREFIX.unpack(bytes(wrapped[: _PREFIX.size]))
+    return int(term)
+
+
+def term_in_prefix(prefix: bytes) -> int:
+    """The term named by a row's first bytes (as `term_prefix` makes them); StorageIntegrityError if
+    they are not a prefix of this format."""
+    if len(prefix) != _PREFIX.size or prefix[0] != MATERIAL_FORMAT_V1:
+        raise StorageIntegrityError()
+    return int(_PREFIX.unpack(bytes(prefix))[1])
+
+
+def term_prefix(term: int) -> bytes:
+    """The first bytes of every row wrapped under `term` (what a query compares to find other rows)."""
+    return _PREFIX.pack(MATERIAL_FORMAT_V1, term)
+
+
+def rewrap_material(keyring: Keyring, key_id: str, version_id: str, spec: str, wrapped: bytes) -> bytes:
+    """The same row wrapped under the active term, bound to the same (key id, version id, spec); the row
+    itself when it is already under the active term. StorageIntegrityError if it is not this binding's."""
+    if term_of(wrapped) == keyring.active_term:
+        unwrap_material(keyring, key_id, version_id, spec, wrapped)  # a row that fails is never kept
+        return bytes(wrapped)
+    material = unwrap_material(keyring, key_id, version_id, spec, wrapped)
+    return wrap_material(keyring, key_id, version_id, spec, material)

@@ -1,10 +1,11 @@
 """The KEK keyring: numbered terms of key-encrypting keys, each stored wrapped by the root key.
 
 Owns the wrapped-KEK format and the term lifecycle. `rotate()` adds term max+1 and makes it active; old
-terms stay so that material wrapped under them keeps unwrapping (nothing rewraps it yet: a term is
-never removed while material under it may exist). Terms are
-stored through a `KeyringStore` (the repository in production, `openkms.testing.MemoryKeyringStore` in
-tests). A stored KEK is
+terms stay so that material wrapped under them keeps unwrapping until the rewrap
+(`service/keyring_rewrap.py`) has moved every row to the active term and the operator retires them.
+`refresh()` picks up terms added or retired by other processes; `rewrapped_for` rewraps every stored
+term under a new root key (a passphrase change). Terms are stored through a `KeyringStore` (the
+repository in production, `openkms.testing.MemoryKeyringStore` in tests). A stored KEK is
 
     format (1 byte, 0x01) | IV (12 bytes) | AES-256-GCM(root key, KEK) ct || tag
 
@@ -73,11 +74,14 @@ def _wrap_kek(root: AESGCM, term: int, kek: bytes) -> bytes:
 
 def _unwrap_kek(root: AESGCM, term: int, wrapped: bytes) -> AESGCM:
     """Raises StorageIntegrityError for a malformed row, InvalidTag if the root key does not open it."""
+    return AESGCM(_unwrap_kek_bytes(root, term, wrapped))
+
+
+def _unwrap_kek_bytes(root: AESGCM, term: int, wrapped: bytes) -> bytes:
     if len(wrapped) != _WRAPPED_KEK_LEN or wrapped[0] != KEK_FORMAT_V1 or not 1 <= term <= MAX_TERM:
         raise StorageIntegrityError(f"Keyring term {term} is malformed.")
     iv = wrapped[1 : 1 + _IV_LEN]
-    kek = root.decrypt(iv, wrapped[1 + _IV_LEN :], _kek_aad(term))
-    return AESGCM(kek)
+    return root.decrypt(iv, wrapped[1 + _IV_LEN :], _kek_aad(term))
 
 
 class Keyring:
@@ -99,7 +103,7 @@ class Keyring:
         return f"Keyring(terms={sorted(self._keks)}, active_term={self._active})"
 
     @classmethod
-    def open(cls, root_key: SecretBytes, store: KeyringStore) -> Keyring:
+    def open(cls, root_key: SecretBytes, store: KeyringStore, *, create: bool = True) -> Keyring:
         """Load and unwrap every term under `root_key`; create term 1 if the store holds none.
 
         So the first unseal of an empty store defines the root: a mistyped first passphrase becomes
@@ -112,6 +116,8 @@ class Keyring:
             raise RootOfTrustError(f"The root key must be {KEK_LEN} bytes.")
         root = AESGCM(root_key.reveal())
         terms = store.load_terms()
+        if not terms and not create:
+            raise RootOfTrustError(WRONG_ROOT_MESSAGE)
         if not terms:
             # If another process created term 1 first, use theirs.
             with contextlib.suppress(TermExists):
@@ -151,9 +157,34 @@ class Keyring:
             return term
 
     def refresh(self) -> None:
-        """Pick up terms added by other processes (a rotation on another node)."""
+        """Pick up terms added or retired by other processes (a rotation on another node).
+
+        Cheap when nothing changed: one read of the store, no unwrap. Terms already held are kept as
+        they are (after a passphrase change elsewhere their stored rows are wrapped by another root
+        key, which this process does not have; the KEK is the same). A new term that this root key
+        does not open raises StorageIntegrityError: this process must not keep wrapping under an
+        older term than the store's newest.
+        """
         with self._lock:
             self._reload_locked()
+
+    def rewrapped_for(
+        self, new_root_key: SecretBytes, stored: list[tuple[int, bytes]]
+    ) -> list[tuple[int, bytes]]:
+        """Each stored (term, wrapped KEK), checked against this keyring's root key and wrapped again
+        under `new_root_key`. Raises StorageIntegrityError if a stored row is not one this root key
+        wrapped (the keyring changed since it was read): nothing may be rewrapped from a guess."""
+        if len(new_root_key) != KEK_LEN:
+            raise RootOfTrustError(f"The root key must be {KEK_LEN} bytes.")
+        new_root = AESGCM(new_root_key.reveal())
+        rewrapped: list[tuple[int, bytes]] = []
+        for term, wrapped in stored:
+            try:
+                kek = _unwrap_kek_bytes(self._root, term, bytes(wrapped))
+            except InvalidTag:
+                raise StorageIntegrityError(f"Keyring term {term} is not wrapped by this root key.") from None
+            rewrapped.append((term, _wrap_kek(new_root, term, kek)))
+        return rewrapped
 
     def encrypt(self, term: int, plaintext: bytes, aad: bytes) -> tuple[bytes, bytes]:
         """Encrypt under `term` (normally `active_term`, read by the caller so it can bind it into the
@@ -179,7 +210,25 @@ class Keyring:
             raise StorageIntegrityError() from None
 
     def _reload_locked(self) -> None:
-        self._publish(_unwrap_all(self._root, self._store.load_terms()))
+        stored = self._store.load_terms()
+        if not stored:
+            raise StorageIntegrityError("The keyring store holds no terms.")
+        if {term for term, _ in stored} == set(self._keks):
+            return
+        keks: dict[int, AESGCM] = {}
+        for term, wrapped in stored:
+            known = self._keks.get(term)
+            if known is not None:
+                keks[term] = known
+                continue
+            try:
+                keks[term] = _unwrap_kek(self._root, term, bytes(wrapped))
+            except InvalidTag:
+                raise StorageIntegrityError(
+                    f"Keyring term {term} does not open with this process's root key "
+                    "(unseal it again after a passphrase change)."
+                ) from None
+        self._publish(keks)
 
     def _publish(self, keks: dict[int, AESGCM]) -> None:
         # Order matters for lock-free readers: the new dict must hold the term before it becomes active.

@@ -1,8 +1,11 @@
 """Roots of trust: where the 32-byte root key comes from when the keystore is unsealed.
 
 Owns the root-key file and the passphrase KDF parameters file, and the checks on them (file modes,
-sizes, KDF bounds). The root key only ever leaves as SecretBytes to the keyring. Never logs, prints or
-puts into an exception message any key byte, passphrase, or file path (the operator knows the path).
+sizes, KDF bounds). A passphrase change writes the new parameters beside the current ones (the
+pending file) and renames them into place only after the keyring was rewrapped: until then unseal
+tries the pending parameters first, so a crash at any point leaves exactly one passphrase that works.
+The root key only ever leaves as SecretBytes to the keyring. Never logs, prints or puts into an
+exception message any key byte, passphrase, or file path (the operator knows the path).
 """
 
 from __future__ import annotations
@@ -63,7 +66,11 @@ def _write_new_private_file(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
@@ -148,37 +155,91 @@ class PassphraseRoot:
     def __repr__(self) -> str:
         return "PassphraseRoot(<passphrase redacted>)"
 
+    @property
+    def pending_path(self) -> Path:
+        """Where a passphrase change keeps the new parameters until the keyring is rewrapped."""
+        return self.params_path.with_name(self.params_path.name + ".new")
+
     def load(self) -> SecretBytes:
         if len(self._passphrase) == 0:
             raise RootOfTrustError("The passphrase is empty.")
-        n, r, p, salt = self._load_or_create_params()
-        kdf = Scrypt(salt=salt, length=ROOT_KEY_LEN, n=n, r=r, p=p)
-        return SecretBytes(kdf.derive(self._passphrase.reveal()))
+        return self._derive(self._load_or_create_params())
+
+    def load_pending(self) -> SecretBytes | None:
+        """The root key under the pending parameters of an unfinished passphrase change, if any."""
+        if len(self._passphrase) == 0 or not self.pending_path.exists():
+            return None
+        return self._derive(_read_params(self.pending_path))
+
+    def commit_pending(self) -> None:
+        """Make the pending parameters the current ones (atomic rename, then the directory's fsync)."""
+        try:
+            os.replace(self.pending_path, self.params_path)
+        except FileNotFoundError:  # another process finished it first
+            return
+        _fsync_dir(self.params_path.parent)
+
+    def discard_pending(self) -> None:
+        """Remove the pending parameters of a change that did not happen."""
+        with contextlib.suppress(FileNotFoundError):
+            self.pending_path.unlink()
+
+    def prepare_change(self, new_passphrase: SecretBytes) -> SecretBytes:
+        """Write fresh parameters (a new salt) for `new_passphrase` as the pending file, durably, and
+        return the root key they give. The current parameters file is not touched."""
+        if len(new_passphrase) == 0:
+            raise RootOfTrustError("The new passphrase is empty.")
+        document = _new_params_document(self._new_n)
+        staging = self.params_path.with_name(self.params_path.name + ".tmp")
+        with contextlib.suppress(FileNotFoundError):
+            staging.unlink()
+        _write_new_private_file(staging, document)
+        os.replace(staging, self.pending_path)
+        _fsync_dir(self.params_path.parent)
+        return _derive(new_passphrase, _read_params(self.pending_path))
+
+    def _derive(self, params: tuple[int, int, int, bytes]) -> SecretBytes:
+        return _derive(self._passphrase, params)
 
     def _load_or_create_params(self) -> tuple[int, int, int, bytes]:
         if not self.params_path.exists():
-            document = {
-                "kdf": "scrypt",
-                "n": self._new_n,
-                "r": SCRYPT_R,
-                "p": SCRYPT_P,
-                "salt": base64.b64encode(os.urandom(_SALT_LEN)).decode("ascii"),
-            }
-            _check_scrypt_params(self._new_n, SCRYPT_R, SCRYPT_P, _SALT_LEN)
+            document = _new_params_document(self._new_n)
             # If another process created it first, use theirs.
             with contextlib.suppress(FileExistsError):
-                _write_new_private_file(self.params_path, json.dumps(document, indent=2).encode() + b"\n")
-        raw = _read_private_file(self.params_path, "passphrase parameters file", 4096)
-        try:
-            document = json.loads(raw)
-            kdf, n, r, p = document["kdf"], document["n"], document["r"], document["p"]
-            salt = base64.b64decode(document["salt"], validate=True)
-        except (ValueError, KeyError, TypeError, binascii.Error):
-            raise RootOfTrustError("The passphrase parameters file is not valid.") from None
-        if kdf != "scrypt" or not all(type(value) is int for value in (n, r, p)):
-            raise RootOfTrustError("The passphrase parameters file is not valid.")
-        _check_scrypt_params(n, r, p, len(salt))
-        return n, r, p, salt
+                _write_new_private_file(self.params_path, document)
+        return _read_params(self.params_path)
+
+
+def _derive(passphrase: SecretBytes, params: tuple[int, int, int, bytes]) -> SecretBytes:
+    n, r, p, salt = params
+    kdf = Scrypt(salt=salt, length=ROOT_KEY_LEN, n=n, r=r, p=p)
+    return SecretBytes(kdf.derive(passphrase.reveal()))
+
+
+def _new_params_document(n: int) -> bytes:
+    _check_scrypt_params(n, SCRYPT_R, SCRYPT_P, _SALT_LEN)
+    document = {
+        "kdf": "scrypt",
+        "n": n,
+        "r": SCRYPT_R,
+        "p": SCRYPT_P,
+        "salt": base64.b64encode(os.urandom(_SALT_LEN)).decode("ascii"),
+    }
+    return json.dumps(document, indent=2).encode() + b"\n"
+
+
+def _read_params(path: Path) -> tuple[int, int, int, bytes]:
+    raw = _read_private_file(path, "passphrase parameters file", 4096)
+    try:
+        document = json.loads(raw)
+        kdf, n, r, p = document["kdf"], document["n"], document["r"], document["p"]
+        salt = base64.b64decode(document["salt"], validate=True)
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise RootOfTrustError("The passphrase parameters file is not valid.") from None
+    if kdf != "scrypt" or not all(type(value) is int for value in (n, r, p)):
+        raise RootOfTrustError("The passphrase parameters file is not valid.")
+    _check_scrypt_params(n, r, p, len(salt))
+    return n, r, p, salt
 
 
 def _check_scrypt_params(n: int, r: int, p: int, salt_len: int) -> None:

@@ -161,15 +161,9 @@ class ExternalProvider:
             raise KeyStoreUnavailable(f"Instance {self._instance_id}: {exc.message}") from None
 
     def _parse(self, ref: MaterialRef) -> tuple[str, MaterialRef]:
-        data = ref.wrapped
-        if len(data) < 6 or not data.startswith(_REF_MAGIC):
-            raise StorageIntegrityError()
-        length = data[4]
-        external_id = data[5 : 5 + length]
-        if len(external_id) != length or not external_id.isascii():
-            raise StorageIntegrityError()
-        inner = MaterialRef(ref.key_id, ref.version_id, ref.spec, data[5 + length :])
-        return external_id.decode("ascii"), inner
+        header, wrapped = split_reference(ref.wrapped)
+        inner = MaterialRef(ref.key_id, ref.version_id, ref.spec, wrapped)
+        return header[5:].decode("ascii"), inner
 
     @staticmethod
     def _metadata(ref: MaterialRef, invocation: Invocation | None, action: str) -> RequestMetadata:
@@ -178,6 +172,18 @@ class ExternalProvider:
         return RequestMetadata(
             invocation.principal_arn, invocation.action, invocation.request_id, invocation.key_arn
         )
+
+
+def split_reference(stored: bytes) -> tuple[bytes, bytes]:
+    """A stored reference split into its header (`XKS1 | len | external key id`) and the keystore-wrapped
+    inner key after it (what the keyring's rewrap moves to a new term, keeping the header)."""
+    if len(stored) < 6 or not stored.startswith(_REF_MAGIC):
+        raise StorageIntegrityError()
+    length = stored[4]
+    external_id = stored[5 : 5 + length]
+    if len(external_id) != length or not external_id.isascii():
+        raise StorageIntegrityError()
+    return stored[: 5 + length], stored[5 + length :]
 
 
 def _unpack(sealed: bytes) -> tuple[bytes, bytes | None, bytes, bytes]:

@@ -37,6 +37,9 @@ class DatabaseKeyringStore:
     def load_terms(self) -> list[tuple[int, bytes]]:
         ensure_may_block()
         with self._engine.connect() as connection:
+            # A read (SQLite: BEGIN, not BEGIN IMMEDIATE): a wrap may refresh the keyring while its own
+            # thread holds the write lock in another connection.
+            connection.info["openkms_write"] = False
             return KeyringRepository(connection).load_terms()
 
     def add_term(self, term: int, wrapped: bytes) -> None:

@@ -392,3 +392,29 @@ leases = Table(
     Column("fence", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
 )
+
+
+# ---- KEK rotation (migration 0009) ------------------------------------------------------------------
+
+# Terms retired once no stored row was under them any more: their wrapped KEK is deleted from
+# `keyring_terms`, and this row says when (a term number is never used again).
+keyring_retired_terms = Table(
+    "keyring_retired_terms",
+    metadata,
+    Column("term", Integer, primary_key=True, autoincrement=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("retired_at", DateTime(timezone=True), nullable=False),
+)
+
+# The rewrap's progress (one row, id 1): the term it moves rows to, how many it moved since that term
+# became active, and when it last moved one. The rows themselves say what is left (each names its
+# term), so a rewrap that crashed resumes from them; this row is for status and for retirement, which
+# waits until no process can still hold a row read before the last batch.
+keyring_rewrap = Table(
+    "keyring_rewrap",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("term", Integer, nullable=False),
+    Column("rewrapped", BigInteger, nullable=False),
+    Column("last_batch_at", DateTime(timezone=True), nullable=True),
+)

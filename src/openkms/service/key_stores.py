@@ -44,11 +44,16 @@ _REQUIRED: Final[dict[InstanceKind, tuple[str, ...]]] = {
 _SECRET_BINDING: Final = ("instance-secret", "v1")
 
 
+def instance_secret_binding(instance_id: str) -> tuple[str, str, str]:
+    """What an instance's sealed secret is bound to (the keyring's rewrap binds it the same way)."""
+    return (instance_id, *_SECRET_BINDING)
+
+
 def instance_secret(db: Database, keystore: Keystore, instance_id: InstanceId) -> SecretBytes | None:
     """An instance's unsealed secret (the registry's `SecretSource`): for provider factories only."""
     with db.unit_of_work() as uow:
         sealed = uow.instances.sealed_secret(instance_id)
-    return None if sealed is None else keystore.unwrap(instance_id, *_SECRET_BINDING, sealed)
+    return None if sealed is None else keystore.unwrap(*instance_secret_binding(instance_id), sealed)
 
 
 class KeyStoreService:
@@ -74,7 +79,9 @@ class KeyStoreService:
         account = ctx.principal.account_id
         draft = Instance(instance_id, account, ctx.region_id, kind, name or instance_id, now, 0, checked)
         health = self._probe(draft, secret)
-        sealed = None if secret is None else self._keystore.wrap(instance_id, *_SECRET_BINDING, secret)
+        sealed = (
+            None if secret is None else self._keystore.wrap(*instance_secret_binding(instance_id), secret)
+        )
         with self._db.unit_of_work(write=True) as uow:
             uow.instances.add(instance_id, account, ctx.region_id, kind, draft.name, now, checked, sealed)
             uow.instances.record_health(instance_id, health)
@@ -97,7 +104,7 @@ class KeyStoreService:
             sealed = (
                 uow.instances.sealed_secret(instance_id)
                 if secret is None
-                else self._keystore.wrap(current.instance_id, *_SECRET_BINDING, secret)
+                else self._keystore.wrap(*instance_secret_binding(current.instance_id), secret)
             )
             uow.instances.change_settings(instance_id, checked, sealed)
             uow.instances.record_health(instance_id, health)

@@ -20,9 +20,14 @@ from openkms.secret import SecretBytes
 AUDIT_CHAIN_SECRET = "audit-chain"  # noqa: S105 - the name of a server secret, not a secret
 
 
+def service_secret_binding(name: str, purpose: str) -> tuple[str, str, str]:
+    """What a service secret's wrapping is bound to (the keyring's rewrap binds it the same way)."""
+    return (f"service-secret/{name}", "v1", purpose)
+
+
 def service_secret(db: Database, keystore: Keystore, clock: Clock, name: str, purpose: str) -> SecretBytes:
     """The 32-byte secret called `name` (made now if the store has none yet). Needs an unsealed keystore."""
-    binding = (f"service-secret/{name}", "v1", purpose)
+    binding = service_secret_binding(name, purpose)
     with db.unit_of_work() as uow:
         wrapped = uow.identities.service_secret(name)
     if wrapped is None:
