@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench import cold_burst, key_stores, micro
+from bench import cold_burst, key_stores, micro, scale
 from bench.harness import (
     BENCH_DIR,
     NOISE_CORES,
@@ -64,7 +64,7 @@ ENCRYPTION_CONTEXT = '{"app":"billing","purpose":"bench"}'
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
 P99_GOAL_MS = 10.0
-SCENARIOS = ("steady", "cold-burst", "micro", "key-stores")
+SCENARIOS = ("steady", "cold-burst", "micro", "key-stores", "scale", "rsa", "nodes")
 UNBALANCED_RETRIES = 3  # repeats of a run whose connections all went to fewer workers than started
 BUSY_WORKER_CORES = 0.1  # a worker below this during a run got (almost) no connections
 HEADROOM = 1.3  # requests signed per second of run = min(max_rate, 2 x warm-up rate) x HEADROOM
@@ -492,6 +492,7 @@ def write_markdown(
     info: Mapping[str, Any],
     cold: Sequence[cold_burst.ColdResult],
     result: Mapping[str, Any],
+    extra: Sequence[str] = (),
 ) -> str:
     plan = result["plan"]
     machine = result["machine"]
@@ -516,6 +517,8 @@ def write_markdown(
             block += key_store_lines
     if cold:
         block += ["", *cold_burst.markdown_block(cold, plan["duration"], plan["runs"])]
+    if extra:
+        block += ["", *extra]
     readme_block = "\n".join(block)
     doc = ["# OpenKMS benchmark: latest results", "", readme_block, ""]
     invalid = [row for row in rows if not row.valid]
@@ -637,6 +640,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="PostgreSQL server (admin URL) on which cold-burst creates and drops its database",
     )  # fmt: skip
     parser.add_argument(
+        "--scale-databases", default=",".join(scale.BACKENDS), help="scale stores: postgres, sqlite"
+    )
+    parser.add_argument(
+        "--scale-sizes", default=",".join(str(n) for n in scale.SIZES),
+        help="scale: key counts in the account's store, ascending (default 1000,100000,1000000)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--scale-requests", type=int, default=200, help="scale: requests per run and case, at most (default 200)"
+    )
+    parser.add_argument(
+        "--scale-seconds", type=float, default=None, help="scale: seconds per run and case, at most (default 5)"
+    )
+    parser.add_argument(
         "--server-env", action="append", default=[], metavar="NAME=VALUE",
         help="extra environment for openkms serve, e.g. OPENKMS_NONCE_SLOTS=16777216 (repeatable)",
     )  # fmt: skip
@@ -654,6 +670,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for name in args.only:
         if name not in SCENARIOS:
             parser.error(f"--only takes {', '.join(SCENARIOS)}, not {name!r}")
+    args.scale_databases = tuple(name.strip() for name in args.scale_databases.split(",") if name.strip())
+    for name in args.scale_databases:
+        if name not in scale.BACKENDS:
+            parser.error(f"--scale-databases takes {', '.join(scale.BACKENDS)}, not {name!r}")
+    args.scale_sizes = tuple(sorted(int(n) for n in args.scale_sizes.split(",") if n.strip()))
+    args.scale_seconds = args.scale_seconds or (2.0 if args.quick else 5.0)
     args.key_store_connections = tuple(int(c) for c in args.key_store_connections.split(",") if c.strip())
     args.cold_databases = tuple(name.strip() for name in args.cold_databases.split(",") if name.strip())
     for name in args.cold_databases:
@@ -686,6 +708,19 @@ def cold_plan(args: argparse.Namespace) -> cold_burst.ColdPlan:
     )
 
 
+def scale_plan(args: argparse.Namespace) -> scale.ScalePlan:
+    return scale.ScalePlan(
+        backends=args.scale_databases,
+        sizes=args.scale_sizes,
+        runs=args.runs,
+        requests=args.scale_requests,
+        seconds=args.scale_seconds,
+        workers=args.workers,
+        postgres_admin_url=args.postgres,
+        server_env=dict(item.split("=", 1) for item in args.server_env),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if shutil.which("wrk") is None:
@@ -709,6 +744,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"machine: {machine_line(machine)}")
     result: dict[str, Any] = {"machine": machine, "plan": asdict(plan), "findings": {}}
     cold: list[cold_burst.ColdResult] = []
+    extra: list[str] = []  # the scale, rsa and nodes scenarios' report lines
+    scaled: list[scale.ScaleResult] = []
     work = Path(tempfile.mkdtemp(prefix="openkms-bench-"))
     try:
         with contextlib.ExitStack() as stack:
@@ -724,6 +761,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "cold-burst" in args.only:
                 cold = cold_burst.run_scenario(cold_plan(args), work, creds)
                 result["cold_burst"] = [c.to_json() for c in cold]
+            if "scale" in args.only:
+                scaled = scale.run_scenario(scale_plan(args), work, creds)
+                result["scale"] = {"plan": asdict(scale_plan(args)), "results": [r.to_json() for r in scaled]}
+                extra += scale.markdown_block(scaled, result["scale"]["plan"])
             result["elapsed_s"] = round(time.monotonic() - started, 1)
         if "micro" in args.only and not args.no_micro:
             log("in-process costs: nonce store, audit sink")
@@ -754,11 +795,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["rows"] = [row.to_json() for row in rows]
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
-    block = write_markdown(args.results / "latest.md", rows, info, cold, result)
+    block = write_markdown(args.results / "latest.md", rows, info, cold, result, extra)
     print(block)
     update_readme(args.readme, block)
     invalid = [f"{r.target} {r.action} c={r.connections}" for r in rows if not r.valid]
     invalid += [f"cold burst on {c.backend}" for c in cold if not c.valid]
+    invalid += [f"scale on {s.backend}" for s in scaled if not s.valid]
     if invalid:
         loud(f"{len(invalid)} row(s) INVALID: " + ", ".join(invalid))
     log(f"results: {args.results / 'latest.md'}, {args.results / 'latest.json'}")
