@@ -117,7 +117,11 @@ class Case:
             "requests": self.requests,
             "errors": self.errors,
             "runs": [
-                {"n": len(run), "p50_ms": round(percentile(run, 0.5), 3), "p99_ms": round(percentile(run, 0.99), 3)}
+                {
+                    "n": len(run),
+                    "p50_ms": round(percentile(run, 0.5), 3),
+                    "p99_ms": round(percentile(run, 0.99), 3),
+                }
                 for run in self.runs
             ],
         }
@@ -151,7 +155,11 @@ class ScaleResult:
         return {
             "backend": self.backend,
             "sizes": [
-                {"keys": s.size, "fill_s": round(s.fill_s, 1), "cases": [c.to_json() for c in s.cases.values()]}
+                {
+                    "keys": s.size,
+                    "fill_s": round(s.fill_s, 1),
+                    "cases": [c.to_json() for c in s.cases.values()],
+                }
                 for s in self.sizes
             ],
             "growth_p50": {case: round(self.growth(case), 2) for case in CASES},
@@ -178,9 +186,9 @@ def count_keys(engine: Engine, template: Template) -> int:
     with engine.connect() as c:
         return int(
             c.execute(
-                select(func.count()).select_from(keys).where(
-                    keys.c.account_id == template.account_id, keys.c.region_id == template.region_id
-                )
+                select(func.count())
+                .select_from(keys)
+                .where(keys.c.account_id == template.account_id, keys.c.region_id == template.region_id)
             ).scalar_one()
         )
 
@@ -205,8 +213,12 @@ def fill(engine: Engine, template: Template, target: int, start_index: int) -> i
             version_id = str(uuid.uuid4())
             # before the template, older copies first: the template stays on the last page
             created = base_time - dt.timedelta(days=400) + dt.timedelta(milliseconds=index)
-            key_rows.append(key_row | {"key_id": key_id, "primary_version_id": version_id, "created_at": created})
-            version_rows.append(version_row | {"key_id": key_id, "version_id": version_id, "created_at": created})
+            key_rows.append(
+                key_row | {"key_id": key_id, "primary_version_id": version_id, "created_at": created}
+            )
+            version_rows.append(
+                version_row | {"key_id": key_id, "version_id": version_id, "created_at": created}
+            )
         with engine.begin() as c:
             c.execute(insert(keys), key_rows)
             c.execute(insert(key_versions), version_rows)
@@ -250,9 +262,13 @@ class Client:
         return [form_body(signed_request_params(action, self._creds, p)).encode() for p in params]
 
 
-def _case_params(name: str, total: int, key_ids: Sequence[str], count: int) -> tuple[str, list[dict[str, str]]]:
+def _case_params(
+    name: str, total: int, key_ids: Sequence[str], count: int
+) -> tuple[str, list[dict[str, str]]]:
     if name == "DescribeKey":
-        return "DescribeKey", [{"KeyId": key_id} for key_id in random.sample(key_ids, min(count, len(key_ids)))]
+        return "DescribeKey", [
+            {"KeyId": key_id} for key_id in random.sample(key_ids, min(count, len(key_ids)))
+        ]
     page = 1 if name == "ListKeys first page" else last_page(total)
     return "ListKeys", [{"PageNumber": str(page), "PageSize": str(PAGE_SIZE)}] * count
 
@@ -318,11 +334,13 @@ def measure_backend(plan: ScalePlan, backend: str, work: Path, creds: Credential
         server.start()
         instance = rpc_call(server.url, creds, "ListKmsInstances")["KmsInstances"]["KmsInstance"][0]
         key_id = str(
-            rpc_call(server.url, creds, "CreateKey", DKMSInstanceId=str(instance["KmsInstanceId"]))["KeyMetadata"][
-                "KeyId"
-            ]
+            rpc_call(server.url, creds, "CreateKey", DKMSInstanceId=str(instance["KmsInstanceId"]))[
+                "KeyMetadata"
+            ]["KeyId"]
         )
-        url = env.get("OPENKMS_DATABASE_URL") or f"sqlite:///{(work / 'openkms-data' / 'openkms.db').resolve()}"
+        url = (
+            env.get("OPENKMS_DATABASE_URL") or f"sqlite:///{(work / 'openkms-data' / 'openkms.db').resolve()}"
+        )
         engine = _engine(url)
         stack.callback(engine.dispose)
         with engine.connect() as c:
@@ -342,7 +360,9 @@ def measure_backend(plan: ScalePlan, backend: str, work: Path, creds: Credential
                     c.exec_driver_sql("ANALYZE")
             total = count_keys(engine, template)
             log(f"scale on {backend}: {total:,} keys in the account's store (filled in {filled:.0f} s)")
-            result.sizes.append(SizeResult(total, filled, measure_size(plan, server, creds, engine, template, total)))
+            result.sizes.append(
+                SizeResult(total, filled, measure_size(plan, server, creds, engine, template, total))
+            )
         server.stop()
         result.findings = {"server_log": server_log_issues(server)}
     return result
@@ -371,9 +391,7 @@ def markdown_block(results: Sequence[ScaleResult], plan: Mapping[str, Any]) -> l
     ]
     for result in results:
         for size in result.sizes:
-            cells = [
-                f"{c.p50_ms:.2f} / {c.p99_ms:.2f} / {c.worst_p99_ms:.2f}" for c in size.cases.values()
-            ]
+            cells = [f"{c.p50_ms:.2f} / {c.p99_ms:.2f} / {c.worst_p99_ms:.2f}" for c in size.cases.values()]
             errors = sum(c.errors for c in size.cases.values())
             lines.append(
                 f"| {result.backend} | {size.size:,} | {size.fill_s:.0f} | {' | '.join(cells)} | "
@@ -383,9 +401,9 @@ def markdown_block(results: Sequence[ScaleResult], plan: Mapping[str, Any]) -> l
     lines.append("")
     for result in results:
         growth = ", ".join(
-            f"{case} ×{result.growth(case):.2f}" + (" (**grows**)" if result.growth(case) > FLAT_LIMIT else "")
+            f"{case} x{result.growth(case):.2f}"
+            + (" (**grows**)" if result.growth(case) > FLAT_LIMIT else "")
             for case in CASES
         )
         lines.append(f"- {result.backend}: p50 at the largest size / at the smallest: {growth}")
     return lines
-

@@ -136,12 +136,20 @@ class KeyRepository:
                 tagged.append(key_tags.c.tag_value.in_(list(key_filter.tag_values)))
             conditions.append(exists().where(*tagged))
         total = self._c.execute(select(func.count()).select_from(keys).where(*conditions)).scalar_one()
-        rows = self._c.execute(
-            select(keys)
+        # The page's key ids first, then their rows: the offset is skipped in the listing index
+        # (account_id, region_id, created_at, key_id) without reading the rows it passes over.
+        page = (
+            select(keys.c.key_id, keys.c.created_at)
             .where(*conditions)
             .order_by(keys.c.created_at, keys.c.key_id)
             .offset(offset)
             .limit(limit)
+            .subquery()
+        )
+        rows = self._c.execute(
+            select(keys)
+            .join(page, page.c.key_id == keys.c.key_id)
+            .order_by(page.c.created_at, page.c.key_id)
         )
         return [_key(row) for row in rows], int(total)
 

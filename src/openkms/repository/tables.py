@@ -103,7 +103,8 @@ keys = Table(
     Column("delete_date", DateTime(timezone=True), nullable=True),
     Column("policy", Text, nullable=True),  # the key policy as written; NULL: the default policy
     UniqueConstraint("account_id", "region_id", "default_slot"),
-    Index(None, "account_id", "region_id", "created_at"),
+    # The listing order of ListKeys (migration 0010: key_id added, so no sort and no row reads).
+    Index(None, "account_id", "region_id", "created_at", "key_id"),
     # Lifecycle (migration 0002).
     Column("deletion_protection", Boolean, nullable=False, server_default=false()),
     Column("deletion_protection_description", Text, nullable=False, server_default=""),
