@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from bench.scale import filler_key_id, last_page, percentile
 
 

@@ -147,9 +147,7 @@ class KeyRepository:
             .subquery()
         )
         rows = self._c.execute(
-            select(keys)
-            .join(page, page.c.key_id == keys.c.key_id)
-            .order_by(page.c.created_at, page.c.key_id)
+            select(keys).join(page, page.c.key_id == keys.c.key_id).order_by(page.c.created_at, page.c.key_id)
         )
         return [_key(row) for row in rows], int(total)
 
