@@ -36,6 +36,7 @@ from sqlalchemy import Engine, create_engine, func, insert, select
 from bench.cold_burst import fresh_postgres
 from bench.harness import ManagedServer, log, openkms_server, server_log_issues
 from bench.presign import Credentials, form_body, rpc_call, signed_request_params
+from openkms.repository.key_counts import change_key_count
 from openkms.repository.tables import key_versions, keys
 
 BACKENDS = ("postgres", "sqlite")
@@ -222,6 +223,7 @@ def fill(engine: Engine, template: Template, target: int, start_index: int) -> i
         with engine.begin() as c:
             c.execute(insert(keys), key_rows)
             c.execute(insert(key_versions), version_rows)
+            change_key_count(c, template.account_id, template.region_id, batch)  # as KeyRepository.add
         have += batch
     return index
 

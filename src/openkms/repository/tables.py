@@ -122,6 +122,16 @@ keys = Table(
     Column("external_key_id", String(128), nullable=True),
 )
 
+# The number of keys of each account and region (migration 0010): ListKeys' unfiltered TotalCount
+# without counting the account's keys. Kept by every insert and delete of a keys row, in its transaction.
+key_counts = Table(
+    "key_counts",
+    metadata,
+    Column("account_id", String(16), primary_key=True),
+    Column("region_id", String(64), primary_key=True),
+    Column("n", BigInteger, nullable=False),
+)
+
 key_versions = Table(
     "key_versions",
     metadata,
