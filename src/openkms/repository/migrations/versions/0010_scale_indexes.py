@@ -10,7 +10,7 @@ number per (account_id, region_id); the repository changes it in the transaction
 delete of a key row. It is filled here for the keys that exist.
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-04
 """
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"  # 0009_keyring_rotation (branch keyring16); on this branch alone the chain is broken
 branch_labels = None
 depends_on = None
 
