@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench import cold_burst, key_stores, micro
+from bench import cold_burst, key_stores, micro, nodes, rsa, scale
 from bench.harness import (
     BENCH_DIR,
     NOISE_CORES,
@@ -64,7 +64,9 @@ ENCRYPTION_CONTEXT = '{"app":"billing","purpose":"bench"}'
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
 P99_GOAL_MS = 10.0
-SCENARIOS = ("steady", "cold-burst", "micro", "key-stores")
+RATIO_TARGET = 0.6  # issue 16: Encrypt full path / bare ceiling at the top connection count, at least
+P99_RATIO_TARGET = 1.5  # issue 16: Encrypt full-path p99 / bare p99 of the same run, at most
+SCENARIOS = ("steady", "cold-burst", "micro", "key-stores", "scale", "rsa", "nodes")
 UNBALANCED_RETRIES = 3  # repeats of a run whose connections all went to fewer workers than started
 BUSY_WORKER_CORES = 0.1  # a worker below this during a run got (almost) no connections
 HEADROOM = 1.3  # requests signed per second of run = min(max_rate, 2 x warm-up rate) x HEADROOM
@@ -424,6 +426,13 @@ def summary(rows: Sequence[Row], connections: Sequence[int]) -> dict[str, Any]:
     if full and bare and bare.rps:
         out["encrypt_over_bare"] = round(full.rps / bare.rps, 3)
         out["both_valid"] = full.valid and bare.valid
+        if bare.p99_ms:
+            out["encrypt_p99_over_bare_p99"] = round(full.p99_ms / bare.p99_ms, 3)
+        out["target_met"] = {
+            f"ratio >= {RATIO_TARGET}": out["encrypt_over_bare"] >= RATIO_TARGET,
+            f"p99 <= {P99_RATIO_TARGET} x bare p99": out.get("encrypt_p99_over_bare_p99", math.inf)
+            <= P99_RATIO_TARGET,
+        }
     out["p99_below_10ms"] = {
         f"{row.target} {row.action}": row.p99_ms < P99_GOAL_MS for row in rows if row.connections == top
     }
@@ -466,7 +475,17 @@ def summary_lines(rows: Sequence[Row], info: Mapping[str, Any]) -> list[str]:
             f"- **Encrypt, full path / bare ceiling at {top} connections: {info['encrypt_over_bare']:.2f}** "
             f"({_fmt_rate(full.rps)} / {_fmt_rate(bare.rps)} req/s)"
             + ("" if info["both_valid"] else " (**one of the rows is INVALID**)")
+            + f"; target ≥ {RATIO_TARGET}: "
+            + ("met" if info["encrypt_over_bare"] >= RATIO_TARGET else "**missed**")
         )
+        if "encrypt_p99_over_bare_p99" in info:
+            p99_ratio = info["encrypt_p99_over_bare_p99"]
+            lines.append(
+                f"- **Encrypt p99 / bare p99 of the same run at {top} connections: {p99_ratio:.2f}x** "
+                f"({full.p99_ms:.2f} / {bare.p99_ms:.2f} ms; worst runs {full.worst_p99_ms:.2f} / "
+                f"{bare.worst_p99_ms:.2f} ms); target ≤ {P99_RATIO_TARGET}x: "
+                + ("met" if p99_ratio <= P99_RATIO_TARGET else "**missed**")
+            )
     for name, ok in info["p99_below_10ms"].items():
         row = next(r for r in rows if f"{r.target} {r.action}" == name and r.connections == top)
         lines.append(
@@ -492,6 +511,7 @@ def write_markdown(
     info: Mapping[str, Any],
     cold: Sequence[cold_burst.ColdResult],
     result: Mapping[str, Any],
+    extra: Sequence[str] = (),
 ) -> str:
     plan = result["plan"]
     machine = result["machine"]
@@ -516,6 +536,8 @@ def write_markdown(
             block += key_store_lines
     if cold:
         block += ["", *cold_burst.markdown_block(cold, plan["duration"], plan["runs"])]
+    if extra:
+        block += ["", *extra]
     readme_block = "\n".join(block)
     doc = ["# OpenKMS benchmark: latest results", "", readme_block, ""]
     invalid = [row for row in rows if not row.valid]
@@ -637,6 +659,32 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="PostgreSQL server (admin URL) on which cold-burst creates and drops its database",
     )  # fmt: skip
     parser.add_argument(
+        "--rsa-connections", default="8", help="rsa scenario: wrk -c values for AsymmetricSign (default 8)"
+    )
+    parser.add_argument(
+        "--nodes-connections", type=int, default=32,
+        help="nodes scenario: connections in all (one node: all on it; two nodes: half each) (default 32)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--scale-databases", default=",".join(scale.BACKENDS), help="scale stores: postgres, sqlite"
+    )
+    parser.add_argument(
+        "--scale-sizes", default=",".join(str(n) for n in scale.SIZES),
+        help="scale: key counts in the account's store, ascending (default 1000,100000,1000000)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--scale-requests",
+        type=int,
+        default=200,
+        help="scale: requests per run and case, at most (default 200)",
+    )
+    parser.add_argument(
+        "--scale-seconds",
+        type=float,
+        default=None,
+        help="scale: seconds per run and case, at most (default 5)",
+    )
+    parser.add_argument(
         "--server-env", action="append", default=[], metavar="NAME=VALUE",
         help="extra environment for openkms serve, e.g. OPENKMS_NONCE_SLOTS=16777216 (repeatable)",
     )  # fmt: skip
@@ -654,6 +702,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for name in args.only:
         if name not in SCENARIOS:
             parser.error(f"--only takes {', '.join(SCENARIOS)}, not {name!r}")
+    args.rsa_connections = tuple(int(c) for c in args.rsa_connections.split(",") if c.strip())
+    args.scale_databases = tuple(name.strip() for name in args.scale_databases.split(",") if name.strip())
+    for name in args.scale_databases:
+        if name not in scale.BACKENDS:
+            parser.error(f"--scale-databases takes {', '.join(scale.BACKENDS)}, not {name!r}")
+    args.scale_sizes = tuple(sorted(int(n) for n in args.scale_sizes.split(",") if n.strip()))
+    args.scale_seconds = args.scale_seconds or (2.0 if args.quick else 5.0)
     args.key_store_connections = tuple(int(c) for c in args.key_store_connections.split(",") if c.strip())
     args.cold_databases = tuple(name.strip() for name in args.cold_databases.split(",") if name.strip())
     for name in args.cold_databases:
@@ -686,6 +741,19 @@ def cold_plan(args: argparse.Namespace) -> cold_burst.ColdPlan:
     )
 
 
+def scale_plan(args: argparse.Namespace) -> scale.ScalePlan:
+    return scale.ScalePlan(
+        backends=args.scale_databases,
+        sizes=args.scale_sizes,
+        runs=args.runs,
+        requests=args.scale_requests,
+        seconds=args.scale_seconds,
+        workers=args.workers,
+        postgres_admin_url=args.postgres,
+        server_env=dict(item.split("=", 1) for item in args.server_env),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if shutil.which("wrk") is None:
@@ -709,6 +777,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"machine: {machine_line(machine)}")
     result: dict[str, Any] = {"machine": machine, "plan": asdict(plan), "findings": {}}
     cold: list[cold_burst.ColdResult] = []
+    extra: list[str] = []  # the scale, rsa and nodes scenarios' report lines
+    scaled: list[scale.ScaleResult] = []
+    nodes_invalid: list[str] = []
     work = Path(tempfile.mkdtemp(prefix="openkms-bench-"))
     try:
         with contextlib.ExitStack() as stack:
@@ -724,6 +795,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "cold-burst" in args.only:
                 cold = cold_burst.run_scenario(cold_plan(args), work, creds)
                 result["cold_burst"] = [c.to_json() for c in cold]
+            if "rsa" in args.only:
+                signed = rsa.run_scenario(bench, stack, args.workers, args.rsa_connections)
+                result["rsa"] = rsa.to_json(signed)
+                extra += ["", *rsa.summary_lines(signed, bench.rows, args.workers)]
+            if "nodes" in args.only:
+                clustered = nodes.run_scenario(
+                    plan, work / "nodes", creds, args.postgres, args.nodes_connections
+                )
+                result["nodes"] = clustered.to_json()
+                extra += ["", *nodes.summary_lines(clustered)]
+                if not clustered.valid:
+                    nodes_invalid.append("nodes")
+            if "scale" in args.only:
+                scaled = scale.run_scenario(scale_plan(args), work, creds)
+                result["scale"] = {"plan": asdict(scale_plan(args)), "results": [r.to_json() for r in scaled]}
+                extra += ["", *scale.markdown_block(scaled, result["scale"]["plan"])]
             result["elapsed_s"] = round(time.monotonic() - started, 1)
         if "micro" in args.only and not args.no_micro:
             log("in-process costs: nonce store, audit sink")
@@ -754,11 +841,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["rows"] = [row.to_json() for row in rows]
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
-    block = write_markdown(args.results / "latest.md", rows, info, cold, result)
+    block = write_markdown(args.results / "latest.md", rows, info, cold, result, extra)
     print(block)
     update_readme(args.readme, block)
     invalid = [f"{r.target} {r.action} c={r.connections}" for r in rows if not r.valid]
     invalid += [f"cold burst on {c.backend}" for c in cold if not c.valid]
+    invalid += [f"scale on {s.backend}" for s in scaled if not s.valid]
+    invalid += nodes_invalid
     if invalid:
         loud(f"{len(invalid)} row(s) INVALID: " + ", ".join(invalid))
     log(f"results: {args.results / 'latest.md'}, {args.results / 'latest.json'}")

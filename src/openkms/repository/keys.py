@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from openkms.domain.key import Key, KeyFilter, KeyVersion
 from openkms.errors import Conflict
+from openkms.repository.key_counts import change_key_count, key_count
 from openkms.repository.tables import aliases, as_utc, key_tags, key_versions, keys
 from openkms.types import (
     AccountId,
@@ -70,6 +71,7 @@ class KeyRepository:
                         external_key_id=key.external_key_id,
                     )
                 )
+                change_key_count(self._c, key.account_id, key.region_id, 1)
         except IntegrityError as exc:
             raise Conflict(
                 "This region already has its customer master key (at most one per region); "
@@ -105,7 +107,8 @@ class KeyRepository:
         offset: int,
         limit: int,
     ) -> tuple[list[Key], int]:
-        """One page of keys, oldest first, and the total count matching the filter."""
+        """One page of keys, oldest first, and the total count matching the filter (without filters,
+        the kept count of `key_counts`; with one, a COUNT over the account's matching keys)."""
         conditions = [keys.c.account_id == account_id, keys.c.region_id == region_id]
         for column, values in (
             (keys.c.state, key_filter.states),
@@ -135,13 +138,22 @@ class KeyRepository:
             if key_filter.tag_values:
                 tagged.append(key_tags.c.tag_value.in_(list(key_filter.tag_values)))
             conditions.append(exists().where(*tagged))
-        total = self._c.execute(select(func.count()).select_from(keys).where(*conditions)).scalar_one()
-        rows = self._c.execute(
-            select(keys)
+        if len(conditions) == 2:  # no filter: the kept count of the account's keys (migration 0010)
+            total = key_count(self._c, account_id, region_id)
+        else:  # a filter: counted, over the account's keys that match it
+            total = self._c.execute(select(func.count()).select_from(keys).where(*conditions)).scalar_one()
+        # The page's key ids first, then their rows: the offset is skipped in the listing index
+        # (account_id, region_id, created_at, key_id) without reading the rows it passes over.
+        page = (
+            select(keys.c.key_id, keys.c.created_at)
             .where(*conditions)
             .order_by(keys.c.created_at, keys.c.key_id)
             .offset(offset)
             .limit(limit)
+            .subquery()
+        )
+        rows = self._c.execute(
+            select(keys).join(page, page.c.key_id == keys.c.key_id).order_by(page.c.created_at, page.c.key_id)
         )
         return [_key(row) for row in rows], int(total)
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, func, select, update
 
 from openkms.domain.key import KeyVersion
+from openkms.repository.key_counts import change_key_count
 from openkms.repository.material import wipe_versions
 from openkms.repository.tables import (
     aliases,
@@ -152,5 +153,9 @@ class LifecycleRepository:
         )
         self._c.execute(delete(import_tokens).where(import_tokens.c.key_id == key_id))
         self._c.execute(delete(key_imports).where(key_imports.c.key_id == key_id))
-        self._c.execute(delete(keys).where(keys.c.key_id == key_id))
+        gone = self._c.execute(
+            delete(keys).where(keys.c.key_id == key_id).returning(keys.c.account_id, keys.c.region_id)
+        ).first()
+        if gone is not None:  # the kept count of ListKeys' TotalCount, in this transaction
+            change_key_count(self._c, gone.account_id, gone.region_id, -1)
         return versions

@@ -103,7 +103,8 @@ keys = Table(
     Column("delete_date", DateTime(timezone=True), nullable=True),
     Column("policy", Text, nullable=True),  # the key policy as written; NULL: the default policy
     UniqueConstraint("account_id", "region_id", "default_slot"),
-    Index(None, "account_id", "region_id", "created_at"),
+    # The listing order of ListKeys (migration 0010: key_id added, so no sort and no row reads).
+    Index(None, "account_id", "region_id", "created_at", "key_id"),
     # Lifecycle (migration 0002).
     Column("deletion_protection", Boolean, nullable=False, server_default=false()),
     Column("deletion_protection_description", Text, nullable=False, server_default=""),
@@ -119,6 +120,16 @@ keys = Table(
     # and the external key id of a key in an external instance.
     Column("additional_usages", String(64), nullable=False, server_default=""),
     Column("external_key_id", String(128), nullable=True),
+)
+
+# The number of keys of each account and region (migration 0010): ListKeys' unfiltered TotalCount
+# without counting the account's keys. Kept by every insert and delete of a keys row, in its transaction.
+key_counts = Table(
+    "key_counts",
+    metadata,
+    Column("account_id", String(16), primary_key=True),
+    Column("region_id", String(64), primary_key=True),
+    Column("n", BigInteger, nullable=False),
 )
 
 key_versions = Table(
