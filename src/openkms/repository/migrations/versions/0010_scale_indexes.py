@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0009"  # 0009_keyring_rotation (branch keyring16); on this branch alone the chain is broken
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
