@@ -594,3 +594,25 @@ def test_passphrase_change_then_only_the_new_passphrase_unseals(tmp_path: Path) 
         assert kms.call("Decrypt", CiphertextBlob=blob)["Plaintext"] == plaintext
     finally:
         server.stop()
+
+
+def test_the_jobs_leader_finishes_a_rewrap_nobody_ran(tmp_path: Path) -> None:
+    """`keyring rotate --no-rewrap` (or a rotate whose process was stopped): the server's jobs leader
+    moves the rows in the background, a few batches a run."""
+    server = LiveServer(tmp_path / "data", extra_env={"OPENKMS_JOB_INTERVAL_SECONDS": "1"}).start()
+    try:
+        kms = KmsCaller("tea-acs3", server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+        key_id = kms.call("CreateKey")["KeyMetadata"]["KeyId"]
+        blob = kms.call("Encrypt", KeyId=key_id, Plaintext="aGk=")["CiphertextBlob"]
+        engine = _engine(server)
+        assert rows_under(engine, 1)
+        rotated = _cli(server, "keyring", "rotate", "--no-rewrap")
+        assert rotated.returncode == 0, rotated.stderr
+        deadline = time.monotonic() + 60
+        while rows_under(engine, 1) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert rows_under(engine, 1) == {}
+        assert kms.call("Decrypt", CiphertextBlob=blob)["Plaintext"] == "aGk="
+        engine.dispose()
+    finally:
+        server.stop()

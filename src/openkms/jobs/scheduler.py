@@ -6,7 +6,8 @@ Every worker process of every node starts one. Each tries to take or renew the l
 stops renewing, loses the lease `lease` seconds after its last renewal, and another process takes it
 within `lease/3` more. Every step commits only while its fence still holds (fencing: a holder that
 lost its lease, even one that wakes up mid-run, commits nothing more), and the holder renews between
-steps, so a long run keeps its lease. A job failing is logged and never stops the loop.
+steps, so a long run keeps its lease. The leader also carries on a KEK rotation's rewrap (a few
+batches a run) and sweeps the shared replay cache. A job failing is logged and never stops the loop.
 
 Fail closed, like requests (each step is one through the runner): before each step on a key the audit
 sink is checked, and the step's record is written right after it. When the sink fails
@@ -28,6 +29,7 @@ from openkms.domain.lease import Fence
 from openkms.errors import AuditUnavailable, LeaseLost
 from openkms.jobs.steps import JOBS
 from openkms.service.container import Services
+from openkms.service.keyring_rewrap import KeyringRotation
 from openkms.service.runner import Runner
 
 log = logging.getLogger("openkms.jobs")
@@ -51,6 +53,7 @@ class JobScheduler:
         self._fence: Fence | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._rewrap = KeyringRotation(services.db, services.keystore)
 
     @property
     def running(self) -> bool:
@@ -151,6 +154,11 @@ class JobScheduler:
             log.warning("the job run stops: a step found the jobs lease lost (%d steps done)", written)
             self._fence = None
             return written
+        # A KEK rotation's rewrap goes on in the background even if `openkms keyring rotate` was
+        # stopped: a few batches a run, nothing once every row is under the active term.
+        rewrapped = await asyncio.to_thread(self._rewrap.run_step)
+        if rewrapped:
+            log.info("keyring: %d wrapped rows moved to the active term", rewrapped)
         swept = await asyncio.to_thread(self._services.db.sweep_spent_nonces)
         if swept:
             log.info("swept %d expired entries of the shared replay cache", swept)
