@@ -8,6 +8,10 @@ req/s summed. Each node has `--workers` workers, so the two-node runs have twice
 the same cores: on one box the ratio shows what running as several nodes costs (shared replay cache,
 change counter, leases: whatever the nodes do to stay coherent), not what more machines would add.
 Runs alternate (one node, two nodes, ...) so the box's drift falls on both sides.
+
+A third node of the same store, with `replay_scope = "node"` (its replay cache only in its own
+memory: unsafe for several nodes, the single-host fast path), is driven alone in the same rotation:
+one node / that node is what the shared replay cache costs a request.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class NodesResult:
     workers: int
     one: list[RunResult] = field(default_factory=list)
     two: list[tuple[RunResult, RunResult]] = field(default_factory=list)  # (node A, node B) of each run
+    local: list[RunResult] = field(default_factory=list)  # one node whose replay cache is its own only
     findings: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -58,6 +63,14 @@ class NodesResult:
     @property
     def two_rps(self) -> float:
         return float(statistics.median(a.rps + b.rps for a, b in self.two)) if self.two else 0.0
+
+    @property
+    def local_rps(self) -> float:
+        return float(statistics.median(r.rps for r in self.local)) if self.local else 0.0
+
+    @property
+    def local_p99(self) -> float:
+        return float(statistics.median(r.p99_ms for r in self.local)) if self.local else 0.0
 
     @property
     def one_p99(self) -> float:
@@ -74,6 +87,7 @@ class NodesResult:
             bool(self.one and self.two)
             and all(r.valid for r in self.one)
             and all(a.valid and b.valid for a, b in self.two)
+            and all(r.valid for r in self.local)
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -84,6 +98,9 @@ class NodesResult:
             "two_nodes_rps": round(self.two_rps, 1),
             "ratio": round(self.two_rps / self.one_rps, 3) if self.one_rps else None,
             "one_node_p99_ms": self.one_p99,
+            "node_replay_rps": round(self.local_rps, 1),
+            "node_replay_p99_ms": self.local_p99,
+            "shared_replay_ratio": round(self.one_rps / self.local_rps, 3) if self.local_rps else None,
             "two_nodes_p99_ms": self.two_p99,
             "valid": self.valid,
             "one_node_runs": [
@@ -114,7 +131,12 @@ class NodesResult:
 
 
 def start_node(
-    work: Path, creds: Credentials, workers: int, database_url: str, root_key: Path | None
+    work: Path,
+    creds: Credentials,
+    workers: int,
+    database_url: str,
+    root_key: Path | None,
+    env: dict[str, str] | None = None,
 ) -> ManagedServer:
     """A node on `database_url`; with `root_key`, that file is its root key (the cluster's)."""
     work.mkdir(parents=True, exist_ok=True)
@@ -123,7 +145,7 @@ def start_node(
         data_dir.mkdir(mode=0o700, exist_ok=True)
         shutil.copyfile(root_key, data_dir / ROOT_KEY_FILE)
         (data_dir / ROOT_KEY_FILE).chmod(0o600)
-    return openkms_server(work, creds, workers, {"OPENKMS_DATABASE_URL": database_url})
+    return openkms_server(work, creds, workers, {"OPENKMS_DATABASE_URL": database_url, **(env or {})})
 
 
 class _Driver:
@@ -180,6 +202,17 @@ def run_scenario(
         b.name = "openkms node b"
         stack.callback(b.stop)
         b.start()
+        c = start_node(
+            work / "node-c",
+            creds,
+            plan.workers,
+            url,
+            work / "node-a" / "openkms-data" / ROOT_KEY_FILE,
+            {"OPENKMS_REPLAY_SCOPE": "node"},
+        )
+        c.name = "openkms node c (replay_scope node)"
+        stack.callback(c.stop)
+        c.start()
         fixture = make_fixture(a.url, creds)
         params = fixture.params("Encrypt")
         answer = rpc_call(
@@ -199,9 +232,16 @@ def run_scenario(
         rate = max(warm_one.rps, warm_two[0].rps + warm_two[1].rps)
         count = math.ceil(min(cap, max(2.0 * rate * HEADROOM, 2000.0)) * plan.duration) + 1000
         for index in range(plan.runs):
-            order = ("one", "two") if index % 2 == 0 else ("two", "one")
+            order = ("one", "two", "local") if index % 2 == 0 else ("local", "two", "one")
             for case in order:
-                if case == "one":
+                if case == "local":
+                    run = driver.one(c, conns, plan.duration, count)
+                    result.local.append(run)
+                    log(
+                        f"  run {index + 1}/{plan.runs} one node, replay_scope node, c={conns}: "
+                        f"{_describe(run)}"
+                    )
+                elif case == "one":
                     run = driver.one(a, conns, plan.duration, count)
                     result.one.append(run)
                     log(f"  run {index + 1}/{plan.runs} one node, c={conns}: {_describe(run)}")
@@ -212,6 +252,7 @@ def run_scenario(
                         f"{_describe(pair[0])} + {_describe(pair[1])}")  # fmt: skip
         a.stop()
         b.stop()
+        c.stop()
         result.findings = {
             "node_a": {
                 "audit": audit_outcomes(work / "node-a" / "openkms-data"),
@@ -238,6 +279,10 @@ def summary_lines(result: NodesResult) -> list[str]:
         + ("" if result.valid else " (**INVALID: errors**)"),
         f"- runs, one node: {' / '.join(f'{r.rps:,.0f}' for r in result.one)}; two nodes: "
         + " / ".join(f"{a.rps:,.0f} + {b.rps:,.0f}" for a, b in result.two),
+        f"- **the shared replay cache: one node / one node with replay_scope node: "
+        f"{result.one_rps / result.local_rps if result.local_rps else 0.0:.2f}** "
+        f"({result.one_rps:,.0f} / {result.local_rps:,.0f} req/s; p99 {result.one_p99:.2f} against "
+        f"{result.local_p99:.2f} ms)",
     ]
 
 

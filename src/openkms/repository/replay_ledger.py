@@ -36,6 +36,13 @@ _SWEEP = (
     "DELETE FROM spent_nonces WHERE ctid IN (SELECT ctid FROM spent_nonces WHERE expires_at < %s LIMIT %s)"
 )
 MAX_BATCH = 1000
+# synchronous_commit off: an insert answers once it is in PostgreSQL's memory and WAL buffers, not
+# after the WAL flush (the flush follows within wal_writer_delay, 200 ms by default). What a crash of
+# PostgreSQL itself can lose is the last fraction of a second of spent nonces, and each of those is
+# still in the replay cache of the node that accepted it: only a replay of such a request to another
+# node, in that fraction of a second before PostgreSQL crashed, could pass. The flush per batch would
+# otherwise cost more than the rest of the request (docs/operations.md, bench/README.md).
+_OPTIONS = "-c statement_timeout=5000 -c synchronous_commit=off"
 SPEND_TIMEOUT = 10.0  # seconds a request waits for the ledger before it is refused (fail closed)
 
 
@@ -57,6 +64,7 @@ class ReplayLedger:
     def __init__(self, database_url: str) -> None:
         self._conninfo = psycopg_conninfo(database_url)
         self._queue: deque[_Pending] = deque()
+        self._staged: list[_Pending] = []  # touched only on the event loop that asks
         self._ready = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -66,18 +74,28 @@ class ReplayLedger:
         pending = _Pending(
             fingerprint(access_key_id, nonce), int(expires_at * 1000), loop, loop.create_future()
         )
-        with self._ready:
-            if self._closed:
-                raise errors.Unavailable()
-            self._queue.append(pending)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="openkms-replay-ledger", daemon=True)
-                self._thread.start()
-            self._ready.notify()
+        # Staged on the loop until the requests it is running now have all asked: then handed over
+        # in one piece, so they share one statement (and one wake-up of the ledger's thread).
+        self._staged.append(pending)
+        if len(self._staged) == 1:
+            loop.call_soon(self._hand_over)
         try:
             return await asyncio.wait_for(pending.future, SPEND_TIMEOUT)
         except TimeoutError:
             raise errors.Unavailable() from None
+
+    def _hand_over(self) -> None:
+        staged, self._staged = self._staged, []
+        with self._ready:
+            if self._closed:
+                for item in staged:
+                    _fail_all([item.future])
+                return
+            self._queue.extend(staged)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="openkms-replay-ledger", daemon=True)
+                self._thread.start()
+            self._ready.notify()
 
     def close(self) -> None:
         with self._ready:
@@ -109,12 +127,15 @@ class ReplayLedger:
                 if connection is not None:
                     connection.close()
                 connection = None
-                for item in batch:
-                    item.loop.call_soon_threadsafe(_fail, item.future)
+                for loop in {item.loop for item in batch}:
+                    loop.call_soon_threadsafe(_fail_all, [i.future for i in batch if i.loop is loop])
                 continue
+            answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[bool], bool]]] = {}
             for item in batch:
-                item.loop.call_soon_threadsafe(_settle, item.future, item.fingerprint in fresh)
+                answers.setdefault(item.loop, []).append((item.future, item.fingerprint in fresh))
                 fresh.discard(item.fingerprint)  # the same nonce twice in one batch: the first wins
+            for loop, settled in answers.items():  # one wake-up of each loop per batch
+                loop.call_soon_threadsafe(_settle_all, settled)
         if connection is not None:
             connection.close()
 
@@ -128,14 +149,16 @@ def _insert(connection: psycopg.Connection[tuple[bytes]], batch: list[_Pending])
     return {bytes(row[0]) for row in rows}
 
 
-def _settle(future: asyncio.Future[bool], fresh: bool) -> None:
-    if not future.done():
-        future.set_result(fresh)
+def _settle_all(settled: list[tuple[asyncio.Future[bool], bool]]) -> None:
+    for future, fresh in settled:
+        if not future.done():
+            future.set_result(fresh)
 
 
-def _fail(future: asyncio.Future[bool]) -> None:
-    if not future.done():
-        future.set_exception(errors.Unavailable())
+def _fail_all(futures: list[asyncio.Future[bool]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_exception(errors.Unavailable())
 
 
 def sweep(database_url: str, *, batch: int = 10_000, now: float | None = None) -> int:
