@@ -5,6 +5,7 @@ acknowledged write while the other keeps serving."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import signal
@@ -310,3 +311,25 @@ def test_a_node_killed_mid_load_loses_no_acknowledged_write(spare_nodes: Nodes) 
     again = nodes.caller(nodes.a)
     for _, blob, plaintext in acknowledged[:: max(1, len(acknowledged) // 20)]:
         assert again.call("Decrypt", CiphertextBlob=blob)["Plaintext"] == plaintext
+
+
+def test_the_ledger_batches_concurrent_spends_and_refuses_a_nonce_twice_in_one_batch(nodes: Nodes) -> None:
+    from openkms.repository.replay_ledger import ReplayLedger
+
+    async def spend_all() -> list[bool]:
+        ledger = ReplayLedger(str(nodes.a.database_url))
+        key = f"LTAIbatch{os.urandom(4).hex()}"
+        try:
+            expires = time.time() + 900
+            first = await asyncio.gather(
+                *(ledger.spend(key, f"n-{i}", expires) for i in range(50)),
+                ledger.spend(key, "n-7", expires),  # the same nonce in the same batch
+            )
+            again = await ledger.spend(key, "n-3", expires)  # in a later batch
+            return [*first, again]
+        finally:
+            ledger.close()
+
+    answers = asyncio.run(spend_all())
+    assert answers[:50] == [True] * 50
+    assert answers[50:] == [False, False]
