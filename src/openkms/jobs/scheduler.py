@@ -23,6 +23,7 @@ import time
 
 from openkms.errors import AuditUnavailable
 from openkms.jobs.steps import JOBS
+from openkms.metrics import JOB_RUNS, JOB_STEPS
 from openkms.service.container import Services
 from openkms.service.runner import Runner
 
@@ -69,8 +70,10 @@ class JobScheduler:
     async def _loop(self) -> None:
         while True:
             try:
-                await self.run_once()
+                JOB_STEPS.inc(await self.run_once())
+                JOB_RUNS.labels("ok").inc()
             except Exception:
+                JOB_RUNS.labels("failed").inc()
                 log.exception("the job runner failed; it tries again at the next interval")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval)

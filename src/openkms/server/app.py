@@ -1,7 +1,8 @@
 """The server's ASGI application: the one place where the request path is fixed.
 
 `/` is the Alibaba RPC endpoint, served by a raw ASGI handler (the hot path pays for no framework);
-everything else (`/healthz`, the console at `/console/`) is a Starlette app. The object graph comes from
+everything else (`/healthz`, `/readyz`, `/metrics`: `server/observability.py`; the console at
+`/console/`) is a Starlette app. The object graph comes from
 `server/runtime.py`, built once per worker process and passed down: no module-global engines,
 sessions or singletons. The lifespan unseals, starts the jobs and the usage flusher, and closes
 everything in order.
@@ -18,7 +19,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
@@ -31,6 +32,8 @@ from openkms.jobs.scheduler import JobScheduler
 from openkms.node.nonces import SharedNonceStore
 from openkms.node.rate_limits import RATE_FILE, SharedRateLimiter
 from openkms.server.file_modes import keep_new_files_private
+from openkms.server.log_format import configure as configure_logging
+from openkms.server.observability import Readiness, flush_metrics_periodically, metrics_response, readyz
 from openkms.server.runtime import Runtime, build_runtime, key_audit_chain, tenant_limits
 from openkms.server.unseal import UnsealListener
 from openkms.service.bootstrap import describe_root_credentials, ensure_root_access_key
@@ -44,7 +47,13 @@ log = logging.getLogger("openkms.server")
 class OpenKMSApp:
     """Top-level ASGI app: routes `/` to the RPC dispatcher, the rest to Starlette."""
 
-    def __init__(self, runtime: Runtime, dispatcher: RpcDispatcher, limits: SharedRateLimiter | None = None):
+    def __init__(
+        self,
+        runtime: Runtime,
+        dispatcher: RpcDispatcher,
+        limits: SharedRateLimiter | None = None,
+        nonces: SharedNonceStore | None = None,
+    ):
         self.runtime = runtime
         self.settings = settings = runtime.settings
         self.services = runtime.services
@@ -53,9 +62,13 @@ class OpenKMSApp:
         self.jobs = JobScheduler(runtime.services, runtime.runner, settings.job_interval_seconds)
         self.unseal_listener = UnsealListener(settings, runtime.keystore, self._after_unseal)
         console = build_console(runtime.services, runtime.runner, settings, limits)
+        self.nonces = nonces
+        self.readiness = Readiness(runtime.services, runtime.audit)
         self.web = Starlette(
             routes=[
                 Route("/healthz", self.healthz),
+                Route("/readyz", self.readyz),
+                Route("/metrics", self.metrics),
                 Route("/console", _to_console),
                 Mount("/console", app=console),
             ],
@@ -122,12 +135,21 @@ class OpenKMSApp:
                 return b"".join(chunks), False
 
     async def healthz(self, request: Request) -> JSONResponse:
+        """Liveness: 200 while the process answers, sealed or not (`/readyz` says whether it can serve)."""
         sealed = self.services.keystore.sealed
         document: dict[str, object] = {"status": "sealed" if sealed else "ready", "pid": os.getpid()}
         clock = self.services.clock
         if isinstance(clock, DevClock):
             document["dev_clock"] = {"now": iso_utc(clock.now()), "offset_seconds": clock.offset()}
-        return JSONResponse(document, status_code=503 if sealed else 200)
+        return JSONResponse(document)
+
+    async def readyz(self, request: Request) -> JSONResponse:
+        return await readyz(self.readiness)
+
+    async def metrics(self, request: Request) -> Response:
+        nonces, clock = self.nonces, self.services.clock
+        replay = None if nonces is None else (lambda: nonces.live_entries(clock.timestamp()))
+        return await metrics_response(self.services, replay, 0 if nonces is None else nonces.slots)
 
     async def _flush_usage(self) -> None:
         """Write the key-usage tally every few seconds (F8), off the event loop."""
@@ -169,11 +191,13 @@ class OpenKMSApp:
         await self.unseal_listener.start()
         self.jobs.start()
         flusher = asyncio.create_task(self._flush_usage())
+        metrics_flusher = asyncio.create_task(flush_metrics_periodically())
         try:
             yield
         finally:
             flusher.cancel()
-            await asyncio.gather(flusher, return_exceptions=True)
+            metrics_flusher.cancel()
+            await asyncio.gather(flusher, metrics_flusher, return_exceptions=True)
             await self._flush_usage_once()
             await self.jobs.stop()
             await self.unseal_listener.stop()
@@ -207,11 +231,12 @@ def create_app(
         limits=limits,
         future_skew=settings.timestamp_future_skew_seconds,
     )
-    return OpenKMSApp(runtime, dispatcher, limits)
+    return OpenKMSApp(runtime, dispatcher, limits, nonces)
 
 
 def app_from_environment() -> Any:
     """Uvicorn factory for worker processes: `openkms serve` passes the settings through OPENKMS_*."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     keep_new_files_private()  # also when uvicorn is started by hand with this factory
-    return create_app(load_settings())
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings)
