@@ -125,8 +125,9 @@ class Settings:
             "grant_release_seconds": self.grant_release_seconds,
             "log_level": self.log_level,
             "log_format": self.log_format,
-            "tls_cert": None if self.tls_cert is None else str(self.tls_cert),
-            "tls_key": None if self.tls_key is None else str(self.tls_key),
+            # Only when set: the dump is also what `serve` hands its workers as OPENKMS_* variables.
+            **({} if self.tls_cert is None else {"tls_cert": str(self.tls_cert)}),
+            **({} if self.tls_key is None else {"tls_key": str(self.tls_key)}),
             "job_interval_seconds": self.job_interval_seconds,
             "dev_clock": self.dev_clock,
             "header_timeout_seconds": self.header_timeout_seconds,

@@ -122,7 +122,7 @@ def serve(
     prepare_dev_clock(settings, out)
     # Worker processes rebuild the same settings from the environment (secrets are already there).
     for name, value in settings.redacted().items():
-        if name == "database_url" or value is None:
+        if name == "database_url":
             continue
         os.environ[f"OPENKMS_{name.upper()}"] = ",".join(value) if isinstance(value, list) else str(value)
     os.environ["OPENKMS_DATA_DIR"] = str(settings.data_dir.resolve())
