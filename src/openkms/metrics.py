@@ -63,7 +63,7 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 
 REQUESTS = Counter(
     "openkms_requests",
-    "Requests answered, by door (rpc, console, job, cli), action and result (Success or the API's Code).",
+    "Requests answered by this node, by door (rpc, console, job), action and result (Success or a Code).",
     ["door", "action", "code"],
 )
 REQUEST_SECONDS = Histogram(

@@ -17,6 +17,7 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from openkms.node.nonces import SharedNonceStore
 from tests.conftest import POSTGRES_ADMIN_URL, new_postgres_database
 from tests.support.products import Caller
 from tests.support.raw import send, signed_params
@@ -198,3 +199,14 @@ def test_readyz_names_a_database_that_is_gone(tmp_path: Path) -> None:
         assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
     finally:
         server.stop()
+
+
+def test_the_replay_cache_fill_counts_live_entries_only(tmp_path: Path) -> None:
+    with SharedNonceStore(tmp_path / "nonces.shm", slots=4096) as store:
+        now = 1_000_000.0
+        for index in range(30):
+            store.remember("LTAIfill", f"n{index}", now + 600, now, account=f"acct-{index % 3}")
+        store.remember("LTAIfill", "short", now + 60, now, account="acct-0")
+        assert store.live_entries(now) == 31
+        assert store.live_entries(now + 200) == 30  # the short one's bucket has passed
+        assert store.live_entries(now + 700) == 0
