@@ -79,8 +79,9 @@ class Readiness:
 
 
 def _select_one(db: Database) -> None:
-    with db.engine.connect() as connection:
-        connection.exec_driver_sql("SELECT 1")
+    # A reading unit of work: on SQLite a deferred BEGIN, never the write lock; on PostgreSQL autocommit.
+    with db.reading() as uow:
+        uow.connection.exec_driver_sql("SELECT 1")
 
 
 async def readyz(readiness: Readiness) -> JSONResponse:
