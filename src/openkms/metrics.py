@@ -10,14 +10,15 @@ private memory (`server/metrics_files.py`) before any worker imports prometheus_
 process keeps its values in a memory-mapped file there and `exposition` sums them. Without that
 variable (tests in one process, admin commands) the values stay in the process.
 
-Cheap on the hot path: a request costs one labelled counter and one histogram observation (the
-label children are looked up once, `RequestMeter`); cache lookups, several per request, are tallied in
-plain integers (`Tally`) and added to their counter by `flush`, which the server runs every second and
-before each scrape.
+Cheap on the hot path: a request adds to a few plain numbers of its process (`RequestMeter`), cache
+lookups to plain integers (`Tally`); `flush`, which the server runs on its event loop every second and
+before each scrape, adds them to the Prometheus values (about 0.5 us a request instead of 3 us of
+locked writes to the memory-mapped files).
 """
 
 from __future__ import annotations
 
+import bisect
 import os
 import weakref
 
@@ -123,13 +124,18 @@ SEALED = Gauge(
 
 
 class RequestMeter:
-    """Counts answered requests and their latency. The label children of each (door, action, code)
-    are looked up once; `known_actions` bounds the action label of requests refused before their
-    action was recognised (what a client sent goes in only if it is one of ours)."""
+    """Counts answered requests and their latency by (door, action, code).
+
+    A request only adds to plain numbers of this process (a count, a latency sum, the count of its
+    latency bucket); `flush` adds them to the Prometheus counter and histogram. Record and flush on
+    the event loop (as the runner and the server do): nothing else guards them. `known_actions`
+    bounds the action label of requests refused before their action was recognised (what a client
+    sent goes in only if it is one of ours)."""
 
     def __init__(self, known_actions: frozenset[str] = frozenset()) -> None:
         self._known = known_actions
-        self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+        self._pending: dict[tuple[str, str, str], _Latencies] = {}
+        _METERS.add(self)
 
     def bounded(self, action: str) -> str:
         """`action` if it is one of the code's own action names, else "other"."""
@@ -137,11 +143,43 @@ class RequestMeter:
 
     def record(self, door: str, action: str, code: str, seconds: float) -> None:
         key = (door, action, code)
-        children = self._children.get(key)
-        if children is None:
-            children = self._children[key] = (REQUESTS.labels(*key), REQUEST_SECONDS.labels(*key))
-        children[0].inc()
-        children[1].observe(seconds)
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = _Latencies(key)
+        pending.count += 1
+        pending.total += seconds
+        # Prometheus buckets are "less than or equal": bisect_left finds the first bound >= seconds.
+        pending.buckets[bisect.bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+
+    def flush(self) -> None:
+        for pending in self._pending.values():
+            pending.flush()
+
+
+class _Latencies:
+    """One label set's requests since the last flush, and its Prometheus children."""
+
+    __slots__ = ("buckets", "count", "counter", "histogram", "total")
+
+    def __init__(self, key: tuple[str, str, str]) -> None:
+        self.counter = REQUESTS.labels(*key)
+        self.histogram = REQUEST_SECONDS.labels(*key)
+        self.count = 0
+        self.total = 0.0
+        self.buckets = [0] * (len(_LATENCY_BUCKETS) + 1)  # the last one is +Inf
+
+    def flush(self) -> None:
+        if not self.count:
+            return
+        self.counter.inc(self.count)
+        # prometheus-client observes one value at a time; a batch adds to the histogram's own values
+        # (its sum and per-bucket counts, which it makes cumulative when exposed).
+        self.histogram._sum.inc(self.total)
+        for index, count in enumerate(self.buckets):
+            if count:
+                self.histogram._buckets[index].inc(count)
+                self.buckets[index] = 0
+        self.count, self.total = 0, 0.0
 
 
 class Tally:
@@ -165,18 +203,23 @@ class Tally:
             self._flushed = count
 
 
-_TALLIES: weakref.WeakSet[Tally] = weakref.WeakSet()  # every live tally of this process, for `flush`
+# Every live meter and tally of this process, for `flush`.
+_METERS: weakref.WeakSet[RequestMeter] = weakref.WeakSet()
+_TALLIES: weakref.WeakSet[Tally] = weakref.WeakSet()
 
 
 def flush() -> None:
-    """Add every tally's new counts to its counter."""
+    """Add what every meter and tally of this process counted since the last flush to the node's
+    metrics. Call it on the event loop that records requests."""
+    for meter in tuple(_METERS):
+        meter.flush()
     for tally in tuple(_TALLIES):
         tally.flush()
 
 
 def exposition() -> tuple[bytes, str]:
-    """The Prometheus text of every process of this node (multiprocess), else of this process."""
-    flush()
+    """The Prometheus text of every process of this node (multiprocess), else of this process (after
+    the caller's `flush`)."""
     if _MULTIPROCESS_DIR is None:
         return generate_latest(REGISTRY), CONTENT_TYPE
     registry = CollectorRegistry()

@@ -210,3 +210,31 @@ def test_the_replay_cache_fill_counts_live_entries_only(tmp_path: Path) -> None:
         assert store.live_entries(now) == 31
         assert store.live_entries(now + 200) == 30  # the short one's bucket has passed
         assert store.live_entries(now + 700) == 0
+
+
+def test_a_flushed_meter_is_a_prometheus_histogram_of_its_requests() -> None:
+    """The meter adds to plain numbers and `flush` moves them into the counter and the histogram
+    (buckets are "less than or equal", exposed cumulative)."""
+    from prometheus_client import REGISTRY
+
+    from openkms.metrics import RequestMeter, flush
+
+    meter = RequestMeter(frozenset({"Probe"}))
+    labels = {"door": f"test-{uuid.uuid4().hex[:6]}", "action": meter.bounded("Probe"), "code": "Success"}
+    for seconds in (0.0001, 0.0005, 0.003, 20.0):
+        meter.record(labels["door"], labels["action"], labels["code"], seconds)
+    assert REGISTRY.get_sample_value("openkms_requests_total", labels) == 0  # not before a flush
+    flush()
+    flush()  # a second flush adds nothing
+
+    def sample(name: str, **more: str) -> float | None:
+        return REGISTRY.get_sample_value(name, {**labels, **more})
+
+    assert sample("openkms_requests_total") == 4
+    assert sample("openkms_request_duration_seconds_count") == 4
+    assert sample("openkms_request_duration_seconds_bucket", le="0.0005") == 2
+    assert sample("openkms_request_duration_seconds_bucket", le="0.005") == 3
+    assert sample("openkms_request_duration_seconds_bucket", le="10.0") == 3
+    assert sample("openkms_request_duration_seconds_bucket", le="+Inf") == 4
+    assert sample("openkms_request_duration_seconds_sum") == pytest.approx(20.0036)
+    assert meter.bounded("Leak-key-123") == "other"

@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
+from openkms import metrics
 from openkms.api.dispatch import RawRequest, RpcDispatcher
 from openkms.audit import AuditSink
 from openkms.clock import Clock, DevClock, iso_utc
@@ -198,6 +199,7 @@ class OpenKMSApp:
             flusher.cancel()
             metrics_flusher.cancel()
             await asyncio.gather(flusher, metrics_flusher, return_exceptions=True)
+            metrics.flush()  # a stopped worker's values stay in the node's metrics folder
             await self._flush_usage_once()
             await self.jobs.stop()
             await self.unseal_listener.stop()

@@ -104,6 +104,7 @@ async def metrics_response(
             metrics.REPLAY_CACHE_SLOTS.set(slots)
         return metrics.exposition()
 
+    metrics.flush()  # on the event loop, where requests are recorded
     body, content_type = await asyncio.to_thread(collect)
     return Response(body, media_type=content_type)
 
