@@ -132,13 +132,14 @@ def test_metrics_count_requests_by_action_and_code_and_name_no_tenant(node: Live
 
 def test_metrics_are_the_nodes_whichever_worker_answers(node: LiveServer) -> None:
     kms = KmsCaller("tea-rpc", node.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
-    labels = {"door": "rpc", "action": "DescribeRegions", "code": "Success"}
-    before = value(scrape(node)[1], "openkms_requests_total", **labels)
+    labels = {"door": "rpc", "action": "DescribeRegions", "code": "Success"}  # called by no other test
     for _ in range(4):
         kms.call("DescribeRegions")
-    # New connections land on either worker (SO_REUSEPORT); every answer sums both workers' files.
+    # Each worker adds its counts to the node's within a second; then every scrape, whichever worker
+    # answers it (new connections spread over both, SO_REUSEPORT), sums both workers' files.
+    scrape_until(node, lambda samples: value(samples, "openkms_requests_total", **labels) == 4)
     for _ in range(6):
-        assert value(scrape(node)[1], "openkms_requests_total", **labels) == before + 4
+        assert value(scrape(node)[1], "openkms_requests_total", **labels) == 4
 
 
 def test_readyz_and_healthz_when_ready(node: LiveServer) -> None:
