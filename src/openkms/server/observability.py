@@ -113,4 +113,7 @@ async def flush_metrics_periodically() -> None:
     """Add this process's metrics tallies to the node's counters every `FLUSH_SECONDS`."""
     while True:
         await asyncio.sleep(FLUSH_SECONDS)
-        metrics.flush()
+        try:
+            metrics.flush()
+        except Exception:  # the node's metrics folder may be gone: requests must not care
+            log.exception("metrics could not be added to the node's values; retried in a second")
