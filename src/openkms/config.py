@@ -20,6 +20,7 @@ SealKind = Literal["keyfile", "passphrase"]
 # Where a spent SignatureNonce is remembered: this node's memory ("node"), or also the database every
 # node shares ("shared", PostgreSQL only); "auto" is shared on PostgreSQL and node on SQLite.
 ReplayScope = Literal["auto", "node", "shared"]
+LogFormat = Literal["text", "json"]
 
 _REGION = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
 
@@ -58,6 +59,11 @@ class Settings:
     access_quota: int = 10  # other main accounts an instance's keys may grant (F4.3), per instance
     grant_release_seconds: int = 300  # how long a removed grant keeps its quota unit
     log_level: str = "info"
+    log_format: LogFormat = "text"  # "json": one JSON object per log line, in every process
+    # HTTPS: a PEM certificate chain (the server's certificate first) and its PEM private key; both or
+    # neither. Without them the server speaks plain HTTP.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     # Lifecycle jobs: seconds between job runs (0: no job runner in this process), and the
     # development clock that `openkms dev advance` moves (off unless `serve --dev-clock`).
     job_interval_seconds: float = 60.0
@@ -134,6 +140,10 @@ class Settings:
             "access_quota": self.access_quota,
             "grant_release_seconds": self.grant_release_seconds,
             "log_level": self.log_level,
+            "log_format": self.log_format,
+            # Only when set: the dump is also what `serve` hands its workers as OPENKMS_* variables.
+            **({} if self.tls_cert is None else {"tls_cert": str(self.tls_cert)}),
+            **({} if self.tls_key is None else {"tls_key": str(self.tls_key)}),
             "job_interval_seconds": self.job_interval_seconds,
             "dev_clock": self.dev_clock,
             "replay_scope": self.replay_scope,
@@ -179,6 +189,8 @@ def _coerce(name: str, raw: Any) -> Any:
     try:
         if name == "data_dir":
             return Path(str(raw))
+        if name in {"tls_cert", "tls_key"}:
+            return None if raw is None or str(raw) == "" else Path(str(raw))
         if name in {
             "port",
             "workers",
@@ -231,6 +243,9 @@ def _validate(settings: Settings) -> Settings:
             raise ConfigError(f"setting 'regions': {region!r} is not a region id like cn-hangzhou")
     if settings.seal not in get_args(SealKind):
         raise ConfigError(f"setting 'seal': must be one of {', '.join(get_args(SealKind))}")
+    if settings.log_format not in get_args(LogFormat):
+        raise ConfigError(f"setting 'log_format': must be one of {', '.join(get_args(LogFormat))}")
+    _validate_tls(settings.tls_cert, settings.tls_key)
     if settings.nonce_slots < 1024:
         raise ConfigError("setting 'nonce_slots': must be at least 1024")
     if not 0 <= settings.cache_ttl_seconds <= 60:
@@ -287,6 +302,16 @@ def _validate_nodes(settings: Settings) -> None:
         raise ConfigError("setting 'job_lease_seconds': must be between 1 and 600")
     if not 0.05 <= settings.coherence_poll_seconds <= 1:
         raise ConfigError("setting 'coherence_poll_seconds': must be between 0.05 and 1")
+
+
+def _validate_tls(cert: Path | None, key: Path | None) -> None:
+    """Both files or neither, each a readable file. Whether they hold a matching certificate and key
+    is checked when `serve` loads them."""
+    if (cert is None) != (key is None):
+        raise ConfigError("settings 'tls_cert' and 'tls_key': give both (HTTPS) or neither (HTTP)")
+    for name, path in (("tls_cert", cert), ("tls_key", key)):
+        if path is not None and not (path.is_file() and os.access(path, os.R_OK)):
+            raise ConfigError(f"setting {name!r}: {path} is not a readable file")
 
 
 def load_settings(

@@ -38,7 +38,8 @@ def _unseal(server: LiveServer, passphrase: str) -> subprocess.CompletedProcess[
 
 
 def _health(server: LiveServer) -> int:
-    return httpx.get(server.url + "/healthz", timeout=10).status_code
+    """Readiness: 503 while sealed (`/healthz`, liveness, answers 200 throughout)."""
+    return httpx.get(server.url + "/readyz", timeout=10).status_code
 
 
 def test_sealed_server_refuses_until_unsealed(sealed: LiveServer) -> None:

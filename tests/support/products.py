@@ -35,6 +35,7 @@ class Caller:
     security_token: str | None = None
     signing: str = "acs3"  # "acs3" (default), "rpc" (signature_algorithm v2) or "acs4"
     region_id: str = "cn-hangzhou"
+    ca: str | None = None  # HTTPS, verifying the server's certificate against this CA file
 
     def __post_init__(self) -> None:
         import importlib
@@ -46,10 +47,11 @@ class Caller:
             access_key_secret=self.access_key_secret,
             security_token=self.security_token,
             endpoint=self.endpoint,
-            protocol="http",
+            protocol="https" if self.ca else "http",
             region_id=self.region_id,
             read_timeout=30000,
             connect_timeout=5000,
+            ca=self.ca,
         )
         if self.signing == "rpc":
             config.signature_algorithm = "v2"

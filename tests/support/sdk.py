@@ -44,12 +44,15 @@ class KmsCaller:
     access_key_id: str
     access_key_secret: str
     region_id: str = "cn-hangzhou"
+    ca: str | None = None  # HTTPS, verifying the server's certificate against this CA file
 
     def __post_init__(self) -> None:
         if self.mode == "legacy":
             from aliyunsdkcore.client import AcsClient
 
-            self._legacy = AcsClient(self.access_key_id, self.access_key_secret, self.region_id)
+            self._legacy = AcsClient(
+                self.access_key_id, self.access_key_secret, self.region_id, verify=self.ca
+            )
         else:
             from alibabacloud_kms20160120.client import Client
             from alibabacloud_tea_openapi.models import Config
@@ -58,10 +61,11 @@ class KmsCaller:
                 access_key_id=self.access_key_id,
                 access_key_secret=self.access_key_secret,
                 endpoint=self.endpoint,
-                protocol="http",
+                protocol="https" if self.ca else "http",
                 region_id=self.region_id,
                 read_timeout=30000,
                 connect_timeout=5000,
+                ca=self.ca,
             )
             if self.mode == "tea-rpc":
                 config.signature_algorithm = "v2"
@@ -99,7 +103,7 @@ class KmsCaller:
         module = importlib.import_module(f"aliyunsdkkms.request.v20160120.{action}Request")
         request = getattr(module, f"{action}Request")()
         request.set_endpoint(self.endpoint)
-        request.set_protocol_type("http")
+        request.set_protocol_type("https" if self.ca else "http")
         for name, value in params.items():
             if action in _NEW_TAG_ACTIONS and name in _LEGACY_REPEAT_LISTS:
                 getattr(request, f"set_{_LEGACY_REPEAT_LISTS[name]}")(value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -42,6 +43,8 @@ class LiveServer:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    # The CA that signed the server's certificate, for a server started with --tls-cert/--tls-key.
+    tls_ca: Path | None = None
 
     @property
     def endpoint(self) -> str:
@@ -49,7 +52,12 @@ class LiveServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.endpoint}"
+        return f"{'https' if self.tls_ca else 'http'}://{self.endpoint}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What httpx should verify this server's certificate against."""
+        return ssl.create_default_context(cafile=str(self.tls_ca)) if self.tls_ca else True
 
     def start(self, *, wait_ready: bool = True) -> LiveServer:
         env = {
@@ -89,14 +97,16 @@ class LiveServer:
         return self
 
     def wait(self, *, ready: bool = True, timeout: float = 60.0) -> None:
+        """Until the server can serve (`/readyz` 200), or only answers (`/healthz`, sealed or not)."""
         deadline = time.monotonic() + timeout
+        path = "/readyz" if ready else "/healthz"
+        verify = self.verify
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
-                status = httpx.get(f"{self.url}/healthz", timeout=1.0).status_code
-                if (status == 200) if ready else status in (200, 503):
+                if httpx.get(f"{self.url}{path}", timeout=1.0, verify=verify).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -393,6 +393,7 @@ def test_the_hooked_parent_methods_exist() -> None:
         "on_headers_complete",
         "on_body",
         "on_message_complete",
+        "shutdown",  # aborts an idle TLS connection, else uvicorn's
         *own,
     }
     for name in hooked - own:

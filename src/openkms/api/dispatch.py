@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -120,11 +121,12 @@ class RpcDispatcher:
         self._host_regions: dict[str, str] = {}  # Host header -> region it names (bounded, see _region)
 
     async def handle(self, raw: RawRequest) -> Reply:
+        started = time.perf_counter()
         trace = _Trace(request_id=new_request_id())
         try:
             authenticated = await self._authenticate(raw, trace)
         except errors.OpenKMSError as exc:
-            return await self._refused(raw, trace, exc)
+            return await self._refused(raw, trace, exc, started)
         ctx, action, audit_action, params = authenticated
         try:
             body = await self._runner.run(
@@ -133,12 +135,15 @@ class RpcDispatcher:
                 lambda: _answer(action.handler(params, ctx, self._services)),
                 blocking=action.blocking,
                 spent=trace.spent,
+                started=started,
             )
         except errors.OpenKMSError as exc:
             return self._reply(trace, to_wire(exc), None)
         return self._reply(trace, None, body)
 
-    async def _refused(self, raw: RawRequest, trace: _Trace, error: errors.OpenKMSError) -> Reply:
+    async def _refused(
+        self, raw: RawRequest, trace: _Trace, error: errors.OpenKMSError, started: float
+    ) -> Reply:
         attempt = Attempt(
             Door.RPC,
             trace.request_id,
@@ -150,7 +155,7 @@ class RpcDispatcher:
             trace.spent,
         )
         try:
-            await self._runner.refuse(attempt, error)
+            await self._runner.refuse(attempt, error, started=started)
         except errors.AuditUnavailable:
             return self._reply(trace, INTERNAL_FAILURE, None)
         return self._reply(trace, to_wire(error), None)

@@ -34,6 +34,7 @@ import os
 import socket
 import stat
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -46,6 +47,7 @@ from openkms.audit.event import AuditEvent, JsonScalar, audit_time, bounded_reco
 from openkms.audit.wal import DEFAULT_WAL_BYTES, AuditWal, recover, sync_directory, wal_path
 from openkms.domain.audit_heads import FileLink, Head, HeadStore
 from openkms.errors import AuditUnavailable
+from openkms.metrics import AUDIT_BATCH_RECORDS, AUDIT_SYNC_SECONDS
 
 GENESIS_ACTION = "AuditLogOpened"
 KEYED_ACTION = "AuditChainKeyed"  # from this record on, every `hash` is an HMAC under the chain key
@@ -420,6 +422,7 @@ class JsonlAuditSink:
         """Runs on the sink's thread, one batch at a time, in queue order."""
         if self._failure is not None:
             raise OSError(self._failure)
+        started = time.perf_counter()
         try:
             written = os.write(self._fd, data)
             if written != len(data):
@@ -440,6 +443,9 @@ class JsonlAuditSink:
             _log.error("audit sink %s is broken: %s", self.path, exc)
             raise
         self.batches += 1
+        if self._fsync:  # a group commit (write-through mode writes one record at a time, unsynced)
+            AUDIT_SYNC_SECONDS.observe(time.perf_counter() - started)
+            AUDIT_BATCH_RECORDS.observe(data.count(b"\n"))
 
     def _sync_file(self) -> None:
         """fsync the file; raises OSError, and the sink is broken, if it or any earlier one failed.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import socket
 from collections.abc import Callable
@@ -80,6 +79,13 @@ def serve(
             "--dev-clock", help="Development only: a clock that `openkms dev advance` moves forward."
         ),
     ] = False,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="PEM certificate chain: serve HTTPS (with --tls-key).")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert.")] = None,
+    log_format: Annotated[
+        str | None, typer.Option("--log-format", help="text (default) or json: one JSON object per line.")
+    ] = None,
 ) -> None:
     """Start the server: migrate, bootstrap an empty store, then serve the Alibaba KMS API."""
     import functools
@@ -88,6 +94,9 @@ def serve(
 
     from openkms.cli.prepare import prepare_dev_clock, prepare_store
     from openkms.server.http_protocol import ConnectionLimits, LimitedHttpToolsProtocol
+    from openkms.server.log_format import configure, logging_config, messages_console
+    from openkms.server.metrics_files import prepare_metrics_dir
+    from openkms.server.tls import TlsError, check_tls_files, scheme, uvicorn_tls_options
 
     settings = _settings(
         config,
@@ -97,14 +106,25 @@ def serve(
         database_url=database_url,
         workers=workers,
         dev_clock=True if dev_clock else None,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        log_format=log_format,
     )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(settings.log_format, settings.log_level)
+    out = messages_console(settings.log_format, console)
     try:
-        prepare_store(settings, console)
+        check_tls_files(settings)
+    except TlsError as exc:
+        out.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    # Before anything imports prometheus_client: every worker keeps its metrics in this node's folder.
+    prepare_metrics_dir(settings.data_dir)
+    try:
+        prepare_store(settings, out)
     except AuditUnavailable as exc:
-        console.print(f"[red]{exc.message}[/red]")
+        out.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(1) from None
-    prepare_dev_clock(settings, console)
+    prepare_dev_clock(settings, out)
     # Worker processes rebuild the same settings from the environment (secrets are already there).
     for name, value in settings.redacted().items():
         if name == "database_url":
@@ -112,10 +132,11 @@ def serve(
         os.environ[f"OPENKMS_{name.upper()}"] = ",".join(value) if isinstance(value, list) else str(value)
     os.environ["OPENKMS_DATA_DIR"] = str(settings.data_dir.resolve())
     os.environ["OPENKMS_DATABASE_URL"] = settings.effective_database_url
-    console.print(
-        f"OpenKMS listening on http://{settings.host}:{settings.port} "
+    base = f"{scheme(settings)}://{settings.host}:{settings.port}"
+    out.print(
+        f"OpenKMS listening on {base} "
         f"(regions {', '.join(settings.regions)}; {settings.workers} worker(s))\n"
-        f"Console: http://{settings.host}:{settings.port}/console/ (the root's sign-in name and first "
+        f"Console: {base}/console/ (the root's sign-in name and first "
         f"password are in {settings.data_dir / 'root-credentials.json'}; `openkms account password` sets it)"
     )
     options: dict[str, Any] = {
@@ -134,7 +155,11 @@ def serve(
         # No proxy is supported yet: never let X-Forwarded-For rewrite the source address that the
         # audit log records.
         "proxy_headers": False,
+        **uvicorn_tls_options(settings),
     }
+    document = logging_config(settings.log_format, settings.log_level)
+    if document is not None:
+        options["log_config"] = document
     if settings.workers == 1:
         uvicorn.run("openkms.server.app:app_from_environment", **options)
         return

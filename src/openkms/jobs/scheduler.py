@@ -28,6 +28,7 @@ import time
 from openkms.domain.lease import Fence
 from openkms.errors import AuditUnavailable, LeaseLost
 from openkms.jobs.steps import JOBS
+from openkms.metrics import JOB_RUNS, JOB_STEPS
 from openkms.service.container import Services
 from openkms.service.keyring_rewrap import KeyringRotation
 from openkms.service.runner import Runner
@@ -95,10 +96,12 @@ class JobScheduler:
             try:
                 if woken or time.monotonic() - last_run >= self._interval:
                     last_run = time.monotonic()
-                    await self.run_once()
+                    JOB_STEPS.inc(await self.run_once())
+                    JOB_RUNS.labels("ok").inc()
                 else:
                     await self._hold()
             except Exception:
+                JOB_RUNS.labels("failed").inc()
                 log.exception("the job runner failed; it tries again at the next interval")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=min(self._interval, self._renew_every))

@@ -287,6 +287,21 @@ class SharedNonceStore:
         finally:
             self._file.release()
 
+    def live_entries(self, now: float) -> int:
+        """How many entries are live, counted from the accounts' expiry buckets (for the metrics; an
+        upper bound like `live_of`). Reads without the lock: a count may be a moment old."""
+        bucket = round(now * 1000) // _BUCKET_MS
+        words, first = self._words, self._account_base // 8
+        total = 0
+        for word in range(first, first + self._accounts * _ACCOUNT_WORDS, _ACCOUNT_WORDS):
+            if words[word + _LAST] < bucket:
+                continue  # a free slot, or an account whose entries have all expired
+            for ring in range(word + _RING, word + _RING + _BUCKETS):
+                value = words[ring]
+                if value >> 32 >= bucket:
+                    total += value & _COUNT_MASK
+        return total
+
     def _find(self, fingerprint: bytes, home: int) -> int:
         return find_in_window(
             self._map,

@@ -1,7 +1,8 @@
 """The server's ASGI application: the one place where the request path is fixed.
 
 `/` is the Alibaba RPC endpoint, served by a raw ASGI handler (the hot path pays for no framework);
-everything else (`/healthz`, the console at `/console/`) is a Starlette app. The object graph comes from
+everything else (`/healthz`, `/readyz`, `/metrics`: `server/observability.py`; the console at
+`/console/`) is a Starlette app. The object graph comes from
 `server/runtime.py`, built once per worker process and passed down: no module-global engines,
 sessions or singletons. The lifespan unseals, starts the jobs and the usage flusher, and closes
 everything in order.
@@ -18,21 +19,25 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
+from openkms import metrics
 from openkms.api.dispatch import RawRequest, RpcDispatcher
 from openkms.audit import AuditSink
 from openkms.clock import Clock, DevClock, iso_utc
 from openkms.config import Settings, load_settings
 from openkms.console.app import build_console
 from openkms.jobs.scheduler import JobScheduler
+from openkms.metrics import COHERENCE_DELAY_SECONDS
 from openkms.node.nonces import SharedNonceStore
 from openkms.node.rate_limits import RATE_FILE, SharedRateLimiter
 from openkms.repository.change_feed import ChangeFeed
 from openkms.repository.replay_ledger import ReplayLedger
 from openkms.server.file_modes import keep_new_files_private
+from openkms.server.log_format import configure as configure_logging
+from openkms.server.observability import Readiness, flush_metrics_periodically, metrics_response, readyz
 from openkms.server.runtime import Runtime, build_runtime, key_audit_chain, tenant_limits
 from openkms.server.unseal import UnsealListener
 from openkms.service.bootstrap import describe_root_credentials, ensure_root_access_key
@@ -52,6 +57,7 @@ class OpenKMSApp:
         dispatcher: RpcDispatcher,
         limits: SharedRateLimiter | None = None,
         shared_replay: ReplayLedger | None = None,
+        nonces: SharedNonceStore | None = None,
     ):
         self.runtime = runtime
         self.settings = settings = runtime.settings
@@ -77,9 +83,13 @@ class OpenKMSApp:
         )
         self.unseal_listener = UnsealListener(settings, runtime.keystore, self._after_unseal)
         console = build_console(runtime.services, runtime.runner, settings, limits)
+        self.nonces = nonces
+        self.readiness = Readiness(runtime.services, runtime.audit)
         self.web = Starlette(
             routes=[
                 Route("/healthz", self.healthz),
+                Route("/readyz", self.readyz),
+                Route("/metrics", self.metrics),
                 Route("/console", _to_console),
                 Mount("/console", app=console),
             ],
@@ -146,12 +156,21 @@ class OpenKMSApp:
                 return b"".join(chunks), False
 
     async def healthz(self, request: Request) -> JSONResponse:
+        """Liveness: 200 while the process answers, sealed or not (`/readyz` says whether it can serve)."""
         sealed = self.services.keystore.sealed
         document: dict[str, object] = {"status": "sealed" if sealed else "ready", "pid": os.getpid()}
         clock = self.services.clock
         if isinstance(clock, DevClock):
             document["dev_clock"] = {"now": iso_utc(clock.now()), "offset_seconds": clock.offset()}
-        return JSONResponse(document, status_code=503 if sealed else 200)
+        return JSONResponse(document)
+
+    async def readyz(self, request: Request) -> JSONResponse:
+        return await readyz(self.readiness)
+
+    async def metrics(self, request: Request) -> Response:
+        nonces, clock = self.nonces, self.services.clock
+        replay = None if nonces is None else (lambda: nonces.live_entries(clock.timestamp()))
+        return await metrics_response(self.services, replay, 0 if nonces is None else nonces.slots)
 
     async def _flush_usage(self) -> None:
         """Write the key-usage tally every few seconds (F8), off the event loop."""
@@ -179,8 +198,11 @@ class OpenKMSApp:
 
     def _on_store_change(self, delay: float | None) -> None:
         """Another node (or this one) committed a change: every worker of this node drops its caches
-        and cached material (the node's change generation)."""
+        and cached material (the node's change generation). `delay`: from the changing transaction's
+        start to now, when the notification said it."""
         self.services.generation.bump()
+        if delay is not None:
+            COHERENCE_DELAY_SECONDS.observe(delay)
 
     @asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
@@ -200,11 +222,14 @@ class OpenKMSApp:
         await self.unseal_listener.start()
         self.jobs.start()
         flusher = asyncio.create_task(self._flush_usage())
+        metrics_flusher = asyncio.create_task(flush_metrics_periodically())
         try:
             yield
         finally:
             flusher.cancel()
-            await asyncio.gather(flusher, return_exceptions=True)
+            metrics_flusher.cancel()
+            await asyncio.gather(flusher, metrics_flusher, return_exceptions=True)
+            metrics.flush()  # a stopped worker's values stay in the node's metrics folder
             await self._flush_usage_once()
             await self.jobs.stop()
             await self.unseal_listener.stop()
@@ -245,11 +270,12 @@ def create_app(
         future_skew=settings.timestamp_future_skew_seconds,
         shared_replay=shared_replay,
     )
-    return OpenKMSApp(runtime, dispatcher, limits, shared_replay)
+    return OpenKMSApp(runtime, dispatcher, limits, shared_replay=shared_replay, nonces=nonces)
 
 
 def app_from_environment() -> Any:
     """Uvicorn factory for worker processes: `openkms serve` passes the settings through OPENKMS_*."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     keep_new_files_private()  # also when uvicorn is started by hand with this factory
-    return create_app(load_settings())
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings)

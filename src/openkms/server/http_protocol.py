@@ -168,6 +168,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._ticker = None
         super().connection_lost(exc)
 
+    def shutdown(self) -> None:
+        """uvicorn's graceful shutdown, but an idle TLS connection is aborted: closing it would wait
+        for the client's close_notify, which an idle pooled client never sends, and hold the worker's
+        exit for asyncio's TLS shutdown timeout (30 s)."""
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and self.transport.get_extra_info("sslcontext") is not None:
+            self.transport.abort()
+            return
+        super().shutdown()
+
     # httptools callbacks (called from inside `data_received`)
 
     def on_message_begin(self) -> None:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from openkms.api.actions import PRODUCTS
 from openkms.api.wire_errors import to_wire
 from openkms.audit import AuditSink, JsonlAuditSink
 from openkms.clock import DEV_CLOCK_FILE, Clock, DevClock, SystemClock
@@ -22,6 +23,7 @@ from openkms.config import Settings
 from openkms.domain.audit_heads import FileLink
 from openkms.errors import OpenKMSError, Sealed
 from openkms.keystore import Keystore
+from openkms.metrics import RequestMeter
 from openkms.node.generation import ChangeGeneration, Generation
 from openkms.node.rate_limits import Limits, Rate
 from openkms.repository.audit_heads import DatabaseHeadStore
@@ -76,6 +78,16 @@ class Runtime:
     @property
     def clock(self) -> Clock:
         return self.services.clock
+
+
+def known_actions() -> frozenset[str]:
+    """Every RPC action name as the audit log writes it ("Encrypt", "ram:CreateUser"): the metrics
+    label a refused request with its action only if it is one of these."""
+    return frozenset(
+        name if product.prefix == "kms" else f"{product.prefix}:{name}"
+        for product in PRODUCTS.values()
+        for name in product.actions
+    )
 
 
 def describe_error(error: BaseException) -> ErrorCode:
@@ -211,7 +223,8 @@ def build_runtime(
     )
     if audit is None:
         audit = audit_sink(settings, services, worker_slot() if slot is None else slot)
-    runner = Runner(services.keystore, audit, services.usage, services.clock, describe_error)
+    meter = RequestMeter(known_actions())
+    runner = Runner(services.keystore, audit, services.usage, services.clock, describe_error, meter)
     return Runtime(settings, services, audit, runner)
 
 

@@ -2,7 +2,8 @@
 
 They keep the hot path free of database round trips. Staleness is bounded twice: every entry expires
 after `ttl` seconds (the bound across nodes), and any change made on this node bumps the node-wide
-change generation, which empties every worker's caches on its next request.
+change generation, which empties every worker's caches on its next request. Hits and misses are
+tallied per cache name for the metrics (`openkms_cache_lookups_total`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Generic, TypeVar
 
+from openkms.metrics import CACHE_LOOKUPS, Tally
 from openkms.node.generation import Generation
 from openkms.service.offload import note_lapsed_entry
 
@@ -20,21 +22,27 @@ V = TypeVar("V")
 class TtlCache(Generic[K, V]):
     """A dict with per-entry expiry and a size bound; emptied when the change generation moves."""
 
-    def __init__(self, ttl: float, generation: Generation, max_entries: int = 100_000) -> None:
+    def __init__(
+        self, ttl: float, generation: Generation, max_entries: int = 100_000, *, name: str = "other"
+    ) -> None:
         self._ttl = ttl
         self._generation = generation
         self._seen = generation.current()
         self._max = max_entries
         self._entries: dict[K, tuple[float, V]] = {}
+        self._hits = Tally(CACHE_LOOKUPS, name, "hit")
+        self._misses = Tally(CACHE_LOOKUPS, name, "miss")
 
     def get(self, key: K) -> V | None:
         seen = self._generation.current()
         if seen != self._seen:
             self._entries.clear()
             self._seen = seen
+            self._misses.count += 1
             return None
         entry = self._entries.get(key)
         if entry is None:
+            self._misses.count += 1
             return None
         expires, value = entry
         now = time.monotonic()
@@ -45,7 +53,9 @@ class TtlCache(Generic[K, V]):
                 note_lapsed_entry()
             else:
                 self._entries.pop(key, None)
+            self._misses.count += 1
             return None
+        self._hits.count += 1
         return value
 
     def put(self, key: K, value: V) -> None:

@@ -54,9 +54,9 @@ class IdentityService:
         self._keystore = keystore
         self._tokens = tokens
         self._clock = clock
-        self._cache: TtlCache[str, Credential] = TtlCache(cache_ttl, generation)
+        self._cache: TtlCache[str, Credential] = TtlCache(cache_ttl, generation, name="credentials")
         self._roles: TtlCache[tuple[str, str], tuple[str, tuple[PolicyDocument, ...]]] = TtlCache(
-            cache_ttl, generation
+            cache_ttl, generation, name="roles"
         )
 
     def credential(self, access_key_id: str, security_token: str | None = None) -> Credential:

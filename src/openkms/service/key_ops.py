@@ -122,7 +122,7 @@ class KeyOperations:
         self._keys = keys
         self._clock = clock
         self._service_keys = service_keys
-        self._versions: TtlCache[str, MaterialRef] = TtlCache(cache_ttl, generation)
+        self._versions: TtlCache[str, MaterialRef] = TtlCache(cache_ttl, generation, name="versions")
         # The resources requests name, by (key id, version id): a key id (a version id) always names
         # the same key, so each is made once rather than on every request of a hot key.
         self._resources: dict[tuple[str, str | None], Resource] = {}

@@ -18,6 +18,7 @@ from openkms.clock import Clock
 from openkms.domain.instance import Instance, InstanceHealth
 from openkms.errors import InstanceNotFound, InvalidArgument, MissingParameter, OpenKMSError
 from openkms.keystore import Keystore
+from openkms.metrics import KEY_STORE_BACKENDS
 from openkms.providers.base import HEALTH_CHECK
 from openkms.providers.registry import ProviderRegistry, close_provider
 from openkms.repository.database import Database
@@ -128,6 +129,11 @@ class KeyStoreService:
             with self._db.unit_of_work(write=True) as uow:
                 uow.instances.record_health(instance.instance_id, health)
             checked.append(replace(instance, health=health))
+        for kind in (InstanceKind.HARDWARE, InstanceKind.EXTERNAL):
+            ours = [i for i in checked if i.kind == kind]
+            healthy = sum(1 for i in ours if i.health is not None and i.health.ok)
+            KEY_STORE_BACKENDS.labels(kind.value, "ok").set(healthy)
+            KEY_STORE_BACKENDS.labels(kind.value, "unavailable").set(len(ours) - healthy)
         return checked
 
     # -- helpers ----------------------------------------------------------------------------------

@@ -102,11 +102,13 @@ class KeyService:
         self._db = db
         self._access = access
         self._providers = providers
-        self.instance_cache: TtlCache[str, Instance] = TtlCache(cache_ttl, generation)
+        self.instance_cache: TtlCache[str, Instance] = TtlCache(cache_ttl, generation, name="instances")
         self._clock = clock
         self._generation = generation
-        self.key_cache: TtlCache[str, Key] = TtlCache(cache_ttl, generation)
-        self.alias_cache: TtlCache[tuple[str, str, str], KeyId] = TtlCache(cache_ttl, generation)
+        self.key_cache: TtlCache[str, Key] = TtlCache(cache_ttl, generation, name="keys")
+        self.alias_cache: TtlCache[tuple[str, str, str], KeyId] = TtlCache(
+            cache_ttl, generation, name="aliases"
+        )
 
     # -- resolution -------------------------------------------------------------------------------
     def resolve(self, ctx: RequestContext, key_ref: str) -> Key:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import NamedTuple, TypeVar
 
@@ -24,6 +25,7 @@ from openkms.audit import AuditEvent, AuditSink, audit_time
 from openkms.audit.event import action_token, cap
 from openkms.clock import Clock
 from openkms.keystore import Keystore
+from openkms.metrics import RequestMeter
 from openkms.policy.actions import USAGE_ACTIONS
 from openkms.resource import Resource
 from openkms.service.context import Door, RequestContext
@@ -41,6 +43,7 @@ T = TypeVar("T")
 
 _DOOR_NAMES = {door: door.value for door in Door}  # `Enum.value` is a descriptor call; this a lookup
 _HTTP_DOORS = frozenset(door for door in Door if door.speaks_http)
+INTERNAL_FAILURE = "InternalFailure"  # the code a caller gets when its record cannot be written
 
 
 class ErrorCode(NamedTuple):
@@ -80,6 +83,7 @@ class Runner:
         usage: UsageRecorder,
         clock: Clock,
         describe: Callable[[BaseException], ErrorCode],
+        meter: RequestMeter | None = None,
     ) -> None:
         self._keystore = keystore
         self._audit = audit
@@ -87,6 +91,7 @@ class Runner:
         self._clock = clock
         self._describe = describe
         self._dev_clock = bool(getattr(clock, "dev", False))
+        self._meter = meter or RequestMeter()
 
     @property
     def audit(self) -> AuditSink:
@@ -103,14 +108,21 @@ class Runner:
         *,
         blocking: bool = True,
         spent: SpentNonce | None = None,
+        started: float | None = None,
     ) -> T:
         """Run one authenticated request's use case; its value, or its error once it is recorded.
 
         `blocking` use cases run in a worker thread; the others run on the event loop and move to a
         thread only if they would wait on the database (a cold cache). Raises `AuditUnavailable`
-        when the record cannot be written: then no result may leave."""
+        when the record cannot be written: then no result may leave. `started` (`time.perf_counter`)
+        is when the door received the request, for the latency metric; default: now."""
+        started = time.perf_counter() if started is None else started
         # A sink known to be broken refuses before anything runs; there is nowhere to record that.
-        self._audit.check()
+        try:
+            self._audit.check()
+        except errors.AuditUnavailable:
+            self._meter.record(_DOOR_NAMES[ctx.door], action, INTERNAL_FAILURE, time.perf_counter() - started)
+            raise
         try:
             if self._keystore.sealed:
                 raise errors.Sealed()
@@ -119,19 +131,19 @@ class Runner:
             else:
                 outcome = await run_without_blocking(call)
         except errors.OpenKMSError as exc:
-            await self._append(self._event_of(ctx, action, spent, exc.resource, exc))
+            await self._append(self._event_of(ctx, action, spent, exc.resource, exc), started)
             raise
         except Exception as exc:
             log.exception("request %s (%s) failed unexpectedly", ctx.request_id, action)
             failure = errors.InternalError()
-            await self._append(self._event_of(ctx, action, spent, None, failure))
+            await self._append(self._event_of(ctx, action, spent, None, failure), started)
             raise failure from exc
         if not outcome.acted:
             return outcome.value  # nothing was done (a job found its key no longer due)
         resource = outcome.resource
         if resource is not None and action in USAGE_ACTIONS and resource.key_id is not None:
             self._usage.record(resource.key_id, ctx.principal, ctx.received_at)
-        await self._append(self._event_of(ctx, action, spent, resource, None))
+        await self._append(self._event_of(ctx, action, spent, resource, None), started)
         return outcome.value
 
     def _event_of(
@@ -149,8 +161,10 @@ class Runner:
             ctx.region_id, spent, resource, failure,
         )  # fmt: skip
 
-    async def refuse(self, attempt: Attempt, error: BaseException) -> None:
-        """Record a request that failed before a use case ran; raises `AuditUnavailable` if it cannot."""
+    async def refuse(self, attempt: Attempt, error: BaseException, *, started: float | None = None) -> None:
+        """Record a request that failed before a use case ran; raises `AuditUnavailable` if it cannot.
+        Its action is counted in the metrics only if it is a known one (else as "other")."""
+        started = time.perf_counter() if started is None else started
         resource = error.resource if isinstance(error, errors.OpenKMSError) else None
         # Nothing the unauthenticated client sent goes into the record beyond a bounded token.
         event = self._event(
@@ -165,7 +179,7 @@ class Runner:
             resource,
             error,
         )
-        await self._append(event)
+        await self._append(event, started, self._meter.bounded(attempt.action))
 
     def _event(
         self,
@@ -208,12 +222,21 @@ class Runner:
             nonce_expires=None if spent is None else spent.expires,
         )
 
-    async def _append(self, event: AuditEvent) -> None:
+    async def _append(self, event: AuditEvent, started: float, action: str | None = None) -> None:
+        """Write the record, then count the request (as InternalFailure if the record failed: that is
+        what its caller is answered)."""
+        code = event.result
         try:
             await self._audit.append(event)
         except errors.AuditUnavailable:
             log.error("request %s: audit record not written; answering InternalFailure", event.request_id)
+            code = INTERNAL_FAILURE
             raise
         except Exception as exc:
             log.exception("request %s: audit sink failed; answering InternalFailure", event.request_id)
+            code = INTERNAL_FAILURE
             raise errors.AuditUnavailable() from exc
+        finally:
+            self._meter.record(
+                event.door, event.action if action is None else action, code, time.perf_counter() - started
+            )
