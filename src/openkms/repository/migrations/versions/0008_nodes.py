@@ -39,8 +39,14 @@ WATCHED_TABLES = (
     "instance_quotas",
     "key_imports",
 )
-# An instance's health check is not a change anyone caches against.
-_INSTANCE_COLUMNS = "account_id, region_id, kind, name, settings, sealed_secret, revision"
+# Updates nobody caches against are left out: an instance's health check, and a KEK rotation's rewrap
+# of a wrapped column (the same secret under another term: key versions, access key secrets,
+# instance secrets). A key version's material is wiped by a DELETE, which is announced.
+_EVENTS = {
+    "instances": "INSERT OR UPDATE OF account_id, region_id, kind, name, settings, revision OR DELETE",
+    "key_versions": "INSERT OR DELETE",
+    "access_keys": "INSERT OR UPDATE OF account_id, principal_name, status OR DELETE",
+}
 
 _ANNOUNCE = """
 CREATE FUNCTION openkms_announce_change() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -55,11 +61,7 @@ $$
 
 
 def _trigger(table: str) -> str:
-    events = (
-        f"INSERT OR UPDATE OF {_INSTANCE_COLUMNS} OR DELETE"
-        if table == "instances"
-        else ("INSERT OR UPDATE OR DELETE")
-    )
+    events = _EVENTS.get(table, "INSERT OR UPDATE OR DELETE")
     return (
         f"CREATE TRIGGER openkms_changes AFTER {events} OR TRUNCATE ON {table} "
         "FOR EACH STATEMENT EXECUTE FUNCTION openkms_announce_change()"
