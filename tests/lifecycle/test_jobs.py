@@ -4,11 +4,14 @@ audit event per job step; a follower does nothing; a holder that lost its lease 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
+from openkms.domain.lease import Fence
 from openkms.errors import AuditUnavailable, KeyNotFound, LeaseLost
 from openkms.repository.database import Database
 from openkms.service.keys import CreateKeyRequest
@@ -62,19 +65,72 @@ def test_an_expired_lease_is_taken_and_its_old_holder_commits_nothing(stack: Sta
 
 def test_a_takeover_waits_for_the_old_holders_last_step(stack: Stack) -> None:
     """A step that checked its fence before the lease expired holds the lease row until it commits:
-    the taker gets nothing meanwhile (PostgreSQL: lock timeout), so two holders never overlap."""
+    a taker waits for that commit, so two holders never overlap."""
     if stack.db_path is not None:
         pytest.skip("SQLite serialises every writer at BEGIN IMMEDIATE")
     db = stack.services.db
     other = Database(db.url)
     try:
-        old, new = db.lease("test-overlap", 0.3), other.lease("test-overlap", 60)
+        old, new = db.lease("test-overlap", 1.0), other.lease("test-overlap", 60)
         fence = old.acquire()
         assert fence is not None
-        with db.fenced(fence), db.unit_of_work(write=True):
+        time.sleep(0.7)
+        taken: list[tuple[float, object]] = []
+        with db.fenced(fence), db.unit_of_work(write=True):  # checked while the lease still held
             time.sleep(0.5)  # the lease expires while the step is still running
-            assert new.acquire() is None  # waited for the row, gave up: the step has not committed
-        assert new.acquire() is not None
+
+            def take() -> None:
+                got = new.acquire()
+                taken.append((time.monotonic(), got))
+
+            taker = threading.Thread(target=take)
+            taker.start()
+            time.sleep(0.2)
+            assert taken == []  # waiting for the row
+            committed = time.monotonic()
+        taker.join(10)
+        assert len(taken) == 1
+        at, fence_taken = taken[0]
+        assert at >= committed and isinstance(fence_taken, Fence) and fence_taken.value == fence.value + 1
+    finally:
+        other.dispose()
+
+
+def test_a_step_stuck_past_its_lease_is_ended_and_the_lease_taken(stack: Stack) -> None:
+    """A step that stalls inside its transaction (a hung backend call, a paused host) holds the
+    lease row no longer than a lease lasts: PostgreSQL ends its session and a taker gets the lease;
+    the stalled step commits nothing."""
+    if stack.db_path is not None:
+        pytest.skip("SQLite serialises every writer at BEGIN IMMEDIATE")
+    db = stack.services.db
+    other = Database(db.url)
+    try:
+        old, new = db.lease("test-stuck", 0.5), other.lease("test-stuck", 60)
+        fence = old.acquire()
+        assert fence is not None
+        taken: list[object] = []
+
+        def take() -> None:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not taken:
+                got = new.acquire()
+                if got is not None:
+                    taken.append(got)
+
+        with pytest.raises(Exception), db.fenced(fence), db.unit_of_work(write=True) as uow:
+            uow.connection.execute(sa.text("INSERT INTO regions VALUES ('xx-stuck-1', now())"))
+            taker = threading.Thread(target=take)
+            taker.start()
+            time.sleep(2.0)  # stalled four times the lease
+        taker.join(15)
+        assert taken and isinstance(taken[0], Fence) and taken[0].value == fence.value + 1
+        with db.unit_of_work() as uow:
+            assert (
+                uow.connection.execute(
+                    sa.text("SELECT count(*) FROM regions WHERE region_id = 'xx-stuck-1'")
+                ).scalar()
+                == 0
+            )
     finally:
         other.dispose()
 

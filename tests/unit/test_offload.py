@@ -76,6 +76,7 @@ def test_a_lapsed_warm_entry_is_re_read_on_the_refresh_lane_not_behind_cold_miss
     from openkms.service.cache import TtlCache
 
     cache: TtlCache[str, str] = TtlCache(0.05, LocalGeneration())
+    assert cache.get("warm") is None  # a miss, then the value read after it
     cache.put("warm", "value")
     threading.Event().wait(0.06)  # its TTL runs out
 

@@ -10,3 +10,4 @@ class Fence:
     name: str
     holder: str
     value: int
+    milliseconds: int  # how long the lease lasts without renewal

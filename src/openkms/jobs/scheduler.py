@@ -139,30 +139,37 @@ class JobScheduler:
             return await self._run_jobs()
 
     async def _run_jobs(self) -> int:
-        written = 0
-        if self._services.db.scrub_pending and await asyncio.to_thread(self._services.db.scrub):
-            log.info("the pending scrub of destroyed key material is done")
+        written = [0]
         try:
-            for job in JOBS:
-                due = await asyncio.to_thread(job.due, self._services)
-                for key in due:
-                    if not await self._still_leading():
-                        log.warning("the job run stops: the jobs lease was lost (%d steps done)", written)
-                        return written
-                    written += await job.step(self._services, self._runner, key)
+            await self._steps(written)
+            await self._housekeeping()
         except AuditUnavailable:
-            log.error("the audit sink is unavailable: the job run stops (%d events written)", written)
+            log.error("the audit sink is unavailable: the job run stops (%d events written)", written[0])
             raise
         except LeaseLost:
-            log.warning("the job run stops: a step found the jobs lease lost (%d steps done)", written)
+            log.warning("the job run stops: the jobs lease was lost (%d steps done)", written[0])
             self._fence = None
-            return written
+        return written[0]
+
+    async def _steps(self, written: list[int]) -> None:
+        if self._services.db.scrub_pending and await asyncio.to_thread(self._services.db.scrub):
+            log.info("the pending scrub of destroyed key material is done")
+        for job in JOBS:
+            due = await asyncio.to_thread(job.due, self._services)
+            for key in due:
+                if not await self._still_leading():
+                    raise LeaseLost()
+                written[0] += await job.step(self._services, self._runner, key)
+
+    async def _housekeeping(self) -> None:
         # A KEK rotation's rewrap goes on in the background even if `openkms keyring rotate` was
         # stopped: a few batches a run, nothing once every row is under the active term.
+        if not await self._still_leading():
+            raise LeaseLost()
         rewrapped = await asyncio.to_thread(self._rewrap.run_step)
         if rewrapped:
             log.info("keyring: %d wrapped rows moved to the active term", rewrapped)
-        swept = await asyncio.to_thread(self._services.db.sweep_spent_nonces)
+        swept = await asyncio.to_thread(self._services.db.sweep_shared_state)
         if swept:
             log.info("swept %d expired entries of the shared replay cache", swept)
         now = time.monotonic()
@@ -173,4 +180,3 @@ class JobScheduler:
                     log.warning(
                         "key store %s is unavailable: %s", instance.instance_id, instance.health.detail
                     )
-        return written

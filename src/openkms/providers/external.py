@@ -135,6 +135,10 @@ class ExternalProvider:
         """Data-key export: the caller's public key only (nothing of the external key is involved)."""
         return self._inner.wrap_for_export(public_key_der, algorithm, data_key)
 
+    def follow_changes(self) -> None:
+        """As the software provider's: the inner keys' cached material goes when a change arrives."""
+        self._inner.follow_changes()
+
     def check_health(self) -> str:
         meta = RequestMetadata(SYSTEM_PRINCIPAL, "KmsHealthCheck", str(uuid.uuid4()))
         answer = self._guard(lambda: self._client.get_health_status(meta))

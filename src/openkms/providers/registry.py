@@ -125,6 +125,13 @@ class ProviderRegistry:
         """The per-instance providers made so far (for health checks and shutdown)."""
         return [provider for _, provider in list(self._made.values())]
 
+    def follow_changes(self) -> None:
+        """Let every provider that caches material drop what a change made stale, now."""
+        for provider in [*self._providers.values(), *self.made()]:
+            follow = getattr(provider, "follow_changes", None)
+            if follow is not None:
+                follow()
+
     def close(self) -> None:
         """Close every per-instance provider that holds resources (sessions, connections)."""
         with self._making:

@@ -166,6 +166,11 @@ class SoftwareProvider:
         self._cache.pop(version_id, None)
         self._pairs.pop(version_id, None)
 
+    def follow_changes(self) -> None:
+        """Drop cached material now if the change generation moved (called when a change arrives, so
+        a worker that serves no request does not keep destroyed material in memory)."""
+        self._follow_changes()
+
     def _follow_changes(self) -> None:
         if self._changes is not None:
             seen = self._changes()

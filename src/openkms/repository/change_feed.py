@@ -1,14 +1,17 @@
 """The change feed: how a node learns that another node committed a change it must act on.
 
 PostgreSQL only (a SQLite store lives on one node, whose workers share `node/generation.py`). Every
-transaction that changes a watched table increments `cluster_generation` and sends NOTIFY
-openkms_changes as it commits (triggers of migration 0008). One thread per worker process LISTENs on
-a connection of its own and also reads the counter every `poll_seconds`, so a lost notification or a
-reconnect still bounds the delay by the poll interval; on either it calls `on_change` (which bumps
-the node's generation: every cache and material cache of the node's workers is dropped).
+transaction that changes a watched table increments the change counter (the sum of
+`cluster_generation`) and sends NOTIFY openkms_changes as it commits (triggers of migration 0008).
+One thread per worker process LISTENs on a connection of its own and reads the counter every
+`poll_seconds`, so a lost notification or a reconnect still bounds the delay by the poll interval; on
+either it calls `on_change` (which bumps the node's generation: every cache and material cache of the
+node's workers is dropped).
 
-While the feed is down (database unreachable) it calls `on_change` at every poll: the node then
-keeps nothing cached for longer than the poll interval, so it never acts on a change late.
+While the feed cannot vouch for the store (not connected yet, the database down, or a read that has
+not answered for `stale_after` seconds: a watchdog thread checks), it calls `on_change` at every poll,
+so the node keeps nothing cached longer than that and never acts on a change late. The connections
+use TCP keepalives and a user timeout, so a silently dropped connection fails in seconds, not minutes.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
 from sqlalchemy.engine import make_url
@@ -24,7 +28,22 @@ from sqlalchemy.engine import make_url
 log = logging.getLogger("openkms.repository.change_feed")
 
 CHANNEL = "openkms_changes"
-_READ_COUNTER = "SELECT value FROM cluster_generation WHERE id = 1"
+_READ_COUNTER = "SELECT coalesce(sum(value), 0) FROM cluster_generation"
+# Sessions that ended: their counts move into row 1 in one statement, so the sum does not change.
+_FOLD_ENDED_SESSIONS = (
+    "WITH gone AS (DELETE FROM cluster_generation WHERE id <> 1 "
+    "AND id NOT IN (SELECT pid FROM pg_stat_activity) RETURNING value) "
+    "UPDATE cluster_generation SET value = value + (SELECT coalesce(sum(value), 0) FROM gone) WHERE id = 1"
+)
+# A connection that stops answering fails within about two seconds (libpq's TCP options).
+CONNECTION_OPTIONS: dict[str, Any] = {
+    "connect_timeout": 2,
+    "keepalives": 1,
+    "keepalives_idle": 1,
+    "keepalives_interval": 1,
+    "keepalives_count": 2,
+    "tcp_user_timeout": 2000,
+}
 
 
 def psycopg_conninfo(database_url: str) -> str:
@@ -34,80 +53,97 @@ def psycopg_conninfo(database_url: str) -> str:
 
 
 class ChangeFeed:
-    """Calls `on_change(delay)` when another transaction changed a watched table; `delay` is the
-    seconds from that transaction's start to now when a notification says it, else None."""
+    """Calls `on_change(delay)` when a transaction changed a watched table; `delay` is the seconds
+    from that transaction's start to now when a notification says it, else None."""
 
     def __init__(
-        self, database_url: str, on_change: Callable[[float | None], None], *, poll_seconds: float = 0.25
+        self,
+        database_url: str,
+        on_change: Callable[[float | None], None],
+        *,
+        poll_seconds: float = 0.25,
+        listen: bool = True,
     ) -> None:
         self._conninfo = psycopg_conninfo(database_url)
         self._on_change = on_change
         self._poll = poll_seconds
+        self._listen_too = listen
+        self._stale_after = max(2 * poll_seconds, 0.5)
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._seen: int | None = None
+        self._vouched = 0.0  # monotonic time of the last read that answered
         self.connected = threading.Event()
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="openkms-change-feed", daemon=True)
-            self._thread.start()
+        if not self._threads:
+            self._threads = [
+                threading.Thread(target=self._run, name="openkms-change-feed", daemon=True),
+                threading.Thread(target=self._watch, name="openkms-change-watchdog", daemon=True),
+            ]
+            for thread in self._threads:
+                thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads = []
+
+    def _watch(self) -> None:
+        """Drop caches at every poll while the feed has not vouched for the store lately."""
+        while not self._stop.wait(self._poll):
+            if time.monotonic() - self._vouched > self._stale_after:
+                self._on_change(None)
 
     def _run(self) -> None:
         failures = 0
         while not self._stop.is_set():
             try:
-                self._listen()
+                self._follow()
                 failures = 0
-            except psycopg.Error as exc:
+            except Exception as exc:  # any failure: the feed reconnects, never dies
                 self.connected.clear()
                 failures += 1
                 if failures == 1:
                     log.warning(
                         "the change feed lost the database (%s); caches are not kept", type(exc).__name__
                     )
-                # Down: nothing this node caches may outlive the poll interval.
-                self._on_change(None)
                 self._stop.wait(self._poll)
 
-    def _listen(self) -> None:
-        # A database that stops answering counts as down within a second (then nothing stays cached).
+    def _follow(self) -> None:
         with psycopg.connect(
-            self._conninfo, autocommit=True, connect_timeout=2, options="-c statement_timeout=1000"
+            self._conninfo, autocommit=True, options="-c statement_timeout=1000", **CONNECTION_OPTIONS
         ) as connection:
-            connection.execute(f"LISTEN {CHANNEL}")
-            # Whatever happened while we were not listening counts as a change.
-            self._check(connection, force=self._seen is not None)
+            if self._listen_too:
+                connection.execute(f"LISTEN {CHANNEL}")
+            # Whatever happened before we listened counts as a change.
+            self._seen = self._read(connection)
+            self._on_change(None)
             self.connected.set()
             log.info("the change feed is listening")
             while not self._stop.is_set():
-                notified = False
-                # Each notification is acted on as it arrives; the generator ends after the poll
-                # interval, and the counter is read then (the fallback for a lost notification).
-                for notice in connection.notifies(timeout=self._poll):
-                    notified = True
-                    self._on_change(_delay(notice.payload))
-                if notified:
-                    self._seen = self._read(connection)
-                else:
-                    self._check(connection, force=False)
+                # Wait for one notification or the poll interval, whichever comes first; then read
+                # the counter before acting, so a change committed meanwhile is seen next time.
+                notices = list(connection.notifies(timeout=self._poll, stop_after=1))
+                value = self._read(connection)
+                if notices:
+                    self._seen = value
+                    self._on_change(_delay(notices[0].payload))
+                elif value != self._seen:
+                    self._seen = value
+                    self._on_change(None)
 
-    def _check(self, connection: psycopg.Connection[tuple[int]], *, force: bool) -> None:
-        value = self._read(connection)
-        if force or (self._seen is not None and value != self._seen):
-            self._on_change(None)
-        self._seen = value
-
-    @staticmethod
-    def _read(connection: psycopg.Connection[tuple[int]]) -> int:
+    def _read(self, connection: psycopg.Connection[tuple[int]]) -> int:
         row = connection.execute(_READ_COUNTER).fetchone()
+        self._vouched = time.monotonic()
         return 0 if row is None else int(row[0])
+
+
+def fold_ended_sessions(database_url: str) -> None:
+    """Keep the counter's rows to the live sessions' (the jobs leader calls it); the sum stays."""
+    with psycopg.connect(psycopg_conninfo(database_url), autocommit=True, **CONNECTION_OPTIONS) as connection:
+        connection.execute(_FOLD_ENDED_SESSIONS)
 
 
 def _delay(payload: str) -> float | None:

@@ -22,6 +22,7 @@ from openkms.repository import replay_ledger
 from openkms.repository.accounts import AccountRepository
 from openkms.repository.aliases import AliasRepository
 from openkms.repository.blocking import ensure_may_block
+from openkms.repository.change_feed import fold_ended_sessions
 from openkms.repository.console import ConsoleRepository
 from openkms.repository.identities import IdentityRepository
 from openkms.repository.imports import ImportRepository
@@ -142,9 +143,13 @@ class Database:
         """Write units of work opened inside commit only while `fence` holds (else LeaseLost)."""
         return fenced(fence)
 
-    def sweep_spent_nonces(self) -> int:
-        """Delete the shared replay cache's expired entries (PostgreSQL); the number deleted."""
-        return 0 if self.is_sqlite else replay_ledger.sweep(self.url)
+    def sweep_shared_state(self) -> int:
+        """PostgreSQL: delete the shared replay cache's expired entries (the number deleted) and fold
+        the change counter rows of ended sessions."""
+        if self.is_sqlite:
+            return 0
+        fold_ended_sessions(self.url)
+        return replay_ledger.sweep(self.url)
 
     def dispose(self) -> None:
         self.engine.dispose()

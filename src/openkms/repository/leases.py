@@ -81,7 +81,7 @@ class Lease:
             if _lock_timeout(exc):
                 return None  # the old holder's last step is still committing
             raise
-        return None if row is None else Fence(self.name, self.holder, int(row[0]))
+        return None if row is None else Fence(self.name, self.holder, int(row[0]), self._ms)
 
     def release(self) -> None:
         """Give the lease up now (a clean shutdown), so another process need not wait for expiry."""
@@ -108,6 +108,12 @@ def check_fence(connection: Connection) -> None:
     if fence is None:
         return
     dialect = connection.dialect.name
+    if dialect == "postgresql":
+        # A step that stalls inside its transaction (a hung backend call, a paused host) holds the
+        # lease row only as long as a lease lasts: then PostgreSQL ends it, and a taker proceeds.
+        limit = int(fence.milliseconds)
+        connection.exec_driver_sql(f"SET LOCAL idle_in_transaction_session_timeout = {limit}")
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {limit}")
     check = _CHECK.replace("NOW_MS", _NOW_MS[dialect])
     row = connection.execute(
         text(check + " FOR SHARE" if dialect == "postgresql" else check),

@@ -17,14 +17,13 @@ import asyncio
 import hashlib
 import logging
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass
 
 import psycopg
 
 from openkms import errors
-from openkms.repository.change_feed import psycopg_conninfo
+from openkms.repository.change_feed import CONNECTION_OPTIONS, psycopg_conninfo
 
 log = logging.getLogger("openkms.repository.replay_ledger")
 
@@ -32,17 +31,15 @@ _SPEND = (
     "INSERT INTO spent_nonces (fingerprint, expires_at) "
     "SELECT * FROM unnest(%s::bytea[], %s::bigint[]) ON CONFLICT DO NOTHING RETURNING fingerprint"
 )
+# By the database's clock, with a margin: a node whose clock is behind the database's (by less than
+# the margin) still finds the row of a nonce it would accept. Every node must use the same
+# timestamp_window_seconds (docs/operations.md): a row expires with the accepting node's window.
 _SWEEP = (
-    "DELETE FROM spent_nonces WHERE ctid IN (SELECT ctid FROM spent_nonces WHERE expires_at < %s LIMIT %s)"
+    "DELETE FROM spent_nonces WHERE ctid IN (SELECT ctid FROM spent_nonces WHERE expires_at < "
+    "(extract(epoch FROM clock_timestamp()) * 1000)::bigint - %s LIMIT %s)"
 )
+SWEEP_MARGIN_MS = 300_000
 MAX_BATCH = 1000
-# synchronous_commit off: an insert answers once it is in PostgreSQL's memory and WAL buffers, not
-# after the WAL flush (the flush follows within wal_writer_delay, 200 ms by default). What a crash of
-# PostgreSQL itself can lose is the last fraction of a second of spent nonces, and each of those is
-# still in the replay cache of the node that accepted it: only a replay of such a request to another
-# node, in that fraction of a second before PostgreSQL crashed, could pass. The flush per batch would
-# otherwise cost more than the rest of the request (docs/operations.md, bench/README.md).
-_OPTIONS = "-c statement_timeout=5000 -c synchronous_commit=off"
 SPEND_TIMEOUT = 10.0  # seconds a request waits for the ledger before it is refused (fail closed)
 
 
@@ -65,6 +62,7 @@ class ReplayLedger:
         self._conninfo = psycopg_conninfo(database_url)
         self._queue: deque[_Pending] = deque()
         self._staged: list[_Pending] = []  # touched only on the event loop that asks
+        self.statements = 0  # inserts sent (each carries a batch)
         self._ready = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -118,11 +116,12 @@ class ReplayLedger:
                     connection = psycopg.connect(
                         self._conninfo,
                         autocommit=True,
-                        connect_timeout=5,
                         options="-c statement_timeout=5000",
+                        **CONNECTION_OPTIONS,
                     )
                 fresh = _insert(connection, batch)
-            except psycopg.Error as exc:
+                self.statements += 1
+            except Exception as exc:  # any failure refuses this batch; the thread goes on
                 log.warning("the replay ledger cannot reach the database (%s)", type(exc).__name__)
                 if connection is not None:
                     connection.close()
@@ -161,13 +160,12 @@ def _fail_all(futures: list[asyncio.Future[bool]]) -> None:
             future.set_exception(errors.Unavailable())
 
 
-def sweep(database_url: str, *, batch: int = 10_000, now: float | None = None) -> int:
+def sweep(database_url: str, *, batch: int = 10_000) -> int:
     """Delete expired rows (a batch at a time, so no long lock); the number deleted."""
-    cutoff = int((time.time() if now is None else now) * 1000)
     deleted = 0
-    with psycopg.connect(psycopg_conninfo(database_url), autocommit=True, connect_timeout=5) as connection:
+    with psycopg.connect(psycopg_conninfo(database_url), autocommit=True, **CONNECTION_OPTIONS) as connection:
         while True:
-            cursor = connection.execute(_SWEEP, (cutoff, batch))
+            cursor = connection.execute(_SWEEP, (SWEEP_MARGIN_MS, batch))
             deleted += cursor.rowcount
             if cursor.rowcount < batch:
                 return deleted

@@ -383,8 +383,10 @@ spent_nonces = Table(
     Index(None, "expires_at"),
 )
 
-# The change counter every node watches: a transaction that changes what authorization or usability
-# depends on increments it before it commits, so another node that sees a new value drops its caches.
+# The change counter every node watches (the sum of the rows): a transaction that changes what
+# authorization or usability depends on increments its database session's row (`id`: the backend's
+# pid; row 1 holds what sessions that ended counted) before it commits, so another node that sees a
+# new sum drops its caches.
 cluster_generation = Table(
     "cluster_generation",
     metadata,

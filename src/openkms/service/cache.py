@@ -1,13 +1,15 @@
 """Bounded, short-lived caches of key records, version material references and credentials.
 
 They keep the hot path free of database round trips. Staleness is bounded twice: every entry expires
-after `ttl` seconds (the bound across nodes), and any change made on this node bumps the node-wide
-change generation, which empties every worker's caches on its next request. Hits and misses are
+after `ttl` seconds, and any change committed on this node, or announced by another node of the
+store (`repository/change_feed.py`), bumps the node-wide change generation, which empties every
+worker's caches on its next request. Hits and misses are
 tallied per cache name for the metrics (`openkms_cache_lookups_total`).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Generic, TypeVar
 
@@ -20,7 +22,11 @@ V = TypeVar("V")
 
 
 class TtlCache(Generic[K, V]):
-    """A dict with per-entry expiry and a size bound; emptied when the change generation moves."""
+    """A dict with per-entry expiry and a size bound; emptied when the change generation moves.
+
+    A value read after a miss is kept only if the generation has not moved since that miss (`put`
+    compares it with the generation the same thread's last miss saw): a change committed while the
+    value was being read may be in it or not, so it is not cached past the change."""
 
     def __init__(
         self, ttl: float, generation: Generation, max_entries: int = 100_000, *, name: str = "other"
@@ -32,6 +38,7 @@ class TtlCache(Generic[K, V]):
         self._entries: dict[K, tuple[float, V]] = {}
         self._hits = Tally(CACHE_LOOKUPS, name, "hit")
         self._misses = Tally(CACHE_LOOKUPS, name, "miss")
+        self._miss = threading.local()  # the generation this thread's last miss saw
 
     def get(self, key: K) -> V | None:
         seen = self._generation.current()
@@ -39,10 +46,12 @@ class TtlCache(Generic[K, V]):
             self._entries.clear()
             self._seen = seen
             self._misses.count += 1
+            self._miss.generation = seen
             return None
         entry = self._entries.get(key)
         if entry is None:
             self._misses.count += 1
+            self._miss.generation = seen
             return None
         expires, value = entry
         now = time.monotonic()
@@ -54,12 +63,14 @@ class TtlCache(Generic[K, V]):
             else:
                 self._entries.pop(key, None)
             self._misses.count += 1
+            self._miss.generation = seen
             return None
         self._hits.count += 1
         return value
 
     def put(self, key: K, value: V) -> None:
-        if self._ttl <= 0:
+        """Keep `value`, read after this thread's last miss, unless the generation moved since."""
+        if self._ttl <= 0 or getattr(self._miss, "generation", None) != self._generation.current():
             return
         if len(self._entries) >= self._max:
             self._entries.clear()

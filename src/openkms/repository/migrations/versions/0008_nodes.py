@@ -1,8 +1,9 @@
 """Several nodes on one database: the shared replay cache, the change counter nodes watch, and leases.
 
 On PostgreSQL, a statement trigger on every table that authorization or a key's usability depends on
-increments the change counter and sends NOTIFY openkms_changes in the changing transaction, so the
-announcement is made exactly when (and only if) the change commits, whatever code path made it.
+increments the change counter (its session's row of it: the counter is the sum of the rows) and sends
+NOTIFY openkms_changes in the changing transaction, so the announcement is made exactly when (and only
+if) the change commits, whatever code path made it.
 
 Revision ID: 0008
 Revises: 0007
@@ -51,7 +52,10 @@ _EVENTS = {
 _ANNOUNCE = """
 CREATE FUNCTION openkms_announce_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE cluster_generation SET value = value + 1 WHERE id = 1;
+    -- One counter row per database session: a transaction locks only its own session's row, so
+    -- changing transactions never wait for each other here (nor deadlock). Readers sum the rows.
+    INSERT INTO cluster_generation (id, value) VALUES (pg_backend_pid(), 1)
+        ON CONFLICT (id) DO UPDATE SET value = cluster_generation.value + 1;
     -- Delivered at commit, once per transaction (same payload): the transaction's start in ms.
     PERFORM pg_notify('openkms_changes', (extract(epoch FROM now()) * 1000)::bigint::text);
     RETURN NULL;
