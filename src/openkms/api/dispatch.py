@@ -13,6 +13,7 @@ fields as every other record; if no record can be written the caller gets Intern
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import time
@@ -27,6 +28,7 @@ from openkms.api.params import Params, RpcRequest, parse_request
 from openkms.api.render import JSON_CONTENT_TYPE, XML_CONTENT_TYPE, render_json, render_xml
 from openkms.api.signature import SignedRequest, check_freshness, identify, verify
 from openkms.api.wire_errors import INTERNAL_FAILURE, WireError, to_wire
+from openkms.node.generation import ChangeBarrier
 from openkms.node.nonces import NonceStore, SharedReplay
 from openkms.node.rate_limits import RateClass, SharedRateLimiter
 from openkms.service.container import Services
@@ -99,9 +101,11 @@ class RpcDispatcher:
         limits: SharedRateLimiter | None = None,
         future_skew: float = 300.0,
         shared_replay: SharedReplay | None = None,
+        barrier: ChangeBarrier | None = None,
     ) -> None:
         self._services = services
         self._shared_replay = shared_replay
+        self._barrier = barrier
         self._runner = runner
         self._nonces = nonces
         self._limits = limits
@@ -128,6 +132,8 @@ class RpcDispatcher:
         except errors.OpenKMSError as exc:
             return await self._refused(raw, trace, exc, started)
         ctx, action, audit_action, params = authenticated
+        generation = self._services.generation
+        before = generation.current()
         try:
             body = await self._runner.run(
                 ctx,
@@ -139,6 +145,10 @@ class RpcDispatcher:
             )
         except errors.OpenKMSError as exc:
             return self._reply(trace, to_wire(exc), None)
+        if self._barrier is not None and generation.current() != before:
+            # The store changed (here, or announced meanwhile): answer once every node acts on it,
+            # so the client's next request sees it whichever node it reaches.
+            await asyncio.to_thread(self._barrier.wait)
         return self._reply(trace, None, body)
 
     async def _refused(

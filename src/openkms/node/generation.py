@@ -35,6 +35,13 @@ class Generation(Protocol):
         ...
 
 
+class ChangeBarrier(Protocol):
+    """Several nodes: after this process committed a change, wait (blocking) until every live worker
+    of every node has applied it, or a bound passed; True when all had."""
+
+    def wait(self) -> bool: ...
+
+
 class LocalGeneration:
     """The counter for a single process (tests, one worker)."""
 

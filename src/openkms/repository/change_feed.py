@@ -16,6 +16,7 @@ use TCP keepalives and a user timeout, so a silently dropped connection fails in
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -34,6 +35,16 @@ _FOLD_ENDED_SESSIONS = (
     "WITH gone AS (DELETE FROM cluster_generation WHERE id <> 1 "
     "AND id NOT IN (SELECT pid FROM pg_stat_activity) RETURNING value) "
     "UPDATE cluster_generation SET value = value + (SELECT coalesce(sum(value), 0) FROM gone) WHERE id = 1"
+)
+_ACK = (
+    "INSERT INTO change_acks (worker, seen, alive_at) "
+    "VALUES (%s, %s, (extract(epoch FROM clock_timestamp()) * 1000)::bigint) "
+    "ON CONFLICT (worker) DO UPDATE SET seen = excluded.seen, alive_at = excluded.alive_at"
+)
+# Workers that said within the last 1.5 s that they are alive and have not applied `target` yet.
+_BEHIND = (
+    "SELECT count(*) FROM change_acks WHERE seen < %s "
+    "AND alive_at > (extract(epoch FROM clock_timestamp()) * 1000)::bigint - 1500"
 )
 # A connection that stops answering fails within about two seconds (libpq's TCP options).
 CONNECTION_OPTIONS: dict[str, Any] = {
@@ -63,6 +74,7 @@ class ChangeFeed:
         *,
         poll_seconds: float = 0.25,
         listen: bool = True,
+        worker: str | None = None,
     ) -> None:
         self._conninfo = psycopg_conninfo(database_url)
         self._on_change = on_change
@@ -73,6 +85,7 @@ class ChangeFeed:
         self._threads: list[threading.Thread] = []
         self._seen: int | None = None
         self._vouched = 0.0  # monotonic time of the last read that answered
+        self._worker = worker  # the name this worker acknowledges applied changes under (None: never)
         self.connected = threading.Event()
 
     def start(self) -> None:
@@ -89,6 +102,12 @@ class ChangeFeed:
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads = []
+        if self._worker is not None:
+            with (
+                contextlib.suppress(Exception),
+                psycopg.connect(self._conninfo, autocommit=True, **CONNECTION_OPTIONS) as connection,
+            ):
+                connection.execute("DELETE FROM change_acks WHERE worker = %s", (self._worker,))
 
     def _watch(self) -> None:
         """Drop caches at every poll while the feed has not vouched for the store lately."""
@@ -120,6 +139,7 @@ class ChangeFeed:
             # Whatever happened before we listened counts as a change.
             self._seen = self._read(connection)
             self._on_change(None)
+            self._ack(connection)
             self.connected.set()
             log.info("the change feed is listening")
             while not self._stop.is_set():
@@ -133,11 +153,68 @@ class ChangeFeed:
                 elif value != self._seen:
                     self._seen = value
                     self._on_change(None)
+                self._ack(connection)  # applied (and alive), at every poll
+
+    def _ack(self, connection: psycopg.Connection[tuple[int]]) -> None:
+        if self._worker is not None:
+            connection.execute(_ACK, (self._worker, self._seen))
 
     def _read(self, connection: psycopg.Connection[tuple[int]]) -> int:
         row = connection.execute(_READ_COUNTER).fetchone()
         self._vouched = time.monotonic()
         return 0 if row is None else int(row[0])
+
+
+class ChangeBarrier:
+    """`wait()`: after this process committed a change, until every live worker of every node has
+    applied it (emptied its caches), or `timeout`; True when all had. Blocking: call it in a thread."""
+
+    def __init__(self, database_url: str, *, timeout: float = 1.0, poll_seconds: float = 0.002) -> None:
+        self._conninfo = psycopg_conninfo(database_url)
+        self._timeout = timeout
+        self._poll = poll_seconds
+        self._lock = threading.Lock()
+        self._connection: psycopg.Connection[tuple[int]] | None = None
+
+    def wait(self) -> bool:
+        deadline = time.monotonic() + self._timeout
+        with self._lock:
+            try:
+                connection = self._connect()
+                target = _sum(connection)
+                while True:
+                    row = connection.execute(_BEHIND, (target,)).fetchone()
+                    if row is None or int(row[0]) == 0:
+                        return True
+                    if time.monotonic() >= deadline:
+                        log.warning(
+                            "a change was answered before every node applied it (over %.1f s)", self._timeout
+                        )
+                        return False
+                    time.sleep(self._poll)
+            except psycopg.Error:
+                self._close()
+                return False  # the feed's own bound still holds
+
+    def _connect(self) -> psycopg.Connection[tuple[int]]:
+        if self._connection is None or self._connection.closed:
+            self._connection = psycopg.connect(self._conninfo, autocommit=True, **CONNECTION_OPTIONS)
+        return self._connection
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+
+def _sum(connection: psycopg.Connection[tuple[int]]) -> int:
+    row = connection.execute(_READ_COUNTER).fetchone()
+    return 0 if row is None else int(row[0])
 
 
 def fold_ended_sessions(database_url: str) -> None:

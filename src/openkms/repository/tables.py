@@ -394,6 +394,17 @@ cluster_generation = Table(
     Column("value", BigInteger, nullable=False),
 )
 
+# What each worker process of each node has acted on: the change counter's sum it last applied, and
+# when it last said so (Unix ms, database clock). A request that changed the store is answered once
+# every live worker has applied it (or after a second), so any node's next answer reflects it.
+change_acks = Table(
+    "change_acks",
+    metadata,
+    Column("worker", String(128), primary_key=True),
+    Column("seen", BigInteger, nullable=False),
+    Column("alive_at", BigInteger, nullable=False),
+)
+
 # Leases (the jobs leader's): whoever holds the row until `expires_at` (Unix milliseconds of the
 # database's clock) may act; `fence` grows with every new holder, and a step commits only while its
 # fence is still the row's.

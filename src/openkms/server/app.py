@@ -33,7 +33,8 @@ from openkms.jobs.scheduler import JobScheduler
 from openkms.metrics import COHERENCE_DELAY_SECONDS
 from openkms.node.nonces import SharedNonceStore
 from openkms.node.rate_limits import RATE_FILE, SharedRateLimiter
-from openkms.repository.change_feed import ChangeFeed
+from openkms.repository.change_feed import ChangeBarrier, ChangeFeed
+from openkms.repository.leases import new_holder
 from openkms.repository.replay_ledger import ReplayLedger
 from openkms.server.file_modes import keep_new_files_private
 from openkms.server.log_format import configure as configure_logging
@@ -79,6 +80,7 @@ class OpenKMSApp:
                 settings.effective_database_url,
                 self._on_store_change,
                 poll_seconds=settings.coherence_poll_seconds,
+                worker=new_holder(),
             )
         )
         self.unseal_listener = UnsealListener(settings, runtime.keystore, self._after_unseal)
@@ -261,6 +263,8 @@ def create_app(
     limits = SharedRateLimiter(node_memory / RATE_FILE, tenant_limits(settings), lock=nonces.lock)
     # Several nodes on one PostgreSQL store: a nonce new to this node must also be new to the others.
     shared_replay = ReplayLedger(settings.effective_database_url) if settings.shared_replay else None
+    # ... and a change it made is answered once every node acts on it (read-your-writes anywhere).
+    barrier = None if runtime.db.is_sqlite else ChangeBarrier(settings.effective_database_url)
     dispatcher = RpcDispatcher(
         runtime.services,
         runtime.runner,
@@ -270,6 +274,7 @@ def create_app(
         limits=limits,
         future_skew=settings.timestamp_future_skew_seconds,
         shared_replay=shared_replay,
+        barrier=barrier,
     )
     return OpenKMSApp(runtime, dispatcher, limits, shared_replay=shared_replay, nonces=nonces)
 

@@ -1,4 +1,5 @@
-"""Several nodes on one database: the shared replay cache, the change counter nodes watch, and leases.
+"""Several nodes on one database: the shared replay cache, the change counter nodes watch (and what each
+worker has applied of it), and leases.
 
 On PostgreSQL, a statement trigger on every table that authorization or a key's usability depends on
 increments the change counter (its session's row of it: the counter is the sum of the rows) and sends
@@ -86,6 +87,12 @@ def upgrade() -> None:
     )
     op.execute("INSERT INTO cluster_generation (id, value) VALUES (1, 0)")
     op.create_table(
+        "change_acks",
+        sa.Column("worker", sa.String(length=128), primary_key=True),
+        sa.Column("seen", sa.BigInteger(), nullable=False),
+        sa.Column("alive_at", sa.BigInteger(), nullable=False),
+    )
+    op.create_table(
         "leases",
         sa.Column("name", sa.String(length=32), primary_key=True),
         sa.Column("holder", sa.String(length=128), nullable=False),
@@ -104,6 +111,7 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS openkms_changes ON {table}")
         op.execute("DROP FUNCTION IF EXISTS openkms_announce_change()")
     op.drop_table("leases")
+    op.drop_table("change_acks")
     op.drop_table("cluster_generation")
     op.drop_index("ix_spent_nonces_expires_at", table_name="spent_nonces")
     op.drop_table("spent_nonces")
