@@ -31,6 +31,7 @@ SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "docs" / "console"
 Screenshot = Callable[[Page, str], Path]
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own grouping by fixture, which would move them again
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the browser tests, and run them after everything else: Playwright's sync API keeps an
     event loop running in the main thread for the rest of the session (its session-scoped

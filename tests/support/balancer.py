@@ -21,6 +21,9 @@ class Balancer:
     served: list[int] = field(default_factory=list)  # requests sent to each upstream
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
+    _server: asyncio.Server = field(init=False)
+    _done: asyncio.Event = field(init=False)
+    _clients: set[asyncio.Task[None]] = field(default_factory=set)
 
     def start(self) -> Balancer:
         self.served = [0] * len(self.upstreams)
@@ -28,18 +31,17 @@ class Balancer:
         turns = itertools.cycle(range(len(self.upstreams)))
 
         async def main() -> None:
-            server = await asyncio.start_server(
+            self._done = asyncio.Event()
+            self._server = await asyncio.start_server(
                 lambda r, w: self._client(r, w, turns), "127.0.0.1", self.port or 0
             )
-            self.port = server.sockets[0].getsockname()[1]
+            self.port = self._server.sockets[0].getsockname()[1]
             ready.set()
-            async with server:
-                await server.serve_forever()
+            await self._done.wait()
 
         def run() -> None:
             self._loop = loop = asyncio.new_event_loop()
-            with contextlib.suppress(asyncio.CancelledError):
-                loop.run_until_complete(main())
+            loop.run_until_complete(main())
             loop.close()
 
         self._thread = threading.Thread(target=run, name="test-balancer", daemon=True)
@@ -48,11 +50,23 @@ class Balancer:
         return self
 
     def stop(self) -> None:
-        if self._loop is not None:
-            for task in asyncio.all_tasks(self._loop):
-                self._loop.call_soon_threadsafe(task.cancel)
+        """Close the listener and every connection, wait for them, then end the loop."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+
+        async def shutdown() -> None:
+            self._server.close()
+            tasks = list(self._clients)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._server.wait_closed()
+            self._done.set()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=10)
 
     @property
     def endpoint(self) -> str:
@@ -62,6 +76,9 @@ class Balancer:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, turns: itertools.cycle[int]
     ) -> None:
         upstreams: dict[int, tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
+        task = asyncio.current_task()
+        assert task is not None
+        self._clients.add(task)
         try:
             while True:
                 request = await _read_message(reader, response=False)
@@ -77,7 +94,12 @@ class Balancer:
         finally:
             for _, upstream_writer in upstreams.values():
                 upstream_writer.close()
+                with contextlib.suppress(Exception):
+                    await upstream_writer.wait_closed()
             writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            self._clients.discard(task)
 
     async def _forward(
         self,
