@@ -14,11 +14,14 @@ rows (the jobs leader calls it). Fails closed: a database error refuses the requ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
@@ -127,16 +130,22 @@ class ReplayLedger:
                     connection.close()
                 connection = None
                 for loop in {item.loop for item in batch}:
-                    loop.call_soon_threadsafe(_fail_all, [i.future for i in batch if i.loop is loop])
+                    _tell(loop, _fail_all, [i.future for i in batch if i.loop is loop])
                 continue
             answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[bool], bool]]] = {}
             for item in batch:
                 answers.setdefault(item.loop, []).append((item.future, item.fingerprint in fresh))
                 fresh.discard(item.fingerprint)  # the same nonce twice in one batch: the first wins
             for loop, settled in answers.items():  # one wake-up of each loop per batch
-                loop.call_soon_threadsafe(_settle_all, settled)
+                _tell(loop, _settle_all, settled)
         if connection is not None:
             connection.close()
+
+
+def _tell(loop: asyncio.AbstractEventLoop, callback: Callable[[Any], None], argument: Any) -> None:
+    """Run `callback(argument)` on `loop`; a loop that has closed meanwhile has nobody waiting."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, argument)
 
 
 def _insert(connection: psycopg.Connection[tuple[bytes]], batch: list[_Pending]) -> set[bytes]:
