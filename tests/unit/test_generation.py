@@ -87,3 +87,12 @@ def test_an_incompatible_file_in_use_is_refused_not_replaced(tmp_path: Path) -> 
         release.set()
         holder.join(60)
     assert holder.exitcode == 0
+
+
+def test_bumps_made_here_are_counted_apart_from_announced_ones(tmp_path: Path) -> None:
+    for generation in (LocalGeneration(), ChangeGeneration(tmp_path / "generation.shm")):
+        generation.bump()
+        generation.bump(here=False)  # another node's change, announced
+        generation.bump()
+        assert generation.current() == 3
+        assert generation.made_here == 2

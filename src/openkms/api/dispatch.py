@@ -133,7 +133,7 @@ class RpcDispatcher:
             return await self._refused(raw, trace, exc, started)
         ctx, action, audit_action, params = authenticated
         generation = self._services.generation
-        before = generation.current()
+        before = generation.made_here
         try:
             body = await self._runner.run(
                 ctx,
@@ -145,9 +145,9 @@ class RpcDispatcher:
             )
         except errors.OpenKMSError as exc:
             return self._reply(trace, to_wire(exc), None)
-        if self._barrier is not None and generation.current() != before:
-            # The store changed (here, or announced meanwhile): answer once every node acts on it,
-            # so the client's next request sees it whichever node it reaches.
+        if self._barrier is not None and generation.made_here != before:
+            # This process changed the store meanwhile (this request, as a rule): answer once every
+            # node acts on it, so the client's next request sees it whichever node it reaches.
             await asyncio.to_thread(self._barrier.wait)
         return self._reply(trace, None, body)
 

@@ -26,12 +26,17 @@ _COUNTER = struct.Struct("<Q")
 
 
 class Generation(Protocol):
+    # How many of the bumps this process made were for changes it made itself (not announced by
+    # another node): a request that moved it changed the store (process-local, not shared).
+    made_here: int
+
     def current(self) -> int:
         """The counter now; cheap enough to read on every request."""
         ...
 
-    def bump(self) -> int:
-        """Increment the counter atomically; returns the new value."""
+    def bump(self, *, here: bool = True) -> int:
+        """Increment the counter atomically; returns the new value. `here`: for a change this process
+        made (False: one another node announced)."""
         ...
 
 
@@ -48,13 +53,15 @@ class LocalGeneration:
     def __init__(self) -> None:
         self._value = 0
         self._lock = threading.Lock()
+        self.made_here = 0
 
     def current(self) -> int:
         return self._value
 
-    def bump(self) -> int:
+    def bump(self, *, here: bool = True) -> int:
         with self._lock:
             self._value += 1
+            self.made_here += here
             return self._value
 
 
@@ -75,14 +82,16 @@ class ChangeGeneration:
         )
         self._map = self._file.map
         self._read = _COUNTER.unpack_from
+        self.made_here = 0
 
     def current(self) -> int:
         value: int = self._read(self._map, _COUNTER_OFFSET)[0]
         return value
 
-    def bump(self) -> int:
+    def bump(self, *, here: bool = True) -> int:
         self._file.acquire()
         try:
+            self.made_here += here
             value: int = (_COUNTER.unpack_from(self._map, _COUNTER_OFFSET)[0] + 1) & 0xFFFF_FFFF_FFFF_FFFF
             _COUNTER.pack_into(self._map, _COUNTER_OFFSET, value)
             return value

@@ -202,7 +202,7 @@ class OpenKMSApp:
         """Another node (or this one) committed a change: every worker of this node drops its caches
         and cached material (the node's change generation). `delay`: from the changing transaction's
         start to now, when the notification said it."""
-        self.services.generation.bump()
+        self.services.generation.bump(here=False)
         self.services.providers.follow_changes()  # this worker's cached material goes now
         if delay is not None:
             COHERENCE_DELAY_SECONDS.observe(delay)
