@@ -59,6 +59,7 @@ class OpenKMSApp:
         limits: SharedRateLimiter | None = None,
         shared_replay: ReplayLedger | None = None,
         nonces: SharedNonceStore | None = None,
+        barrier: ChangeBarrier | None = None,
     ):
         self.runtime = runtime
         self.settings = settings = runtime.settings
@@ -72,6 +73,7 @@ class OpenKMSApp:
             lease_seconds=settings.job_lease_seconds,
         )
         self.shared_replay = shared_replay
+        self.barrier = barrier
         # Several nodes on one PostgreSQL store: act on every other node's committed changes.
         self.change_feed = (
             None
@@ -241,6 +243,8 @@ class OpenKMSApp:
                 await asyncio.to_thread(self.change_feed.stop)
             if self.shared_replay is not None:
                 await asyncio.to_thread(self.shared_replay.close)
+            if self.barrier is not None:
+                await asyncio.to_thread(self.barrier.close)
             self.services.providers.close()  # HSM sessions, proxy connections
             self.services.db.dispose()
 
@@ -276,7 +280,9 @@ def create_app(
         shared_replay=shared_replay,
         barrier=barrier,
     )
-    return OpenKMSApp(runtime, dispatcher, limits, shared_replay=shared_replay, nonces=nonces)
+    return OpenKMSApp(
+        runtime, dispatcher, limits, shared_replay=shared_replay, nonces=nonces, barrier=barrier
+    )
 
 
 def app_from_environment() -> Any:
