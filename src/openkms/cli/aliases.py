@@ -73,7 +73,9 @@ def alias_create(
     as_json: Json = False,
 ) -> None:
     """Create an alias for a key (CreateAlias)."""
-    _change("CreateAlias", (profile, endpoint, region, access_key_id), as_json, AliasName=_name(alias), KeyId=key)
+    _change(
+        "CreateAlias", (profile, endpoint, region, access_key_id), as_json, AliasName=_name(alias), KeyId=key
+    )
 
 
 @alias_app.command("update")
@@ -87,7 +89,9 @@ def alias_update(
     as_json: Json = False,
 ) -> None:
     """Point an existing alias at another key (UpdateAlias)."""
-    _change("UpdateAlias", (profile, endpoint, region, access_key_id), as_json, AliasName=_name(alias), KeyId=key)
+    _change(
+        "UpdateAlias", (profile, endpoint, region, access_key_id), as_json, AliasName=_name(alias), KeyId=key
+    )
 
 
 @alias_app.command("delete")

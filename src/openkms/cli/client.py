@@ -119,7 +119,12 @@ class KmsClient:
 def _api_error(exc: Exception, endpoint: str) -> ApiError:
     code = getattr(exc, "code", None)
     data = getattr(exc, "data", None) or {}
-    if isinstance(code, str) and code and isinstance(data, dict) and (data.get("Code") or data.get("RequestId")):
+    if (
+        isinstance(code, str)
+        and code
+        and isinstance(data, dict)
+        and (data.get("Code") or data.get("RequestId"))
+    ):
         message = str(data.get("Message") or getattr(exc, "message", "") or code)
         return ApiError(code, message, request_id=data.get("RequestId"))
     text = " ".join(str(exc).split())
@@ -132,7 +137,9 @@ def _api_error(exc: Exception, endpoint: str) -> ApiError:
         )
     if "ssl" in lowered or "certificate" in lowered:
         return ApiError(
-            "TlsFailed", f"TLS with {endpoint} failed: {text[:200]}", "give the profile --ca-file of a private CA"
+            "TlsFailed",
+            f"TLS with {endpoint} failed: {text[:200]}",
+            "give the profile --ca-file of a private CA",
         )
     if "timed out" in lowered or "timeout" in lowered:
         return ApiError("Timeout", f"{endpoint} did not answer in time", None)

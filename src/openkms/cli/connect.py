@@ -24,7 +24,8 @@ ProfileName = Annotated[
     typer.Option("--profile", help="Connection profile (default: $OPENKMS_PROFILE, else the default one)."),
 ]
 Endpoint = Annotated[
-    str | None, typer.Option("--endpoint", help="Server endpoint in place of the profile's (host:port or URL).")
+    str | None,
+    typer.Option("--endpoint", help="Server endpoint in place of the profile's (host:port or URL)."),
 ]
 Region = Annotated[str | None, typer.Option("--region", help="Region in place of the profile's.")]
 AccessKeyId = Annotated[

@@ -24,7 +24,9 @@ from openkms.cli.output import fail, print_fields, print_json
 
 KeyOption = Annotated[str, typer.Option("--key", help="The key: its id, or an alias (alias/...).")]
 InFile = Annotated[Path, typer.Option("--in", help="Read from this file; - (default) is stdin.")]
-OutFile = Annotated[Path, typer.Option("--out", help="Write to this file (mode 0600); - (default) is stdout.")]
+OutFile = Annotated[
+    Path, typer.Option("--out", help="Write to this file (mode 0600); - (default) is stdout.")
+]
 Context = Annotated[
     str | None,
     typer.Option("--context", help='EncryptionContext as a JSON object, e.g. {"purpose":"backup"}.'),
@@ -101,7 +103,9 @@ def encrypt(
     with requests():
         body = kms.call("Encrypt", KeyId=key, Plaintext=plaintext, EncryptionContext=_context(context))
     if as_json:
-        _write(target, _document({name: body.get(name) for name in ("KeyId", "KeyVersionId", "CiphertextBlob")}))
+        _write(
+            target, _document({name: body.get(name) for name in ("KeyId", "KeyVersionId", "CiphertextBlob")})
+        )
     else:
         _write(target, str(body["CiphertextBlob"]).encode("ascii") + b"\n")
 
@@ -120,7 +124,9 @@ def decrypt(
     """Decrypt a CiphertextBlob from a file or stdin and write the plaintext bytes."""
     blob = _read(source).decode("ascii", errors="replace").strip()
     if not blob:
-        fail("InvalidOption", "no ciphertext on the input", "give --in FILE, or pipe `openkms encrypt` into it")
+        fail(
+            "InvalidOption", "no ciphertext on the input", "give --in FILE, or pipe `openkms encrypt` into it"
+        )
     kms = client(profile, endpoint, region, access_key_id)
     with requests():
         body = kms.call("Decrypt", CiphertextBlob=blob, EncryptionContext=_context(context))
@@ -150,7 +156,9 @@ def generate_data_key(
     context: Context = None,
     plaintext_out: Annotated[
         Path | None,
-        typer.Option("--plaintext-out", help="Write the data key's raw bytes here (mode 0600), not to stdout."),
+        typer.Option(
+            "--plaintext-out", help="Write the data key's raw bytes here (mode 0600), not to stdout."
+        ),
     ] = None,
     without_plaintext: Annotated[
         bool, typer.Option("--without-plaintext", help="Only the encrypted data key (no plaintext at all).")
@@ -168,7 +176,11 @@ def generate_data_key(
     action = "GenerateDataKeyWithoutPlaintext" if without_plaintext else "GenerateDataKey"
     with requests():
         body = kms.call(
-            action, KeyId=key, KeySpec=spec, NumberOfBytes=number_of_bytes, EncryptionContext=_context(context)
+            action,
+            KeyId=key,
+            KeySpec=spec,
+            NumberOfBytes=number_of_bytes,
+            EncryptionContext=_context(context),
         )
     shown: dict[str, Any] = {name: body.get(name) for name in ("KeyId", "KeyVersionId", "CiphertextBlob")}
     if not without_plaintext:

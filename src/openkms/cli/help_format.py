@@ -4,16 +4,17 @@ a value. Imported once by `cli/main.py`, before any help is printed."""
 
 from __future__ import annotations
 
-import typer
+from typing import Any
+
 from typer.core import TyperOption
 
 _typed_label = TyperOption.display_type_rich
 
 
-def _label(option: TyperOption, ctx: typer.Context) -> str | None:
+def _label(option: TyperOption, ctx: Any) -> str | None:
     if option.is_flag and not option.count:
         return None
     return _typed_label(option, ctx)
 
 
-TyperOption.display_type_rich = _label  # type: ignore[method-assign]
+TyperOption.display_type_rich = _label  # type: ignore[method-assign,assignment]

@@ -14,7 +14,16 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from openkms.cli.common import ConfigFile, DatabaseUrl, DataDir, console
-from openkms.cli.connect import AccessKeyId, Endpoint, Json, ProfileName, Region, client, operator_mode, requests
+from openkms.cli.connect import (
+    AccessKeyId,
+    Endpoint,
+    Json,
+    ProfileName,
+    Region,
+    client,
+    operator_mode,
+    requests,
+)
 from openkms.cli.output import fail, print_fields, print_json, print_table
 
 KeyArg = Annotated[str, typer.Argument(help="The key: its id, or an alias (alias/...).")]
@@ -219,7 +228,8 @@ def key_schedule_deletion(
     access_key_id: AccessKeyId = None,
     as_json: Json = False,
 ) -> None:
-    """Schedule the key's deletion after a waiting period; `cancel-deletion` stops it (ScheduleKeyDeletion)."""
+    """Schedule the key's deletion after a waiting period (ScheduleKeyDeletion); `cancel-deletion`
+    stops it."""
     _state_change(
         "ScheduleKeyDeletion",
         key,
@@ -269,14 +279,20 @@ def key_associations(
             (item.get("Service"), item.get("Principal"), item.get("LastCallTime"), item.get("CallCount"))
             for item in found
         ]
-        print_table(("Service", "Principal", "Last call (UTC)", "Calls"), rows, title=f"{key_id}: detection {status}")
+        print_table(
+            ("Service", "Principal", "Last call (UTC)", "Calls"), rows, title=f"{key_id}: detection {status}"
+        )
     if status != "Succeeded":
         raise typer.Exit(1)
 
 
 def _progress() -> Progress:
     return Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
     )
 
 

@@ -26,10 +26,11 @@ from openkms.cli.common import (
 )
 from openkms.cli.csr import csr
 from openkms.cli.keyring import keyring_app
+from openkms.cli.output import fail
 from openkms.cli.profile_commands import account_list, profile_app
+from openkms.cli.serve import serve
 from openkms.cli.xks_proxy import xks_proxy_app
 from openkms.config import Settings
-from openkms.errors import AuditUnavailable
 
 if TYPE_CHECKING:
     from openkms.domain.audit_heads import Head
@@ -62,6 +63,7 @@ instance_app = typer.Typer(
 app.add_typer(instance_app, name="instance")
 key_stores.register(instance_app)
 keys.register(key_app)
+app.command("serve")(serve)
 crypto.register(app)
 account_app.command("list")(account_list)
 app.command("csr")(csr)
@@ -96,114 +98,6 @@ def _private_files(
     from openkms.server.file_modes import keep_new_files_private
 
     keep_new_files_private()
-
-
-@app.command()
-def serve(
-    data_dir: DataDir = None,
-    host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="TCP port (default 9600).")] = None,
-    database_url: DatabaseUrl = None,
-    config: ConfigFile = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes (default 1).")] = None,
-    dev_clock: Annotated[
-        bool,
-        typer.Option(
-            "--dev-clock", help="Development only: a clock that `openkms dev advance` moves forward."
-        ),
-    ] = False,
-    tls_cert: Annotated[
-        Path | None, typer.Option("--tls-cert", help="PEM certificate chain: serve HTTPS (with --tls-key).")
-    ] = None,
-    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert.")] = None,
-    log_format: Annotated[
-        str | None, typer.Option("--log-format", help="text (default) or json: one JSON object per line.")
-    ] = None,
-) -> None:
-    """Start the server: migrate, bootstrap an empty store, then serve the Alibaba KMS API."""
-    import functools
-
-    import uvicorn
-
-    from openkms.cli.prepare import prepare_dev_clock, prepare_store
-    from openkms.server.http_protocol import ConnectionLimits, LimitedHttpToolsProtocol
-    from openkms.server.log_format import configure, logging_config, messages_console
-    from openkms.server.metrics_files import prepare_metrics_dir
-    from openkms.server.tls import TlsError, check_tls_files, scheme, uvicorn_tls_options
-
-    settings = _settings(
-        config,
-        data_dir=data_dir,
-        host=host,
-        port=port,
-        database_url=database_url,
-        workers=workers,
-        dev_clock=True if dev_clock else None,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        log_format=log_format,
-    )
-    configure(settings.log_format, settings.log_level)
-    out = messages_console(settings.log_format, console)
-    try:
-        check_tls_files(settings)
-    except TlsError as exc:
-        out.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    # Before anything imports prometheus_client: every worker keeps its metrics in this node's folder.
-    prepare_metrics_dir(settings.data_dir)
-    try:
-        prepare_store(settings, out)
-    except AuditUnavailable as exc:
-        out.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(1) from None
-    prepare_dev_clock(settings, out)
-    # Worker processes rebuild the same settings from the environment (secrets are already there).
-    for name, value in settings.redacted().items():
-        if name == "database_url":
-            continue
-        os.environ[f"OPENKMS_{name.upper()}"] = ",".join(value) if isinstance(value, list) else str(value)
-    os.environ["OPENKMS_DATA_DIR"] = str(settings.data_dir.resolve())
-    os.environ["OPENKMS_DATABASE_URL"] = settings.effective_database_url
-    base = f"{scheme(settings)}://{settings.host}:{settings.port}"
-    out.print(
-        f"OpenKMS listening on {base} "
-        f"(regions {', '.join(settings.regions)}; {settings.workers} worker(s))\n"
-        f"Console: {base}/console/ (the root's sign-in name and first "
-        f"password are in {settings.data_dir / 'root-credentials.json'}; `openkms account password` sets it)"
-    )
-    options: dict[str, Any] = {
-        "factory": True,
-        "host": settings.host,
-        "port": settings.port,
-        "workers": settings.workers,
-        "loop": "uvloop",
-        # httptools, held to the header and body timeouts, header and connection caps of the
-        # settings (server/http_protocol.py); picklable, so spawned workers get the same limits.
-        "http": functools.partial(LimitedHttpToolsProtocol, limits=ConnectionLimits.from_settings(settings)),
-        "ws": "none",  # no WebSocket endpoint: an Upgrade header is ignored
-        "access_log": False,
-        "log_level": settings.log_level,
-        "server_header": False,
-        # No proxy is supported yet: never let X-Forwarded-For rewrite the source address that the
-        # audit log records.
-        "proxy_headers": False,
-        **uvicorn_tls_options(settings),
-    }
-    document = logging_config(settings.log_format, settings.log_level)
-    if document is not None:
-        options["log_config"] = document
-    if settings.workers == 1:
-        uvicorn.run("openkms.server.app:app_from_environment", **options)
-        return
-    # One listening socket per worker (cli/workers.py): uvicorn's shared socket can hand every
-    # keep-alive connection of a burst to one worker.
-    from openkms.cli.workers import serve_workers
-
-    server_config = uvicorn.Config("openkms.server.app:app_from_environment", **options)
-    status = serve_workers(server_config, settings.workers)
-    if status:
-        raise typer.Exit(status)
 
 
 @app.command()
@@ -428,9 +322,10 @@ def audit_verify(
 ) -> None:
     """Check the audit log: each file's keyed hash chain, the links between a worker's files, and the
     sealed heads in the database (records cut off the end, files deleted). Exit 1 if anything is broken."""
+    from rich.markup import escape
+
     from openkms.audit.verify import verify_directory, verify_file
     from openkms.audit.wal import wal_path
-
     from openkms.cli.output import fail
 
     settings = _settings(config, data_dir=data_dir)
@@ -448,7 +343,7 @@ def audit_verify(
     else:
         key, heads, notes = _audit_trust(settings)
     for note in notes:
-        console.print(f"[yellow]note[/yellow]    {note}")
+        console.print(f"[yellow]note[/yellow]    {escape(note)}")
     if not paths:
         paths = [settings.data_dir / "audit"]
     broken = 0
@@ -461,16 +356,17 @@ def audit_verify(
             reports = [(target, verify_file(target, key=key, head=head))]
         for path, report in reports:
             if report.ok:
-                console.print(f"[green]ok[/green]      {path} ({report.records} records)")
+                console.print(f"[green]ok[/green]      {escape(str(path))} ({report.records} records)")
             else:
                 broken += 1
                 where = f"line {report.first_bad_line}: " if report.first_bad_line else ""
-                console.print(f"[red]broken[/red]  {path}: {where}{report.reason}")
+                console.print(f"[red]broken[/red]  {escape(str(path))}: {escape(where + str(report.reason))}")
             for note in report.notes:
-                console.print(f"[yellow]note[/yellow]    {path.name}: {note}")
+                console.print(f"[yellow]note[/yellow]    {escape(path.name)}: {escape(note)}")
             if wal_path(path).exists():
                 console.print(
-                    f"[yellow]note[/yellow]    {path} has a ring ({wal_path(path).name}): its server is "
+                    f"[yellow]note[/yellow]    {escape(str(path))} has a ring "
+                    f"({escape(wal_path(path).name)}): its server is "
                     "running, or stopped without closing the log; `openkms serve` copies the ring's "
                     "records into the log before serving"
                 )
@@ -536,8 +432,7 @@ def dev_advance(
     try:
         seconds = parse_duration(duration)
     except ValueError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+        fail("InvalidDuration", str(exc), "30d, 12h, 15m or 90s", status=2)
     clock = DevClock(path)
     offset = clock.advance(seconds)
     typer.echo(f"development clock now {iso_utc(clock.now())} (offset {int(offset)}s)")
@@ -552,14 +447,16 @@ def service_key_create(
     config: ConfigFile = None,
 ) -> None:
     """Create the service key of a service in the root account (idempotent: prints the existing one)."""
+    from openkms.api.wire_errors import to_wire
     from openkms.cli.service_keys import create_service_key
+    from openkms.errors import OpenKMSError
 
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
     try:
         key_id, created = create_service_key(settings, service, region or settings.default_region)
     except Exception as exc:
-        console.print(f"[red]service key not created:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        code = to_wire(exc).code if isinstance(exc, OpenKMSError) else type(exc).__name__
+        fail(code, f"service key not created: {getattr(exc, 'message', None) or exc}")
     typer.echo(f"{'created' if created else 'exists'} alias/acs/{service} -> {key_id}")
 
 
@@ -578,7 +475,7 @@ def run() -> None:
         status = app(standalone_mode=False)
     except typer.TyperException as exc:  # Click's exceptions: a wrong command line, a missing file
         if isinstance(exc, _NoArgsIsHelp):
-            exc.show()  # type: ignore[attr-defined]
+            exc.show()
         elif isinstance(exc, _UsageError):
             context = getattr(exc, "ctx", None)
             path = context.command_path if context is not None else "openkms"

@@ -18,7 +18,6 @@ from rich.text import Text
 from openkms.cli.common import console as stderr
 
 
-
 def _stdout() -> Console:
     """stdout as it is now (CliRunner swaps it); a pipe gets whole lines up to 200 columns rather
     than the 80 Rich assumes when it cannot ask a terminal."""
@@ -58,9 +57,10 @@ def note(message: str) -> None:
     stderr.print(Text(message))
 
 
-def error_line(code: str, message: str, hint: str | None = None) -> None:
-    """`error <Code>: <message> (hint: ...)`, one line on stderr."""
-    line = Text("error ", style="bold red")
+def error_line(code: str, message: str, hint: str | None = None, *, label: str = "error") -> None:
+    """`error <Code>: <message> (hint: ...)`, one line on stderr (`label` in place of "error", e.g.
+    "refused" for an operator request the service turned down)."""
+    line = Text(f"{label} ", style="bold red")
     line.append(f"{code}: ", style="bold")
     line.append(" ".join(message.split()))
     if hint:
@@ -68,7 +68,9 @@ def error_line(code: str, message: str, hint: str | None = None) -> None:
     stderr.print(line)
 
 
-def fail(code: str, message: str, hint: str | None = None, *, status: int = 1) -> NoReturn:
+def fail(
+    code: str, message: str, hint: str | None = None, *, status: int = 1, label: str = "error"
+) -> NoReturn:
     """Refuse with the error line, then exit `status`."""
-    error_line(code, message, hint)
+    error_line(code, message, hint, label=label)
     raise typer.Exit(status)

@@ -30,9 +30,13 @@ def _file_call(action: Any) -> Any:
 @profile_app.command("add")
 def profile_add(
     name: Annotated[str, typer.Argument(help="The profile's name.")],
-    endpoint: Annotated[str, typer.Option("--endpoint", help="The server: host:port or http(s)://host:port.")],
+    endpoint: Annotated[
+        str, typer.Option("--endpoint", help="The server: host:port or http(s)://host:port.")
+    ],
     access_key_id: Annotated[str, typer.Option("--access-key-id", help="The access key id that signs.")],
-    region: Annotated[str, typer.Option("--region", help="The region (default cn-hangzhou).")] = "cn-hangzhou",
+    region: Annotated[
+        str, typer.Option("--region", help="The region (default cn-hangzhou).")
+    ] = "cn-hangzhou",
     ca_file: Annotated[
         str | None, typer.Option("--ca-file", help="PEM CA the server's certificate chains to (HTTPS).")
     ] = None,
@@ -52,7 +56,11 @@ def profile_add(
     elif secret_prompt:
         secret = typer.prompt("Access key secret", hide_input=True).strip() or None
     if (secret_stdin or secret_prompt) and secret is None:
-        fail("NoSecret", "an empty secret was given", "leave out --secret-stdin to use $OPENKMS_ACCESS_KEY_SECRET")
+        fail(
+            "NoSecret",
+            "an empty secret was given",
+            "leave out --secret-stdin to use $OPENKMS_ACCESS_KEY_SECRET",
+        )
     file = ProfileFile()
     profile = Profile(
         name=name,
@@ -94,7 +102,9 @@ def profile_show(
     profiles = _file_call(file.profiles)
     chosen = name or _file_call(file.default_name)
     if chosen is None or chosen not in profiles:
-        fail("ProfileNotFound", f"no profile {chosen or '(default)'} in {file.path}", "`openkms profile list`")
+        fail(
+            "ProfileNotFound", f"no profile {chosen or '(default)'} in {file.path}", "`openkms profile list`"
+        )
     shown = {**profiles[chosen].public(), "Default": chosen == _file_call(file.default_name)}
     if as_json:
         print_json(shown)

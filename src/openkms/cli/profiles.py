@@ -139,7 +139,9 @@ class ProfileFile:
             try:
                 found[name] = Profile(name=name, **fields)
             except TypeError:
-                raise ProfileError("ProfileFileDamaged", f"profile {name!r} in {self.path} is damaged") from None
+                raise ProfileError(
+                    "ProfileFileDamaged", f"profile {name!r} in {self.path} is damaged"
+                ) from None
         return found
 
     def default_name(self) -> str | None:
@@ -196,7 +198,9 @@ def resolve(
         profile = profiles.get(chosen)
         if profile is None:
             raise ProfileError(
-                "ProfileNotFound", f"no profile {chosen!r} in {file.path}", "`openkms profile list` shows them"
+                "ProfileNotFound",
+                f"no profile {chosen!r} in {file.path}",
+                "`openkms profile list` shows them",
             )
     if profile is None:
         profile = Profile(name="-", endpoint="", region="cn-hangzhou", access_key_id="")

@@ -268,6 +268,13 @@ class WorkerSupervisor:
             worker.pings.close()
 
 
+def serve_one(config: uvicorn.Config, sock: socket.socket) -> int:
+    """Serve `config` in this process on the bound socket `sock` (`--workers 1`); the exit status."""
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    return 0 if server.started else STARTUP_FAILURE
+
+
 def serve_workers(config: uvicorn.Config, workers: int) -> int:
     """Serve `config` with `workers` processes on per-worker SO_REUSEPORT sockets; the exit status."""
     try:
