@@ -93,7 +93,12 @@ def key_create(
     ] = None,
     description: Annotated[str, typer.Option("--description", help="The key's description.")] = "",
     instance: Annotated[
-        str | None, typer.Option("--instance", help="The instance (kst-...); default: the default key store.")
+        str | None,
+        typer.Option(
+            "--instance",
+            help="The instance (kst-...); default: the account's first one "
+            "(as the operator: the region's default key).",
+        ),
     ] = None,
     protection_level: Annotated[
         str | None, typer.Option("--protection-level", help="SOFTWARE (default) or HSM.")
@@ -158,6 +163,11 @@ def key_create(
             "add --data-dir (the server's); over the API a key is made in the profile's account",
         )
     kms = client(profile, endpoint, region, access_key_id)
+    if instance is None:  # the account's first instance, as the console offers it
+        with requests():
+            found = kms.call("ListKmsInstances", PageNumber=1, PageSize=1)
+        listed = found.get("KmsInstances", {}).get("KmsInstance", [])
+        instance = listed[0]["KmsInstanceId"] if listed else None
     params: dict[str, Any] = {
         "KeySpec": spec,
         "KeyUsage": usage,
@@ -247,7 +257,7 @@ def key_cancel_deletion(
     access_key_id: AccessKeyId = None,
     as_json: Json = False,
 ) -> None:
-    """Stop a scheduled deletion: the key comes back disabled (CancelKeyDeletion)."""
+    """Stop a scheduled deletion: the key is enabled again (CancelKeyDeletion)."""
     _state_change("CancelKeyDeletion", key, (profile, endpoint, region, access_key_id), as_json)
 
 
