@@ -151,6 +151,11 @@ def test_binary_data_round_trips_through_stdin_and_stdout(profiles: Path) -> Non
     decrypted = run("decrypt", stdin=blob, env=env)
     assert decrypted.returncode == 0, decrypted.stderr
     assert decrypted.stdout == data
+    # Encrypt's Plaintext holds 6144 bytes: 4608 of binary data once base64-encoded.
+    assert run("encrypt", "--key", key_id, stdin=os.urandom(4608), env=env).returncode == 0
+    too_big = run("encrypt", "--key", key_id, stdin=os.urandom(4609), env=env)
+    assert too_big.returncode == 1 and too_big.stderr.decode().startswith("error PlaintextTooLarge:")
+    assert "generate-data-key" in too_big.stderr.decode()
 
 
 def test_files_a_context_and_text(profiles: Path, live: LiveServer, tmp_path: Path) -> None:

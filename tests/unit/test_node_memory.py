@@ -65,7 +65,7 @@ def test_a_held_folder_is_never_swept(tmp_path: Path) -> None:
 
 def test_a_folder_another_process_is_attached_to_is_never_swept(attached_elsewhere: Path) -> None:
     # No lease at all (a server of an older version): the attach lock alone protects it.
-    assert sweep(attached_elsewhere.parent) == []
+    assert sweep(attached_elsewhere.parent, legacy_grace_seconds=0) == []
     assert (attached_elsewhere / "nonces.shm").exists()
 
 
@@ -89,7 +89,9 @@ def test_a_clean_stop_keeps_a_folder_a_process_is_still_attached_to(attached_els
 
 def test_a_starter_makes_its_folder_again_after_a_sweep(tmp_path: Path) -> None:
     directory = folder(tmp_path, "again")
-    assert sweep(tmp_path) == [(directory, None)]  # no owner written: a folder of an older version
+    # No owner written: a folder of an older version, swept only once it has been quiet for a while.
+    assert sweep(tmp_path) == []
+    assert sweep(tmp_path, legacy_grace_seconds=0) == [(directory, None)]
     lease = NodeMemoryLease(directory, tmp_path / "data")
     lease.acquire()
     try:
@@ -104,7 +106,7 @@ def test_other_folders_are_left_alone(tmp_path: Path) -> None:
     unrelated = tmp_path / "not-ours"
     unrelated.mkdir(mode=0o700)
     keep = folder(tmp_path, "keep")
-    assert sweep(tmp_path, keep=keep) == []
+    assert sweep(tmp_path, keep=keep, legacy_grace_seconds=0) == []
     assert open_to_all.exists() and unrelated.exists() and keep.exists()
 
 

@@ -21,6 +21,7 @@ import typer
 
 from openkms.cli.connect import AccessKeyId, Endpoint, Json, ProfileName, Region, client, requests
 from openkms.cli.output import fail, print_fields, print_json
+from openkms.service.crypto import PLAINTEXT_LIMIT
 
 KeyOption = Annotated[str, typer.Option("--key", help="The key: its id, or an alias (alias/...).")]
 InFile = Annotated[Path, typer.Option("--in", help="Read from this file; - (default) is stdin.")]
@@ -90,7 +91,8 @@ def encrypt(
     access_key_id: AccessKeyId = None,
     as_json: Json = False,
 ) -> None:
-    """Encrypt a file or stdin (up to 6 KiB of plaintext) and write the CiphertextBlob."""
+    """Encrypt a file or stdin (up to 4.5 KiB of binary data, 6 KiB of --text) and write the
+    CiphertextBlob."""
     data = _read(source)
     if text:
         try:
@@ -99,6 +101,13 @@ def encrypt(
             fail("InvalidOption", "--text: the input is not UTF-8 text", "leave out --text for binary data")
     else:
         plaintext = base64.b64encode(data).decode("ascii")
+    if len(plaintext.encode("utf-8")) > PLAINTEXT_LIMIT:
+        fail(
+            "PlaintextTooLarge",
+            f"{len(data)} bytes to encrypt: Encrypt takes at most {PLAINTEXT_LIMIT} bytes of Plaintext "
+            f"({PLAINTEXT_LIMIT * 3 // 4} bytes of binary data, sent base64-encoded)",
+            "for more, encrypt locally under a data key from `openkms generate-data-key`",
+        )
     kms = client(profile, endpoint, region, access_key_id)
     with requests():
         body = kms.call("Encrypt", KeyId=key, Plaintext=plaintext, EncryptionContext=_context(context))

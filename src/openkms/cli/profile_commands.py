@@ -8,6 +8,7 @@ never a flag; without either the profile stores none and commands take $OPENKMS_
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -15,7 +16,7 @@ import typer
 from openkms.cli.client import RAM_VERSION, STS_VERSION, ApiError
 from openkms.cli.connect import AccessKeyId, Endpoint, Json, ProfileName, Region, client, requests
 from openkms.cli.output import fail, note, print_fields, print_json, print_table
-from openkms.cli.profiles import Profile, ProfileError, ProfileFile, normalise_endpoint
+from openkms.cli.profiles import Profile, ProfileError, ProfileFile, normalise_endpoint, read_credentials
 
 profile_app = typer.Typer(no_args_is_help=True, help="Connection profiles of the client commands.")
 
@@ -33,7 +34,9 @@ def profile_add(
     endpoint: Annotated[
         str, typer.Option("--endpoint", help="The server: host:port or http(s)://host:port.")
     ],
-    access_key_id: Annotated[str, typer.Option("--access-key-id", help="The access key id that signs.")],
+    access_key_id: Annotated[
+        str | None, typer.Option("--access-key-id", help="The access key id that signs.")
+    ] = None,
     region: Annotated[
         str, typer.Option("--region", help="The region (default cn-hangzhou).")
     ] = "cn-hangzhou",
@@ -46,12 +49,22 @@ def profile_add(
     secret_prompt: Annotated[
         bool, typer.Option("--secret-prompt", help="Store the access key secret typed at a hidden prompt.")
     ] = False,
+    credentials_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--credentials-file",
+            help="Take the access key id and secret from a 0600 JSON file with AccessKeyId and "
+            "AccessKeySecret (as the server's root-credentials.json).",
+        ),
+    ] = None,
     make_default: Annotated[bool, typer.Option("--default", help="Make it the default profile.")] = False,
     as_json: Json = False,
 ) -> None:
     """Add or replace a profile (the first one becomes the default)."""
     secret = None
-    if secret_stdin:
+    if credentials_file is not None:
+        access_key_id, secret = _file_call(lambda: read_credentials(credentials_file))
+    elif secret_stdin:
         secret = sys.stdin.readline().strip() or None
     elif secret_prompt:
         secret = typer.prompt("Access key secret", hide_input=True).strip() or None
@@ -61,6 +74,8 @@ def profile_add(
             "an empty secret was given",
             "leave out --secret-stdin to use $OPENKMS_ACCESS_KEY_SECRET",
         )
+    if not access_key_id:
+        fail("MissingOption", "no access key id", "give --access-key-id or --credentials-file")
     file = ProfileFile()
     profile = Profile(
         name=name,

@@ -99,6 +99,34 @@ def normalise_endpoint(endpoint: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def _open_private(path: Path, code: str) -> bytes:
+    """The bytes of a file only its owner may read or write; refused otherwise (it holds a secret)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ProfileError(code.replace("TooOpen", "Unreadable"), f"{path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+        if mode & 0o077:
+            raise ProfileError(
+                code,
+                f"{path} may be read or written by others (mode {mode:04o}) and may hold a secret",
+                f"chmod 600 {path}",
+            )
+        return handle.read()
+
+
+def read_credentials(path: Path) -> tuple[str, str]:
+    """(AccessKeyId, AccessKeySecret) from a private JSON file such as root-credentials.json."""
+    try:
+        document = json.loads(_open_private(path, "CredentialsFileTooOpen"))
+        return str(document["AccessKeyId"]), str(document["AccessKeySecret"])
+    except (ValueError, KeyError, TypeError):
+        raise ProfileError(
+            "CredentialsFileDamaged", f"{path} has no AccessKeyId and AccessKeySecret", None
+        ) from None
+
+
 class ProfileFile:
     """The profiles on disk: read with the permission check, written atomically with mode 0600."""
 
@@ -106,21 +134,9 @@ class ProfileFile:
         self.path = path or profiles_path()
 
     def _read(self) -> dict[str, object]:
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except FileNotFoundError:
+        if not self.path.exists():
             return {"default": None, "profiles": {}}
-        except OSError as exc:
-            raise ProfileError("ProfileFileUnreadable", f"{self.path}: {exc.strerror}") from None
-        with os.fdopen(fd, "rb") as handle:
-            mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
-            if mode & 0o077:
-                raise ProfileError(
-                    "ProfileFileTooOpen",
-                    f"{self.path} may be read or written by others (mode {mode:04o}) and may hold a secret",
-                    f"chmod 600 {self.path}",
-                )
-            raw = handle.read()
+        raw = _open_private(self.path, "ProfileFileTooOpen")
         try:
             document = json.loads(raw)
         except ValueError:

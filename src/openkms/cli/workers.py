@@ -37,7 +37,6 @@ from types import FrameType
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
-from uvicorn.server import HANDLED_SIGNALS
 
 from openkms.server.runtime import WORKER_SLOT_ENV
 

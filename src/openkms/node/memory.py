@@ -10,7 +10,8 @@ data dir was deleted (a restart refills the replay cache from the audit log, so 
 Never removes a folder in use: a sweeper takes the lease exclusively (a server holding it shared
 makes that fail) and also checks that no process is attached to a table file (the shared record
 lock every attached process holds on byte 0, see `shared_file.py`), which covers servers of older
-versions that took no lease. A starting server that finds its lease file unlinked under it by a
+versions that took no lease; a folder of an older version (no owner file) is also left alone while
+it changed in the last minute. A starting server that finds its lease file unlinked under it by a
 sweeper makes the folder again. The flocks are released by the kernel when a process dies.
 """
 
@@ -21,12 +22,14 @@ import fcntl
 import os
 import shutil
 import stat
+import time
 from pathlib import Path
 
 LEASE_FILE = "lease"
 OWNER_FILE = "data-dir"  # the data dir the folder belongs to, for the operator's eyes
 PREFIX = "openkms-"
 _ATTEMPTS = 20
+LEGACY_GRACE_SECONDS = 60.0
 
 
 class NodeMemoryLease:
@@ -93,10 +96,17 @@ class NodeMemoryLease:
         self.release(remove=True)
 
 
-def sweep(root: Path, *, keep: Path | None = None) -> list[tuple[Path, str | None]]:
+def sweep(
+    root: Path, *, keep: Path | None = None, legacy_grace_seconds: float = LEGACY_GRACE_SECONDS
+) -> list[tuple[Path, str | None]]:
     """Remove the node-memory folders under `root` that belong to this user and that nobody holds or
-    uses (skipping `keep`); the folders removed, each with the data dir it was made for."""
+    uses (skipping `keep`); the folders removed, each with the data dir it was made for.
+
+    A folder without an owner file was made by an older version, whose server holds no lease: it is
+    left alone while anything in it changed in the last `legacy_grace_seconds` (such a server lets go
+    of its table between its replay-cache rebuild and its workers' start)."""
     removed: list[tuple[Path, str | None]] = []
+    now = time.time()
     try:
         entries = list(root.iterdir())
     except OSError:
@@ -107,6 +117,8 @@ def sweep(root: Path, *, keep: Path | None = None) -> list[tuple[Path, str | Non
         if not _private_folder(folder):
             continue  # another user's, or not a folder we would have made
         owner = owner_of(folder)
+        if owner is None and _last_change(folder) > now - legacy_grace_seconds:
+            continue
         with contextlib.suppress(OSError):
             if _sweep_one(folder):
                 removed.append((folder, owner))
@@ -122,6 +134,13 @@ def _sweep_one(folder: Path) -> bool:
         return True
     finally:
         os.close(fd)
+
+
+def _last_change(folder: Path) -> float:
+    try:
+        return max([folder.stat().st_mtime, *(entry.stat().st_mtime for entry in folder.iterdir())])
+    except OSError:
+        return time.time()
 
 
 def owner_of(folder: Path) -> str | None:
