@@ -303,6 +303,7 @@ def _progress() -> Progress:
         TimeElapsedColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # a pipe or a log gets no spinner and no blank line
     )
 
 
