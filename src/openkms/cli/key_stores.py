@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from openkms.cli.common import ConfigFile, DatabaseUrl, DataDir, _admin_call, _runtime, _settings
+from openkms.cli.output import print_json, print_table
 
 KIND_NAMES = {"hsm": "hardware", "hardware": "hardware", "external": "external", "xks": "external"}
 
@@ -216,6 +217,7 @@ def instance_list(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     config: ConfigFile = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the instances as JSON.")] = False,
 ) -> None:
     """List the key management instances of an account in a region, with their backends' health."""
     found = _operator_run(
@@ -227,8 +229,23 @@ def instance_list(
         "ListKmsInstances",
         lambda services, ctx: _outcome(services.instances.list_instances(ctx, 1, 1000)[0]),
     )
-    for instance in found:
-        _print_instance(instance)
+    rows = [_instance_row(instance) for instance in found]
+    if as_json:
+        print_json({"KmsInstances": rows})
+        return
+    columns = ("KmsInstanceId", "Kind", "Name", "Health", "Detail")
+    print_table(columns, [[row.get(column) for column in columns] for row in rows])
+
+
+def _instance_row(instance: Any) -> dict[str, object]:
+    health = instance.health
+    return {
+        "KmsInstanceId": instance.instance_id,
+        "Kind": instance.kind.value,
+        "Name": instance.name,
+        "Health": "unchecked" if health is None else ("healthy" if health.ok else "UNAVAILABLE"),
+        "Detail": None if health is None else health.detail or None,
+    }
 
 
 def operator_key_create(
