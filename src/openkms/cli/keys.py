@@ -11,7 +11,14 @@ import time
 from typing import Annotated, Any
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from openkms.cli.common import ConfigFile, DatabaseUrl, DataDir, console
 from openkms.cli.connect import (
@@ -64,7 +71,12 @@ def key_list(
             if page * 100 >= int(body.get("TotalCount", 0)):
                 break
             page += 1
-        keys = [kms.call("DescribeKey", KeyId=key_id)["KeyMetadata"] for key_id in ids]
+        keys = []
+        with _progress() as progress:  # one DescribeKey per key: a bar when there are many
+            task = progress.add_task("describing keys", total=len(ids))
+            for key_id in ids:
+                keys.append(kms.call("DescribeKey", KeyId=key_id)["KeyMetadata"])
+                progress.advance(task)
     if as_json:
         print_json({"Keys": keys, "TotalCount": len(keys)})
         return
@@ -300,6 +312,8 @@ def _progress() -> Progress:
     return Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
         transient=True,
