@@ -102,6 +102,7 @@ def _prepare_and_serve(settings: Settings, out: Any) -> int:
     from openkms.server.log_format import logging_config
     from openkms.server.metrics_files import prepare_metrics_dir
     from openkms.server.tls import scheme, uvicorn_tls_options
+    from openkms.service.seal import WARNED_ENV
 
     # Before anything imports prometheus_client: every worker keeps its metrics in this node's folder.
     prepare_metrics_dir(settings.data_dir)
@@ -116,6 +117,7 @@ def _prepare_and_serve(settings: Settings, out: Any) -> int:
         if name == "database_url":
             continue
         os.environ[f"OPENKMS_{name.upper()}"] = ",".join(value) if isinstance(value, list) else str(value)
+    os.environ[WARNED_ENV] = "1"  # prepare_store warned about a key-file root: the workers need not
     os.environ["OPENKMS_DATA_DIR"] = str(settings.data_dir.resolve())
     os.environ["OPENKMS_DATABASE_URL"] = settings.effective_database_url
     options: dict[str, Any] = {

@@ -3,6 +3,7 @@ passphrase (memory-hard KDF). Never logs the passphrase or the root key."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 
@@ -14,8 +15,8 @@ log = logging.getLogger("openkms.seal")
 
 KEY_FILE = "root.key"
 KDF_PARAMS_FILE = "seal.json"
-# Set once the key-file warning was logged: the rest of this process and the worker processes it
-# starts (which inherit the environment) do not repeat it, so one command warns once.
+# Set by `openkms serve` for its worker processes once it has warned about the key file itself, so
+# that one command warns once however many workers it starts.
 WARNED_ENV = "OPENKMS_KEY_FILE_WARNED"
 
 
@@ -26,9 +27,14 @@ def root_of_trust(settings: Settings, passphrase: str | None) -> RootOfTrust | N
         if not root.exists():
             root.create()
         if not os.environ.get(WARNED_ENV):
-            log.warning("%s", root.warning)
-            os.environ[WARNED_ENV] = "1"
+            _warn_once(root.warning)
         return root
     if not passphrase:
         return None
     return PassphraseRoot(settings.data_dir / KDF_PARAMS_FILE, SecretBytes(passphrase.encode("utf-8")))
+
+
+@functools.cache
+def _warn_once(warning: str) -> None:
+    """The key-file warning, once per process (a command may open the store several times)."""
+    log.warning("%s", warning)
