@@ -1,7 +1,7 @@
 """In-process costs of two per-request components the bare ceiling leaves out.
 
 - `SharedNonceStore.remember` (openkms.node.nonces): one call per request, fresh nonce each time, one
-  process, the server's default geometry (`Settings.nonce_slots`, max_probe 32). `MemoryNonceStore` is
+  process, the server's default geometry (`Settings.replay_cache_slots`, max_probe 32). `MemoryNonceStore` is
   measured too, as a reference for what the cross-process table costs over a dict.
 - The per-tenant checks (openkms.node.rate_limits, the account share in openkms.node.nonces): what
   a request pays on top of the bare `remember`, that is `remember` with the account and the rate
@@ -51,7 +51,7 @@ def _time_nonce_store(store: NonceStore, batch: int, repeats: int) -> list[float
 
 
 def nonce_store_cost(batch: int = 100_000, repeats: int = 5) -> dict[str, Any]:
-    slots = Settings().nonce_slots
+    slots = Settings().replay_cache_slots
     with tempfile.TemporaryDirectory(prefix="openkms-bench-nonces-") as folder:
         shared = SharedNonceStore(Path(folder) / "nonces.shm", slots=slots)
         try:
@@ -107,7 +107,7 @@ def rate_limit_cost(batch: int = 100_000, repeats: int = 5) -> dict[str, Any]:
     )
     with tempfile.TemporaryDirectory(prefix="openkms-bench-limits-") as folder:
         store = SharedNonceStore(
-            Path(folder) / "nonces.shm", slots=settings.nonce_slots, account_share=1 << 30
+            Path(folder) / "nonces.shm", slots=settings.replay_cache_slots, account_share=1 << 30
         )
         limiter = SharedRateLimiter(Path(folder) / "rate-limits.shm", tenant_limits(settings))
         try:

@@ -39,7 +39,10 @@ class Settings:
     workers: int = 1
     seal: SealKind = "keyfile"
     audit_fsync: bool = True
-    nonce_slots: int = 1 << 22
+    # The node's replay cache: 0 sizes it from the window (`replay_cache_slots`); a number is the
+    # operator's own size. nonce_peak_rate is the signed requests per second the node takes at its peak.
+    nonce_slots: int = 0
+    nonce_peak_rate: int = 2000
     # The most of the replay cache one account may hold (a fraction of nonce_slots): one account
     # spending nonces as fast as it can never fills the table for the others.
     nonce_account_share: float = 0.125
@@ -108,6 +111,16 @@ class Settings:
         return self.replay_scope == "shared"
 
     @property
+    def replay_cache_slots(self) -> int:
+        """Slots of the replay cache: `nonce_slots` if set, else twice the entries live at the peak
+        rate (a nonce lives while its timestamp is in the window), rounded up to a power of two
+        (4,194,304 slots, 96 MiB, at the defaults)."""
+        if self.nonce_slots:
+            return self.nonce_slots
+        live = self.nonce_peak_rate * self.timestamp_window_seconds
+        return max(1 << 16, 1 << (2 * live - 1).bit_length())
+
+    @property
     def root_access_key(self) -> tuple[str, str] | None:
         """The root access key preset from the environment, used at first start; None if not set."""
         if self.root_access_key_id and self.root_access_key_secret:
@@ -131,6 +144,7 @@ class Settings:
             "seal": self.seal,
             "audit_fsync": self.audit_fsync,
             "nonce_slots": self.nonce_slots,
+            "nonce_peak_rate": self.nonce_peak_rate,
             "nonce_account_share": self.nonce_account_share,
             "cache_ttl_seconds": self.cache_ttl_seconds,
             "timestamp_window_seconds": self.timestamp_window_seconds,
@@ -195,6 +209,7 @@ def _coerce(name: str, raw: Any) -> Any:
             "port",
             "workers",
             "nonce_slots",
+            "nonce_peak_rate",
             "timestamp_window_seconds",
             "timestamp_future_skew_seconds",
             "access_quota",
@@ -246,8 +261,7 @@ def _validate(settings: Settings) -> Settings:
     if settings.log_format not in get_args(LogFormat):
         raise ConfigError(f"setting 'log_format': must be one of {', '.join(get_args(LogFormat))}")
     _validate_tls(settings.tls_cert, settings.tls_key)
-    if settings.nonce_slots < 1024:
-        raise ConfigError("setting 'nonce_slots': must be at least 1024")
+    _validate_replay_cache(settings)
     if not 0 <= settings.cache_ttl_seconds <= 60:
         raise ConfigError("setting 'cache_ttl_seconds': must be between 0 and 60")
     if not 0 <= settings.access_quota <= 10_000:
@@ -291,6 +305,13 @@ def _validate(settings: Settings) -> Settings:
             "OPENKMS_ROOT_ACCESS_KEY_ID and OPENKMS_ROOT_ACCESS_KEY_SECRET must be set together"
         )
     return settings
+
+
+def _validate_replay_cache(settings: Settings) -> None:
+    if settings.nonce_slots and settings.nonce_slots < 1024:
+        raise ConfigError("setting 'nonce_slots': must be 0 (sized from the window) or at least 1024")
+    if not 1 <= settings.nonce_peak_rate <= 1_000_000:
+        raise ConfigError("setting 'nonce_peak_rate': must be between 1 and 1000000 per second")
 
 
 def _validate_nodes(settings: Settings) -> None:

@@ -179,7 +179,7 @@ def test_replay_protection_survives_a_restart_and_a_reboot(tmp_path: Path) -> No
         params = signed_params("DescribeRegions", ACCESS_KEY_ID, ACCESS_KEY_SECRET)
         assert _fresh_connection_post(server, params).status_code == 200
         server.stop()
-        server.start()  # a restart: the workers attach to the node's replay cache again
+        server.start()  # a restart: the clean stop gave the memory back; the audit log refills it
         assert _fresh_connection_post(server, params).json()["Code"] == "SignatureNonceUsed"
         server.stop()
         server.forget_node_memory()  # a reboot: the cache is rebuilt from the audit log

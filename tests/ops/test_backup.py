@@ -283,7 +283,7 @@ def test_a_wrong_root_key_is_refused_and_nothing_is_written(sqlite_source: Sourc
             *args,
         )
         assert result.returncode == 1
-        assert result.stderr.strip() == f"refused: {WRONG_ROOT}"
+        assert result.stderr.strip() == f"refused InvalidParameter: {WRONG_ROOT}"
         assert not data_dir.exists()
     assert store_tables(url) == []
 
@@ -387,7 +387,7 @@ def test_postgres_store_with_a_passphrase_restores_into_sqlite(tmp_path: Path) -
         str(tmp_path / "wrong"),
         env={"OPENKMS_UNSEAL_PASSPHRASE": "not it"},
     )
-    assert wrong.returncode == 1 and wrong.stderr.strip() == f"refused: {WRONG_ROOT}"
+    assert wrong.returncode == 1 and wrong.stderr.strip() == f"refused InvalidParameter: {WRONG_ROOT}"
     assert not (tmp_path / "wrong").exists()
     data_dir = tmp_path / "restored"
     restored = openkms("restore", str(archive), "--data-dir", str(data_dir), env=PASSPHRASE_ENV)

@@ -1,5 +1,5 @@
 """`python -m openkms.cli`."""
 
-from openkms.cli.main import app
+from openkms.cli.main import run
 
-app()
+run()

@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from openkms.cli.common import ConfigFile, DatabaseUrl, DataDir, _settings, console
+from openkms.cli.common import ConfigFile, DatabaseUrl, DataDir, _settings, console, refuse
+from openkms.cli.output import fail
 from openkms.errors import OpenKMSError
 
 
@@ -75,16 +76,15 @@ def backup(
     if not settings.data_dir.is_dir() or (
         settings.seal == "keyfile" and not (settings.data_dir / KEY_FILE).exists()
     ):
-        console.print(f"[red]refused:[/red] {settings.data_dir} holds no store to back up (no root key file)")
-        raise typer.Exit(1)
+        fail("NoStore", f"{settings.data_dir} holds no store to back up (no root key file)",
+             "give --data-dir of the server", label="refused")  # fmt: skip
     passphrase = _passphrase(settings.seal == "passphrase", settings.unseal_passphrase)
     # The backup is one operator request: refused while the audit log cannot record it, and recorded.
     with _runtime(settings, passphrase) as runtime:
         try:
             account = runtime.services.instances.root_account()
         except IndexError:
-            console.print("[red]refused:[/red] the store has no account yet: start the server once first")
-            raise typer.Exit(1) from None
+            fail("NoAccount", "the store has no account yet: start the server once first", label="refused")
         ctx = operator_context(runtime, account, settings.default_region)
 
         def use_case() -> Outcome[BackupSummary]:
@@ -104,8 +104,7 @@ def backup(
         try:
             summary = run_admin(runtime, ctx, "BackupStore", use_case)
         except OpenKMSError as exc:
-            console.print(f"[red]refused:[/red] {exc.message}")
-            raise typer.Exit(1) from None
+            refuse(exc)
     typer.echo(
         f"backup written to {summary.path}: schema {summary.schema_revision}, {summary.tables} tables, "
         f"{summary.rows} rows, {summary.files} files, {summary.size} bytes"
@@ -137,8 +136,7 @@ def restore(
                 progress=_RichProgress(progress),
             )
     except OpenKMSError as exc:
-        console.print(f"[red]refused:[/red] {exc.message}")
-        raise typer.Exit(1) from None
+        refuse(exc)
     typer.echo(
         f"restored {summary.rows} rows in {summary.tables} tables (schema {header.schema_revision}, "
         f"made {header.created_at} on {header.source_dialect}) into {data_dir}"

@@ -1,5 +1,6 @@
 """`openkms instance create|update|list` for hardware and external key management instances, and
-`openkms key create` (with the OpenKMS extensions: additional usages, external key id).
+the operator side of `openkms key create` (cli/keys.py; with the OpenKMS extensions: additional usages,
+external key id).
 
 Each command runs through the runner as the operator in the instance's account (audited like any
 request). A PIN is never taken on the command line: `--pin-source env:NAME` or `file:PATH` (0600);
@@ -8,13 +9,13 @@ an external instance's SigV4 secret key is read from stdin or a hidden prompt.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Annotated, Any
 
 import typer
 
 from openkms.cli.common import ConfigFile, DatabaseUrl, DataDir, _admin_call, _runtime, _settings
+from openkms.cli.output import print_json, print_table
 
 KIND_NAMES = {"hsm": "hardware", "hardware": "hardware", "external": "external", "xks": "external"}
 
@@ -25,11 +26,10 @@ Account = Annotated[
 Region = Annotated[str | None, typer.Option("--region", help="The region; default: the default region.")]
 
 
-def register(instance_app: typer.Typer, key_app: typer.Typer) -> None:
+def register(instance_app: typer.Typer) -> None:
     instance_app.command("create")(instance_create)
     instance_app.command("update")(instance_update)
     instance_app.command("list")(instance_list)
-    key_app.command("create")(key_create)
 
 
 def _hardware_settings(
@@ -217,6 +217,7 @@ def instance_list(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     config: ConfigFile = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the instances as JSON.")] = False,
 ) -> None:
     """List the key management instances of an account in a region, with their backends' health."""
     found = _operator_run(
@@ -228,42 +229,55 @@ def instance_list(
         "ListKmsInstances",
         lambda services, ctx: _outcome(services.instances.list_instances(ctx, 1, 1000)[0]),
     )
-    for instance in found:
-        _print_instance(instance)
+    rows = [_instance_row(instance) for instance in found]
+    if as_json:
+        print_json({"KmsInstances": rows})
+        return
+    columns = ("KmsInstanceId", "Kind", "Name", "Health", "Detail")
+    print_table(columns, [[row.get(column) for column in columns] for row in rows])
 
 
-def key_create(
-    instance: Annotated[
-        str | None, typer.Option("--instance", help="The instance (kst-...); default: the default key store.")
-    ] = None,
-    spec: Annotated[str | None, typer.Option("--spec", help="KeySpec (default Aliyun_AES_256).")] = None,
-    usage: Annotated[
-        str | None, typer.Option("--usage", help="KeyUsage (ENCRYPT/DECRYPT or SIGN/VERIFY).")
-    ] = None,
-    additional_usages: Annotated[
-        str | None,
-        typer.Option("--additional-usages", help="Hardware key pairs: more usages, comma-separated (F2.2)."),
-    ] = None,
-    external_key_id: Annotated[
-        str | None,
-        typer.Option("--external-key-id", help="External instances: the key's id at the proxy (F1.4)."),
-    ] = None,
-    description: Annotated[str, typer.Option("--description", help="The key's description.")] = "",
-    account_id: Account = None,
-    region: Region = None,
-    data_dir: DataDir = None,
-    database_url: DatabaseUrl = None,
-    config: ConfigFile = None,
-) -> None:
-    """Create a key (as the operator, in the account's name) and print its KeyMetadata as JSON."""
+def _instance_row(instance: Any) -> dict[str, object]:
+    health = instance.health
+    return {
+        "KmsInstanceId": instance.instance_id,
+        "Kind": instance.kind.value,
+        "Name": instance.name,
+        "Health": "unchecked" if health is None else ("healthy" if health.ok else "UNAVAILABLE"),
+        "Detail": None if health is None else health.detail or None,
+    }
+
+
+def operator_key_create(
+    config: Any,
+    data_dir: Any,
+    database_url: Any,
+    account_id: str | None,
+    region: str | None,
+    *,
+    spec: str | None,
+    usage: str | None,
+    description: str,
+    instance: str | None,
+    additional_usages: str | None,
+    external_key_id: str | None,
+    protection_level: str | None,
+    origin: str | None,
+    rotation_interval: str | None,
+) -> dict[str, object]:
+    """`openkms key create` as the operator on the store (cli/keys.py): the new key's KeyMetadata."""
     from openkms.api.actions.keys import key_metadata
     from openkms.service.keys import CreateKeyRequest
 
     request = CreateKeyRequest(
         key_spec=spec,
         key_usage=usage,
+        origin=origin,
+        protection_level=protection_level,
         description=description,
         instance_id=instance,
+        enable_automatic_rotation=rotation_interval is not None,
+        rotation_interval=rotation_interval,
         additional_usages=additional_usages,
         external_key_id=external_key_id,
     )
@@ -276,7 +290,7 @@ def key_create(
         "CreateKey",
         lambda services, ctx: services.keys.create_key(ctx, request),
     )
-    typer.echo(json.dumps({"KeyMetadata": key_metadata(created)}, indent=2))
+    return key_metadata(created)
 
 
 def _outcome(value: Any) -> Any:

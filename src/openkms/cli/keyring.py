@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from openkms.cli.common import ConfigFile, DatabaseUrl, DataDir, _admin_call, _runtime, _settings, console
+from openkms.cli.output import error_line, fail
 from openkms.config import Settings
 from openkms.domain.keyring import KeyringStatus, RewrapBatch, WrappedKind
 
@@ -49,8 +50,7 @@ def _root_account(runtime: Runtime) -> AccountId:
     try:
         return runtime.services.instances.root_account()
     except IndexError:
-        console.print("[red]refused:[/red] the store has no account yet (start the server once first)")
-        raise typer.Exit(1) from None
+        fail("NoAccount", "the store has no account yet (start the server once first)", label="refused")
 
 
 def _as_operator(settings: Settings, passphrase: str | None, action: str, call: Callable[[Any], T]) -> T:
@@ -230,17 +230,19 @@ def change_passphrase_command(
 
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
     if settings.seal != "passphrase":
-        console.print("[red]refused:[/red] this store's root of trust is a key file, not a passphrase")
+        error_line(
+            "KeyFileRoot", "this store's root of trust is a key file, not a passphrase", label="refused"
+        )
         raise typer.Exit(1)
     old = settings.unseal_passphrase or str(typer.prompt("Current passphrase", hide_input=True))
     new = os.environ.get(NEW_PASSPHRASE_ENV) or str(
         typer.prompt("New passphrase", hide_input=True, confirmation_prompt=True)
     )
     if not new:
-        console.print("[red]refused:[/red] the new passphrase is empty")
+        error_line("InvalidPassphrase", "the new passphrase is empty", label="refused")
         raise typer.Exit(1)
     if new == old:
-        console.print("[red]refused:[/red] the new passphrase is the current one")
+        error_line("InvalidPassphrase", "the new passphrase is the current one", label="refused")
         raise typer.Exit(1)
     root = PassphraseRoot(settings.data_dir / KDF_PARAMS_FILE, SecretBytes(old.encode("utf-8")))
     terms = _as_operator(

@@ -5,14 +5,15 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 
-from openkms.cli import key_stores
+from openkms.cli import crypto, help_format, key_stores, keys
+from openkms.cli.aliases import alias_app
 from openkms.cli.backup import backup, restore
 from openkms.cli.common import (
     ConfigFile,
@@ -25,26 +26,46 @@ from openkms.cli.common import (
 )
 from openkms.cli.csr import csr
 from openkms.cli.keyring import keyring_app
+from openkms.cli.output import fail
+from openkms.cli.profile_commands import account_list, profile_app
+from openkms.cli.serve import serve
 from openkms.cli.xks_proxy import xks_proxy_app
 from openkms.config import Settings
-from openkms.errors import AuditUnavailable
 
 if TYPE_CHECKING:
     from openkms.domain.audit_heads import Head
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="OpenKMS: a self-hosted KMS.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="OpenKMS: a self-hosted KMS.",
+)
 audit_app = typer.Typer(no_args_is_help=True, help="Work with the audit log.")
 app.add_typer(audit_app, name="audit")
-account_app = typer.Typer(no_args_is_help=True, help="Manage main accounts (tenants) of this OpenKMS.")
+account_app = typer.Typer(
+    no_args_is_help=True,
+    help="Main accounts (tenants): list who you are and your account's users; create and set passwords "
+    "as the operator.",
+)
 app.add_typer(account_app, name="account")
-key_app = typer.Typer(no_args_is_help=True, help="Create and inspect keys as an administrator.")
+key_app = typer.Typer(
+    no_args_is_help=True,
+    help="Keys: list, describe, create, enable, disable, schedule and cancel deletion, associations.",
+)
 app.add_typer(key_app, name="key")
+app.add_typer(alias_app, name="alias")
+app.add_typer(profile_app, name="profile")
 instance_app = typer.Typer(
     no_args_is_help=True,
     help="Create hardware and external key management instances; share them; set their quota.",
 )
 app.add_typer(instance_app, name="instance")
-key_stores.register(instance_app, key_app)
+key_stores.register(instance_app)
+keys.register(key_app)
+app.command("serve")(serve)
+crypto.register(app)
+account_app.command("list")(account_list)
 app.command("csr")(csr)
 app.command("backup")(backup)
 app.command("restore")(restore)
@@ -55,122 +76,28 @@ app.add_typer(service_key_app, name="service-key")
 app.add_typer(xks_proxy_app, name="xks-proxy")
 app.add_typer(keyring_app, name="keyring")
 T = TypeVar("T")
+assert help_format  # flags show no `<bool>` label in --help
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"openkms {version('openkms')}")
+        raise typer.Exit(0)
 
 
 @app.callback()
-def _private_files() -> None:
+def _private_files(
+    _version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
     """Every command creates its files (database, audit log, keys, sockets) for its user alone."""
     from openkms.server.file_modes import keep_new_files_private
 
     keep_new_files_private()
-
-
-@app.command()
-def serve(
-    data_dir: DataDir = None,
-    host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="TCP port (default 9600).")] = None,
-    database_url: DatabaseUrl = None,
-    config: ConfigFile = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes (default 1).")] = None,
-    dev_clock: Annotated[
-        bool,
-        typer.Option(
-            "--dev-clock", help="Development only: a clock that `openkms dev advance` moves forward."
-        ),
-    ] = False,
-    tls_cert: Annotated[
-        Path | None, typer.Option("--tls-cert", help="PEM certificate chain: serve HTTPS (with --tls-key).")
-    ] = None,
-    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert.")] = None,
-    log_format: Annotated[
-        str | None, typer.Option("--log-format", help="text (default) or json: one JSON object per line.")
-    ] = None,
-) -> None:
-    """Start the server: migrate, bootstrap an empty store, then serve the Alibaba KMS API."""
-    import functools
-
-    import uvicorn
-
-    from openkms.cli.prepare import prepare_dev_clock, prepare_store
-    from openkms.server.http_protocol import ConnectionLimits, LimitedHttpToolsProtocol
-    from openkms.server.log_format import configure, logging_config, messages_console
-    from openkms.server.metrics_files import prepare_metrics_dir
-    from openkms.server.tls import TlsError, check_tls_files, scheme, uvicorn_tls_options
-
-    settings = _settings(
-        config,
-        data_dir=data_dir,
-        host=host,
-        port=port,
-        database_url=database_url,
-        workers=workers,
-        dev_clock=True if dev_clock else None,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        log_format=log_format,
-    )
-    configure(settings.log_format, settings.log_level)
-    out = messages_console(settings.log_format, console)
-    try:
-        check_tls_files(settings)
-    except TlsError as exc:
-        out.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    # Before anything imports prometheus_client: every worker keeps its metrics in this node's folder.
-    prepare_metrics_dir(settings.data_dir)
-    try:
-        prepare_store(settings, out)
-    except AuditUnavailable as exc:
-        out.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(1) from None
-    prepare_dev_clock(settings, out)
-    # Worker processes rebuild the same settings from the environment (secrets are already there).
-    for name, value in settings.redacted().items():
-        if name == "database_url":
-            continue
-        os.environ[f"OPENKMS_{name.upper()}"] = ",".join(value) if isinstance(value, list) else str(value)
-    os.environ["OPENKMS_DATA_DIR"] = str(settings.data_dir.resolve())
-    os.environ["OPENKMS_DATABASE_URL"] = settings.effective_database_url
-    base = f"{scheme(settings)}://{settings.host}:{settings.port}"
-    out.print(
-        f"OpenKMS listening on {base} "
-        f"(regions {', '.join(settings.regions)}; {settings.workers} worker(s))\n"
-        f"Console: {base}/console/ (the root's sign-in name and first "
-        f"password are in {settings.data_dir / 'root-credentials.json'}; `openkms account password` sets it)"
-    )
-    options: dict[str, Any] = {
-        "factory": True,
-        "host": settings.host,
-        "port": settings.port,
-        "workers": settings.workers,
-        "loop": "uvloop",
-        # httptools, held to the header and body timeouts, header and connection caps of the
-        # settings (server/http_protocol.py); picklable, so spawned workers get the same limits.
-        "http": functools.partial(LimitedHttpToolsProtocol, limits=ConnectionLimits.from_settings(settings)),
-        "ws": "none",  # no WebSocket endpoint: an Upgrade header is ignored
-        "access_log": False,
-        "log_level": settings.log_level,
-        "server_header": False,
-        # No proxy is supported yet: never let X-Forwarded-For rewrite the source address that the
-        # audit log records.
-        "proxy_headers": False,
-        **uvicorn_tls_options(settings),
-    }
-    document = logging_config(settings.log_format, settings.log_level)
-    if document is not None:
-        options["log_config"] = document
-    if settings.workers == 1:
-        uvicorn.run("openkms.server.app:app_from_environment", **options)
-        return
-    # One listening socket per worker (cli/workers.py): uvicorn's shared socket can hand every
-    # keep-alive connection of a burst to one worker.
-    from openkms.cli.workers import serve_workers
-
-    server_config = uvicorn.Config("openkms.server.app:app_from_environment", **options)
-    status = serve_workers(server_config, settings.workers)
-    if status:
-        raise typer.Exit(status)
 
 
 @app.command()
@@ -339,7 +266,7 @@ def instance_share(
     database_url: DatabaseUrl = None,
     config: ConfigFile = None,
 ) -> None:
-    """Share an instance with another main account: it may create keys there, usable by both (F4.1)."""
+    """Share an instance with another main account: it may create keys there, usable by both."""
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
     added = _instance_admin(
         settings, instance_id, "ShareInstance", lambda access: access.share(instance_id, account)
@@ -373,7 +300,7 @@ def instance_quota(
     database_url: DatabaseUrl = None,
     config: ConfigFile = None,
 ) -> None:
-    """Show or set how many other main accounts the instance's key policies may grant (F4.3)."""
+    """Show or set how many other main accounts the instance's key policies may grant."""
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
     if quota is not None:
         new_quota = quota
@@ -387,61 +314,6 @@ def instance_quota(
                f"returning soon: {', '.join(cooling) or '-'}")  # fmt: skip
 
 
-@key_app.command("associations")
-def key_associations(
-    key_id: Annotated[str, typer.Argument(help="The key id.")],
-    data_dir: DataDir = None,
-    database_url: DatabaseUrl = None,
-    config: ConfigFile = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-) -> None:
-    """Detect who used a key in the last 365 days (F8): services and principals, last call time.
-
-    Reads what the server's workers have written (they write every few seconds).
-    """
-    from rich.table import Table
-
-    from openkms.server.runtime import build_store
-    from openkms.service.usage import detect_now
-
-    settings = _settings(config, data_dir=data_dir, database_url=database_url)
-    store = build_store(settings, cache_ttl=0.0)
-    try:
-        row, found = detect_now(store.db, store.clock, key_id)
-    finally:
-        store.db.dispose()
-    if row is None:
-        console.print(f"[red]no key {key_id}[/red]")
-        raise typer.Exit(1)
-    if as_json:
-        import json
-
-        typer.echo(
-            json.dumps(
-                {
-                    "KeyId": key_id,
-                    "Status": row.status,
-                    "Associations": [
-                        {"Service": a.service, "Principal": a.principal,
-                         "LastCallTime": a.last_call.strftime("%Y-%m-%dT%H:%M:%SZ"), "CallCount": a.calls}
-                        for a in found
-                    ],
-                }
-            )
-        )  # fmt: skip
-        raise typer.Exit(0 if row.status == "Succeeded" else 1)
-    table = Table(title=f"{key_id}: detection {row.status}")
-    for column in ("Service", "Principal", "Last call (UTC)", "Calls"):
-        table.add_column(column)
-    for item in found:
-        table.add_row(
-            item.service or "-", item.principal, item.last_call.strftime("%Y-%m-%d %H:%M:%S"), str(item.calls)
-        )
-    Console().print(table)
-    if row.status != "Succeeded":
-        raise typer.Exit(1)
-
-
 @audit_app.command("verify")
 def audit_verify(
     paths: Annotated[list[Path] | None, typer.Argument(help="Audit files or folders.")] = None,
@@ -450,18 +322,28 @@ def audit_verify(
 ) -> None:
     """Check the audit log: each file's keyed hash chain, the links between a worker's files, and the
     sealed heads in the database (records cut off the end, files deleted). Exit 1 if anything is broken."""
+    from rich.markup import escape
+
     from openkms.audit.verify import verify_directory, verify_file
     from openkms.audit.wal import wal_path
+    from openkms.cli.output import fail
 
     settings = _settings(config, data_dir=data_dir)
     own_folder = (settings.data_dir / "audit").resolve()
+    missing = [str(target) for target in paths or [settings.data_dir / "audit"] if not target.exists()]
+    if missing:  # checked first: nothing is opened or created in a folder that is not a data dir
+        fail(
+            "NoAuditLog",
+            f"no audit log at {', '.join(missing)}",
+            "run it in the server's folder, or give --data-dir DIR or audit files and folders",
+        )
     if paths and data_dir is None and config is None:
         key, heads = None, None
         notes = ["no --data-dir: keyed hashes and sealed heads are not checked"]
     else:
         key, heads, notes = _audit_trust(settings)
     for note in notes:
-        console.print(f"[yellow]note[/yellow]    {note}")
+        console.print(f"[yellow]note[/yellow]    {escape(note)}")
     if not paths:
         paths = [settings.data_dir / "audit"]
     broken = 0
@@ -474,16 +356,17 @@ def audit_verify(
             reports = [(target, verify_file(target, key=key, head=head))]
         for path, report in reports:
             if report.ok:
-                console.print(f"[green]ok[/green]      {path} ({report.records} records)")
+                console.print(f"[green]ok[/green]      {escape(str(path))} ({report.records} records)")
             else:
                 broken += 1
                 where = f"line {report.first_bad_line}: " if report.first_bad_line else ""
-                console.print(f"[red]broken[/red]  {path}: {where}{report.reason}")
+                console.print(f"[red]broken[/red]  {escape(str(path))}: {escape(where + str(report.reason))}")
             for note in report.notes:
-                console.print(f"[yellow]note[/yellow]    {path.name}: {note}")
+                console.print(f"[yellow]note[/yellow]    {escape(path.name)}: {escape(note)}")
             if wal_path(path).exists():
                 console.print(
-                    f"[yellow]note[/yellow]    {path} has a ring ({wal_path(path).name}): its server is "
+                    f"[yellow]note[/yellow]    {escape(str(path))} has a ring "
+                    f"({escape(wal_path(path).name)}): its server is "
                     "running, or stopped without closing the log; `openkms serve` copies the ring's "
                     "records into the log before serving"
                 )
@@ -549,8 +432,7 @@ def dev_advance(
     try:
         seconds = parse_duration(duration)
     except ValueError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+        fail("InvalidDuration", str(exc), "30d, 12h, 15m or 90s", status=2)
     clock = DevClock(path)
     offset = clock.advance(seconds)
     typer.echo(f"development clock now {iso_utc(clock.now())} (offset {int(offset)}s)")
@@ -565,12 +447,64 @@ def service_key_create(
     config: ConfigFile = None,
 ) -> None:
     """Create the service key of a service in the root account (idempotent: prints the existing one)."""
+    from openkms.api.wire_errors import to_wire
     from openkms.cli.service_keys import create_service_key
+    from openkms.errors import OpenKMSError
 
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
     try:
         key_id, created = create_service_key(settings, service, region or settings.default_region)
     except Exception as exc:
-        console.print(f"[red]service key not created:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        code = to_wire(exc).code if isinstance(exc, OpenKMSError) else type(exc).__name__
+        fail(code, f"service key not created: {getattr(exc, 'message', None) or exc}")
     typer.echo(f"{'created' if created else 'exists'} alias/acs/{service} -> {key_id}")
+
+
+# Click's UsageError and NoArgsIsHelpError, from whichever Click this Typer uses (newer Typers carry
+# their own copy, so `import click` would give other classes).
+_UsageError: type[Exception] = typer.BadParameter.__mro__[1]
+_NoArgsIsHelp = getattr(sys.modules[_UsageError.__module__], "NoArgsIsHelpError", ())
+
+
+def run() -> None:
+    """The `openkms` program. A wrong command line, and a failure nobody foresaw, are one line with a
+    code and a hint, never a traceback (`OPENKMS_DEBUG=1` shows the traceback)."""
+    from openkms.cli.output import error_line
+
+    try:
+        status = app(standalone_mode=False)
+    except typer.TyperException as exc:  # Click's exceptions: a wrong command line, a missing file
+        if isinstance(exc, _NoArgsIsHelp):
+            exc.show()
+        elif isinstance(exc, _UsageError):
+            context = getattr(exc, "ctx", None)
+            path = context.command_path if context is not None else "openkms"
+            error_line("InvalidUsage", exc.format_message(), f"`{path} --help`")
+        else:
+            error_line(type(exc).__name__, exc.format_message())
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        error_line("Aborted", "stopped before finishing")
+        sys.exit(1)
+    except Exception as exc:
+        if os.environ.get("OPENKMS_DEBUG"):
+            raise
+        _unforeseen(exc)
+        sys.exit(1)
+    sys.exit(status if isinstance(status, int) else 0)
+
+
+def _unforeseen(exc: Exception) -> None:
+    from openkms.cli.output import error_line
+    from openkms.errors import OpenKMSError
+
+    if isinstance(exc, OpenKMSError):
+        from openkms.api.wire_errors import to_wire
+
+        error_line(to_wire(exc).code, exc.message)
+        return
+    hint = "OPENKMS_DEBUG=1 shows the traceback"
+    if isinstance(exc, OSError) and exc.filename:
+        error_line(type(exc).__name__, f"{exc.strerror}: {exc.filename}", hint)
+    else:
+        error_line(type(exc).__name__, str(exc) or "unexpected failure", hint)

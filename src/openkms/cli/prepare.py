@@ -23,7 +23,7 @@ def prepare_replay_cache(settings: Settings, console: Console) -> None:
     audit log so requests seen before the reboot cannot be replayed."""
     path = node_memory_dir(settings.data_dir) / NONCE_FILE
     fresh = not path.exists()
-    with SharedNonceStore(path, slots=settings.nonce_slots) as store:
+    with SharedNonceStore(path, slots=settings.replay_cache_slots) as store:
         if fresh:
             rebuilt = rebuild_replay_cache(
                 store, settings.data_dir / "audit", time.time(), settings.timestamp_window_seconds

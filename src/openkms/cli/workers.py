@@ -268,6 +268,25 @@ class WorkerSupervisor:
             worker.pings.close()
 
 
+def serve_one(config: uvicorn.Config, sock: socket.socket) -> int:
+    """Serve `config` in this process on the bound socket `sock` (`--workers 1`); the exit status.
+
+    After its graceful shutdown uvicorn raises the stop signal again for the handler it found; the
+    one installed here only notes it, so that this returns and the caller cleans up (0 after a
+    signal, as `WorkerSupervisor.run`)."""
+    stopped: list[int] = []
+    previous = {
+        sig: signal.signal(sig, lambda signum, _frame: stopped.append(signum)) for sig in STOP_SIGNALS
+    }
+    try:
+        server = uvicorn.Server(config)
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0 if server.started else STARTUP_FAILURE
+
+
 def serve_workers(config: uvicorn.Config, workers: int) -> int:
     """Serve `config` with `workers` processes on per-worker SO_REUSEPORT sockets; the exit status."""
     try:

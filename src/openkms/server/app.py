@@ -261,8 +261,8 @@ def create_app(
     node_memory = node_memory_dir(settings.data_dir)
     nonces = SharedNonceStore(
         node_memory / NONCE_FILE,
-        slots=settings.nonce_slots,
-        account_share=max(1, int(settings.nonce_slots * settings.nonce_account_share)),
+        slots=settings.replay_cache_slots,
+        account_share=max(1, int(settings.replay_cache_slots * settings.nonce_account_share)),
     )
     limits = SharedRateLimiter(node_memory / RATE_FILE, tenant_limits(settings), lock=nonces.lock)
     # Several nodes on one PostgreSQL store: a nonce new to this node must also be new to the others.
