@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from openkms.cli import key_stores
+from openkms.cli import aap, key_stores
 from openkms.cli.backup import backup, restore
 from openkms.cli.common import (
     ConfigFile,
@@ -45,6 +45,7 @@ instance_app = typer.Typer(
 )
 app.add_typer(instance_app, name="instance")
 key_stores.register(instance_app, key_app)
+aap.register(app, instance_app)
 app.command("csr")(csr)
 app.command("backup")(backup)
 app.command("restore")(restore)
@@ -83,6 +84,20 @@ def serve(
         Path | None, typer.Option("--tls-cert", help="PEM certificate chain: serve HTTPS (with --tls-key).")
     ] = None,
     tls_key: Annotated[Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert.")] = None,
+    tls_instance_ca: Annotated[
+        bool,
+        typer.Option(
+            "--tls-instance-ca",
+            help="Serve HTTPS with a certificate the deployment's CA issues at start (see --tls-names).",
+        ),
+    ] = False,
+    tls_names: Annotated[
+        str | None,
+        typer.Option(
+            "--tls-names",
+            help="With --tls-instance-ca: names and IPs, comma-separated (default localhost,127.0.0.1).",
+        ),
+    ] = None,
     log_format: Annotated[
         str | None, typer.Option("--log-format", help="text (default) or json: one JSON object per line.")
     ] = None,
@@ -96,7 +111,13 @@ def serve(
     from openkms.server.http_protocol import ConnectionLimits, LimitedHttpToolsProtocol
     from openkms.server.log_format import configure, logging_config, messages_console
     from openkms.server.metrics_files import prepare_metrics_dir
-    from openkms.server.tls import TlsError, check_tls_files, scheme, uvicorn_tls_options
+    from openkms.server.tls import (
+        TlsError,
+        check_instance_tls_files,
+        check_tls_files,
+        scheme,
+        uvicorn_tls_options,
+    )
 
     settings = _settings(
         config,
@@ -108,6 +129,8 @@ def serve(
         dev_clock=True if dev_clock else None,
         tls_cert=tls_cert,
         tls_key=tls_key,
+        tls_instance_ca=True if tls_instance_ca else None,
+        tls_names=tls_names,
         log_format=log_format,
     )
     configure(settings.log_format, settings.log_level)
@@ -124,6 +147,11 @@ def serve(
     except AuditUnavailable as exc:
         out.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(1) from None
+    try:
+        check_instance_tls_files(settings)
+    except TlsError as exc:
+        out.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
     prepare_dev_clock(settings, out)
     # Worker processes rebuild the same settings from the environment (secrets are already there).
     for name, value in settings.redacted().items():
