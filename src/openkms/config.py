@@ -150,7 +150,7 @@ class Settings:
             **({} if self.tls_cert is None else {"tls_cert": str(self.tls_cert)}),
             **({} if self.tls_key is None else {"tls_key": str(self.tls_key)}),
             "tls_instance_ca": self.tls_instance_ca,
-            "tls_names": list(self.tls_names),
+            "tls_names": ",".join(self.tls_names),
             "job_interval_seconds": self.job_interval_seconds,
             "dev_clock": self.dev_clock,
             "replay_scope": self.replay_scope,
