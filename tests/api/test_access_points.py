@@ -399,3 +399,67 @@ def test_get_kms_instance_answers_the_deployment_ca(
     out = server.data_dir.parent / f"ca-{uuid.uuid4().hex[:6]}.pem"
     openkms(server, "instance", "ca", "--out", str(out))
     assert Path(out).read_text() == pem
+
+
+def test_openkms_aap_create_writes_the_client_key_file_and_its_password(
+    api: KmsCaller, server: LiveServer, instance_id: str, tmp_path: Path
+) -> None:
+    name = unique("cliaap")
+    done = openkms(
+        server,
+        "aap",
+        "create",
+        name,
+        "--instance",
+        instance_id,
+        "--source",
+        "127.0.0.1,10.0.0.0/8",
+        "--out-dir",
+        str(tmp_path),
+    )
+    written = json.loads(done.stdout)
+    key_file, password_file = Path(written["ClientKeyFile"]), Path(written["PasswordFile"])
+    for path in (key_file, password_file):
+        assert path.stat().st_mode & 0o777 == 0o600
+    content = json.loads(key_file.read_text())
+    assert set(content) == {"KeyId", "PrivateKeyData"} and content["KeyId"].startswith("KAAP.")
+    assert key_file.name == f"clientKey_{content['KeyId']}.json"
+    assert password_file.name == f"clientKey_{content['KeyId']}_Password.txt"
+    password = password_file.read_text()
+    assert password not in done.stdout + done.stderr
+    private_key, _, _ = pkcs12.load_key_and_certificates(
+        base64.b64decode(content["PrivateKeyData"]), password.encode()
+    )
+    assert isinstance(private_key, rsa.RSAPrivateKey)
+
+    got = api.call("GetClientKey", ClientKeyId=content["KeyId"])
+    assert got["AapName"] == name
+    public_key = serialization.load_pem_public_key(got["PublicKeyData"].encode())
+    assert public_key.public_numbers() == private_key.public_key().public_numbers()  # type: ignore[union-attr]
+    policy = api.call("DescribePolicy", Name=f"{name}-policy")
+    assert policy["KmsInstance"] == instance_id and policy["Permissions"] == [KEY_USER]
+    assert policy["Resources"] == ["key/*"]
+    assert json.loads(policy["AccessControlRules"]) == {"NetworkRules": [f"{name}-network"]}
+    rule = api.call("DescribeNetworkRule", Name=f"{name}-network")
+    assert json.loads(rule["SourcePrivateIp"]) == ["127.0.0.1", "10.0.0.0/8"]
+
+    audit = "".join(path.read_text() for path in sorted((server.data_dir / "audit").glob("*.jsonl")))
+    assert '"door":"cli"' in audit.replace(" ", "") and content["PrivateKeyData"][:64] not in audit
+
+    again = openkms(
+        server,
+        "aap",
+        "client-key",
+        name,
+        "--out-dir",
+        str(tmp_path),
+        "--password-stdin",
+        stdin="Own-passw0rd\n",
+    )
+    second = json.loads(Path(json.loads(again.stdout)["ClientKeyFile"]).read_text())
+    assert second["KeyId"] != content["KeyId"]
+    listed = json.loads(openkms(server, "aap", "list").stdout)
+    mine = next(item for item in listed if item["Name"] == name)
+    assert {key["ClientKeyId"] for key in mine["ClientKeys"]} == {content["KeyId"], second["KeyId"]}
+    openkms(server, "aap", "delete", name)
+    assert api.call("ListClientKeys", AapName=name)["ClientKeys"] == []
