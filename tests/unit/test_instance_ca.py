@@ -83,3 +83,41 @@ def test_issued_certificates_verify_for_the_configured_names_only(store: Service
     # Each start gets a fresh key pair from the same CA.
     again = ca.issue_server_certificate(("localhost",))
     assert again.private_key_pem != issued.private_key_pem
+
+
+def test_a_sealed_start_uses_the_previous_certificate_only_if_it_names_every_configured_name(
+    store: Services, tmp_path: Path
+) -> None:
+    from openkms.server.tls import (
+        TlsError,
+        check_instance_tls_files,
+        instance_tls_files,
+        uvicorn_tls_options,
+        write_instance_tls_files,
+    )
+
+    settings = load_settings(
+        environ={},
+        overrides={"data_dir": tmp_path / "data", "tls_instance_ca": True, "tls_names": "localhost"},
+    )
+    with pytest.raises(TlsError, match="must be unsealed at start"):
+        check_instance_tls_files(settings)  # nothing issued yet
+    issued = InstanceCa(store.db, store.keystore, store.clock).issue_server_certificate(("localhost", "::1"))
+    write_instance_tls_files(settings, issued.chain_pem, issued.private_key_pem)
+    check_instance_tls_files(settings)
+    wider = load_settings(
+        environ={},
+        overrides={
+            "data_dir": tmp_path / "data",
+            "tls_instance_ca": True,
+            "tls_names": "localhost,0:0::1,kms.lan",
+        },
+    )
+    with pytest.raises(TlsError, match=r"does not name kms\.lan"):
+        check_instance_tls_files(wider)  # ::1 written another way is covered; kms.lan is not
+    cert_path, key_path = instance_tls_files(settings)
+    assert uvicorn_tls_options(settings) == {
+        "ssl_certfile": str(cert_path.resolve()),
+        "ssl_keyfile": str(key_path.resolve()),
+    }
+    assert key_path.stat().st_mode & 0o777 == 0o600
