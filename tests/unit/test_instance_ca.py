@@ -4,6 +4,7 @@ the configured names (and only those) with a standard X.509 path validation."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from openkms.service.service_secrets import service_secret_binding
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Services:
+def store(tmp_path: Path) -> Iterator[Services]:
     settings = load_settings(environ={}, overrides={"data_dir": tmp_path / "data"})
     services = build_store(settings, clock=SystemClock(), cache_ttl=0.0)
     upgrade_schema(services)

@@ -17,6 +17,7 @@ from dataclasses import replace
 from sqlalchemy.exc import IntegrityError
 
 from openkms.clock import Clock
+from openkms.domain.access_decision import AccessGrant
 from openkms.domain.access_points import (
     AUTHENTICATION_METHOD,
     MAX_NETWORK_RULES_PER_POLICY,
@@ -33,7 +34,6 @@ from openkms.domain.access_points import (
     string_list,
 )
 from openkms.errors import Conflict, InvalidArgument, NotFound
-from openkms.domain.access_decision import AccessGrant
 from openkms.policy.actions import KmsAction
 from openkms.repository.database import Database, UnitOfWork
 from openkms.resource import Resource

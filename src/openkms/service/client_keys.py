@@ -86,7 +86,9 @@ class ClientKeyService:
         check_entity_name(aap_name, "AapName")
         client_key_id = f"{CLIENT_KEY_PREFIX}{uuid.uuid4()}"
         resource = _resource(ctx, client_key_id)
-        authorize_own(ctx, f"kms:{KmsAction.CREATE_CLIENT_KEY}", resource.arn)
+        # Authorized on the access point it is made for (the key has no ARN anyone could name yet).
+        aap_arn = f"acs:kms:{ctx.region_id}:{ctx.principal.account_id}:applicationaccesspoint/{aap_name}"
+        authorize_own(ctx, f"kms:{KmsAction.CREATE_CLIENT_KEY}", aap_arn)
         check_client_key_password(password)
         now = self._clock.now().replace(microsecond=0)
         start, end = self._validity(now, not_before, not_after)
