@@ -6,6 +6,7 @@ dump and never shows passphrases or database passwords.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -67,6 +68,10 @@ class Settings:
     # neither. Without them the server speaks plain HTTP.
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # Or HTTPS with a certificate the deployment's own CA issues at start for `tls_names` (DNS names
+    # and IP addresses clients connect to); clients trust that CA (`openkms instance ca`).
+    tls_instance_ca: bool = False
+    tls_names: tuple[str, ...] = ("localhost", "127.0.0.1")
     # Lifecycle jobs: seconds between job runs (0: no job runner in this process), and the
     # development clock that `openkms dev advance` moves (off unless `serve --dev-clock`).
     job_interval_seconds: float = 60.0
@@ -158,6 +163,8 @@ class Settings:
             # Only when set: the dump is also what `serve` hands its workers as OPENKMS_* variables.
             **({} if self.tls_cert is None else {"tls_cert": str(self.tls_cert)}),
             **({} if self.tls_key is None else {"tls_key": str(self.tls_key)}),
+            "tls_instance_ca": self.tls_instance_ca,
+            "tls_names": ",".join(self.tls_names),
             "job_interval_seconds": self.job_interval_seconds,
             "dev_clock": self.dev_clock,
             "replay_scope": self.replay_scope,
@@ -231,14 +238,14 @@ def _coerce(name: str, raw: Any) -> Any:
             *_CLIENT_TIMEOUTS,
         }:
             return float(raw)
-        if name in {"audit_fsync", "dev_clock"}:
+        if name in {"audit_fsync", "dev_clock", "tls_instance_ca"}:
             if isinstance(raw, bool):
                 return raw
             lowered = str(raw).strip().lower()
             if lowered not in {"true", "false", "1", "0", "yes", "no"}:
                 raise ValueError
             return lowered in {"true", "1", "yes"}
-        if name == "regions":
+        if name in {"regions", "tls_names"}:
             items = raw if isinstance(raw, list) else str(raw).split(",")
             return tuple(str(item).strip() for item in items if str(item).strip())
         return None if raw is None else str(raw)
@@ -262,6 +269,7 @@ def _validate(settings: Settings) -> Settings:
         raise ConfigError(f"setting 'log_format': must be one of {', '.join(get_args(LogFormat))}")
     _validate_tls(settings.tls_cert, settings.tls_key)
     _validate_replay_cache(settings)
+    _validate_instance_tls(settings)
     if not 0 <= settings.cache_ttl_seconds <= 60:
         raise ConfigError("setting 'cache_ttl_seconds': must be between 0 and 60")
     if not 0 <= settings.access_quota <= 10_000:
@@ -333,6 +341,29 @@ def _validate_tls(cert: Path | None, key: Path | None) -> None:
     for name, path in (("tls_cert", cert), ("tls_key", key)):
         if path is not None and not (path.is_file() and os.access(path, os.R_OK)):
             raise ConfigError(f"setting {name!r}: {path} is not a readable file")
+
+
+_DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def _validate_instance_tls(settings: Settings) -> None:
+    """`tls_instance_ca` excludes operator files; each of `tls_names` is an IP address or DNS name."""
+    if settings.tls_instance_ca and settings.tls_cert is not None:
+        raise ConfigError(
+            "settings 'tls_instance_ca' and 'tls_cert': choose one (the instance CA's certificate, "
+            "or your own files)"
+        )
+    if not settings.tls_names:
+        raise ConfigError("setting 'tls_names': at least one DNS name or IP address is required")
+    for name in settings.tls_names:
+        try:
+            ipaddress.ip_address(name)
+            continue
+        except ValueError:
+            pass
+        labels = name[2:].split(".") if name.startswith("*.") else name.split(".")
+        if len(name) > 253 or not all(_DNS_LABEL.match(label) for label in labels):
+            raise ConfigError(f"setting 'tls_names': {name!r} is not a DNS name or IP address")
 
 
 def load_settings(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from openkms.cli import crypto, help_format, key_stores, keys
+from openkms.cli import aap, crypto, help_format, key_stores, keys
 from openkms.cli.aliases import alias_app
 from openkms.cli.backup import backup, restore
 from openkms.cli.common import (
@@ -63,6 +63,7 @@ instance_app = typer.Typer(
 app.add_typer(instance_app, name="instance")
 key_stores.register(instance_app)
 keys.register(key_app)
+aap.register(app, instance_app)
 app.command("serve")(serve)
 crypto.register(app)
 account_app.command("list")(account_list)

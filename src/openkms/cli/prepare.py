@@ -13,7 +13,9 @@ from openkms.errors import AuditUnavailable
 from openkms.node.nonces import SharedNonceStore
 from openkms.server.file_modes import tighten_data_dir
 from openkms.server.runtime import build_store, upgrade_schema
+from openkms.server.tls import write_instance_tls_files
 from openkms.service.bootstrap import bootstrap_store, describe_root_credentials, ensure_root_access_key
+from openkms.service.instance_ca import InstanceCa
 from openkms.service.replay import NONCE_FILE, node_memory_dir, rebuild_replay_cache
 from openkms.service.seal import root_of_trust
 
@@ -69,11 +71,25 @@ def prepare_store(settings: Settings, console: Console) -> None:
             return
         keystore.unseal(root)
         created = ensure_root_access_key(db, keystore, clock, settings.data_dir, settings.root_access_key)
+        prepare_instance_ca(settings, InstanceCa(db, keystore, clock), console)
         keystore.seal()
         if created is not None:
             console.print(f"root account {account}: {describe_root_credentials(created)}")
     finally:
         db.dispose()
+
+
+def prepare_instance_ca(settings: Settings, ca: InstanceCa, console: Console) -> None:
+    """Make the deployment's CA on first start; with `tls_instance_ca`, issue this start's server
+    certificate for `tls_names` and write it where uvicorn reads it."""
+    ca.certificate_pem()
+    if settings.tls_instance_ca:
+        issued = ca.issue_server_certificate(settings.tls_names)
+        write_instance_tls_files(settings, issued.chain_pem, issued.private_key_pem)
+        console.print(
+            f"TLS certificate for {', '.join(settings.tls_names)} issued by the instance CA "
+            "(`openkms instance ca --out ca.pem` writes the CA for clients)"
+        )
 
 
 def prepare_dev_clock(settings: Settings, console: Console) -> None:

@@ -39,6 +39,20 @@ def serve(
         Path | None, typer.Option("--tls-cert", help="PEM certificate chain: serve HTTPS (with --tls-key).")
     ] = None,
     tls_key: Annotated[Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert.")] = None,
+    tls_instance_ca: Annotated[
+        bool,
+        typer.Option(
+            "--tls-instance-ca",
+            help="Serve HTTPS with a certificate the deployment's CA issues at start (see --tls-names).",
+        ),
+    ] = False,
+    tls_names: Annotated[
+        str | None,
+        typer.Option(
+            "--tls-names",
+            help="With --tls-instance-ca: names and IPs, comma-separated (default localhost,127.0.0.1).",
+        ),
+    ] = None,
     log_format: Annotated[
         str | None, typer.Option("--log-format", help="text (default) or json: one JSON object per line.")
     ] = None,
@@ -57,6 +71,8 @@ def serve(
         dev_clock=True if dev_clock else None,
         tls_cert=tls_cert,
         tls_key=tls_key,
+        tls_instance_ca=True if tls_instance_ca else None,
+        tls_names=tls_names,
         log_format=log_format,
     )
     configure(settings.log_format, settings.log_level)
@@ -101,7 +117,7 @@ def _prepare_and_serve(settings: Settings, out: Any) -> int:
     from openkms.server.http_protocol import ConnectionLimits, LimitedHttpToolsProtocol
     from openkms.server.log_format import logging_config
     from openkms.server.metrics_files import prepare_metrics_dir
-    from openkms.server.tls import scheme, uvicorn_tls_options
+    from openkms.server.tls import TlsError, check_instance_tls_files, scheme, uvicorn_tls_options
     from openkms.service.seal import WARNED_ENV
 
     # Before anything imports prometheus_client: every worker keeps its metrics in this node's folder.
@@ -111,6 +127,11 @@ def _prepare_and_serve(settings: Settings, out: Any) -> int:
     except AuditUnavailable as exc:
         out.print(f"[red]{escape(exc.message)}[/red]")
         return 1
+    try:
+        check_instance_tls_files(settings)  # issued by the store's CA, so after prepare_store
+    except TlsError as exc:
+        out.print(f"[red]configuration error:[/red] {escape(str(exc))}")
+        return 2
     prepare_dev_clock(settings, out)
     # Worker processes rebuild the same settings from the environment (secrets are already there).
     for name, value in settings.redacted().items():

@@ -19,6 +19,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from openkms.domain.lease import Fence
 from openkms.repository import replay_ledger
+from openkms.repository.access_points import AccessPointRepository
 from openkms.repository.accounts import AccountRepository
 from openkms.repository.aliases import AliasRepository
 from openkms.repository.blocking import ensure_may_block
@@ -58,6 +59,7 @@ class UnitOfWork:
         self.lifecycle = LifecycleRepository(connection)
         self.imports = ImportRepository(connection)
         self.console = ConsoleRepository(connection)
+        self.access_points = AccessPointRepository(connection)
 
 
 class Database:

@@ -442,3 +442,72 @@ keyring_rewrap = Table(
     Column("rewrapped", BigInteger, nullable=False),
     Column("last_batch_at", DateTime(timezone=True), nullable=True),
 )
+
+
+# ---- application access and the instance CA (migration 0011) -----------------------------------------
+
+# The instance API's access model (`domain/access_points.py`), per account and region, by name. List
+# values (addresses, permissions, resource patterns, rule and policy names) are JSON arrays.
+aap_network_rules = Table(
+    "aap_network_rules",
+    metadata,
+    Column("account_id", String(16), ForeignKey("accounts.account_id"), primary_key=True),
+    Column("region_id", String(64), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("description", Text, nullable=False),
+    Column("network_type", String(16), nullable=False),
+    Column("source_addresses", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+aap_policies = Table(
+    "aap_policies",
+    metadata,
+    Column("account_id", String(16), ForeignKey("accounts.account_id"), primary_key=True),
+    Column("region_id", String(64), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("description", Text, nullable=False),
+    Column("kms_instance", String(64), nullable=False),
+    Column("permissions", Text, nullable=False),
+    Column("resources", Text, nullable=False),
+    Column("network_rules", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+application_access_points = Table(
+    "application_access_points",
+    metadata,
+    Column("account_id", String(16), ForeignKey("accounts.account_id"), primary_key=True),
+    Column("region_id", String(64), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("description", Text, nullable=False),
+    Column("authentication_method", String(32), nullable=False),
+    Column("policies", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# A client key's public half only (SubjectPublicKeyInfo, DER): its private key is never stored.
+client_keys = Table(
+    "client_keys",
+    metadata,
+    Column("client_key_id", String(64), primary_key=True),
+    Column("account_id", String(16), ForeignKey("accounts.account_id"), nullable=False),
+    Column("region_id", String(64), nullable=False),
+    Column("aap_name", String(64), nullable=False),
+    Column("key_algorithm", String(32), nullable=False),
+    Column("public_key", LargeBinary, nullable=False),
+    Column("not_before", DateTime(timezone=True), nullable=False),
+    Column("not_after", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index(None, "account_id", "region_id", "aap_name"),
+)
+
+# The deployment's CA (one row, id 1): its certificate. Its private key is a service secret, wrapped
+# by the keystore (`service/instance_ca.py`), written in the same transaction as this row.
+instance_ca = Table(
+    "instance_ca",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("certificate_pem", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

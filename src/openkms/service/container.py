@@ -15,12 +15,15 @@ from openkms.providers.hardware import make_hardware_provider
 from openkms.providers.registry import ProviderRegistry
 from openkms.providers.software import SoftwareProvider
 from openkms.repository.database import Database
+from openkms.service.access_points import AccessPointService
 from openkms.service.aliases import AliasService
 from openkms.service.asymmetric import AsymmetricService
 from openkms.service.audit_log import AuditLogService
+from openkms.service.client_keys import ClientKeyService
 from openkms.service.crypto import CryptoService
 from openkms.service.data_key_export import DataKeyExportService
 from openkms.service.identities import IdentityService
+from openkms.service.instance_ca import InstanceCa
 from openkms.service.instance_sharing import InstanceSharingService
 from openkms.service.instances import InstanceService
 from openkms.service.key_import import KeyImportService
@@ -71,6 +74,9 @@ class Services:
     audit_log: AuditLogService
     key_stores: KeyStoreService
     providers: ProviderRegistry
+    access_points: AccessPointService
+    client_keys: ClientKeyService
+    instance_ca: InstanceCa
 
 
 def software_providers(keystore: Keystore, generation: Generation) -> ProviderRegistry:
@@ -151,4 +157,7 @@ def build_services(
         audit_log=AuditLogService(audit_dir, audit_heads, audit_chain_key, clock),
         key_stores=KeyStoreService(db, keystore, providers, clock),
         providers=providers,
+        access_points=AccessPointService(db, clock),
+        client_keys=ClientKeyService(db, clock),
+        instance_ca=InstanceCa(db, keystore, clock),
     )

@@ -33,6 +33,7 @@ from openkms.repository.database import Database
 from openkms.repository.wrapped_rows import StoredRow, WrappedRowRepository
 from openkms.service import key_import, sts_tokens
 from openkms.service.identities import secret_binding
+from openkms.service.instance_ca import CA_KEY_PURPOSE, CA_KEY_SECRET
 from openkms.service.key_stores import instance_secret_binding
 from openkms.service.service_secrets import AUDIT_CHAIN_SECRET, service_secret_binding
 
@@ -47,6 +48,7 @@ SERVICE_SECRET_PURPOSES: Final[dict[str, str]] = {
     AUDIT_CHAIN_SECRET: "audit chain HMAC",
     key_import.SECRET_NAME: "KeyImportKey",
     sts_tokens.SECRET_NAME: "StsTokenKey",
+    CA_KEY_SECRET: CA_KEY_PURPOSE,
 }
 
 

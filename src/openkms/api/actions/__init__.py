@@ -7,10 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from openkms.api.actions import (
+    access_points,
     account,
     aliases,
     associations,
     asymmetric,
+    client_keys,
     crypto,
     data_key_export,
     dev,
@@ -43,6 +45,8 @@ ACTIONS: dict[str, Action] = {
         tags,
         dev,
         associations,
+        access_points,
+        client_keys,
     )
     for action in group.ACTIONS
 }

@@ -51,10 +51,13 @@ def get_kms_instance(
     params: Params, ctx: RequestContext, services: Services
 ) -> Outcome[Mapping[str, object]]:
     row = services.instances.get_instance(ctx, params.required_str("KmsInstanceId"))
-    return Outcome(_instance(row), Resource(row.arn))
+    answer = _instance(row)
+    # The deployment's CA, which issues the TLS certificate clients verify (service/instance_ca.py).
+    answer["KmsInstance"]["CaCertificateChainPem"] = services.instance_ca.chain_pem()
+    return Outcome(answer, Resource(row.arn))
 
 
-def _instance(row: Instance) -> Mapping[str, object]:
+def _instance(row: Instance) -> dict[str, dict[str, object]]:
     return {
         "KmsInstance": {
             "InstanceId": row.instance_id,
