@@ -31,6 +31,7 @@ from openkms.repository.keyring import KeyringRepository
 from openkms.repository.keys import KeyRepository
 from openkms.repository.leases import Lease, check_fence, fenced
 from openkms.repository.lifecycle import LifecycleRepository
+from openkms.repository.secrets import SecretRepository
 from openkms.repository.sharing import SharingRepository
 from openkms.repository.tags import TagRepository
 from openkms.repository.usage import UsageRepository
@@ -58,6 +59,7 @@ class UnitOfWork:
         self.lifecycle = LifecycleRepository(connection)
         self.imports = ImportRepository(connection)
         self.console = ConsoleRepository(connection)
+        self.secrets = SecretRepository(connection)
 
 
 class Database:

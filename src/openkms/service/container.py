@@ -31,6 +31,10 @@ from openkms.service.keys import KeyService
 from openkms.service.lifecycle import LifecycleService
 from openkms.service.login_profiles import LoginProfileService
 from openkms.service.ram import RamService
+from openkms.service.secret_tags import SecretTagService
+from openkms.service.secret_values import SecretSealer
+from openkms.service.secret_versions import SecretVersionService
+from openkms.service.secrets import DEFAULT_SECRET_QUOTA, SecretService
 from openkms.service.service_keys import ServiceKeyService
 from openkms.service.service_secrets import AUDIT_CHAIN_SECRET, service_secret
 from openkms.service.sharing import DEFAULT_QUOTA, DEFAULT_RELEASE_SECONDS, InstanceAccess
@@ -71,6 +75,9 @@ class Services:
     audit_log: AuditLogService
     key_stores: KeyStoreService
     providers: ProviderRegistry
+    secrets: SecretService
+    secret_versions: SecretVersionService
+    secret_tags: SecretTagService
 
 
 def software_providers(keystore: Keystore, generation: Generation) -> ProviderRegistry:
@@ -103,6 +110,7 @@ def build_services(
     providers: ProviderRegistry,
     *,
     access_quota: int = DEFAULT_QUOTA,
+    secret_quota: int = DEFAULT_SECRET_QUOTA,
     grant_release_seconds: float = DEFAULT_RELEASE_SECONDS,
     sign_in_policy: SignInPolicy | None = None,
     audit_dir: Path | None = None,
@@ -117,6 +125,7 @@ def build_services(
     identities = IdentityService(db, keystore, generation, cache_ttl, TokenCodec(db, keystore, clock), clock)
     crypto = CryptoService(operations)
     usage = UsageRecorder(db)
+    sealer = SecretSealer(crypto, usage)
 
     def audit_chain_key() -> bytes | None:
         if keystore.sealed:
@@ -151,4 +160,7 @@ def build_services(
         audit_log=AuditLogService(audit_dir, audit_heads, audit_chain_key, clock),
         key_stores=KeyStoreService(db, keystore, providers, clock),
         providers=providers,
+        secrets=SecretService(db, keys, service_keys, sealer, clock, secret_quota),
+        secret_versions=SecretVersionService(db, sealer, clock),
+        secret_tags=SecretTagService(db),
     )

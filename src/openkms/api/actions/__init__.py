@@ -19,6 +19,7 @@ from openkms.api.actions import (
     keys,
     lifecycle,
     ram,
+    secrets,
     sts,
     tags,
 )
@@ -43,6 +44,7 @@ ACTIONS: dict[str, Action] = {
         tags,
         dev,
         associations,
+        secrets,
     )
     for action in group.ACTIONS
 }
