@@ -50,3 +50,4 @@ def test_the_quota_counts_each_instance(small: LiveServer) -> None:
     kms.call("CreateSecret", SecretName="c", VersionId="v1", SecretData="x", EncryptionKeyId=key_id)
     names = {s["SecretName"] for s in kms.call("ListSecrets", PageSize=10)["SecretList"]["Secret"]}
     assert names == {"b", "c", "d"}
+    assert kms.call("GetKmsInstance", KmsInstanceId=instance)["KmsInstance"]["SecretNum"] == 2

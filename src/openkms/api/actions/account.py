@@ -51,10 +51,11 @@ def get_kms_instance(
     params: Params, ctx: RequestContext, services: Services
 ) -> Outcome[Mapping[str, object]]:
     row = services.instances.get_instance(ctx, params.required_str("KmsInstanceId"))
-    return Outcome(_instance(row), Resource(row.arn))
+    secret_num = services.secrets.count(row.account_id, row.region_id, row.instance_id)
+    return Outcome(_instance(row, secret_num), Resource(row.arn))
 
 
-def _instance(row: Instance) -> Mapping[str, object]:
+def _instance(row: Instance, secret_num: int) -> Mapping[str, object]:
     return {
         "KmsInstance": {
             "InstanceId": row.instance_id,
@@ -62,7 +63,7 @@ def _instance(row: Instance) -> Mapping[str, object]:
             "Status": _status(row),
             "ProductType": f"openkms_{row.kind.value}",
             "KeyNum": row.key_count,
-            "SecretNum": 0,
+            "SecretNum": secret_num,
             "VpcNum": 0,
             "CreateTime": iso_utc(row.created_at),
             "StartDate": iso_utc(row.created_at),
