@@ -174,6 +174,8 @@ def test_describe_list_update_and_tags(sdk: KmsCaller, secret_key: str, instance
     assert described["Tags"]["Tag"] == [{"TagKey": "team", "TagValue": "t0"}]
     assert "PlannedDeleteTime" not in described
     sdk.call("UpdateSecret", SecretName=names[0], Description="changed")
+    # The SDK flattens ExtendedConfig; a Generic secret ignores it, as Alibaba's does.
+    sdk.call("UpdateSecret", SecretName=names[0], ExtendedConfig={"CustomData": {"k": "v"}})
     assert sdk.call("DescribeSecret", SecretName=names[0])["Description"] == "changed"
     by_name = sdk.call("ListSecrets", Filters=json.dumps([{"Key": "SecretName", "Values": names[:2]}]))
     assert sorted(s["SecretName"] for s in by_name["SecretList"]["Secret"]) == names[:2]

@@ -332,7 +332,7 @@ def list_secret_version_ids(
 
 
 def update_secret(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
-    # ExtendedConfig.CustomData applies to managed secret types; a Generic secret ignores it, as
+    # ExtendedConfig.CustomData.* applies to managed secret types; a Generic secret ignores it, as
     # Alibaba's does.
     done = services.secrets.update(ctx, params.required_str("SecretName"), params.optional_str("Description"))
     return done.map(lambda secret: {"SecretName": secret.name})
@@ -444,7 +444,9 @@ ACTIONS = (
         list_secret_version_ids,
         _names("SecretName", "IncludeDeprecated", "PageNumber", "PageSize"),
     ),
-    Action("UpdateSecret", update_secret, _names("SecretName", "Description", "ExtendedConfig.CustomData")),
+    # The SDK sends ExtendedConfig flattened (`ExtendedConfig.CustomData.<name>`): admitted, and
+    # ignored for a Generic secret.
+    Action("UpdateSecret", update_secret, _names("SecretName", "Description", "ExtendedConfig.N")),
     Action(
         "UpdateSecretVersionStage",
         update_secret_version_stage,
