@@ -62,6 +62,8 @@ class Settings:
     rate_burst_seconds: float = 2.0
     access_quota: int = 10  # other main accounts an instance's keys may grant (F4.3), per instance
     grant_release_seconds: int = 300  # how long a removed grant keeps its quota unit
+    # Secrets an instance may hold (and an account per region outside any instance); docs/secrets.md.
+    secret_quota: int = 1000
     log_level: str = "info"
     log_format: LogFormat = "text"  # "json": one JSON object per log line, in every process
     # HTTPS: a PEM certificate chain (the server's certificate first) and its PEM private key; both or
@@ -158,6 +160,7 @@ class Settings:
             "rate_burst_seconds": self.rate_burst_seconds,
             "access_quota": self.access_quota,
             "grant_release_seconds": self.grant_release_seconds,
+            "secret_quota": self.secret_quota,
             "log_level": self.log_level,
             "log_format": self.log_format,
             # Only when set: the dump is also what `serve` hands its workers as OPENKMS_* variables.
@@ -221,6 +224,7 @@ def _coerce(name: str, raw: Any) -> Any:
             "timestamp_future_skew_seconds",
             "access_quota",
             "grant_release_seconds",
+            "secret_quota",
             *_CLIENT_LIMITS,
             *RATE_FIELDS,
             *CONSOLE_FIELDS,
@@ -272,8 +276,9 @@ def _validate(settings: Settings) -> Settings:
     _validate_instance_tls(settings)
     if not 0 <= settings.cache_ttl_seconds <= 60:
         raise ConfigError("setting 'cache_ttl_seconds': must be between 0 and 60")
-    if not 0 <= settings.access_quota <= 10_000:
-        raise ConfigError("setting 'access_quota': must be between 0 and 10000")
+    for quota, most_quota in (("access_quota", 10_000), ("secret_quota", 1_000_000)):
+        if not 0 <= getattr(settings, quota) <= most_quota:
+            raise ConfigError(f"setting '{quota}': must be between 0 and {most_quota}")
     if not 0 <= settings.grant_release_seconds <= 86_400:
         raise ConfigError("setting 'grant_release_seconds': must be between 0 and 86400")
     if not 0 <= settings.job_interval_seconds <= 86400:

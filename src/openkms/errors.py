@@ -20,11 +20,13 @@
     │   ├── KeyVersionNotFound
     │   ├── AliasNotFound
     │   ├── InstanceNotFound
+    │   ├── SecretNotFound         no such secret, version or stage (Forbidden.ResourceNotFound)
     │   └── UnknownAction          an Action the API does not have
     ├── InvalidKeyState            the key's state forbids the operation (pending deletion, ...)
     │   ├── KeyDisabled            the key is disabled
     │   └── DeletionProtected      deletion protection is on
     ├── Conflict                   the request collides with existing state (second customer master key, ...)
+    │   └── SecretInDeleteWindow   the secret waits for deletion: only RestoreSecret and reads of metadata
     ├── QuotaExceeded
     ├── EntityError                a RAM entity (user, role, policy, access key) rule; names the entity
     │   ├── EntityNotExist
@@ -202,6 +204,14 @@ class DeletionProtected(InvalidKeyState):
 
 class Conflict(OpenKMSError):
     default_message = "The request conflicts with existing state."
+
+
+class SecretNotFound(NotFound):
+    default_message = "The specified secret is not found."
+
+
+class SecretInDeleteWindow(Conflict):
+    default_message = "The secret is scheduled for deletion; restore it with RestoreSecret first."
 
 
 class QuotaExceeded(OpenKMSError):

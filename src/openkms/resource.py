@@ -1,7 +1,7 @@
 """What a request acted on: one resource, named by its ARN, for the audit record and usage count.
 
-Owns the ARN forms of every resource kind a front door can touch (key, alias, instance, RAM user,
-role and policy). A use case returns the resource it touched with its result (`service.outcome`);
+Owns the ARN forms of every resource kind a front door can touch (key, alias, secret, instance,
+RAM user, role and policy). A use case returns the resource it touched with its result (`service.outcome`);
 an error raised after the resource was known carries it too (`OpenKMSError.resource`). Pure: imports
 nothing of the project.
 """
@@ -28,6 +28,11 @@ class Resource:
     @classmethod
     def alias(cls, region_id: str, account_id: str, alias_name: str) -> Resource:
         return cls(f"acs:kms:{region_id}:{account_id}:{alias_name}")
+
+    @classmethod
+    def secret(cls, arn: str, key_id: str | None = None, key_version_id: str | None = None) -> Resource:
+        """A secret by its ARN; with the key (and its version) that sealed or opened its value."""
+        return cls(arn, key_id, key_version_id)
 
     @classmethod
     def instance(cls, region_id: str, account_id: str, instance_id: str) -> Resource:

@@ -94,8 +94,13 @@ def test_new_tag_api_is_all_or_nothing_across_keys(kms: KmsCaller, key_id: str, 
         )
     assert caught.value.code == "InvalidParameter"
     with pytest.raises(KmsError) as caught:
-        kms.call("TagResources", ResourceType="secret", ResourceId=[key_id], Tag=[{"Key": "k", "Value": "1"}])
+        kms.call(
+            "TagResources", ResourceType="certificate", ResourceId=[key_id], Tag=[{"Key": "k", "Value": "1"}]
+        )
     assert caught.value.code == "UnsupportedOperation"
+    with pytest.raises(KmsError) as caught:  # secrets carry tags (test_secrets.py); a key id names none
+        kms.call("TagResources", ResourceType="secret", ResourceId=[key_id], Tag=[{"Key": "k", "Value": "1"}])
+    assert caught.value.code == "Forbidden.ResourceNotFound"
     kms.call("UntagResources", ResourceType="key", ResourceId=[key_id, other], TagKey=["owner"])
     assert _tags(kms, key_id) == _tags(kms, other) == {"project": "x"}
     kms.call("UntagResources", ResourceType="key", ResourceId=[other], All=True)

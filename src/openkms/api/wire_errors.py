@@ -44,6 +44,7 @@ WIRE_ERRORS: dict[type[errors.OpenKMSError], tuple[int, str]] = {
     errors.KeyDisabled: (400, "Rejected.Disabled"),
     errors.DeletionProtected: (400, "Rejected.DeletionProtection"),
     errors.InvalidKeyState: (400, "Forbidden.KeyStateError"),
+    errors.SecretInDeleteWindow: (409, "Rejected.ResourceInDeleteWindow"),
     errors.Conflict: (400, "Rejected.ResourceExist"),
     errors.QuotaExceeded: (400, "Rejected.LimitExceeded"),
     errors.UnknownAccessKey: (404, "InvalidAccessKeyId.NotFound"),

@@ -1,19 +1,23 @@
 """The job steps: rotate every key whose NextRotationDate passed; destroy every key whose DeleteDate
-passed; destroy the imported material of every key whose MaterialExpireTime passed. Each step on one
-key is a request of a system principal (the key's own account) through the runner, so it is
-authorized, refused while sealed and audited (fail closed) like an API call, with the same fields.
+passed; destroy the imported material of every key whose MaterialExpireTime passed; delete every
+secret whose recovery window (PlannedDeleteTime) ended. Each step on one key or secret is a request
+of a system principal (its own account) through the runner, so it is authorized, refused while
+sealed and audited (fail closed) like an API call, with the same fields.
 
-A `Job` lists the keys that are due and acts on one key at a time (`step`); a step that finds its key
-no longer due (another node won) does nothing and records nothing.
+A `Job` lists the keys (or secrets) that are due and acts on one at a time (`step`); a step that finds
+its subject no longer due (another node won) does nothing and records nothing. Managed secret types
+(rotation by OpenKMS, docs/secrets.md) will add their rotation job here the same way.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from openkms.domain.key import Key
+from openkms.domain.secrets import Secret
 from openkms.errors import AuditUnavailable, LeaseLost, OpenKMSError
 from openkms.service.container import Services
 from openkms.service.context import Door, RequestContext, system_principal
@@ -26,22 +30,33 @@ log = logging.getLogger("openkms.jobs")
 ROTATION_JOB = "rotation-job"
 DELETION_JOB = "deletion-job"
 EXPIRY_JOB = "material-expiry-job"
+SECRET_DELETION_JOB = "secret-deletion-job"  # noqa: S105 (a job name)
 BATCH = 100
 
-# What a job does to one key, as the use case's outcome: `acted` False when it was no longer due.
-Act = Callable[[Services, RequestContext, Key], "Outcome[object]"]
+
+class Subject(Protocol):
+    """What a job acts on (a key, a secret): it names the account and region it acts in."""
+
+    @property
+    def account_id(self) -> Any: ...
+    @property
+    def region_id(self) -> Any: ...
+
+
+# What a job does to one subject, as the use case's outcome: `acted` False when it was no longer due.
+Act = Callable[[Services, RequestContext, Any], "Outcome[object]"]
 
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One kind of job: which keys are due, and what it does to one of them."""
+    """One kind of job: which keys (or secrets) are due, and what it does to one of them."""
 
     name: str
     action: str
-    due: Callable[[Services], list[Key]]
+    due: Callable[[Services], Sequence[Subject]]
     act: Act
 
-    async def step(self, services: Services, runner: Runner, key: Key) -> bool:
+    async def step(self, services: Services, runner: Runner, key: Subject) -> bool:
         """Act on one key through the runner; True when it acted (and its record was written).
         Raises `AuditUnavailable` when the record could not be written: the caller stops there."""
         ctx = RequestContext(
@@ -61,7 +76,7 @@ class Job:
         except (AuditUnavailable, LeaseLost):
             raise
         except OpenKMSError as exc:
-            log.warning("%s: %s on %s failed: %s", self.name, self.action, key.key_id, type(exc).__name__)
+            log.warning("%s: %s in %s failed: %s", self.name, self.action, key.account_id, type(exc).__name__)
             return True  # the failure is recorded
 
 
@@ -93,4 +108,16 @@ DELETION = Job(
     DELETION_JOB, "DeleteKey", lambda services: services.lifecycle.due_for_deletion(BATCH), _destroy
 )
 EXPIRY = Job(EXPIRY_JOB, "DeleteKeyMaterial", _material_due, _expire)
-JOBS: tuple[Job, ...] = (ROTATION, DELETION, EXPIRY)
+
+
+def _delete_secret(services: Services, ctx: RequestContext, secret: Secret) -> Outcome[object]:
+    return services.secrets.destroy_if_due(ctx, secret.secret_id)
+
+
+SECRET_DELETION = Job(
+    SECRET_DELETION_JOB,
+    "DeleteSecret",
+    lambda services: services.secrets.due_for_deletion(BATCH),
+    _delete_secret,
+)
+JOBS: tuple[Job, ...] = (ROTATION, DELETION, EXPIRY, SECRET_DELETION)

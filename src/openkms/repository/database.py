@@ -32,6 +32,7 @@ from openkms.repository.keyring import KeyringRepository
 from openkms.repository.keys import KeyRepository
 from openkms.repository.leases import Lease, check_fence, fenced
 from openkms.repository.lifecycle import LifecycleRepository
+from openkms.repository.secrets import SecretRepository
 from openkms.repository.sharing import SharingRepository
 from openkms.repository.tags import TagRepository
 from openkms.repository.usage import UsageRepository
@@ -60,6 +61,7 @@ class UnitOfWork:
         self.imports = ImportRepository(connection)
         self.console = ConsoleRepository(connection)
         self.access_points = AccessPointRepository(connection)
+        self.secrets = SecretRepository(connection)
 
 
 class Database:

@@ -511,3 +511,57 @@ instance_ca = Table(
     Column("certificate_pem", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+# ---- secrets (migration 0012) --------------------------------------------------------------------
+
+# A secret's metadata; its values live in `secret_versions`, each sealed under a data key that the
+# secret's encryption key protects (`service/secret_values.py`). `secret_type` and the rotation
+# columns are there for managed secret types (a generic secret rotates by PutSecretValue).
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("secret_id", String(36), primary_key=True),
+    Column("account_id", String(16), ForeignKey("accounts.account_id"), nullable=False),
+    Column("region_id", String(64), ForeignKey("regions.region_id"), nullable=False),
+    Column("name", String(192), nullable=False),
+    Column("secret_type", String(32), nullable=False),
+    Column("encryption_key_id", String(64), nullable=False),
+    Column("instance_id", String(64), ForeignKey("instances.instance_id"), nullable=True),
+    Column("description", Text, nullable=False),
+    Column("creator", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("policy", Text, nullable=True),  # the secret policy as written; NULL: the default policy
+    Column("planned_delete_time", DateTime(timezone=True), nullable=True),
+    Column("extended_config", Text, nullable=True),
+    Column("automatic_rotation", Boolean, nullable=False, server_default=false()),
+    Column("rotation_interval", Integer, nullable=True),
+    Column("last_rotation_date", DateTime(timezone=True), nullable=True),
+    Column("next_rotation_date", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("account_id", "region_id", "name"),
+    Index(None, "instance_id"),
+    Index(None, "planned_delete_time"),
+)
+
+# One version of a secret's value: the data key's ciphertext blob (made by the key pipeline under the
+# encryption key, bound to the secret and version) and the value sealed under that data key.
+secret_versions = Table(
+    "secret_versions",
+    metadata,
+    Column("secret_id", String(36), ForeignKey("secrets.secret_id"), primary_key=True),
+    Column("version_id", String(64), primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("stages", Text, nullable=False),  # JSON list of stage names
+    Column("data_type", String(16), nullable=False),
+    Column("encryption_key_id", String(64), nullable=False),
+    Column("data_key_blob", LargeBinary, nullable=False),
+    Column("sealed_value", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+secret_tags = Table(
+    "secret_tags",
+    metadata,
+    Column("secret_id", String(36), ForeignKey("secrets.secret_id"), primary_key=True),
+    Column("tag_key", String(128), primary_key=True),
+    Column("tag_value", String(128), nullable=False),
+)

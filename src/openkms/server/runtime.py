@@ -169,6 +169,7 @@ def build_store(
         settings.cache_ttl_seconds if cache_ttl is None else cache_ttl,
         key_store_providers(db, keystore, generation),
         access_quota=settings.access_quota,
+        secret_quota=settings.secret_quota,
         grant_release_seconds=settings.grant_release_seconds,
         sign_in_policy=SignInPolicy(
             idle_seconds=settings.console_session_idle_seconds,

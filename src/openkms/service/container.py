@@ -34,6 +34,10 @@ from openkms.service.keys import KeyService
 from openkms.service.lifecycle import LifecycleService
 from openkms.service.login_profiles import LoginProfileService
 from openkms.service.ram import RamService
+from openkms.service.secret_tags import SecretTagService
+from openkms.service.secret_values import SecretSealer
+from openkms.service.secret_versions import SecretVersionService
+from openkms.service.secrets import DEFAULT_SECRET_QUOTA, SecretService
 from openkms.service.service_keys import ServiceKeyService
 from openkms.service.service_secrets import AUDIT_CHAIN_SECRET, service_secret
 from openkms.service.sharing import DEFAULT_QUOTA, DEFAULT_RELEASE_SECONDS, InstanceAccess
@@ -77,6 +81,9 @@ class Services:
     access_points: AccessPointService
     client_keys: ClientKeyService
     instance_ca: InstanceCa
+    secrets: SecretService
+    secret_versions: SecretVersionService
+    secret_tags: SecretTagService
 
 
 def software_providers(keystore: Keystore, generation: Generation) -> ProviderRegistry:
@@ -109,6 +116,7 @@ def build_services(
     providers: ProviderRegistry,
     *,
     access_quota: int = DEFAULT_QUOTA,
+    secret_quota: int = DEFAULT_SECRET_QUOTA,
     grant_release_seconds: float = DEFAULT_RELEASE_SECONDS,
     sign_in_policy: SignInPolicy | None = None,
     audit_dir: Path | None = None,
@@ -123,6 +131,7 @@ def build_services(
     identities = IdentityService(db, keystore, generation, cache_ttl, TokenCodec(db, keystore, clock), clock)
     crypto = CryptoService(operations)
     usage = UsageRecorder(db)
+    sealer = SecretSealer(crypto, usage)
 
     def audit_chain_key() -> bytes | None:
         if keystore.sealed:
@@ -160,4 +169,7 @@ def build_services(
         access_points=AccessPointService(db, clock),
         client_keys=ClientKeyService(db, clock),
         instance_ca=InstanceCa(db, keystore, clock),
+        secrets=SecretService(db, keys, service_keys, sealer, clock, secret_quota),
+        secret_versions=SecretVersionService(db, sealer, clock),
+        secret_tags=SecretTagService(db),
     )

@@ -21,6 +21,7 @@ from openkms.api.actions import (
     keys,
     lifecycle,
     ram,
+    secrets,
     sts,
     tags,
 )
@@ -47,6 +48,7 @@ ACTIONS: dict[str, Action] = {
         associations,
         access_points,
         client_keys,
+        secrets,
     )
     for action in group.ACTIONS
 }

@@ -51,13 +51,14 @@ def get_kms_instance(
     params: Params, ctx: RequestContext, services: Services
 ) -> Outcome[Mapping[str, object]]:
     row = services.instances.get_instance(ctx, params.required_str("KmsInstanceId"))
-    answer = _instance(row)
+    secret_num = services.secrets.count(row.account_id, row.region_id, row.instance_id)
+    answer = _instance(row, secret_num)
     # The deployment's CA, which issues the TLS certificate clients verify (service/instance_ca.py).
     answer["KmsInstance"]["CaCertificateChainPem"] = services.instance_ca.chain_pem()
     return Outcome(answer, Resource(row.arn))
 
 
-def _instance(row: Instance) -> dict[str, dict[str, object]]:
+def _instance(row: Instance, secret_num: int) -> dict[str, dict[str, object]]:
     return {
         "KmsInstance": {
             "InstanceId": row.instance_id,
@@ -65,7 +66,7 @@ def _instance(row: Instance) -> dict[str, dict[str, object]]:
             "Status": _status(row),
             "ProductType": f"openkms_{row.kind.value}",
             "KeyNum": row.key_count,
-            "SecretNum": 0,
+            "SecretNum": secret_num,
             "VpcNum": 0,
             "CreateTime": iso_utc(row.created_at),
             "StartDate": iso_utc(row.created_at),

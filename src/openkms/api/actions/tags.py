@@ -1,10 +1,11 @@
-"""Tag actions, old shape (TagResource, UntagResource, ListResourceTags: one key, JSON lists) and new
-shape (TagResources, UntagResources, ListTagResources: many keys, repeat lists). Keys only: secrets
-and certificates are not served by this server."""
+"""Tag actions, old shape (TagResource, UntagResource, ListResourceTags: one key or secret, JSON lists)
+and new shape (TagResources, UntagResources, ListTagResources: many keys or secrets, repeat lists).
+Keys (`KeyId`, `ResourceType=key`) and secrets (`SecretName`, `ResourceType=secret`, by name or ARN);
+certificates are not served by this server."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from openkms.api.actions.base import Action, empty
@@ -20,10 +21,17 @@ RESOURCE_ID_LIMIT = 50
 
 
 def _only_keys(params: Params) -> str:
-    for name in ("SecretName", "CertificateId"):
-        if params.optional_str(name):
-            raise UnsupportedOperation(f"{name}: only keys carry tags on this server.")
+    if params.optional_str("CertificateId"):
+        raise UnsupportedOperation("CertificateId: only keys and secrets carry tags on this server.")
     return params.required_str("KeyId")
+
+
+def _secret_named(params: Params) -> str | None:
+    """The secret an old-shape tag action names instead of a key (SecretName), if any."""
+    name = params.optional_str("SecretName")
+    if name and params.optional_str("KeyId"):
+        raise InvalidArgument("Name a KeyId or a SecretName, not both.", parameter="SecretName")
+    return name or None
 
 
 def _old_tags(raw: list[Any] | None) -> dict[str, str]:
@@ -48,25 +56,38 @@ def parse_old_tags(params: Params) -> dict[str, str]:
 
 
 def tag_resource(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
-    key_ref = _only_keys(params)
+    secret = _secret_named(params)
+    key_ref = None if secret else _only_keys(params)
     tags = _old_tags(params.json_list("Tags"))
-    return empty(services.tags.tag(ctx, [key_ref], tags, KmsAction.TAG_RESOURCE))
+    if secret:
+        return empty(services.secret_tags.tag(ctx, [secret], tags, KmsAction.TAG_RESOURCE))
+    return empty(services.tags.tag(ctx, [str(key_ref)], tags, KmsAction.TAG_RESOURCE))
 
 
 def untag_resource(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
-    key_ref = _only_keys(params)
+    secret = _secret_named(params)
+    key_ref = None if secret else _only_keys(params)
     raw = params.json_list("TagKeys")
     if raw is None:
         raise MissingParameter("TagKeys")
     if not raw or len(raw) > TAG_LIMIT:
         raise InvalidArgument(f"TagKeys names 1 to {TAG_LIMIT} tag keys.", parameter="TagKeys")
     tag_keys = [check_tag_key(key) for key in raw]
-    return empty(services.tags.untag(ctx, [key_ref], tag_keys, KmsAction.UNTAG_RESOURCE))
+    if secret:
+        return empty(services.secret_tags.untag(ctx, [secret], tag_keys, KmsAction.UNTAG_RESOURCE))
+    return empty(services.tags.untag(ctx, [str(key_ref)], tag_keys, KmsAction.UNTAG_RESOURCE))
 
 
 def list_resource_tags(
     params: Params, ctx: RequestContext, services: Services
 ) -> Outcome[Mapping[str, object]]:
+    secret = _secret_named(params)
+    if secret:
+        listed = services.secret_tags.tags_of(ctx, [secret], KmsAction.LIST_RESOURCE_TAGS)
+        [(_, secret_tags)] = listed.value
+        return listed.map(
+            lambda _: {"Tags": {"Tag": [{"TagKey": k, "TagValue": v} for k, v in secret_tags.items()]}}
+        )
     key_ref = _only_keys(params)
     found = services.tags.tags_of(ctx, [key_ref], KmsAction.LIST_RESOURCE_TAGS)
     [(key_id, tags)] = found.value
@@ -75,12 +96,18 @@ def list_resource_tags(
     )
 
 
-def _resource_ids(params: Params, *, required: bool = True) -> list[str]:
+def _is_secret(params: Params) -> bool:
+    """Whether a new-shape tag action is about secrets (ResourceType=secret) rather than keys."""
     resource_type = params.optional_str("ResourceType")
     if not resource_type:
         raise MissingParameter("ResourceType")
-    if resource_type.lower() != "key":
-        raise UnsupportedOperation(f"ResourceType {resource_type!r}: only key resources carry tags here.")
+    if resource_type.lower() not in ("key", "secret"):
+        raise UnsupportedOperation(f"ResourceType {resource_type!r}: only keys and secrets carry tags here.")
+    return resource_type.lower() == "secret"
+
+
+def _resource_ids(params: Params, *, required: bool = True) -> list[str]:
+    _is_secret(params)
     ids = params.repeat_list("ResourceId")
     if not ids and required:
         raise MissingParameter("ResourceId")
@@ -102,6 +129,8 @@ def tag_resources(params: Params, ctx: RequestContext, services: Services) -> Ou
     pairs = _new_tags(params)
     if not pairs:
         raise MissingParameter("Tag")
+    if _is_secret(params):
+        return empty(services.secret_tags.tag(ctx, ids, check_tags(pairs), KmsAction.TAG_RESOURCES))
     return empty(services.tags.tag(ctx, ids, check_tags(pairs), KmsAction.TAG_RESOURCES))
 
 
@@ -115,6 +144,8 @@ def untag_resources(params: Params, ctx: RequestContext, services: Services) -> 
         raise MissingParameter("TagKey")
     # All=true takes effect only when no tag key is given (the SDK's UntagResourcesRequest says so).
     removed = None if remove_all and not tag_keys else tag_keys
+    if _is_secret(params):
+        return empty(services.secret_tags.untag(ctx, ids, removed, KmsAction.UNTAG_RESOURCES))
     return empty(services.tags.untag(ctx, ids, removed, KmsAction.UNTAG_RESOURCES))
 
 
@@ -129,7 +160,13 @@ def list_tag_resources(
     wanted = [(str(key), str(value)) for key, value in _new_tags(params)]
     if len(wanted) > TAG_LIMIT:
         raise InvalidArgument(f"At most {TAG_LIMIT} Tag values.", parameter="Tag")
-    if ids:
+    secrets = _is_secret(params)
+    found: Outcome[Sequence[tuple[str, Mapping[str, str]]]]
+    if secrets and not ids:
+        raise MissingParameter("ResourceId")  # secrets are listed by tag with ListSecrets' Filters
+    if secrets:
+        found = services.secret_tags.tags_of(ctx, ids, KmsAction.LIST_TAG_RESOURCES)
+    elif ids:
         found = services.tags.tags_of(ctx, ids, KmsAction.LIST_TAG_RESOURCES)
     elif wanted:
         # By tags alone (the SDK requires only RegionId and ResourceType): the caller's keys in this
@@ -138,7 +175,7 @@ def list_tag_resources(
     else:
         raise MissingParameter("ResourceId")
     rows = [
-        {"ResourceId": key_id, "ResourceType": "key", "TagKey": k, "TagValue": v}
+        {"ResourceId": key_id, "ResourceType": "secret" if secrets else "key", "TagKey": k, "TagValue": v}
         for key_id, tags in found.value
         for k, v in tags.items()
         if not wanted
