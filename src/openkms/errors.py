@@ -45,6 +45,7 @@
     │   └── SignInFailed           a console sign-in name and password that do not sign in
     │       └── SignInLocked       too many failed sign-ins: the name is locked for a while
     ├── AccessDenied               authenticated, not allowed
+    ├── DryRunPassed               DryRun=true and every check passed: nothing was done
     ├── Throttled                  over a request-rate limit or a share of the replay cache
     ├── InternalError              an unexpected server-side fault (answered InternalFailure)
     ├── Unavailable                the service cannot answer now
@@ -316,6 +317,14 @@ class AccessDenied(OpenKMSError):
     def __init__(self, message: str | None = None, *, detail: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.detail = detail
+
+
+class DryRunPassed(OpenKMSError):
+    """A request with DryRun=true that authenticated, was authorized and passed validation: it stops
+    here, before the operation, so nothing was done and nothing changed (Alibaba answers a dry run
+    that would succeed with an error too)."""
+
+    default_message = "Request validation has been passed with DryRun flag set."
 
 
 class Throttled(OpenKMSError):

@@ -226,6 +226,59 @@ def test_identity_policies_grant_and_an_explicit_deny_wins(
     user_kms.call("Encrypt", KeyId=kms_key, Plaintext="still allowed")
 
 
+def _custom_policy(ram: Caller, user: str, *statements: dict[str, object]) -> None:
+    name = unique("custom")
+    ram.call(
+        "CreatePolicy", PolicyName=name, PolicyDocument=json.dumps({"Version": "1", "Statement": statements})
+    )
+    ram.call("AttachPolicyToUser", UserName=user, PolicyType="Custom", PolicyName=name)
+
+
+def test_same_account_one_allow_from_either_side_is_enough(
+    server: LiveServer, root: Callable[[str], Caller], kms_key: str, account_id: str
+) -> None:
+    """Alibaba's same-account rule: the key policy OR the caller's RAM policies allow, and no explicit
+    Deny on either side. Here the key policy names neither the user nor the account."""
+    ram, kms = root("ram"), root("kms")
+    key_arn = kms.call("DescribeKey", KeyId=kms_key)["KeyMetadata"]["Arn"]
+    user, access_key_id, secret = new_user(ram)
+    user_arn = f"acs:ram::{account_id}:user/{user}"
+    someone_else = custom_key_policy(account_id, users=[f"acs:ram::{account_id}:user/someone-else"])
+    not_naming = json.loads(someone_else)
+    not_naming["Statement"] = [s for s in not_naming["Statement"] if s["Sid"] != "kms default key policy"]
+    kms.call("SetKeyPolicy", KeyId=kms_key, PolicyName="default", Policy=json.dumps(not_naming))
+    user_kms = as_user(server, "kms", access_key_id, secret)
+
+    neither = denied(lambda: user_kms.call("Encrypt", KeyId=kms_key, Plaintext="x"))
+    assert (neither.code, neither.detail["NoPermissionType"]) == ("Forbidden.NoPermission", "ImplicitDeny")
+    # The RAM policy alone allows Encrypt on this key: allowed.
+    _custom_policy(ram, user, {"Effect": "Allow", "Action": "kms:Encrypt", "Resource": key_arn})
+    blob = user_kms.call("Encrypt", KeyId=kms_key, Plaintext="by my RAM policy")["CiphertextBlob"]
+    assert kms.call("Decrypt", CiphertextBlob=blob)["Plaintext"] == "by my RAM policy"
+    # What neither side allows stays refused.
+    assert denied(lambda: user_kms.call("Decrypt", CiphertextBlob=blob)).code == "Forbidden.NoPermission"
+
+    # An explicit Deny in the key policy wins over the RAM policy's Allow.
+    with_deny = {**not_naming, "Statement": [*not_naming["Statement"], {
+        "Sid": "NoEncryptForUser", "Effect": "Deny", "Principal": {"RAM": [user_arn]},
+        "Action": ["kms:Encrypt"], "Resource": ["*"]}]}  # fmt: skip
+    kms.call("SetKeyPolicy", KeyId=kms_key, PolicyName="default", Policy=json.dumps(with_deny))
+    key_deny = denied(lambda: user_kms.call("Encrypt", KeyId=kms_key, Plaintext="x"))
+    assert key_deny.detail["NoPermissionType"] == "ExplicitDeny"
+    assert key_deny.detail["PolicyType"] == "KeyPolicy" and "'NoEncryptForUser'" in key_deny.detail["Reason"]
+
+    # The key policy alone allows Decrypt (it names the user); an explicit Deny in a RAM policy wins.
+    names_user = custom_key_policy(account_id, users=[user_arn])
+    kms.call("SetKeyPolicy", KeyId=kms_key, PolicyName="default", Policy=names_user)
+    assert user_kms.call("Decrypt", CiphertextBlob=blob)["Plaintext"] == "by my RAM policy"
+    _custom_policy(
+        ram, user, {"Sid": "NoDecrypt", "Effect": "Deny", "Action": "kms:Decrypt", "Resource": "*"}
+    )
+    ram_deny = denied(lambda: user_kms.call("Decrypt", CiphertextBlob=blob))
+    assert ram_deny.detail["NoPermissionType"] == "ExplicitDeny"
+    assert ram_deny.detail["PolicyType"] == "IdentityPolicy" and "'NoDecrypt'" in ram_deny.detail["Reason"]
+
+
 def test_seed_administrators_and_users_in_a_custom_key_policy(
     server: LiveServer, root: Callable[[str], Caller], kms_key: str, account_id: str
 ) -> None:
@@ -334,6 +387,19 @@ def test_another_account_needs_both_sides(
     assert root("kms").call("Decrypt", CiphertextBlob=blob)["Plaintext"] == "shared"
     # Other-account users get the user actions only.
     assert denied(lambda: guest_kms.call("DisableKey", KeyId=key_arn)).code == "Forbidden.NoPermission"
+    # Its own RAM policy alone is not enough: the same-account "either side" rule is not theirs.
+    root("kms").call(
+        "SetKeyPolicy", KeyId=kms_key, PolicyName="default", Policy=default_key_policy(account_id)
+    )
+    alone = denied(lambda: guest_kms.call("Encrypt", KeyId=key_arn, Plaintext="x"))
+    assert (alone.code, alone.detail) == ("Forbidden.KeyNotFound", {})
+    named_for_decrypt_only = json.loads(policy)
+    named_for_decrypt_only["Statement"][-1]["Action"] = ["kms:Decrypt"]
+    root("kms").call(
+        "SetKeyPolicy", KeyId=kms_key, PolicyName="default", Policy=json.dumps(named_for_decrypt_only)
+    )
+    not_granted = denied(lambda: guest_kms.call("Encrypt", KeyId=key_arn, Plaintext="x"))
+    assert not_granted.code == "Forbidden.NoPermission" and not_granted.detail["PolicyType"] == "KeyPolicy"
     # The other account's own keys and RAM entities are its own.
     assert guest not in [u["UserName"] for u in root("ram").call("ListUsers", MaxItems=1000)["Users"]["User"]]
 

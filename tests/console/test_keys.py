@@ -242,6 +242,36 @@ def test_key_user_cannot_schedule_deletion(
     assert state_of(kms, key_id) == "Enabled"
 
 
+def test_a_ram_policy_alone_lets_a_user_of_the_account_disable_the_key(
+    watched_page: Page,
+    console_server: LiveServer,
+    console_user: Any,
+    sign_in: Any,
+    kms: KmsCaller,
+    instance: str,
+) -> None:
+    """The console decides as the API (Alibaba's same-account rule): the key policy names neither the
+    user nor the account, and the user's RAM policy allows DisableKey on this key: allowed."""
+    words = WORDS["en"]
+    user_name = f"ramonly{uuid.uuid4().hex[:6]}"
+    account = kms.call("DescribeKey", KeyId=new_key(kms, instance)[0])["KeyMetadata"]["Arn"].split(":")[3]
+    others_only = json.loads(custom_key_policy(account, users=[f"acs:ram::{account}:user/someone-else"]))
+    others_only["Statement"] = [s for s in others_only["Statement"] if s["Sid"] != "kms default key policy"]
+    key_id, alias = new_key(kms, instance, Policy=json.dumps(others_only))
+    key_arn = f"acs:kms:*:{account}:key/{key_id}"
+    reader = {"Effect": "Allow", "Action": ["kms:List*", "kms:Describe*", "kms:Get*"], "Resource": ["*"]}
+    disabler = {"Effect": "Allow", "Action": ["kms:DisableKey"], "Resource": [key_arn]}
+    user = console_user(user_name, [{"Version": "1", "Statement": [reader, disabler]}])
+    sign_in(watched_page, console_server, user.name, user.password)
+    page = watched_page
+    page.goto(f"{console_server.url}/console/keys?instance={instance}&q={alias}")
+    row = page.get_by_role("row").filter(has_text=key_id)
+    row.get_by_role("button", name=words["disable"], exact=True).click()
+    page.get_by_role("dialog", name=words["dlg_disable"]).get_by_role("button", name=words["ok"]).click()
+    expect(page.get_by_role("status")).to_be_visible()
+    assert state_of(kms, key_id) == "Disabled"
+
+
 def test_default_key_external_needs_the_acknowledgement(
     watched_page: Page,
     console_server: LiveServer,

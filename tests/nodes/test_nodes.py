@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import signal
 import statistics
@@ -123,9 +124,14 @@ def test_every_change_on_one_node_is_acted_on_by_the_other_within_a_second(nodes
     root_b, as_user = encrypts(kms_b, key), encrypts(user_b, key)
     lists = lambda: _succeeds(lambda: user_b.call("ListKeys"))  # noqa: E731
     delays = Delays()
-    restrictive = custom_key_policy(account).replace(
-        f"acs:ram::{account}:*", f"acs:ram::{account}:user/someone-else"
-    )
+    # A narrower key policy: an explicit Deny of the user (its RAM policy alone would allow it, as in
+    # Alibaba's same-account rule).
+    narrower = json.loads(custom_key_policy(account))
+    narrower["Statement"].append(
+        {"Effect": "Deny", "Principal": {"RAM": [f"acs:ram::{account}:user/{user}"]},
+         "Action": ["kms:Encrypt"], "Resource": ["*"], "Sid": "NoEncrypt"}
+    )  # fmt: skip
+    restrictive = json.dumps(narrower)
     for _ in range(5):
         delays.measure("DisableKey", lambda: kms_a.call("DisableKey", KeyId=key), refused(root_b))
         delays.measure("EnableKey", lambda: kms_a.call("EnableKey", KeyId=key), root_b)

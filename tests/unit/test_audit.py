@@ -51,6 +51,7 @@ EVENT_FIELDS = {
     "access_key_id",
     "nonce",
     "nonce_expires",
+    "dry_run",
 }
 
 

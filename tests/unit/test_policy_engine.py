@@ -92,9 +92,44 @@ def test_seed_administrators_manage_but_never_use_and_users_use_but_never_manage
     assert not ask(admin, "kms:Encrypt", key=policy).allowed
     assert ask(user, "kms:Encrypt", key=policy).allowed
     refused = ask(user, "kms:ScheduleKeyDeletion", key=policy)
-    assert not refused.allowed and refused.policy_type == KEY_POLICY
-    # Without the account statement, identity policies no longer reach the key.
-    assert not ask(f"acs:ram::{OWNER}:user/bob", "kms:Encrypt", key=policy, identity=(USE_KEYS,)).allowed
+    assert not refused.allowed and not refused.explicit_deny
+    assert "the key policy does not name the caller" in refused.reason
+
+
+def test_the_same_account_needs_one_allow_from_either_side() -> None:
+    """Alibaba's same-account table ("Key policy overview", permission evaluation): key policy Allow
+    or RAM policy Allow is enough; a Deny on either side wins; neither side allowing denies."""
+    bob = f"acs:ram::{OWNER}:user/bob"
+    names_bob = {"Sid": "Bob", "Effect": "Allow", "Principal": {"RAM": [bob]}, "Action": ["kms:Encrypt"],
+                 "Resource": ["*"]}  # fmt: skip
+    denies_bob = {**names_bob, "Sid": "NoBob", "Effect": "Deny"}
+    no_encrypt = identity_policy(
+        {"Sid": "NoEncrypt", "Effect": "Deny", "Action": "kms:Encrypt", "Resource": "*"}
+    )
+    # The key policy neither names bob nor has the account statement: his RAM policy is enough.
+    unrelated = key_policy(
+        {"Effect": "Allow", "Principal": {"RAM": [f"acs:ram::{OWNER}:user/alice"]}, "Action": ["kms:*"],
+         "Resource": ["*"]}
+    )  # fmt: skip
+    by_identity = ask(bob, "kms:Encrypt", key=unrelated, identity=(USE_KEYS,))
+    assert by_identity.allowed and "identity policy" in by_identity.reason
+    assert ask(bob, "kms:Encrypt", key=key_policy(names_bob)).allowed  # key policy Allow, RAM unset
+    assert ask(bob, "kms:Encrypt", key=key_policy(names_bob), identity=(USE_KEYS,)).allowed  # both
+    key_allow_ram_deny = ask(bob, "kms:Encrypt", key=key_policy(names_bob), identity=(USE_KEYS, no_encrypt))
+    assert not key_allow_ram_deny.allowed and key_allow_ram_deny.explicit_deny
+    assert key_allow_ram_deny.policy_type == IDENTITY_POLICY
+    key_deny_ram_allow = ask(bob, "kms:Encrypt", key=key_policy(denies_bob, names_bob), identity=(USE_KEYS,))
+    assert not key_deny_ram_allow.allowed and key_deny_ram_allow.explicit_deny
+    assert key_deny_ram_allow.policy_type == KEY_POLICY and "'NoBob'" in key_deny_ram_allow.reason
+    neither = ask(bob, "kms:Encrypt", key=unrelated)
+    assert not neither.allowed and not neither.explicit_deny
+    # A Deny naming the whole account binds its identities too (not its root: rule 1).
+    account_deny = key_policy(
+        {"Effect": "Deny", "Principal": {"RAM": [f"acs:ram::{OWNER}:*"]}, "Action": ["kms:Encrypt"],
+         "Resource": ["*"]}
+    )  # fmt: skip
+    assert ask(bob, "kms:Encrypt", key=account_deny, identity=(USE_KEYS,)).explicit_deny
+    assert ask(f"acs:ram::{OWNER}:root", "kms:Encrypt", key=account_deny).allowed
 
 
 def test_another_account_needs_both_sides() -> None:
@@ -221,7 +256,7 @@ def reference(
     if own:
         if key is None or resource_account is None:
             return id_allow, False
-        return named or (deleg and id_allow), False
+        return named or id_allow, False
     if key is None:
         return False, False
     return (named or deleg) and id_allow, False

@@ -44,6 +44,7 @@ SURFACES = {
         "KeyOperations",
         "Need",
         "Target",
+        "end_dry_run",
     ],
     "openkms.policy.actions": ["KMS_ACTIONS", "USAGE_ACTIONS", "KmsAction"],
     "openkms.service.outcome": ["Outcome", "acting_on"],

@@ -49,6 +49,7 @@ EXPECTED: dict[type[errors.OpenKMSError], tuple[int, str]] = {
     errors.SignInFailed: (401, "InvalidSignIn"),
     errors.AuthenticationError: (400, "IncompleteSignature"),
     errors.AccessDenied: (403, "Forbidden.NoPermission"),
+    errors.DryRunPassed: (400, "DryRunOperation"),
     errors.Throttled: (429, "Rejected.Throttling"),
     errors.Sealed: (503, "ServiceUnavailableTemporary"),
     errors.KeyStoreUnavailable: (503, "Rejected.KeyStoreUnavailable"),

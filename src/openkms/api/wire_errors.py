@@ -63,6 +63,7 @@ WIRE_ERRORS: dict[type[errors.OpenKMSError], tuple[int, str]] = {
     errors.SignInFailed: (401, "InvalidSignIn"),
     errors.AuthenticationError: (400, "IncompleteSignature"),
     errors.AccessDenied: (403, "Forbidden.NoPermission"),
+    errors.DryRunPassed: (400, "DryRunOperation"),
     errors.Throttled: (429, "Rejected.Throttling"),
     errors.Sealed: (503, "ServiceUnavailableTemporary"),
     errors.KeyStoreUnavailable: (503, "Rejected.KeyStoreUnavailable"),

@@ -73,6 +73,7 @@ class AuditEvent(NamedTuple):
     access_key_id: str | None = None
     nonce: str | None = None
     nonce_expires: int | None = None  # epoch seconds after which a replay fails the time window
+    dry_run: bool = False  # DryRun=true: checked, not done (its result: DryRunOperation if it would succeed)
 
     def to_json_dict(self) -> dict[str, JsonScalar]:
         return self._asdict()

@@ -1,15 +1,17 @@
 """The authorization decision: deny by default, an explicit Deny wins, and every decision says why.
 
 Inputs are the caller (account, ARN), the action, the resource, the caller's identity policies, the
-key's policy when the resource is a key, and the request facts for conditions. The rules:
+key's policy when the resource is a key, and the request facts for conditions. The rules follow
+Alibaba's permission evaluation of key policies and RAM policies ("Key policy overview"):
 
 1. An account's root identity may do anything to its own account's resources: no policy binds it there,
    so an account can never lock itself out of its own keys. It has no identity policies.
-2. Otherwise a matching `Deny` statement, in an identity policy or in the key policy naming the caller,
-   denies.
-3. A RAM user or role of the owning account is allowed by a key-policy statement that names it, or by
-   its own identity policies when the key policy delegates to the account (a statement whose principal
-   is the account itself, `acs:ram::<uid>:*`, as in the default key policy). Without a key (account-level
+2. Otherwise a matching `Deny` statement, in an identity policy or in the key policy naming the caller
+   (or its account), denies.
+3. A RAM user or role of the owning account needs one Allow, from either side: a key-policy statement
+   that names it, or its own identity policies (whatever the key policy says, Denies aside). A key
+   policy statement whose principal is the whole account (`acs:ram::<uid>:*`, the default key policy)
+   speaks for the account's root, not for each of its identities. Without a key (account-level
    actions such as ListKeys) its identity policies decide.
 4. A caller from another account needs both sides: the key policy must allow it (by name, or by
    delegating to its account) and its own account must allow it (its identity policies; a root caller
@@ -70,21 +72,18 @@ def evaluate(request: AccessRequest) -> Decision:
                 )
     identity_allows = request.is_root or bool(identity)
     if own_account:
+        # Alibaba's same-account rule: either side's Allow is enough (rule 3).
         if named:
             return Decision(True, f"allowed by {_describe(KEY_POLICY, *named[0])}")
-        if request.key_policy is None or request.resource_account is None:
-            if identity:
-                return Decision(True, f"allowed by {_describe(IDENTITY_POLICY, *identity[0])}")
-            return _implicit(request, IDENTITY_POLICY, "no identity policy statement allows it")
-        if not delegating:
-            return _implicit(
-                request, KEY_POLICY, "the key policy neither names the caller nor delegates to its account"
-            )
         if identity:
-            return Decision(
-                True, f"allowed by {_describe(IDENTITY_POLICY, *identity[0])} under the key policy"
-            )
-        return _implicit(request, IDENTITY_POLICY, "no identity policy statement allows it")
+            return Decision(True, f"allowed by {_describe(IDENTITY_POLICY, *identity[0])}")
+        if request.key_policy is None or request.resource_account is None:
+            return _implicit(request, IDENTITY_POLICY, "no identity policy statement allows it")
+        return _implicit(
+            request,
+            IDENTITY_POLICY,
+            "no identity policy statement allows it and the key policy does not name the caller",
+        )
     # Another account's resource: both sides must allow.
     if request.key_policy is None:
         return _implicit(request, KEY_POLICY, "the resource belongs to another account")

@@ -1,10 +1,11 @@
 """Key policies as the seed describes them (F4): the default policy, and the three principal lists of
 a custom policy with exactly the seed's action lists.
 
-The default policy delegates the key to its account: the account's root may do anything with it, and
-its RAM users and roles whatever their identity policies allow. A custom policy built here keeps that
-statement and adds administrators (manage, never use), users (use, never manage) and users of other
-accounts (use, and only with their own account's grant too).
+The default policy, as Alibaba writes it, names the key's account (`acs:ram::<uid>:*`): the account's
+root may do anything with it. Its RAM users and roles get whatever their identity policies allow, with
+or without that statement (Alibaba's same-account rule, `policy.engine` rule 3). A custom policy built
+here keeps that statement and adds administrators (manage, never use), users (use, never manage) and
+users of other accounts (use, and only with their own account's grant too).
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from openkms.service.key_ops import (
     KeyOperations,
     Need,
     Target,
+    end_dry_run,
 )
 from openkms.service.outcome import Outcome, acting_on
 from openkms.types import AsymmetricAlgorithm, KeyId, KeyUsage, KeyVersionId
@@ -87,6 +88,7 @@ class AsymmetricService:
     ) -> Outcome[tuple[VersionOf, str]]:
         used = self._version(ctx, key_ref, version_id, KmsAction.GET_PUBLIC_KEY, ANY_KEY_PAIR)
         with acting_on(used.resource):
+            end_dry_run(ctx, used.resource)
             return used.outcome(used.provider.public_key_pem(used.ref))
 
     def sign(
@@ -95,6 +97,7 @@ class AsymmetricService:
         used = self._version(ctx, key_ref, version_id, KmsAction.ASYMMETRIC_SIGN, SIGNING_KEY_PAIR)
         with acting_on(used.resource):
             chosen = used.algorithm(algorithm, KeyUsage.SIGN_VERIFY)
+            end_dry_run(ctx, used.resource)
             return used.outcome(used.provider.sign(used.ref, chosen, digest))
 
     def verify(
@@ -111,6 +114,7 @@ class AsymmetricService:
         used = self._version(ctx, key_ref, version_id, KmsAction.ASYMMETRIC_VERIFY, SIGNING_KEY_PAIR)
         with acting_on(used.resource):
             chosen = used.algorithm(algorithm, KeyUsage.SIGN_VERIFY)
+            end_dry_run(ctx, used.resource)
             used.provider.verify(used.ref, chosen, digest, signature)
         return Outcome(used.names, used.resource)
 
@@ -127,6 +131,7 @@ class AsymmetricService:
                     f"Plaintext is {len(plaintext)} bytes; {chosen} with {rule.spec} takes at most {limit}.",
                     parameter="Plaintext",
                 )
+            end_dry_run(ctx, used.resource)
             return used.outcome(used.provider.asymmetric_encrypt(used.ref, chosen, plaintext))
 
     def decrypt(
@@ -135,6 +140,7 @@ class AsymmetricService:
         used = self._version(ctx, key_ref, version_id, KmsAction.ASYMMETRIC_DECRYPT, ENCRYPTION_KEY_PAIR)
         with acting_on(used.resource):
             chosen = used.algorithm(algorithm, KeyUsage.ENCRYPT_DECRYPT)
+            end_dry_run(ctx, used.resource)
             return used.outcome(used.provider.asymmetric_decrypt(used.ref, chosen, ciphertext))
 
     def certificate_signing_request(

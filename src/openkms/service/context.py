@@ -90,6 +90,10 @@ class RequestContext:
     # read a key's current tags (only called when a condition asks).
     request_tags: Mapping[str, str] = field(default_factory=dict)
     tags_of: Callable[[str], Mapping[str, str]] | None = None
+    # DryRun=true: the use case checks everything and stops before acting (`errors.DryRunPassed`).
+    # Set by the action's parameter parsing (`api/actions/base.py: take_dry_run`), before the use
+    # case runs; the audit record says so.
+    dry_run: bool = False
 
 
 def system_principal(account_id: AccountId, job: str) -> Principal:

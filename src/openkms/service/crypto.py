@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from openkms.domain.ciphertext import (
+    Ciphertext,
     blob_aad,
     data_key_header_for,
     header_for,
@@ -26,10 +27,11 @@ from openkms.domain.encryption_context import canonical_context
 from openkms.domain.specs import SPEC_RULES
 from openkms.errors import InvalidArgument, InvalidCiphertext, NotADataKey, OpenKMSError
 from openkms.policy.actions import KmsAction
-from openkms.providers.base import SymmetricCipher, random_bytes
+from openkms.providers.base import MaterialRef, SymmetricCipher, random_bytes
+from openkms.resource import Resource
 from openkms.secret import SecretBytes
 from openkms.service.context import RequestContext
-from openkms.service.key_ops import SYMMETRIC_KEY, KeyOperations, Target
+from openkms.service.key_ops import SYMMETRIC_KEY, KeyOperations, Target, end_dry_run
 from openkms.service.outcome import Outcome
 from openkms.types import DataKeySpec, KeyId, KeyVersionId
 
@@ -89,6 +91,8 @@ class CryptoService:
             ref = self._ops.primary(key)
             header = data_key_header_for(ref.version_id) if data_key else header_for(ref.version_id)
             aad = blob_aad(header, canonical_context(context))
+            if ctx.dry_run:
+                end_dry_run(ctx, self._ops.resource(key, ref.version_id))
             iv, sealed = target.provider.encrypt(ref, plaintext, aad, target.invocation(ctx, action))
         except OpenKMSError as exc:
             exc.about(self._ops.resource(key))
@@ -96,14 +100,10 @@ class CryptoService:
         encrypted = Encrypted(join_blob(header, iv, sealed), key.key_id, ref.version_id)
         return Outcome(encrypted, self._ops.resource(key, ref.version_id))
 
-    def _open(
-        self,
-        ctx: RequestContext,
-        blob: bytes,
-        context: Mapping[str, str] | None,
-        action: KmsAction,
-        data_keys_only: bool = False,
-    ) -> Outcome[Opened]:
+    def _source(
+        self, ctx: RequestContext, blob: bytes, action: KmsAction, data_keys_only: bool = False
+    ) -> tuple[Ciphertext, MaterialRef, Target[SymmetricCipher], Resource]:
+        """The pipeline for a blob: the version it names, its key resolved, authorized and checked."""
         ciphertext = parse_ciphertext(blob)
         ref = self._ops.material(ciphertext.version_id)
         if ref is None or not SPEC_RULES[ref.spec].symmetric:
@@ -116,8 +116,21 @@ class CryptoService:
             # Refused before anything is decrypted, on the mark alone (which the caller can read in the
             # blob anyway); a forged mark is caught below, since the mark is part of the AAD.
             raise NotADataKey().about(resource)
+        return ciphertext, ref, target, resource
+
+    def _open(
+        self,
+        ctx: RequestContext,
+        blob: bytes,
+        context: Mapping[str, str] | None,
+        action: KmsAction,
+        data_keys_only: bool = False,
+    ) -> Outcome[Opened]:
+        ciphertext, ref, target, resource = self._source(ctx, blob, action, data_keys_only)
         try:
             aad = blob_aad(ciphertext.header(), canonical_context(context))
+            if ctx.dry_run:  # a dry run does not decrypt: the blob's authenticity is not checked
+                end_dry_run(ctx, resource)
             invocation = target.invocation(ctx, action)
             plaintext = target.provider.decrypt(ref, ciphertext.iv, ciphertext.sealed, aad, invocation)
         except OpenKMSError as exc:
@@ -154,6 +167,10 @@ class CryptoService:
         destination_context: Mapping[str, str] | None,
     ) -> Outcome[Encrypted]:
         destination = self._ops.key(ctx, destination_key_ref)
+        if ctx.dry_run:  # both keys through the pipeline; nothing decrypted or encrypted
+            self._source(ctx, blob, KmsAction.RE_ENCRYPT)
+            target = self._ops.prepare(ctx, destination, KmsAction.RE_ENCRYPT, SYMMETRIC_KEY)
+            end_dry_run(ctx, self._ops.resource(target.key))
         opened = self._open(ctx, blob, source_context, KmsAction.RE_ENCRYPT).value
         target = self._ops.prepare(ctx, destination, KmsAction.RE_ENCRYPT, SYMMETRIC_KEY)
         # A re-encrypted data key is still one; anything else stays unmarked (no laundering).

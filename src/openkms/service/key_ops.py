@@ -2,7 +2,8 @@
 export and key import: resolve the key (id, alias or ARN) -> authorize the action -> lifecycle and
 material checks (state, imported material's expiry, the spec and usage the operation needs) -> the
 provider that holds the key's material (by the kind of the key's instance, `providers.registry`),
-as the capability the operation needs -> the operation.
+as the capability the operation needs -> the operation. A dry run (DryRun=true) stops right before the
+operation (`end_dry_run`).
 
 Owns `KeyOperations`, what an operation needs of its key (`Need`), and the cache of version
 references. An integrated service naming its own missing service key gets it made here, as an
@@ -22,6 +23,7 @@ from openkms.domain.lifecycle import ensure_material_current, ensure_usable
 from openkms.domain.specs import SPEC_RULES, SpecRule
 from openkms.errors import (
     AliasNotFound,
+    DryRunPassed,
     InvalidCiphertext,
     KeyVersionNotFound,
     OpenKMSError,
@@ -55,6 +57,7 @@ __all__ = [
     "KeyOperations",
     "Need",
     "Target",
+    "end_dry_run",
 ]
 
 
@@ -88,6 +91,13 @@ SYMMETRIC_KEY: Need[SymmetricCipher] = Need(SYMMETRIC, symmetric=True, usage=Key
 ANY_KEY_PAIR: Need[KeyPairs] = Need(KEY_PAIRS, symmetric=False)
 SIGNING_KEY_PAIR: Need[KeyPairs] = Need(KEY_PAIRS, symmetric=False, usage=KeyUsage.SIGN_VERIFY)
 ENCRYPTION_KEY_PAIR: Need[KeyPairs] = Need(KEY_PAIRS, symmetric=False, usage=KeyUsage.ENCRYPT_DECRYPT)
+
+
+def end_dry_run(ctx: RequestContext, resource: Resource) -> None:
+    """Where a dry run stops: the request was authenticated and authorized and passed every check up
+    to here, and nothing has been done yet (called right before the provider acts)."""
+    if ctx.dry_run:
+        raise DryRunPassed().about(resource)
 
 
 class Target(NamedTuple, Generic[P]):

@@ -158,7 +158,7 @@ class Runner:
         principal = ctx.principal
         return self._event(
             ctx.door, ctx.request_id, action, ctx.source_ip, principal.arn, principal.account_id,
-            ctx.region_id, spent, resource, failure,
+            ctx.region_id, spent, resource, failure, ctx.dry_run,
         )  # fmt: skip
 
     async def refuse(self, attempt: Attempt, error: BaseException, *, started: float | None = None) -> None:
@@ -193,6 +193,7 @@ class Runner:
         spent: SpentNonce | None,
         resource: Resource | None,
         failure: BaseException | None,
+        dry_run: bool = False,
     ) -> AuditEvent:
         """The record of one request, whatever the door (positional parts: built once per request
         on the hot path, so no intermediate object carries them here)."""
@@ -220,6 +221,7 @@ class Runner:
             access_key_id=None if spent is None else spent.access_key_id,
             nonce=None if spent is None else spent.nonce,
             nonce_expires=None if spent is None else spent.expires,
+            dry_run=dry_run,
         )
 
     async def _append(self, event: AuditEvent, started: float, action: str | None = None) -> None:

@@ -12,10 +12,10 @@ import binascii
 from base64 import b64decode, b64encode
 from collections.abc import Mapping
 
-from openkms.api.actions.base import Action
+from openkms.api.actions.base import Action, refuse_recipient, take_dry_run
 from openkms.api.params import Params
 from openkms.domain.csr import make_subject
-from openkms.errors import InvalidArgument, InvalidCiphertext, SignatureInvalid, UnsupportedOperation
+from openkms.errors import InvalidArgument, InvalidCiphertext, SignatureInvalid
 from openkms.service.asymmetric import VersionOf
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
@@ -32,11 +32,6 @@ def _base64(params: Params, name: str) -> bytes:
         raise InvalidArgument(f"{name} is not valid base64.", parameter=name) from None
 
 
-def _dry_run(params: Params) -> None:
-    if params.optional_bool("DryRun", False):
-        raise UnsupportedOperation("DryRun is not supported by this server yet.")
-
-
 def _names(used: VersionOf) -> dict[str, object]:
     return {"KeyId": used.key_id, "KeyVersionId": used.version_id}
 
@@ -46,7 +41,7 @@ def _target(params: Params) -> tuple[str, str]:
 
 
 def asymmetric_sign(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
-    _dry_run(params)
+    take_dry_run(params, ctx)
     key_ref, version_id = _target(params)
     algorithm = params.required_str("Algorithm")
     digest = _base64(params, "Digest")
@@ -57,7 +52,7 @@ def asymmetric_sign(params: Params, ctx: RequestContext, services: Services) -> 
 def asymmetric_verify(
     params: Params, ctx: RequestContext, services: Services
 ) -> Outcome[Mapping[str, object]]:
-    _dry_run(params)
+    take_dry_run(params, ctx)
     key_ref, version_id = _target(params)
     algorithm = params.required_str("Algorithm")
     digest = _base64(params, "Digest")
@@ -77,7 +72,7 @@ def asymmetric_verify(
 def asymmetric_encrypt(
     params: Params, ctx: RequestContext, services: Services
 ) -> Outcome[Mapping[str, object]]:
-    _dry_run(params)
+    take_dry_run(params, ctx)
     key_ref, version_id = _target(params)
     algorithm = params.required_str("Algorithm")
     plaintext = _base64(params, "Plaintext")
@@ -90,7 +85,8 @@ def asymmetric_encrypt(
 def asymmetric_decrypt(
     params: Params, ctx: RequestContext, services: Services
 ) -> Outcome[Mapping[str, object]]:
-    _dry_run(params)
+    refuse_recipient(params)
+    take_dry_run(params, ctx)
     key_ref, version_id = _target(params)
     algorithm = params.required_str("Algorithm")
     ciphertext = _base64(params, "CiphertextBlob")
@@ -101,7 +97,7 @@ def asymmetric_decrypt(
 
 
 def get_public_key(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
-    _dry_run(params)
+    take_dry_run(params, ctx)
     key_ref, version_id = _target(params)
     found = services.asymmetric.get_public_key(ctx, key_ref, version_id)
     return found.map(lambda pair: {**_names(pair[0]), "PublicKey": pair[1]})
@@ -145,7 +141,7 @@ ACTIONS = (
     Action("AsymmetricSign", asymmetric_sign, _VERSION | {"Algorithm", "Digest"}),
     Action("AsymmetricVerify", asymmetric_verify, _VERSION | {"Algorithm", "Digest", "Value"}),
     Action("AsymmetricEncrypt", asymmetric_encrypt, _VERSION | {"Algorithm", "Plaintext"}),
-    Action("AsymmetricDecrypt", asymmetric_decrypt, _VERSION | {"Algorithm", "CiphertextBlob"}),
+    Action("AsymmetricDecrypt", asymmetric_decrypt, _VERSION | {"Algorithm", "CiphertextBlob", "Recipient"}),
     Action("GetPublicKey", get_public_key, _VERSION),
     Action("GenerateCertificateSigningRequest", generate_certificate_signing_request, _CSR),
 )

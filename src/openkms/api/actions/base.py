@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from openkms.api.params import Params
-from openkms.errors import InvalidArgument
+from openkms.errors import InvalidArgument, UnsupportedOperation
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
 from openkms.service.outcome import Outcome
@@ -57,6 +57,25 @@ class Action:
                 if "." in name and name.split(".", 1)[0] + ".N" in self.parameters:
                     continue
                 raise InvalidArgument(f"{self.name} takes no parameter {name}.", parameter=name)
+
+
+def take_dry_run(params: Params, ctx: RequestContext) -> None:
+    """`DryRun=true` (the actions whose SDK models carry it): the use case runs every check and stops
+    before acting, answering `DryRunOperation` (`errors.DryRunPassed`) if all passed. Read before the
+    use case runs, so its audit record says it was a dry run whatever the result."""
+    ctx.dry_run = params.optional_bool("DryRun", False)
+
+
+def refuse_recipient(params: Params) -> None:
+    """`Recipient` (SDK 3.3.1: Decrypt, GenerateDataKey, AsymmetricDecrypt) asks for the result
+    encrypted to an attested enclave's key (`CiphertextForRecipient`) instead of in the clear. OpenKMS
+    verifies no attestation, so it refuses the parameter by name rather than ignoring it (which would
+    answer the plaintext the caller asked not to receive)."""
+    if params.optional_str("Recipient"):
+        raise UnsupportedOperation(
+            "Recipient is not supported: OpenKMS verifies no attestation documents, so it cannot return "
+            "a result bound to an attested recipient (CiphertextForRecipient). Call without Recipient."
+        )
 
 
 def empty(done: Outcome[object]) -> Outcome[Mapping[str, object]]:

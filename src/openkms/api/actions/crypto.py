@@ -10,7 +10,7 @@ import binascii
 from base64 import b64decode, b64encode
 from collections.abc import Mapping
 
-from openkms.api.actions.base import Action
+from openkms.api.actions.base import Action, refuse_recipient, take_dry_run
 from openkms.api.params import Params
 from openkms.errors import InvalidCiphertext, UnsupportedOperation
 from openkms.policy.actions import KmsAction
@@ -36,13 +36,8 @@ def _encrypted(result: Encrypted) -> Mapping[str, object]:
     }
 
 
-def _dry_run(params: Params) -> None:
-    if params.optional_bool("DryRun", False):
-        raise UnsupportedOperation("DryRun is not supported by this server yet.")
-
-
 def encrypt(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
-    _dry_run(params)
+    take_dry_run(params, ctx)
     plaintext = params.required_str("Plaintext").encode("utf-8")
     result = services.crypto.encrypt(
         ctx, params.required_str("KeyId"), plaintext, params.json_object("EncryptionContext")
@@ -51,7 +46,8 @@ def encrypt(params: Params, ctx: RequestContext, services: Services) -> Outcome[
 
 
 def decrypt(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
-    _dry_run(params)
+    refuse_recipient(params)
+    take_dry_run(params, ctx)
     opened = services.crypto.decrypt(ctx, _blob(params), params.json_object("EncryptionContext"))
     try:
         text = opened.value.plaintext.reveal().decode("utf-8")
@@ -63,7 +59,7 @@ def decrypt(params: Params, ctx: RequestContext, services: Services) -> Outcome[
 
 
 def re_encrypt(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
-    _dry_run(params)
+    take_dry_run(params, ctx)
     for name in ("SourceEncryptionAlgorithm", "SourceKeyId", "SourceKeyVersionId"):
         if params.optional_str(name):
             raise UnsupportedOperation(f"{name} applies to asymmetric keys, not available yet.")
@@ -78,7 +74,7 @@ def re_encrypt(params: Params, ctx: RequestContext, services: Services) -> Outco
 
 
 def _generate(params: Params, ctx: RequestContext, services: Services, action: KmsAction) -> Outcome[DataKey]:
-    _dry_run(params)
+    take_dry_run(params, ctx)
     number_of_bytes = params.optional_int("NumberOfBytes", None, minimum=1, maximum=1024)
     return services.crypto.generate_data_key(
         ctx,
@@ -93,6 +89,7 @@ def _generate(params: Params, ctx: RequestContext, services: Services, action: K
 def generate_data_key(
     params: Params, ctx: RequestContext, services: Services
 ) -> Outcome[Mapping[str, object]]:
+    refuse_recipient(params)
     made = _generate(params, ctx, services, KmsAction.GENERATE_DATA_KEY)
     return made.map(
         lambda key: {**_encrypted(key.encrypted), "Plaintext": key.plaintext_base64.reveal().decode("ascii")}
@@ -124,9 +121,14 @@ ACTIONS = (
     Action(
         "Encrypt", encrypt, frozenset({"KeyId", "Plaintext", "EncryptionContext", "DryRun"}), blocking=False
     ),
-    Action("Decrypt", decrypt, frozenset({"CiphertextBlob", "EncryptionContext", "DryRun"}), blocking=False),
+    Action(
+        "Decrypt",
+        decrypt,
+        frozenset({"CiphertextBlob", "EncryptionContext", "DryRun", "Recipient"}),
+        blocking=False,
+    ),
     Action("ReEncrypt", re_encrypt, _RE_ENCRYPT, blocking=False),
-    Action("GenerateDataKey", generate_data_key, _DATA_KEY, blocking=False),
+    Action("GenerateDataKey", generate_data_key, _DATA_KEY | {"Recipient"}, blocking=False),
     Action(
         "GenerateDataKeyWithoutPlaintext",
         generate_data_key_without_plaintext,

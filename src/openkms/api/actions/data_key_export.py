@@ -10,9 +10,9 @@ import binascii
 from base64 import b64decode, b64encode
 from collections.abc import Mapping
 
-from openkms.api.actions.base import Action
+from openkms.api.actions.base import Action, take_dry_run
 from openkms.api.params import Params
-from openkms.errors import InvalidCiphertext, UnsupportedOperation
+from openkms.errors import InvalidCiphertext
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
 from openkms.service.data_key_export import Exported, WrappingKey, parse_wrapping_key
@@ -27,15 +27,10 @@ def _wrapping(params: Params) -> WrappingKey:
     )
 
 
-def _dry_run(params: Params) -> None:
-    if params.optional_bool("DryRun", False):
-        raise UnsupportedOperation("DryRun is not supported by this server yet.")
-
-
 def generate_and_export_data_key(
     params: Params, ctx: RequestContext, services: Services
 ) -> Outcome[Mapping[str, object]]:
-    _dry_run(params)
+    take_dry_run(params, ctx)
     key_ref = params.required_str("KeyId")
     wrapping = _wrapping(params)
     result = services.data_key_export.generate_and_export(
@@ -58,7 +53,7 @@ def _exported(result: Exported) -> Mapping[str, object]:
 
 
 def export_data_key(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
-    _dry_run(params)
+    take_dry_run(params, ctx)
     raw = params.required_str("CiphertextBlob")
     try:
         blob = b64decode(raw, validate=True)

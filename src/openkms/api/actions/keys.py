@@ -10,7 +10,7 @@ from openkms.api.params import Params
 from openkms.clock import iso_utc
 from openkms.domain.key import Key, KeyFilter
 from openkms.domain.specs import ensure_rotation_allowed
-from openkms.errors import InvalidArgument
+from openkms.errors import InvalidArgument, UnsupportedOperation
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
 from openkms.service.keys import CreateKeyRequest
@@ -68,14 +68,34 @@ def key_metadata(key: Key) -> dict[str, object]:
     return metadata
 
 
+# CreateKey's KeyStorageMechanism (SDK 3.x; Alibaba: "valid only when DKMSInstanceId is specified
+# for a hardware key management instance"): HsmInternal (the default) or HsmEncryptedDatabase.
+DEFAULT_KEY_STORAGE_MECHANISM = "HsmInternal"
+KEY_STORAGE_MECHANISMS = (DEFAULT_KEY_STORAGE_MECHANISM, "HsmEncryptedDatabase")
+
+
+def _key_storage_mechanism(value: str | None) -> None:
+    """Accept the default, HsmInternal (absent or empty means it too): a hardware key of OpenKMS lives in
+    its token, and other keys are not stored in an HSM at all, so it changes nothing. Alibaba's other
+    value, HsmEncryptedDatabase (HSM-wrapped material kept in a database), is refused as unsupported;
+    anything else is not a value."""
+    if not value or value == DEFAULT_KEY_STORAGE_MECHANISM:
+        return
+    if value in KEY_STORAGE_MECHANISMS:
+        raise UnsupportedOperation(
+            f"KeyStorageMechanism {value} is not supported: OpenKMS keeps a hardware key in its HSM "
+            f"({DEFAULT_KEY_STORAGE_MECHANISM}, the default)."
+        )
+    raise InvalidArgument(
+        f"KeyStorageMechanism {value!r} is not one of {', '.join(KEY_STORAGE_MECHANISMS)}.",
+        parameter="KeyStorageMechanism",
+    )
+
+
 def create_key(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
     if params.optional_bool("EnableAutomaticRotation", False) or params.optional_str("RotationInterval"):
         ensure_rotation_allowed(params.optional_str("KeySpec"))
-    if params.optional_str("KeyStorageMechanism"):
-        raise InvalidArgument(
-            "KeyStorageMechanism is not supported; the instance decides where a key is stored.",
-            parameter="KeyStorageMechanism",
-        )
+    _key_storage_mechanism(params.optional_str("KeyStorageMechanism"))
     key = services.keys.create_key(
         ctx,
         CreateKeyRequest(
