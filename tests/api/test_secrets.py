@@ -282,6 +282,29 @@ def test_disabled_key_makes_the_value_unreadable(sdk: KmsCaller, secret_key: str
     ] == ["v1"]
 
 
+def test_get_secret_value_dry_run_checks_everything_and_reads_nothing(
+    sdk: KmsCaller, secret_key: str
+) -> None:
+    """DryRun=true finds and authorizes the secret, its version and the key's Decrypt, then answers
+    DryRunOperation; a check that fails answers its own refusal; Recipient is refused by name."""
+    name = unique()
+    _create(sdk, secret_key, name)
+    passed = refused(lambda: sdk.call("GetSecretValue", SecretName=name, DryRun=True), "DryRunOperation", 400)
+    assert "s3cr3t" not in passed.message
+    refused(
+        lambda: sdk.call("GetSecretValue", SecretName=name, VersionId="nope", DryRun=True),
+        "Forbidden.ResourceNotFound",
+        404,
+    )
+    sdk.call("DisableKey", KeyId=secret_key)
+    refused(lambda: sdk.call("GetSecretValue", SecretName=name, DryRun=True), "Rejected.Disabled", 400)
+    sdk.call("EnableKey", KeyId=secret_key)
+    recipient = refused(
+        lambda: sdk.call("GetSecretValue", SecretName=name, Recipient="{}"), "UnsupportedOperation", 400
+    )
+    assert "Recipient" in recipient.message
+
+
 def test_delete_restore_and_force(sdk: KmsCaller, secret_key: str) -> None:
     name = unique()
     _create(sdk, secret_key, name)

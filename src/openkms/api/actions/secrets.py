@@ -12,7 +12,7 @@ import binascii
 from base64 import b64decode, b64encode
 from collections.abc import Mapping, Sequence
 
-from openkms.api.actions.base import Action, empty, page_params
+from openkms.api.actions.base import Action, empty, page_params, refuse_recipient, take_dry_run
 from openkms.api.actions.tags import parse_old_tags
 from openkms.api.params import Params
 from openkms.api.wire_errors import to_wire
@@ -117,11 +117,6 @@ def _described(found: Described) -> dict[str, object]:
     return fields
 
 
-def _dry_run(params: Params) -> None:
-    if params.optional_bool("DryRun", False):
-        raise UnsupportedOperation("DryRun is not supported by this server yet.")
-
-
 # -- actions ------------------------------------------------------------------------------------------
 def create_secret(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
     secret_type = _secret_type(params)
@@ -158,9 +153,10 @@ def create_secret(params: Params, ctx: RequestContext, services: Services) -> Ou
 def get_secret_value(
     params: Params, ctx: RequestContext, services: Services
 ) -> Outcome[Mapping[str, object]]:
-    _dry_run(params)
-    if params.optional_str("Recipient"):
-        raise UnsupportedOperation("Recipient (attested enclaves) is not supported by this server.")
+    # A dry run finds and authorizes the secret and its version, then stops where the key's Decrypt
+    # of the value's data key would act (its own checks included: `end_dry_run` in the pipeline).
+    take_dry_run(params, ctx)
+    refuse_recipient(params)
     params.optional_bool("FetchExtendedConfig", False)  # Generic secrets have no extended configuration
     request = ValueRequest(
         params.required_str("SecretName"),
