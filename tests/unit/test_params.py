@@ -424,3 +424,37 @@ def test_repeat_records_from_the_wire() -> None:
     params = Params(request.params)
     assert params.repeat_records("Tag", ["Key", "Value"]) == [{"Key": "env", "Value": "dev 1"}]
     assert params.repeat_list("ResourceId") == ["k1", "k/2"]
+
+
+def test_flattened_map_is_the_json_object() -> None:
+    """`EncryptionContext.<key>=<value>` (Alibaba's Node.js SDK) is the same map as the JSON form."""
+    flat = Params({"EncryptionContext.purpose": "backup", "EncryptionContext.a.b": "x y", "KeyId": "k"})
+    as_json = Params({"EncryptionContext": json.dumps({"purpose": "backup", "a.b": "x y"})})
+    assert flat.json_object("EncryptionContext") == as_json.json_object("EncryptionContext")
+    assert flat.json_object("EncryptionContext") == {"purpose": "backup", "a.b": "x y"}
+    assert flat.json_object("SourceEncryptionContext") is None  # another parameter's prefix only
+    assert Params({"EncryptionContextX.a": "1"}).json_object("EncryptionContext") is None
+    assert Params({"EncryptionContext.empty": ""}).json_object("EncryptionContext") == {"empty": ""}
+
+
+def test_flattened_and_json_forms_together_are_refused() -> None:
+    both = Params({"EncryptionContext": '{"a":"1"}', "EncryptionContext.a": "1"})
+    with pytest.raises(InvalidArgument) as caught:
+        both.json_object("EncryptionContext")
+    assert "both" in caught.value.message
+    with pytest.raises(InvalidArgument):
+        Params({"EncryptionContext.": "1"}).json_object("EncryptionContext")  # names no key
+
+
+def test_actions_admit_flattened_maps_they_declare() -> None:
+    from openkms.api.actions.crypto import ACTIONS
+
+    by_name = {action.name: action for action in ACTIONS}
+    by_name["Encrypt"].check_parameters(["KeyId", "Plaintext", "EncryptionContext.k"])
+    by_name["ReEncrypt"].check_parameters(
+        ["CiphertextBlob", "DestinationKeyId", "SourceEncryptionContext.k", "DestinationEncryptionContext.k"]
+    )
+    with pytest.raises(InvalidArgument):
+        by_name["Encrypt"].check_parameters(["KeyId", "Plaintext", "SourceEncryptionContext.k"])
+    with pytest.raises(InvalidArgument):
+        by_name["Encrypt"].check_parameters(["KeyId", "Plaintext", "Tags.k"])

@@ -252,8 +252,18 @@ class Params:
         """A JSON object whose values are all strings (``EncryptionContext``); ``None`` when absent.
 
         Duplicate keys are rejected: the object may be used as authenticated data, so it must mean one thing.
+        The same map may come flattened, as Alibaba's Node.js SDK sends it (``EncryptionContext.k1=v1&
+        EncryptionContext.k2=v2``, see `flattened_map`); a request with both forms is refused.
         """
         value = self._raw.get(name)
+        flattened = self.flattened_map(name)
+        if flattened is not None:
+            if value is not None:
+                raise InvalidArgument(
+                    f"The parameter {name} is given both as JSON and as {name}.<key> parameters; send one.",
+                    parameter=name,
+                )
+            return flattened
         if value is None:
             return None
         parsed = _load_json(name, value)
@@ -263,6 +273,22 @@ class Params:
             if not isinstance(item, str):
                 raise _invalid(name, "must be a JSON object whose values are strings")
         return parsed
+
+    def flattened_map(self, name: str) -> dict[str, str] | None:
+        """``name.<key>=<value>`` parameters as ``{key: value}`` (the key is everything after the first
+        dot, dots included); ``None`` when there are none. A request names each parameter once, so a
+        key cannot repeat."""
+        start = name + "."
+        skip = len(start)
+        found: dict[str, str] | None = None
+        for full, value in self._raw.items():
+            if full.startswith(start):
+                if len(full) == skip:
+                    raise _invalid(full, "names no key")
+                if found is None:
+                    found = {}
+                found[full[skip:]] = value
+        return found
 
     def json_list(self, name: str) -> list[Any] | None:
         """A JSON array (``Tags=[{"TagKey":..}]``); ``None`` when absent."""

@@ -15,6 +15,9 @@ from openkms.service.outcome import Outcome
 Handler = Callable[[Params, RequestContext, Services], "Outcome[Mapping[str, object]] | Mapping[str, object]"]
 
 
+# JSON-object parameters that Alibaba's Node.js SDK sends flattened as `Name.<key>=<value>`.
+MAP_PARAMETERS = frozenset({"EncryptionContext", "SourceEncryptionContext", "DestinationEncryptionContext"})
+
 # Parameters every RPC request may carry besides its action's own (signing, format, region).
 COMMON_PARAMETERS = frozenset(
     {
@@ -54,8 +57,12 @@ class Action:
             return  # the usual case, decided by one C-level set operation
         for name in given:
             if name not in self.parameters and name not in COMMON_PARAMETERS:
-                if "." in name and name.split(".", 1)[0] + ".N" in self.parameters:
-                    continue
+                if "." in name:
+                    head = name.split(".", 1)[0]
+                    if head + ".N" in self.parameters:
+                        continue
+                    if head in MAP_PARAMETERS and head in self.parameters:
+                        continue  # a map sent flattened, `EncryptionContext.<key>` (Params.flattened_map)
                 raise InvalidArgument(f"{self.name} takes no parameter {name}.", parameter=name)
 
 
