@@ -64,6 +64,7 @@ class Settings:
     grant_release_seconds: int = 300  # how long a removed grant keeps its quota unit
     # Secrets an instance may hold (and an account per region outside any instance); docs/secrets.md.
     secret_quota: int = 1000
+    key_quota: int = 100_000  # keys an instance may hold (GetKmsInstance KeyNum); README
     log_level: str = "info"
     log_format: LogFormat = "text"  # "json": one JSON object per log line, in every process
     # HTTPS: a PEM certificate chain (the server's certificate first) and its PEM private key; both or
@@ -161,6 +162,7 @@ class Settings:
             "access_quota": self.access_quota,
             "grant_release_seconds": self.grant_release_seconds,
             "secret_quota": self.secret_quota,
+            "key_quota": self.key_quota,
             "log_level": self.log_level,
             "log_format": self.log_format,
             # Only when set: the dump is also what `serve` hands its workers as OPENKMS_* variables.
@@ -225,6 +227,7 @@ def _coerce(name: str, raw: Any) -> Any:
             "access_quota",
             "grant_release_seconds",
             "secret_quota",
+            "key_quota",
             *_CLIENT_LIMITS,
             *RATE_FIELDS,
             *CONSOLE_FIELDS,
@@ -276,7 +279,11 @@ def _validate(settings: Settings) -> Settings:
     _validate_instance_tls(settings)
     if not 0 <= settings.cache_ttl_seconds <= 60:
         raise ConfigError("setting 'cache_ttl_seconds': must be between 0 and 60")
-    for quota, most_quota in (("access_quota", 10_000), ("secret_quota", 1_000_000)):
+    for quota, most_quota in (
+        ("access_quota", 10_000),
+        ("secret_quota", 1_000_000),
+        ("key_quota", 10_000_000),
+    ):
         if not 0 <= getattr(settings, quota) <= most_quota:
             raise ConfigError(f"setting '{quota}': must be between 0 and {most_quota}")
     if not 0 <= settings.grant_release_seconds <= 86_400:

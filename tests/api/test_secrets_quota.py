@@ -50,4 +50,9 @@ def test_the_quota_counts_each_instance(small: LiveServer) -> None:
     kms.call("CreateSecret", SecretName="c", VersionId="v1", SecretData="x", EncryptionKeyId=key_id)
     names = {s["SecretName"] for s in kms.call("ListSecrets", PageSize=10)["SecretList"]["Secret"]}
     assert names == {"b", "c", "d"}
-    assert kms.call("GetKmsInstance", KmsInstanceId=instance)["KmsInstance"]["SecretNum"] == 2
+    # GetKmsInstance states the quota (a string, as the SDK types SecretNum); the quota infos the use.
+    assert kms.call("GetKmsInstance", KmsInstanceId=instance)["KmsInstance"]["SecretNum"] == "2"
+    infos = kms.call("GetKmsInstanceQuotaInfos", KmsInstanceId=instance, ResourceType="secret")
+    assert infos["KmsInstanceQuotaInfos"] == [
+        {"ResourceType": "secret", "ResourceQuota": 2, "UsedQuantity": 2}
+    ]

@@ -30,6 +30,8 @@ class KmsAction(StrEnum):
     OPEN_KMS_SERVICE = "OpenKmsService"
     LIST_KMS_INSTANCES = "ListKmsInstances"
     GET_KMS_INSTANCE = "GetKmsInstance"
+    GET_KMS_INSTANCE_QUOTA_INFOS = "GetKmsInstanceQuotaInfos"
+    GET_DEFAULT_KMS_INSTANCE = "GetDefaultKmsInstance"
     GET_KEY_POLICY = "GetKeyPolicy"
     SET_KEY_POLICY = "SetKeyPolicy"
     # OpenKMS extension: key association detection (F8).

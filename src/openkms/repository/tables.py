@@ -105,6 +105,8 @@ keys = Table(
     UniqueConstraint("account_id", "region_id", "default_slot"),
     # The listing order of ListKeys (migration 0010: key_id added, so no sort and no row reads).
     Index(None, "account_id", "region_id", "created_at", "key_id"),
+    # An instance's keys: its key count and quota, ListKeys' DKMSInstanceId filter (migration 0013).
+    Index(None, "instance_id"),
     # Lifecycle (migration 0002).
     Column("deletion_protection", Boolean, nullable=False, server_default=false()),
     Column("deletion_protection_description", Text, nullable=False, server_default=""),

@@ -170,6 +170,8 @@ def build_store(
         key_store_providers(db, keystore, generation),
         access_quota=settings.access_quota,
         secret_quota=settings.secret_quota,
+        key_quota=settings.key_quota,
+        crypto_rate=settings.rate_crypto_per_account,
         grant_release_seconds=settings.grant_release_seconds,
         sign_in_policy=SignInPolicy(
             idle_seconds=settings.console_session_idle_seconds,

@@ -25,12 +25,12 @@ from openkms.service.data_key_export import DataKeyExportService
 from openkms.service.identities import IdentityService
 from openkms.service.instance_ca import InstanceCa
 from openkms.service.instance_sharing import InstanceSharingService
-from openkms.service.instances import InstanceService
+from openkms.service.instances import DEFAULT_SPEC, InstanceService
 from openkms.service.key_import import KeyImportService
 from openkms.service.key_ops import KeyOperations
 from openkms.service.key_policy import KeyPolicyService
 from openkms.service.key_stores import KeyStoreService, instance_secret
-from openkms.service.keys import KeyService
+from openkms.service.keys import DEFAULT_KEY_QUOTA, KeyService
 from openkms.service.lifecycle import LifecycleService
 from openkms.service.login_profiles import LoginProfileService
 from openkms.service.ram import RamService
@@ -117,6 +117,8 @@ def build_services(
     *,
     access_quota: int = DEFAULT_QUOTA,
     secret_quota: int = DEFAULT_SECRET_QUOTA,
+    key_quota: int = DEFAULT_KEY_QUOTA,
+    crypto_rate: int = DEFAULT_SPEC,
     grant_release_seconds: float = DEFAULT_RELEASE_SECONDS,
     sign_in_policy: SignInPolicy | None = None,
     audit_dir: Path | None = None,
@@ -126,7 +128,7 @@ def build_services(
     audit log's readers (the console's Audit page) read; None where a process keeps no log."""
     access = InstanceAccess(db, clock, access_quota, grant_release_seconds)
     service_keys = ServiceKeyService(db, providers, clock, generation)
-    keys = KeyService(db, providers, clock, generation, cache_ttl, access)
+    keys = KeyService(db, providers, clock, generation, cache_ttl, access, key_quota=key_quota)
     operations = KeyOperations(db, keys, clock, generation, cache_ttl, service_keys)
     identities = IdentityService(db, keystore, generation, cache_ttl, TokenCodec(db, keystore, clock), clock)
     crypto = CryptoService(operations)
@@ -145,7 +147,7 @@ def build_services(
         identities=identities,
         keys=keys,
         crypto=crypto,
-        instances=InstanceService(db),
+        instances=InstanceService(db, spec=crypto_rate),
         ram=RamService(db, keystore, clock, generation),
         key_policies=KeyPolicyService(keys, access, clock),
         access=access,

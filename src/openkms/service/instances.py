@@ -8,12 +8,22 @@ from openkms.policy.actions import KmsAction
 from openkms.repository.database import Database
 from openkms.service.authorization import authorize
 from openkms.service.context import RequestContext
-from openkms.types import AccountId, RegionId
+from openkms.types import AccountId, InstanceKind, RegionId
+
+# The crypto requests per second an account may make by default (`rate_crypto_per_account`).
+DEFAULT_SPEC = 2000
 
 
 class InstanceService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, spec: int = DEFAULT_SPEC) -> None:
         self._db = db
+        self._spec = spec
+
+    @property
+    def spec(self) -> int:
+        """An instance's computing performance as Alibaba states it (requests per second): here the
+        crypto requests per second an account may make (`rate_crypto_per_account`)."""
+        return self._spec
 
     def root_account(self) -> AccountId:
         """The store's first main account, made when the store was bootstrapped (the operator's own)."""
@@ -45,6 +55,20 @@ class InstanceService:
 
     def get_instance(self, ctx: RequestContext, instance_id: str) -> Instance:
         authorize(ctx, KmsAction.GET_KMS_INSTANCE)
+        return self._own(ctx, instance_id)
+
+    def get_quota_infos(self, ctx: RequestContext, instance_id: str) -> Instance:
+        authorize(ctx, KmsAction.GET_KMS_INSTANCE_QUOTA_INFOS)
+        return self._own(ctx, instance_id)
+
+    def default_instance(self, ctx: RequestContext) -> Instance | None:
+        """The account's first software instance in the region (made with the account), if any."""
+        authorize(ctx, KmsAction.GET_DEFAULT_KMS_INSTANCE)
+        with self._db.unit_of_work() as uow:
+            rows = uow.instances.in_region(ctx.principal.account_id, ctx.region_id)
+        return next((row for row in rows if row.kind is InstanceKind.SOFTWARE), None)
+
+    def _own(self, ctx: RequestContext, instance_id: str) -> Instance:
         with self._db.unit_of_work() as uow:
             row = uow.instances.get(instance_id)
         if row is None or row.region_id != ctx.region_id or row.account_id != ctx.principal.account_id:

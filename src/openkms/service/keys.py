@@ -29,6 +29,7 @@ from openkms.errors import (
     InvalidArgument,
     KeyNotFound,
     MissingParameter,
+    QuotaExceeded,
     UnsupportedOperation,
 )
 from openkms.node.generation import Generation
@@ -89,6 +90,10 @@ def key_resource(key: Key, version_id: str | None = None) -> Resource:
     return Resource.key(key.region_id, key.account_id, key.key_id, version_id)
 
 
+# Keys an instance may hold (setting `key_quota`), pending deletion included, as GetKmsInstance's KeyNum.
+DEFAULT_KEY_QUOTA = 100_000
+
+
 class KeyService:
     def __init__(
         self,
@@ -98,9 +103,12 @@ class KeyService:
         generation: Generation,
         cache_ttl: float,
         access: InstanceAccess | None = None,
+        *,
+        key_quota: int = DEFAULT_KEY_QUOTA,
     ) -> None:
         self._db = db
         self._access = access
+        self._key_quota = key_quota
         self._providers = providers
         self.instance_cache: TtlCache[str, Instance] = TtlCache(cache_ttl, generation, name="instances")
         self._clock = clock
@@ -312,6 +320,7 @@ class KeyService:
                 self._access.enforce(
                     uow, key.instance_id, key.key_id, key.account_id, key.policy, key.created_at
                 )
+            self._enforce_key_quota(uow, key.instance_id)
             uow.keys.add(key, customer_master_key=key.instance_id is None)
             if stored is None:
                 uow.imports.add_record(key.key_id, version_id)
@@ -319,6 +328,24 @@ class KeyService:
                 uow.keys.add_version(KeyVersion(key.key_id, version_id, key.created_at), 1, stored)
             if tags:
                 uow.tags.put(key.key_id, tags)
+
+    @property
+    def quota(self) -> int:
+        """The keys an instance may hold (`key_quota`): GetKmsInstance's KeyNum."""
+        return self._key_quota
+
+    def _enforce_key_quota(self, uow: UnitOfWork, instance_id: str | None) -> None:
+        """Refuse a key beyond its instance's quota; keys pending deletion count until destroyed.
+        The instance row is locked first, so two creators at the limit cannot both pass."""
+        if instance_id is None:
+            return  # the region's customer master key belongs to no instance
+        uow.sharing.lock_instance(instance_id)
+        instance = uow.instances.get(instance_id)
+        if instance is not None and instance.key_count >= self._key_quota:
+            raise QuotaExceeded(
+                f"The instance {instance_id} holds {instance.key_count} keys, its quota (key_quota "
+                f"{self._key_quota}); delete keys or ask the operator to raise it."
+            )
 
     def _instance(self, ctx: RequestContext, instance_id: str | None) -> Instance | None:
         """The instance a key is created in: the caller's own, or one shared with its account (F4.1)."""

@@ -1,5 +1,5 @@
 """Account, region and instance actions: DescribeRegions, DescribeAccountKmsStatus, OpenKmsService,
-ListKmsInstances, GetKmsInstance."""
+ListKmsInstances, GetKmsInstance, GetKmsInstanceQuotaInfos, GetDefaultKmsInstance."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from openkms.api.actions.base import Action, page_params
 from openkms.api.params import Params
 from openkms.clock import iso_utc
 from openkms.domain.instance import Instance
-from openkms.errors import UnsupportedOperation
+from openkms.errors import InvalidArgument, UnsupportedOperation
 from openkms.resource import Resource
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
 from openkms.service.outcome import Outcome
+
+# The instance generation whose API OpenKMS speaks (Alibaba's KMS 3.0 instances report "3").
+PRODUCT_VERSION = "3"
 
 
 def describe_regions(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
@@ -51,27 +54,43 @@ def get_kms_instance(
     params: Params, ctx: RequestContext, services: Services
 ) -> Outcome[Mapping[str, object]]:
     row = services.instances.get_instance(ctx, params.required_str("KmsInstanceId"))
-    secret_num = services.secrets.count(row.account_id, row.region_id, row.instance_id)
-    answer = _instance(row, secret_num)
+    secret_count = services.secrets.count(row.account_id, row.region_id, row.instance_id)
+    access_quota, _, _ = services.access.usage(row.instance_id)
+    answer = _instance(row, services, secret_count, access_quota)
     # The deployment's CA, which issues the TLS certificate clients verify (service/instance_ca.py).
     answer["KmsInstance"]["CaCertificateChainPem"] = services.instance_ca.chain_pem()
     return Outcome(answer, Resource(row.arn))
 
 
-def _instance(row: Instance, secret_num: int) -> dict[str, dict[str, object]]:
+def _instance(
+    row: Instance, services: Services, secret_count: int, access_quota: int
+) -> dict[str, dict[str, object]]:
+    """GetKmsInstance's KmsInstance with the SDK's field types (SecretNum is a string there). The
+    numbers are quotas, as Alibaba's are: KeyNum `key_quota`, SecretNum `secret_quota`, VpcNum the
+    access quota (other accounts the instance's keys may serve, F4.3), Spec the crypto requests per
+    second an account may make (`rate_crypto_per_account`). What is in use: GetKmsInstanceQuotaInfos,
+    and the OpenKMS extensions OpenKMSKeyCount and OpenKMSSecretCount."""
     return {
         "KmsInstance": {
             "InstanceId": row.instance_id,
             "InstanceName": row.name,
             "Status": _status(row),
             "ProductType": f"openkms_{row.kind.value}",
-            "KeyNum": row.key_count,
-            "SecretNum": secret_num,
-            "VpcNum": 0,
+            "ProductVersion": PRODUCT_VERSION,
+            "Spec": services.instances.spec,
+            "KeyNum": services.keys.quota,
+            "SecretNum": str(services.secrets.quota),
+            "VpcNum": access_quota,
             "CreateTime": iso_utc(row.created_at),
             "StartDate": iso_utc(row.created_at),
+            "Log": 1,  # every request is in the audit log, always
+            # The API cannot release an instance: only the operator removes one.
+            "DeletionProtection": True,
+            "DeletionProtectionDescription": "OpenKMS instances are not released through the API.",
             "BindVpcs": {"BindVpc": []},
-            # OpenKMS extensions: the kind of key store and its backend's last health check.
+            # OpenKMS extensions: what is in use, the kind of key store and its backend's last health check.
+            "OpenKMSKeyCount": row.key_count,
+            "OpenKMSSecretCount": secret_count,
             "OpenKMSKeyStoreKind": row.kind.value,
             **(
                 {}
@@ -84,6 +103,49 @@ def _instance(row: Instance, secret_num: int) -> dict[str, dict[str, object]]:
             ),
         }
     }
+
+
+QUOTA_TYPES = ("key", "secret", "vpc", "qps")
+
+
+def get_kms_instance_quota_infos(
+    params: Params, ctx: RequestContext, services: Services
+) -> Outcome[Mapping[str, object]]:
+    """Each quota of the instance with what is in use: keys (pending deletion included), secrets
+    (waiting for deletion included), vpc (the access quota: other accounts holding a unit, F4.3) and
+    qps (the per-account crypto rate; its use is not kept, so it has no UsedQuantity)."""
+    row = services.instances.get_quota_infos(ctx, params.required_str("KmsInstanceId"))
+    wanted = params.optional_str("ResourceType") or None
+    if wanted is not None and wanted not in QUOTA_TYPES:
+        raise InvalidArgument(
+            f"ResourceType must be one of {', '.join(QUOTA_TYPES)}.", parameter="ResourceType"
+        )
+    infos: list[dict[str, object]] = []
+    for kind in QUOTA_TYPES:
+        if wanted is not None and kind != wanted:
+            continue
+        if kind == "key":
+            infos.append(_quota(kind, services.keys.quota, row.key_count))
+        elif kind == "secret":
+            used = services.secrets.count(row.account_id, row.region_id, row.instance_id)
+            infos.append(_quota(kind, services.secrets.quota, used))
+        elif kind == "vpc":
+            quota, held, _ = services.access.usage(row.instance_id)
+            infos.append(_quota(kind, quota, len(held)))
+        else:
+            infos.append({"ResourceType": kind, "ResourceQuota": services.instances.spec})
+    return Outcome({"KmsInstanceId": row.instance_id, "KmsInstanceQuotaInfos": infos}, Resource(row.arn))
+
+
+def _quota(kind: str, quota: int, used: int) -> dict[str, object]:
+    return {"ResourceType": kind, "ResourceQuota": quota, "UsedQuantity": used}
+
+
+def get_default_kms_instance(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
+    """The account's default instance in the region: its first software instance (the one made with
+    the account), or "" when it has none."""
+    found = services.instances.default_instance(ctx)
+    return {"DefaultKmsInstanceId": "" if found is None else found.instance_id}
 
 
 def _status(row: Instance) -> str:
@@ -99,4 +161,8 @@ ACTIONS = (
     Action("OpenKmsService", open_kms_service),
     Action("ListKmsInstances", list_kms_instances, frozenset({"Filters", "PageNumber", "PageSize"})),
     Action("GetKmsInstance", get_kms_instance, frozenset({"KmsInstanceId"})),
+    Action(
+        "GetKmsInstanceQuotaInfos", get_kms_instance_quota_infos, frozenset({"KmsInstanceId", "ResourceType"})
+    ),
+    Action("GetDefaultKmsInstance", get_default_kms_instance),
 )

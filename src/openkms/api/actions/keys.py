@@ -15,6 +15,7 @@ from openkms.service.container import Services
 from openkms.service.context import RequestContext
 from openkms.service.keys import CreateKeyRequest
 from openkms.service.outcome import Outcome
+from openkms.types import KeyState
 
 _FILTER_FIELDS = {
     "KeyState": "states",
@@ -31,6 +32,14 @@ _FILTER_FIELDS = {
 }
 
 
+def _automatic_rotation(key: Key) -> str:
+    """`Suspended` as Alibaba shows it: rotation is configured but the rotation job passes the key by
+    (it rotates Enabled keys only: a disabled key, one pending deletion or awaiting its material)."""
+    if key.rotation_interval is None:
+        return "Disabled"
+    return "Enabled" if key.state is KeyState.ENABLED else "Suspended"
+
+
 def key_metadata(key: Key) -> dict[str, object]:
     """KeyMetadata exactly as the SDK models it; fields without a value are left out."""
     metadata: dict[str, object] = {
@@ -44,7 +53,7 @@ def key_metadata(key: Key) -> dict[str, object]:
         "KeyUsage": key.usage.value,
         "Origin": key.origin.value,
         "ProtectionLevel": key.protection_level.value,
-        "AutomaticRotation": "Disabled" if key.rotation_interval is None else "Enabled",
+        "AutomaticRotation": _automatic_rotation(key),
         "DeletionProtection": "Enabled" if key.deletion_protection else "Disabled",
         "DeletionProtectionDescription": key.deletion_protection_description,
         "MaterialExpireTime": "" if key.material_expire_time is None else iso_utc(key.material_expire_time),

@@ -11,7 +11,7 @@ TERMS: dict[str, tuple[str, str]] = {
     "inst.health.Unavailable": ("Unavailable", "不可用"),
     "inst.health.checked": ("checked", "检查于"),
     "inst.kind.openkms_external": ("External Key Management", "外部密钥管理"),
-    "inst.keys": ("Keys", "密钥数量"),
+    "inst.keys": ("Keys (in use / quota)", "密钥数量（已用/配额）"),
     "inst.quota": ("Access Management Quota (used / total)", "访问管理配额（已用 / 总量）"),
     "inst.cooling": ("Being released", "释放中"),
     "inst.shared_with": ("Shared With", "共享给"),

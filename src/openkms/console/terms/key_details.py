@@ -32,6 +32,8 @@ TERMS: dict[str, tuple[str, str]] = {
     "kd.meta.Description": ("Description", "描述信息"),
     "kd.value.Enabled": ("Enabled", "已开启"),
     "kd.value.Disabled": ("Disabled", "已关闭"),
+    # Rotation is configured but paused: the key is disabled, pending deletion or awaiting material.
+    "kd.value.Suspended": ("Suspended", "已暂停"),
     "kd.value.SOFTWARE": ("Software", "软件"),
     "kd.value.HSM": ("Hardware (HSM)", "硬件（HSM）"),
     "kd.value.EXTERNAL": ("External Key Manager", "外部密钥管理设施"),
