@@ -172,8 +172,7 @@ def test_list_tag_resources_by_tags_alone(kms: KmsCaller, server: LiveServer, in
     )
 
     def rows(kms: KmsCaller, **params: object) -> set[tuple[str, str, str]]:
-        listed = kms.call("ListTagResources", ResourceType="key", **params)["TagResources"]["TagResource"]
-        return {(r["ResourceId"], r["TagKey"], r["TagValue"]) for r in listed}
+        return {(r["ResourceId"], r["TagKey"], r["TagValue"]) for r in _all_tag_rows(kms, **params)}
 
     assert rows(kms, Tag=[{"Key": "env", "Value": marker}]) == {
         (both, "env", marker),
@@ -186,3 +185,34 @@ def test_list_tag_resources_by_tags_alone(kms: KmsCaller, server: LiveServer, in
     with pytest.raises(KmsError) as caught:
         kms.call("ListTagResources", ResourceType="key")
     assert (caught.value.code, caught.value.status) == ("MissingResourceId", 400)
+
+
+def _all_tag_rows(kms: KmsCaller, **params: object) -> list[dict[str, str]]:
+    """Every row of ListTagResources, following NextToken."""
+    rows: list[dict[str, str]] = []
+    token = None
+    while True:
+        body = kms.call("ListTagResources", ResourceType="key", NextToken=token, **params)
+        rows += body["TagResources"]["TagResource"]
+        token = body["NextToken"]
+        if not token:
+            return rows
+
+
+def test_list_tag_resources_pages_with_next_token(kms: KmsCaller, instance_id: str) -> None:
+    keys = [kms.call("CreateKey", DKMSInstanceId=instance_id)["KeyMetadata"]["KeyId"] for _ in range(3)]
+    for key in keys:
+        tags = [{"Key": f"k{i:02d}", "Value": key[-6:]} for i in range(20)]
+        kms.call("TagResources", ResourceType="key", ResourceId=[key], Tag=tags)
+    first = kms.call("ListTagResources", ResourceType="key", ResourceId=keys)
+    assert len(first["TagResources"]["TagResource"]) == 50 and first["NextToken"]
+    second = kms.call("ListTagResources", ResourceType="key", ResourceId=keys, NextToken=first["NextToken"])
+    assert len(second["TagResources"]["TagResource"]) == 10 and second["NextToken"] == ""
+    seen = [(r["ResourceId"], r["TagKey"]) for r in first["TagResources"]["TagResource"]]
+    seen += [(r["ResourceId"], r["TagKey"]) for r in second["TagResources"]["TagResource"]]
+    assert sorted(seen) == sorted((key, f"k{i:02d}") for key in keys for i in range(20))
+    assert len(_all_tag_rows(kms, ResourceId=keys)) == 60
+    for bad in ("nonsense", "dGFnczow", "dGFnczotMQ=="):  # garbage, "tags:0", "tags:-1"
+        with pytest.raises(KmsError) as caught:
+            kms.call("ListTagResources", ResourceType="key", ResourceId=keys, NextToken=bad)
+        assert (caught.value.code, caught.value.status) == ("InvalidParameter", 400)

@@ -5,6 +5,7 @@ certificates are not served by this server."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -152,10 +153,7 @@ def untag_resources(params: Params, ctx: RequestContext, services: Services) -> 
 def list_tag_resources(
     params: Params, ctx: RequestContext, services: Services
 ) -> Outcome[Mapping[str, object]]:
-    if params.optional_str("NextToken"):
-        raise InvalidArgument(
-            "NextToken is not valid: every result fits in one answer.", parameter="NextToken"
-        )
+    start = _page_start(params.optional_str("NextToken") or "")
     ids = _resource_ids(params, required=False)
     wanted = [(str(key), str(value)) for key, value in _new_tags(params)]
     if len(wanted) > TAG_LIMIT:
@@ -181,7 +179,34 @@ def list_tag_resources(
         if not wanted
         or any(k == want_key and (not want_value or v == want_value) for want_key, want_value in wanted)
     ]
-    return found.map(lambda _: {"TagResources": {"TagResource": rows}, "NextToken": ""})
+    page = rows[start : start + TAG_PAGE_SIZE]
+    following = start + TAG_PAGE_SIZE
+    token = _page_token(following) if following < len(rows) else ""
+    return found.map(lambda _: {"TagResources": {"TagResource": page}, "NextToken": token})
+
+
+# ListTagResources answers at most this many rows (resource, tag) at a time; the SDK's request has no
+# page size, only NextToken. The rows are in a stable order (resources, then their tags).
+TAG_PAGE_SIZE = 50
+_TOKEN_PREFIX = "tags:"  # noqa: S105 (a page token's prefix, not a password)
+
+
+def _page_token(start: int) -> str:
+    """An opaque NextToken: where the next answer starts (rows changed in between may shift it)."""
+    return base64.urlsafe_b64encode(f"{_TOKEN_PREFIX}{start}".encode()).decode()
+
+
+def _page_start(token: str) -> int:
+    if not token:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(token.encode("ascii")).decode("ascii")
+    except (ValueError, UnicodeError):
+        text = ""
+    number = text.removeprefix(_TOKEN_PREFIX)
+    if not text.startswith(_TOKEN_PREFIX) or not number.isdigit() or len(number) > 9 or number == "0":
+        raise InvalidArgument("NextToken is not one this server gave out.", parameter="NextToken")
+    return int(number)
 
 
 _OLD = frozenset({"KeyId", "SecretName", "CertificateId"})
