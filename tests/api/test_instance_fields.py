@@ -111,3 +111,24 @@ def test_create_key_keeps_to_the_key_quota(small: LiveServer) -> None:
     infos = kms.call("GetKmsInstanceQuotaInfos", KmsInstanceId=instance, ResourceType="key")
     assert infos["KmsInstanceQuotaInfos"] == [{"ResourceType": "key", "ResourceQuota": 2, "UsedQuantity": 2}]
     assert kms.call("GetKmsInstance", KmsInstanceId=instance)["KmsInstance"]["KeyNum"] == 2
+
+
+def test_list_kms_instances_filters(kms: KmsCaller, instance_id: str) -> None:
+    import json
+
+    def listed(*filters: dict[str, object]) -> list[str]:
+        body = kms.call("ListKmsInstances", Filters=json.dumps(list(filters)))
+        return [item["KmsInstanceId"] for item in body["KmsInstances"]["KmsInstance"]]
+
+    assert listed({"Key": "KmsInstanceId", "Values": [instance_id]}) == [instance_id]
+    assert listed({"Key": "ProductType", "Values": ["openkms_software"]}) == [instance_id]
+    assert listed({"Key": "Status", "Values": ["Connected", "Disconnected"]}) == [instance_id]
+    assert listed({"Key": "ProductType", "Values": ["openkms_hsm"]}) == []
+    both = listed({"Key": "KmsInstanceId", "Values": [instance_id]}, {"Key": "Status", "Values": ["Error"]})
+    assert both == []  # filters are AND-ed
+    body = kms.call("ListKmsInstances", Filters=json.dumps([{"Key": "Status", "Values": ["Error"]}]))
+    assert body["TotalCount"] == 0
+    for bad in ('[{"Key": "Zone", "Values": ["a"]}]', '[{"Key": "Status"}]', '{"Key": "Status"}', "[["):
+        with pytest.raises(KmsError) as caught:
+            kms.call("ListKmsInstances", Filters=bad)
+        assert (caught.value.code, caught.value.status) == ("InvalidParameter", 400)

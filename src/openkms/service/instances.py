@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from openkms.domain.instance import Instance
 from openkms.errors import InstanceNotFound
 from openkms.policy.actions import KmsAction
@@ -45,11 +47,18 @@ class InstanceService:
         authorize(ctx, KmsAction.OPEN_KMS_SERVICE)
 
     def list_instances(
-        self, ctx: RequestContext, page_number: int, page_size: int
+        self,
+        ctx: RequestContext,
+        page_number: int,
+        page_size: int,
+        admit: Callable[[Instance], bool] | None = None,
     ) -> tuple[list[Instance], int]:
+        """A page of the account's instances in the region (those `admit` takes), and their count."""
         authorize(ctx, KmsAction.LIST_KMS_INSTANCES)
         with self._db.unit_of_work() as uow:
             rows = uow.instances.in_region(ctx.principal.account_id, ctx.region_id)
+        if admit is not None:
+            rows = [row for row in rows if admit(row)]
         start = (page_number - 1) * page_size
         return rows[start : start + page_size], len(rows)
 

@@ -9,7 +9,7 @@ from openkms.api.actions.base import Action, page_params
 from openkms.api.params import Params
 from openkms.clock import iso_utc
 from openkms.domain.instance import Instance
-from openkms.errors import InvalidArgument, UnsupportedOperation
+from openkms.errors import InvalidArgument
 from openkms.resource import Resource
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
@@ -36,10 +36,11 @@ def open_kms_service(params: Params, ctx: RequestContext, services: Services) ->
 
 
 def list_kms_instances(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
-    if params.optional_str("Filters"):
-        raise UnsupportedOperation("ListKmsInstances Filters are not supported yet.")
     page_number, page_size = page_params(params)
-    rows, total = services.instances.list_instances(ctx, page_number, page_size)
+    wanted = _instance_filters(params)
+    rows, total = services.instances.list_instances(
+        ctx, page_number, page_size, lambda row: all(_value_of(row, key) in values for key, values in wanted)
+    )
     return {
         "KmsInstances": {
             "KmsInstance": [{"KmsInstanceId": row.instance_id, "KmsInstanceArn": row.arn} for row in rows]
@@ -48,6 +49,51 @@ def list_kms_instances(params: Params, ctx: RequestContext, services: Services) 
         "PageNumber": page_number,
         "PageSize": page_size,
     }
+
+
+# ListKmsInstances Filters: the SDK carries the parameter (a string) but Alibaba documents no keys;
+# OpenKMS takes ListKeys' shape, `[{"Key": ..., "Values": [...]}]`, on these fields of GetKmsInstance.
+# Values of one filter are OR-ed, filters AND-ed.
+_INSTANCE_FILTER_KEYS = ("KmsInstanceId", "InstanceName", "ProductType", "Status")
+
+
+def _instance_filters(params: Params) -> list[tuple[str, frozenset[str]]]:
+    raw = params.json_list("Filters")
+    if raw is None:
+        return []
+    if len(raw) > 10:
+        raise InvalidArgument("Filters takes at most 10 key-value pairs.", parameter="Filters")
+    chosen: list[tuple[str, frozenset[str]]] = []
+    for item in raw:
+        if not isinstance(item, dict) or set(item) != {"Key", "Values"}:
+            raise InvalidArgument('Each filter is {"Key": ..., "Values": [...]}.', parameter="Filters")
+        key, values = item["Key"], item["Values"]
+        if key not in _INSTANCE_FILTER_KEYS:
+            raise InvalidArgument(
+                f"Filter key {key!r} is not one of {', '.join(_INSTANCE_FILTER_KEYS)}.", parameter="Filters"
+            )
+        if (
+            not isinstance(values, list)
+            or not 1 <= len(values) <= 10
+            or not all(isinstance(value, str) for value in values)
+        ):
+            raise InvalidArgument("Filter Values is a list of 1 to 10 strings.", parameter="Filters")
+        chosen.append((key, frozenset(values)))
+    return chosen
+
+
+def _value_of(row: Instance, key: str) -> str:
+    if key == "KmsInstanceId":
+        return row.instance_id
+    if key == "InstanceName":
+        return row.name
+    if key == "ProductType":
+        return _product_type(row)
+    return _status(row)
+
+
+def _product_type(row: Instance) -> str:
+    return f"openkms_{row.kind.value}"
 
 
 def get_kms_instance(
@@ -75,7 +121,7 @@ def _instance(
             "InstanceId": row.instance_id,
             "InstanceName": row.name,
             "Status": _status(row),
-            "ProductType": f"openkms_{row.kind.value}",
+            "ProductType": _product_type(row),
             "ProductVersion": PRODUCT_VERSION,
             "Spec": services.instances.spec,
             "KeyNum": services.keys.quota,
