@@ -455,3 +455,59 @@ def test_create_key_version_makes_a_new_key_pair_and_old_versions_keep_verifying
     refused = _refused(kms, "UpdateRotationPolicy", "UnsupportedOperation", KeyId=first.key_id,
                        EnableAutomaticRotation=True, RotationInterval="30d")  # fmt: skip
     assert refused.status == 400
+
+
+def test_re_encrypt_from_an_asymmetric_source(
+    kms: KmsCaller, asym_keys: dict[tuple[str, str], AsymKey], instance_id: str
+) -> None:
+    """ReEncrypt takes an AsymmetricEncrypt result (SourceKeyId, SourceKeyVersionId,
+    SourceEncryptionAlgorithm) and seals its plaintext under a symmetric destination key."""
+    source = asym_keys[("RSA_2048", ENCRYPT)]
+    destination = kms.call("CreateKey", DKMSInstanceId=instance_id)["KeyMetadata"]["KeyId"]
+    secret = b"moved from a key pair"
+    made = kms.call(
+        "AsymmetricEncrypt", **_on(source), Algorithm="RSAES_OAEP_SHA_256", Plaintext=_b64(secret)
+    )
+    from_pair = {
+        "CiphertextBlob": made["CiphertextBlob"],
+        "SourceKeyId": source.key_id,
+        "SourceKeyVersionId": source.version_id,
+        "SourceEncryptionAlgorithm": "RSAES_OAEP_SHA_256",
+        "DestinationKeyId": destination,
+    }
+    moved = kms.call("ReEncrypt", **from_pair, DestinationEncryptionContext={"to": "aes"})
+    assert moved["KeyId"] == destination and moved["KeyVersionId"]
+    opened = kms.call("Decrypt", CiphertextBlob=moved["CiphertextBlob"], EncryptionContext={"to": "aes"})
+    assert opened["Plaintext"] == _b64(secret)  # the Plaintext AsymmetricEncrypt was given
+    # A dry run checks both keys and decrypts nothing.
+    _refused(kms, "ReEncrypt", "DryRunOperation", **from_pair, DryRun=True)
+    # Its parts go together; a symmetric source takes neither of them.
+    _refused(kms, "ReEncrypt", "MissingSourceKeyVersionId", **{**from_pair, "SourceKeyVersionId": None})
+    _refused(
+        kms,
+        "ReEncrypt",
+        "MissingSourceEncryptionAlgorithm",
+        **{**from_pair, "SourceEncryptionAlgorithm": None},
+    )
+    _refused(
+        kms, "ReEncrypt", "InvalidParameter", **{**from_pair, "SourceKeyId": None}
+    )  # SourceKeyVersionId without SourceKeyId
+    _refused(kms, "ReEncrypt", "InvalidParameter", **from_pair, SourceEncryptionContext={"a": "b"})
+    # The wrong padding does not open it; a signing key cannot be the source; the destination must
+    # be symmetric.
+    _refused(
+        kms,
+        "ReEncrypt",
+        "Rejected.InvalidCiphertext",
+        **{**from_pair, "SourceEncryptionAlgorithm": "RSAES_OAEP_SHA_1"},
+    )
+    signing = asym_keys[("RSA_2048", SIGN)]
+    _refused(
+        kms,
+        "ReEncrypt",
+        "UnsupportedOperation",
+        **{**from_pair, "SourceKeyId": signing.key_id, "SourceKeyVersionId": signing.version_id},
+    )
+    _refused(
+        kms, "ReEncrypt", "UnsupportedOperation", **{**from_pair, "DestinationKeyId": source.key_id}
+    )

@@ -135,9 +135,17 @@ class AsymmetricService:
             return used.outcome(used.provider.asymmetric_encrypt(used.ref, chosen, plaintext))
 
     def decrypt(
-        self, ctx: RequestContext, key_ref: str, version_id: str, algorithm: str, ciphertext: bytes
+        self,
+        ctx: RequestContext,
+        key_ref: str,
+        version_id: str,
+        algorithm: str,
+        ciphertext: bytes,
+        *,
+        action: KmsAction = KmsAction.ASYMMETRIC_DECRYPT,
     ) -> Outcome[tuple[VersionOf, SecretBytes]]:
-        used = self._version(ctx, key_ref, version_id, KmsAction.ASYMMETRIC_DECRYPT, ENCRYPTION_KEY_PAIR)
+        """`action`: what the caller must be allowed (ReEncrypt from a key pair opens with this too)."""
+        used = self._version(ctx, key_ref, version_id, action, ENCRYPTION_KEY_PAIR)
         with acting_on(used.resource):
             chosen = used.algorithm(algorithm, KeyUsage.ENCRYPT_DECRYPT)
             end_dry_run(ctx, used.resource)

@@ -11,7 +11,7 @@ that ExportDataKey accepts.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -28,6 +28,7 @@ from openkms.domain.specs import SPEC_RULES
 from openkms.errors import InvalidArgument, InvalidCiphertext, NotADataKey, OpenKMSError
 from openkms.policy.actions import KmsAction
 from openkms.providers.base import MaterialRef, SymmetricCipher, random_bytes
+from openkms.repository.blocking import ensure_may_block
 from openkms.resource import Resource
 from openkms.secret import SecretBytes
 from openkms.service.context import RequestContext
@@ -177,6 +178,22 @@ class CryptoService:
         return self._seal(
             ctx, KmsAction.RE_ENCRYPT, target, opened.plaintext.reveal(), destination_context, opened.data_key
         )
+
+    def re_encrypt_opened(
+        self,
+        ctx: RequestContext,
+        open_source: Callable[[], SecretBytes],
+        destination_key_ref: str,
+        destination_context: Mapping[str, str] | None,
+    ) -> Outcome[Encrypted]:
+        """ReEncrypt from a source this service does not open itself (a key pair's ciphertext, opened
+        by `open_source` through the asymmetric pipeline). The destination passes its checks first,
+        so a dry run, which `open_source` ends before decrypting, has checked both keys. A private-key
+        operation takes milliseconds: it runs in a worker thread, never on the event loop."""
+        ensure_may_block()
+        target = self._ops.prepare(ctx, destination_key_ref, KmsAction.RE_ENCRYPT, SYMMETRIC_KEY)
+        plaintext = open_source()
+        return self._seal(ctx, KmsAction.RE_ENCRYPT, target, plaintext.reveal(), destination_context)
 
     def generate_data_key(
         self,

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 
 from openkms.api.actions.base import Action, refuse_recipient, take_dry_run
 from openkms.api.params import Params
-from openkms.errors import InvalidCiphertext, UnsupportedOperation
+from openkms.errors import InvalidArgument, InvalidCiphertext
 from openkms.policy.actions import KmsAction
+from openkms.secret import SecretBytes
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
 from openkms.service.crypto import DataKey, Encrypted
@@ -60,13 +61,50 @@ def decrypt(params: Params, ctx: RequestContext, services: Services) -> Outcome[
 
 def re_encrypt(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
     take_dry_run(params, ctx)
-    for name in ("SourceEncryptionAlgorithm", "SourceKeyId", "SourceKeyVersionId"):
+    source_key = params.optional_str("SourceKeyId")
+    if source_key:
+        return _re_encrypt_from_key_pair(params, ctx, services, source_key)
+    for name in ("SourceEncryptionAlgorithm", "SourceKeyVersionId"):
         if params.optional_str(name):
-            raise UnsupportedOperation(f"{name} applies to asymmetric keys, not available yet.")
+            raise InvalidArgument(
+                f"{name} applies to a ciphertext of an asymmetric key, named by SourceKeyId.", parameter=name
+            )
     result = services.crypto.re_encrypt(
         ctx,
         _blob(params),
         params.json_object("SourceEncryptionContext"),
+        params.required_str("DestinationKeyId"),
+        params.json_object("DestinationEncryptionContext"),
+    )
+    return result.map(_encrypted)
+
+
+def _re_encrypt_from_key_pair(
+    params: Params, ctx: RequestContext, services: Services, source_key: str
+) -> Outcome[Mapping[str, object]]:
+    """ReEncrypt of an AsymmetricEncrypt result: the source key pair's version and algorithm open it
+    (authorized as ReEncrypt on the source, like a symmetric source), the destination seals it."""
+    version_id = params.required_str("SourceKeyVersionId")
+    algorithm = params.required_str("SourceEncryptionAlgorithm")
+    if params.json_object("SourceEncryptionContext") is not None:
+        raise InvalidArgument(
+            "SourceEncryptionContext applies to a symmetric source; an asymmetric ciphertext has none.",
+            parameter="SourceEncryptionContext",
+        )
+    ciphertext = _blob(params)
+
+    def open_source() -> SecretBytes:
+        opened = services.asymmetric.decrypt(
+            ctx, source_key, version_id, algorithm, ciphertext, action=KmsAction.RE_ENCRYPT
+        )
+        # Sealed as its base64 text, the form AsymmetricEncrypt took it in: Decrypt then answers the
+        # very Plaintext the caller gave AsymmetricEncrypt (binary data included), as a data key's
+        # blob answers GenerateDataKey's base64 text.
+        return SecretBytes(b64encode(opened.value[1].reveal()))
+
+    result = services.crypto.re_encrypt_opened(
+        ctx,
+        open_source,
         params.required_str("DestinationKeyId"),
         params.json_object("DestinationEncryptionContext"),
     )
