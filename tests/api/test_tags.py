@@ -216,3 +216,30 @@ def test_list_tag_resources_pages_with_next_token(kms: KmsCaller, instance_id: s
         with pytest.raises(KmsError) as caught:
             kms.call("ListTagResources", ResourceType="key", ResourceId=keys, NextToken=bad)
         assert (caught.value.code, caught.value.status) == ("InvalidParameter", 400)
+
+
+def test_list_keys_filters_on_instance_creator_id_alias_and_tags(kms: KmsCaller, instance_id: str) -> None:
+    """The other keys the SDK documents: DKMSInstanceId (the console's instance selector), Creator,
+    keyId, AliasName, TagKey and TagValue; unknown keys are refused."""
+    key_id = kms.call("CreateKey", DKMSInstanceId=instance_id)["KeyMetadata"]["KeyId"]
+    marker = uuid.uuid4().hex[:10]
+    kms.call("CreateAlias", KeyId=key_id, AliasName=f"alias/{marker}")
+    kms.call("TagResources", ResourceType="key", ResourceId=[key_id], Tag=[{"Key": "f", "Value": marker}])
+    creator = kms.call("DescribeKey", KeyId=key_id)["KeyMetadata"]["Creator"]
+
+    def listed(*filters: dict[str, object]) -> set[str]:
+        found = list_all(kms, "ListKeys", "Keys", "Key", Filters=json.dumps(list(filters)))
+        return {key["KeyId"] for key in found}
+
+    assert key_id in listed({"Key": "DKMSInstanceId", "Values": [instance_id]})
+    assert key_id not in listed({"Key": "DKMSInstanceId", "Values": ["kst-hzznothere00000000000000"]})
+    assert key_id in listed({"Key": "Creator", "Values": [creator]})
+    assert listed({"Key": "keyId", "Values": [key_id]}) == {key_id}
+    assert listed({"Key": "AliasName", "Values": [f"alias/{marker}"]}) == {key_id}
+    assert listed({"Key": "TagKey", "Values": ["f"]}, {"Key": "TagValue", "Values": [marker]}) == {key_id}
+    assert listed(
+        {"Key": "DKMSInstanceId", "Values": [instance_id]}, {"Key": "keyId", "Values": [key_id]}
+    ) == {key_id}
+    with pytest.raises(KmsError) as caught:
+        kms.call("ListKeys", Filters=json.dumps([{"Key": "Color", "Values": ["red"]}]))
+    assert (caught.value.code, caught.value.status) == ("InvalidParameter", 400)
