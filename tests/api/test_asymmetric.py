@@ -508,6 +508,4 @@ def test_re_encrypt_from_an_asymmetric_source(
         "UnsupportedOperation",
         **{**from_pair, "SourceKeyId": signing.key_id, "SourceKeyVersionId": signing.version_id},
     )
-    _refused(
-        kms, "ReEncrypt", "UnsupportedOperation", **{**from_pair, "DestinationKeyId": source.key_id}
-    )
+    _refused(kms, "ReEncrypt", "UnsupportedOperation", **{**from_pair, "DestinationKeyId": source.key_id})
