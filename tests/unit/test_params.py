@@ -458,3 +458,15 @@ def test_actions_admit_flattened_maps_they_declare() -> None:
         by_name["Encrypt"].check_parameters(["KeyId", "Plaintext", "SourceEncryptionContext.k"])
     with pytest.raises(InvalidArgument):
         by_name["Encrypt"].check_parameters(["KeyId", "Plaintext", "Tags.k"])
+
+
+def test_a_request_the_parameter_check_found_plain_is_not_searched_for_flattened_maps() -> None:
+    """The dispatcher passes `dotted=False` when every name was one the action declares literally; a
+    flattened name never is one, so the search may be skipped (the hot path's Encrypt)."""
+    from openkms.api.actions.crypto import ACTIONS
+
+    encrypt = next(action for action in ACTIONS if action.name == "Encrypt")
+    assert encrypt.check_parameters(["KeyId", "Plaintext", "EncryptionContext"]) is False
+    assert encrypt.check_parameters(["KeyId", "Plaintext", "EncryptionContext.k"]) is True
+    raw = {"KeyId": "k", "EncryptionContext": '{"a":"1"}'}
+    assert Params(raw, dotted=False).json_object("EncryptionContext") == {"a": "1"}

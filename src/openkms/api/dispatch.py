@@ -231,7 +231,7 @@ class RpcDispatcher:
             raise errors.NonceReused()  # spent on another node of the store
         trace.spent = SpentNonce(signed.access_key_id, signed.nonce, math.ceil(expires))
         trace.region = self._region(request, signed)
-        action.check_parameters(request.params)
+        dotted = action.check_parameters(request.params)
         ctx = RequestContext(
             trace.request_id,
             principal,
@@ -241,7 +241,7 @@ class RpcDispatcher:
             secure_transport=raw.scheme == "https",
             tags_of=self._services.tags.current,
         )
-        return _Authenticated(ctx, action, trace.action, Params(request.params))
+        return _Authenticated(ctx, action, trace.action, Params(request.params, dotted=dotted))
 
     def _reply(self, trace: _Trace, wire: WireError | None, body: Mapping[str, object] | None) -> Reply:
         request = trace.request

@@ -184,10 +184,13 @@ def _load_json(name: str, text: str) -> Any:
 class Params:
     """Typed, validating read access to a request's decoded parameters."""
 
-    __slots__ = ("_raw",)
+    __slots__ = ("_dotted", "_raw")
 
-    def __init__(self, raw: Mapping[str, str]) -> None:
+    def __init__(self, raw: Mapping[str, str], *, dotted: bool = True) -> None:
+        """`dotted=False`: the caller knows no name has the `Name.<rest>` form (the dispatcher's
+        parameter check tells), so flattened maps need not be looked for."""
         self._raw = raw
+        self._dotted = dotted
 
     @property
     def raw(self) -> Mapping[str, str]:
@@ -278,6 +281,8 @@ class Params:
         """``name.<key>=<value>`` parameters as ``{key: value}`` (the key is everything after the first
         dot, dots included); ``None`` when there are none. A request names each parameter once, so a
         key cannot repeat."""
+        if not self._dotted:
+            return None
         start = name + "."
         skip = len(start)
         found: dict[str, str] | None = None

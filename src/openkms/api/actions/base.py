@@ -50,11 +50,13 @@ class Action:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_accepted", self.parameters | COMMON_PARAMETERS)
 
-    def check_parameters(self, given: Iterable[str]) -> None:
+    def check_parameters(self, given: Iterable[str]) -> bool:
         """Refuse a parameter this action does not take, before anything runs. A declared `Name.N`
-        admits the repeat-list forms `Name.1`, `Name.2.Key`, ..."""
+        admits the repeat-list forms `Name.1`, `Name.2.Key`, ...; a declared map parameter its
+        flattened form `Name.<key>`. False when every name was a plain one (then `Params` need not
+        look for flattened maps), True otherwise."""
         if self._accepted.issuperset(given):
-            return  # the usual case, decided by one C-level set operation
+            return False  # the usual case, decided by one C-level set operation
         for name in given:
             if name not in self.parameters and name not in COMMON_PARAMETERS:
                 if "." in name:
@@ -64,6 +66,7 @@ class Action:
                     if head in MAP_PARAMETERS and head in self.parameters:
                         continue  # a map sent flattened, `EncryptionContext.<key>` (Params.flattened_map)
                 raise InvalidArgument(f"{self.name} takes no parameter {name}.", parameter=name)
+        return True
 
 
 def take_dry_run(params: Params, ctx: RequestContext) -> None:
