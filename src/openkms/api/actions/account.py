@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from openkms.api.actions.base import Action, page_params
+from openkms.api.actions.base import Action, page_params, parse_filters
 from openkms.api.params import Params
 from openkms.clock import iso_utc
 from openkms.domain.instance import Instance
@@ -58,28 +58,7 @@ _INSTANCE_FILTER_KEYS = ("KmsInstanceId", "InstanceName", "ProductType", "Status
 
 
 def _instance_filters(params: Params) -> list[tuple[str, frozenset[str]]]:
-    raw = params.json_list("Filters")
-    if raw is None:
-        return []
-    if len(raw) > 10:
-        raise InvalidArgument("Filters takes at most 10 key-value pairs.", parameter="Filters")
-    chosen: list[tuple[str, frozenset[str]]] = []
-    for item in raw:
-        if not isinstance(item, dict) or set(item) != {"Key", "Values"}:
-            raise InvalidArgument('Each filter is {"Key": ..., "Values": [...]}.', parameter="Filters")
-        key, values = item["Key"], item["Values"]
-        if key not in _INSTANCE_FILTER_KEYS:
-            raise InvalidArgument(
-                f"Filter key {key!r} is not one of {', '.join(_INSTANCE_FILTER_KEYS)}.", parameter="Filters"
-            )
-        if (
-            not isinstance(values, list)
-            or not 1 <= len(values) <= 10
-            or not all(isinstance(value, str) for value in values)
-        ):
-            raise InvalidArgument("Filter Values is a list of 1 to 10 strings.", parameter="Filters")
-        chosen.append((key, frozenset(values)))
-    return chosen
+    return [(key, frozenset(values)) for key, values in parse_filters(params, _INSTANCE_FILTER_KEYS)]
 
 
 def _value_of(row: Instance, key: str) -> str:

@@ -93,6 +93,34 @@ def empty(done: Outcome[object]) -> Outcome[Mapping[str, object]]:
     return done.map(lambda _: {})
 
 
+def parse_filters(params: Params, keys: Iterable[str]) -> list[tuple[str, list[str]]]:
+    """`Filters` as ListKeys takes it: a JSON array of at most 10 `{"Key": ..., "Values": [...]}`, each
+    key one of `keys`, each with 1 to 10 string values; in the order given."""
+    raw = params.json_list("Filters")
+    if raw is None:
+        return []
+    if len(raw) > 10:
+        raise InvalidArgument("Filters takes at most 10 key-value pairs.", parameter="Filters")
+    allowed = tuple(keys)
+    chosen: list[tuple[str, list[str]]] = []
+    for item in raw:
+        if not isinstance(item, dict) or set(item) != {"Key", "Values"}:
+            raise InvalidArgument('Each filter is {"Key": ..., "Values": [...]}.', parameter="Filters")
+        key, values = item["Key"], item["Values"]
+        if not isinstance(key, str) or key not in allowed:
+            raise InvalidArgument(
+                f"Filter key {key!r} is not one of {', '.join(allowed)}.", parameter="Filters"
+            )
+        if (
+            not isinstance(values, list)
+            or not 1 <= len(values) <= 10
+            or not all(isinstance(value, str) for value in values)
+        ):
+            raise InvalidArgument("Filter Values is a list of 1 to 10 strings.", parameter="Filters")
+        chosen.append((key, values))
+    return chosen
+
+
 def page_params(params: Params) -> tuple[int, int]:
     page_number = params.optional_int("PageNumber", 1, minimum=1, maximum=1_000_000)
     page_size = params.optional_int("PageSize", 10, minimum=1, maximum=100)

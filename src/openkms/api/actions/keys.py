@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from openkms.api.actions.base import Action, empty, page_params
+from openkms.api.actions.base import Action, empty, page_params, parse_filters
 from openkms.api.actions.tags import parse_old_tags
 from openkms.api.params import Params
 from openkms.clock import iso_utc
@@ -145,29 +145,9 @@ def list_keys(params: Params, ctx: RequestContext, services: Services) -> Outcom
 
 
 def _filters(params: Params) -> KeyFilter:
-    raw = params.json_list("Filters")
-    if raw is None:
-        return KeyFilter()
-    if len(raw) > 10:
-        raise InvalidArgument("Filters takes at most 10 key-value pairs.", parameter="Filters")
     chosen: dict[str, list[str]] = {}
-    for item in raw:
-        if not isinstance(item, dict) or set(item) != {"Key", "Values"}:
-            raise InvalidArgument('Each filter is {"Key": ..., "Values": [...]}.', parameter="Filters")
-        field = _FILTER_FIELDS.get(item["Key"]) if isinstance(item["Key"], str) else None
-        values = item["Values"]
-        if field is None:
-            raise InvalidArgument(
-                f"Filter key {item['Key']!r} is not one of {', '.join(_FILTER_FIELDS)}.",
-                parameter="Filters",
-            )
-        if (
-            not isinstance(values, list)
-            or not 1 <= len(values) <= 10
-            or not all(isinstance(value, str) for value in values)
-        ):
-            raise InvalidArgument("Filter Values is a list of 1 to 10 strings.", parameter="Filters")
-        chosen.setdefault(field, []).extend(values)
+    for key, values in parse_filters(params, _FILTER_FIELDS):
+        chosen.setdefault(_FILTER_FIELDS[key], []).extend(values)
     return KeyFilter(
         states=chosen.get("states", ()),
         specs=chosen.get("specs", ()),
