@@ -19,6 +19,12 @@ from openkms.domain.instance import Instance, InstanceHealth
 from openkms.types import AccountId, InstanceId, InstanceKind, RegionId
 
 CHECKED = datetime(2026, 12, 4, 18, 30, tzinfo=UTC)
+# What GetKmsInstance's shaping reads of the services: the quotas it states.
+_SERVICES = SimpleNamespace(
+    instances=SimpleNamespace(spec=2000),
+    keys=SimpleNamespace(quota=100_000),
+    secrets=SimpleNamespace(quota=1000),
+)
 
 
 def _made(instance_id: str, kind: InstanceKind, health: InstanceHealth | None) -> Instance:
@@ -48,7 +54,7 @@ def _page(lang: str, *instances: Instance) -> str:
     )
     rows = []
     for instance in instances:
-        answer = _instance(instance)["KmsInstance"]
+        answer = _instance(instance, _SERVICES, 0, 10)["KmsInstance"]
         assert isinstance(answer, dict)
         rows.append(_Row(answer, None, None))
     return (
