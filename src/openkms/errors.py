@@ -345,6 +345,14 @@ class LeaseLost(Unavailable):
     default_message = "This process no longer holds the jobs lease."
 
 
+class RotationFailed(Unavailable):
+    """OpenKMS could not set a managed secret's new password where it lives (the database cannot be
+    reached, refused the sign-in or the change). The secret's ACSCurrent is untouched; the message
+    names the server and the role, never a password."""
+
+    default_message = "The managed secret could not be rotated; retry later."
+
+
 class KeyStoreUnavailable(Unavailable):
     """The HSM or external key manager holding a key cannot be reached, or failed: only its keys are
     refused, and nothing was changed. The message names the instance, never a PIN or a credential."""
