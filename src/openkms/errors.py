@@ -50,7 +50,8 @@
     ├── Unavailable                the service cannot answer now
     │   ├── Sealed                 the root of trust is not loaded
     │   ├── LeaseLost              a jobs step ran under a lease its process no longer holds
-    │   └── KeyStoreUnavailable    a key's HSM or external key manager cannot be reached now
+    │   ├── KeyStoreUnavailable    a key's HSM or external key manager cannot be reached now
+    │   └── RotationFailed         a managed secret's database refused or could not be reached
     ├── ExternalKeyError           the external key manager refused a key (not found, disabled, wrong kind)
     ├── KeyMaterialLost            the backend that held a key's material no longer has it
     ├── AuditUnavailable           an audit record could not be written (fail closed)
