@@ -13,6 +13,7 @@ from datetime import timedelta
 import pytest
 
 from openkms.domain.secrets import SecretDataType, SecretType
+from openkms.errors import RotationFailed
 from openkms.secret import SecretBytes
 from openkms.service.context import Door, RequestContext, system_principal
 from openkms.service.postgres_roles import PostgresRoles
@@ -32,10 +33,10 @@ def role() -> Iterator[ScratchRole]:
         yield made
 
 
-def _create(stack: Stack, role: ScratchRole, automatic: bool = False) -> str:
+def _create(stack: Stack, role: ScratchRole, automatic: bool = False, port: int = 5432) -> str:
     name = f"pg-{uuid.uuid4().hex[:8]}"
     value = json.dumps({"AccountName": role.role, "AccountPassword": role.password})
-    config = {"Host": "127.0.0.1", "Port": 5432, "DBName": role.database, "AccountName": role.role}
+    config = {"Host": "127.0.0.1", "Port": port, "DBName": role.database, "AccountName": role.role}
     stack.services.secrets.create(
         stack.ctx(),
         NewSecret(
@@ -141,3 +142,27 @@ def test_the_job_rotates_when_the_interval_passes(stack: Stack, role: ScratchRol
     version, newest = _password(stack, name, "ACSCurrent")
     assert version.startswith("rotation-") and scram_matches(verifier(role.role), newest)
     assert not rotation.rotate_if_due(_job_ctx(stack), due.secret_id).acted  # no longer due
+
+
+def test_a_failed_scheduled_rotation_is_tried_again_an_hour_later(stack: Stack, role: ScratchRole) -> None:
+    name = _create(stack, role, automatic=True, port=1)  # nothing listens there
+    rotation = stack.services.secret_rotation
+    stack.clock.advance(timedelta(days=1, minutes=1))
+    (due,) = rotation.due_for_rotation(10)
+    with pytest.raises(RotationFailed):
+        rotation.rotate_if_due(_job_ctx(stack), due.secret_id)
+    assert _password(stack, name, "ACSCurrent") == ("v1", role.password)
+    assert rotation.due_for_rotation(10) == []  # not at the job's next run ...
+    stack.clock.advance(timedelta(minutes=59))
+    assert rotation.due_for_rotation(10) == []
+    stack.clock.advance(timedelta(minutes=2))
+    assert [s.name for s in rotation.due_for_rotation(10)] == [name]  # ... but an hour later
+    with pytest.raises(RotationFailed):
+        rotation.rotate_if_due(_job_ctx(stack), due.secret_id)
+    # The one pending version is reused, not a new one per attempt.
+    listed = stack.services.secret_versions.list_versions(stack.ctx(), name, True).value[1]
+    assert [(v.version_id == "v1", v.stages) for v in listed] == [
+        (True, ("ACSCurrent",)),
+        (False, ("ACSPending",)),
+    ]
+    assert scram_matches(verifier(role.role), role.password)

@@ -14,8 +14,9 @@ its order, as AWS's rotation is:
 
 A crash or a refusal between the steps leaves the pending version in place and the secret due: the
 next RotateSecret or job step starts again at step 2 with the same password (setting it twice is
-harmless), so the working password is never lost. A step 2 that fails puts NextRotationDate an hour
-ahead (RETRY_SECONDS) so the job does not hammer a database that is down.
+harmless), so the working password is never lost. A rotation that fails (the database down, the key
+disabled, the master secret gone) puts a due NextRotationDate an hour ahead (RETRY_SECONDS), so the
+job does not hammer what refused it.
 """
 
 from __future__ import annotations
@@ -45,10 +46,13 @@ from openkms.domain.secrets import (
     stages_after_move,
 )
 from openkms.errors import (
+    AuditUnavailable,
     MissingParameter,
+    OpenKMSError,
     RotationFailed,
     SecretInDeleteWindow,
     SecretNotFound,
+    Unavailable,
     UnsupportedOperation,
 )
 from openkms.policy.actions import KmsAction
@@ -166,6 +170,15 @@ class SecretRotationService:
 
     # -- the steps --------------------------------------------------------------------------------
     def _rotate(self, ctx: RequestContext, secret: Secret, version_id: str | None) -> None:
+        try:
+            self._steps(ctx, secret, version_id)
+        except OpenKMSError as exc:
+            if isinstance(exc, Unavailable | AuditUnavailable) and not isinstance(exc, RotationFailed):
+                raise  # the server's own trouble (sealed, lease lost): nothing to plan
+            self._retry_later(secret)
+            raise
+
+    def _steps(self, ctx: RequestContext, secret: Secret, version_id: str | None) -> None:
         with self._db.unit_of_work() as uow:
             versions = uow.secrets.versions(secret.secret_id)
         pending = _pending(versions)
@@ -203,16 +216,12 @@ class SecretRotationService:
         """Steps 2 and 3 for the pending version `version_id`."""
         target = parse_postgres_target(secret.extended_config)
         pending = self._credentials(ctx, secret, ACS_PENDING)
-        try:
-            if target.master_secret is not None:
-                master = self._versions.get_value(ctx, ValueRequest(target.master_secret)).value
-                logins = [parse_credentials(master.value, "MasterSecretName")]
-            else:
-                logins = [self._credentials(ctx, secret, ACS_CURRENT), pending]
-            self._roles.set_password(target, logins, pending.password)
-        except RotationFailed:
-            self._retry_later(secret)
-            raise
+        if target.master_secret is not None:
+            master = self._versions.get_value(ctx, ValueRequest(target.master_secret)).value
+            logins = [parse_credentials(master.value, "MasterSecretName")]
+        else:
+            logins = [self._credentials(ctx, secret, ACS_CURRENT), pending]
+        self._roles.set_password(target, logins, pending.password)
         self._promote(secret, version_id)
 
     def _promote(self, secret: Secret, version_id: str) -> None:
@@ -242,8 +251,13 @@ class SecretRotationService:
             )
 
     def _retry_later(self, secret: Secret) -> None:
+        """After a failed rotation, a secret the job would take again (scheduled, or with a rotation
+        half done) is due an hour from now rather than at the job's next run."""
         with self._db.unit_of_work(write=True) as uow:
-            self._locked(uow, secret)
+            again = uow.secrets.by_id(secret.secret_id)
+            if again is None or again.next_rotation_date is None:
+                return
+            uow.secrets.get(again.account_id, again.region_id, again.name, lock=True)
             uow.secrets.touch(
                 secret.secret_id,
                 self._clock.now(),
