@@ -1,6 +1,7 @@
 """The crash window of a PostgreSQL secret's rotation (OpenKMS extension): a fault injected between
 its steps never loses the working password, and the next RotateSecret or job step finishes the
-rotation. Real services on SQLite and PostgreSQL stores, a frozen clock and the real PostgreSQL
+rotation; a failed scheduled rotation waits an hour; the role's name is quoted and each sign-in tried
+in turn. Real services on SQLite and PostgreSQL stores, a frozen clock and the real PostgreSQL
 holding a scratch role (its password checked against its SCRAM verifier)."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import timedelta
 
 import pytest
 
+from openkms.domain.secret_rotation import Credentials, PostgresTarget
 from openkms.domain.secrets import SecretDataType, SecretType
 from openkms.errors import RotationFailed
 from openkms.secret import SecretBytes
@@ -166,3 +168,18 @@ def test_a_failed_scheduled_rotation_is_tried_again_an_hour_later(stack: Stack, 
         (False, ("ACSPending",)),
     ]
     assert scram_matches(verifier(role.role), role.password)
+
+
+def test_set_password_quotes_the_role_and_tries_each_login_in_turn() -> None:
+    with scratch_role(suffix=' Odd"Name') as odd:
+        target = PostgresTarget("127.0.0.1", 5432, odd.database, odd.role)
+        logins = [
+            Credentials("okms_rot_no_such_role", SecretBytes(b"x")),  # refused at sign-in
+            Credentials(odd.role, SecretBytes(odd.password.encode())),
+        ]
+        PostgresRoles().set_password(target, logins, SecretBytes(b"N3w-password"))
+        assert scram_matches(verifier(odd.role), "N3w-password")
+        with pytest.raises(RotationFailed) as caught:
+            PostgresRoles().set_password(target, logins[:1], SecretBytes(b"other"))
+        assert "other" not in caught.value.message
+        assert scram_matches(verifier(odd.role), "N3w-password")

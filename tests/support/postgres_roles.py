@@ -51,9 +51,12 @@ def scram_matches(stored: str | None, password: str) -> bool:
 
 
 @contextmanager
-def scratch_role(*, createrole: bool = False, database: bool = True) -> Iterator[ScratchRole]:
-    """A login role with a password (and a database it owns), dropped afterwards."""
-    name = f"{PREFIX}{uuid.uuid4().hex[:10]}"
+def scratch_role(
+    *, createrole: bool = False, database: bool = True, suffix: str = ""
+) -> Iterator[ScratchRole]:
+    """A login role with a password (and a database it owns), dropped afterwards. `suffix` makes
+    a name that needs quoting."""
+    name = f"{PREFIX}{uuid.uuid4().hex[:10]}{suffix}"
     password = f"Init-{uuid.uuid4().hex}"
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
         conn.execute(
