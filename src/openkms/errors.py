@@ -51,7 +51,8 @@
     ├── Unavailable                the service cannot answer now
     │   ├── Sealed                 the root of trust is not loaded
     │   ├── LeaseLost              a jobs step ran under a lease its process no longer holds
-    │   └── KeyStoreUnavailable    a key's HSM or external key manager cannot be reached now
+    │   ├── KeyStoreUnavailable    a key's HSM or external key manager cannot be reached now
+    │   └── RotationFailed         a managed secret's database refused or could not be reached
     ├── ExternalKeyError           the external key manager refused a key (not found, disabled, wrong kind)
     ├── KeyMaterialLost            the backend that held a key's material no longer has it
     ├── AuditUnavailable           an audit record could not be written (fail closed)
@@ -352,6 +353,14 @@ class LeaseLost(Unavailable):
     another process took it): nothing is committed, and the process stops acting as the leader."""
 
     default_message = "This process no longer holds the jobs lease."
+
+
+class RotationFailed(Unavailable):
+    """OpenKMS could not set a managed secret's new password where it lives (the database cannot be
+    reached, refused the sign-in or the change). The secret's ACSCurrent is untouched; the message
+    names the server and the role, never a password."""
+
+    default_message = "The managed secret could not be rotated; retry later."
 
 
 class KeyStoreUnavailable(Unavailable):

@@ -53,6 +53,7 @@ EXPECTED: dict[type[errors.OpenKMSError], tuple[int, str]] = {
     errors.Throttled: (429, "Rejected.Throttling"),
     errors.Sealed: (503, "ServiceUnavailableTemporary"),
     errors.KeyStoreUnavailable: (503, "Rejected.KeyStoreUnavailable"),
+    errors.RotationFailed: (503, "Rejected.RotationFailed"),
     errors.ExternalKeyError: (400, "Rejected.ExternalKey"),
     errors.KeyMaterialLost: (500, "Rejected.KeyMaterialLost"),
     errors.Unavailable: (503, "ServiceUnavailableTemporary"),

@@ -37,10 +37,16 @@ _STAGE = re.compile(r"^[A-Za-z0-9_/+=.@-]{1,64}\Z")
 
 
 class SecretType(StrEnum):
-    """What a secret holds and who changes its value. Only Generic exists today; managed types
-    (the planned OpenKMS PostgreSQL role secret, rotated by OpenKMS itself) are further members."""
+    """What a secret holds and who changes its value: Generic (the caller, by PutSecretValue), or
+    the OpenKMS extension OpenKMS.PostgreSQL (a PostgreSQL role's password that OpenKMS rotates)."""
 
     GENERIC = "Generic"
+    POSTGRESQL = "OpenKMS.PostgreSQL"
+
+    @property
+    def managed(self) -> bool:
+        """True when OpenKMS, not the caller, makes the secret's new versions (RotateSecret)."""
+        return self is not SecretType.GENERIC
 
 
 class SecretDataType(StrEnum):
@@ -66,7 +72,7 @@ class Secret:
     policy: str | None = None  # the secret policy as written; None: the default policy
     planned_delete_time: datetime | None = None
     extended_config: str | None = None
-    # Rotation, for the managed secret types to come (a generic secret rotates by PutSecretValue).
+    # Rotation of managed secret types (a generic secret rotates by PutSecretValue).
     automatic_rotation: bool = False
     rotation_interval: int | None = None  # seconds
     last_rotation_date: datetime | None = None

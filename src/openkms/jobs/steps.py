@@ -5,8 +5,9 @@ of a system principal (its own account) through the runner, so it is authorized,
 sealed and audited (fail closed) like an API call, with the same fields.
 
 A `Job` lists the keys (or secrets) that are due and acts on one at a time (`step`); a step that finds
-its subject no longer due (another node won) does nothing and records nothing. Managed secret types
-(rotation by OpenKMS, docs/secrets.md) will add their rotation job here the same way.
+its subject no longer due (another node won) does nothing and records nothing. Managed secrets
+(OpenKMS.PostgreSQL, docs/secrets.md) are rotated when their NextRotationDate passes, and a rotation
+left half done is finished, by the secret rotation job.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ ROTATION_JOB = "rotation-job"
 DELETION_JOB = "deletion-job"
 EXPIRY_JOB = "material-expiry-job"
 SECRET_DELETION_JOB = "secret-deletion-job"  # noqa: S105 (a job name)
+SECRET_ROTATION_JOB = "secret-rotation-job"  # noqa: S105 (a job name)
 BATCH = 100
 
 
@@ -120,4 +122,16 @@ SECRET_DELETION = Job(
     lambda services: services.secrets.due_for_deletion(BATCH),
     _delete_secret,
 )
-JOBS: tuple[Job, ...] = (ROTATION, DELETION, EXPIRY, SECRET_DELETION)
+
+
+def _rotate_secret(services: Services, ctx: RequestContext, secret: Secret) -> Outcome[object]:
+    return services.secret_rotation.rotate_if_due(ctx, secret.secret_id)
+
+
+SECRET_ROTATION = Job(
+    SECRET_ROTATION_JOB,
+    "RotateSecret",
+    lambda services: services.secret_rotation.due_for_rotation(BATCH),
+    _rotate_secret,
+)
+JOBS: tuple[Job, ...] = (ROTATION, DELETION, EXPIRY, SECRET_DELETION, SECRET_ROTATION)

@@ -104,6 +104,8 @@ class KmsAction(StrEnum):
     GET_SECRET_POLICY = "GetSecretPolicy"  # noqa: S105
     SET_SECRET_POLICY = "SetSecretPolicy"  # noqa: S105
     GET_RANDOM_PASSWORD = "GetRandomPassword"  # noqa: S105
+    ROTATE_SECRET = "RotateSecret"  # noqa: S105
+    UPDATE_SECRET_ROTATION_POLICY = "UpdateSecretRotationPolicy"  # noqa: S105
     # OpenKMS extension: the development clock (`serve --dev-clock`).
     DEV_ADVANCE_CLOCK = "DevAdvanceClock"
 

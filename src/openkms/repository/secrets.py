@@ -101,6 +101,9 @@ class SecretRepository:
                         updated_at=secret.updated_at,
                         policy=secret.policy,
                         extended_config=secret.extended_config,
+                        automatic_rotation=secret.automatic_rotation,
+                        rotation_interval=secret.rotation_interval,
+                        next_rotation_date=secret.next_rotation_date,
                     )
                 )
         except IntegrityError:
@@ -180,6 +183,22 @@ class SecretRepository:
             select(secrets)
             .where(secrets.c.planned_delete_time.is_not(None), secrets.c.planned_delete_time <= now)
             .order_by(secrets.c.planned_delete_time)
+            .limit(limit)
+        )
+        return [_secret(row) for row in rows]
+
+    def due_for_rotation(self, now: datetime, types: Sequence[str], limit: int) -> list[Secret]:
+        """Managed secrets whose NextRotationDate passed (also a rotation left half done, which is
+        due at once), not waiting for deletion."""
+        rows = self._c.execute(
+            select(secrets)
+            .where(
+                secrets.c.secret_type.in_(list(types)),
+                secrets.c.next_rotation_date.is_not(None),
+                secrets.c.next_rotation_date <= now,
+                secrets.c.planned_delete_time.is_(None),
+            )
+            .order_by(secrets.c.next_rotation_date)
             .limit(limit)
         )
         return [_secret(row) for row in rows]

@@ -33,7 +33,9 @@ from openkms.service.key_stores import KeyStoreService, instance_secret
 from openkms.service.keys import DEFAULT_KEY_QUOTA, KeyService
 from openkms.service.lifecycle import LifecycleService
 from openkms.service.login_profiles import LoginProfileService
+from openkms.service.postgres_roles import PostgresRoles
 from openkms.service.ram import RamService
+from openkms.service.secret_rotation import SecretRotationService
 from openkms.service.secret_tags import SecretTagService
 from openkms.service.secret_values import SecretSealer
 from openkms.service.secret_versions import SecretVersionService
@@ -84,6 +86,7 @@ class Services:
     secrets: SecretService
     secret_versions: SecretVersionService
     secret_tags: SecretTagService
+    secret_rotation: SecretRotationService
 
 
 def software_providers(keystore: Keystore, generation: Generation) -> ProviderRegistry:
@@ -134,6 +137,7 @@ def build_services(
     crypto = CryptoService(operations)
     usage = UsageRecorder(db)
     sealer = SecretSealer(crypto, usage)
+    secret_versions = SecretVersionService(db, sealer, clock)
 
     def audit_chain_key() -> bytes | None:
         if keystore.sealed:
@@ -172,6 +176,7 @@ def build_services(
         client_keys=ClientKeyService(db, clock),
         instance_ca=InstanceCa(db, keystore, clock),
         secrets=SecretService(db, keys, service_keys, sealer, clock, secret_quota),
-        secret_versions=SecretVersionService(db, sealer, clock),
+        secret_versions=secret_versions,
         secret_tags=SecretTagService(db),
+        secret_rotation=SecretRotationService(db, sealer, secret_versions, clock, PostgresRoles()),
     )

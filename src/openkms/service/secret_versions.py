@@ -22,7 +22,13 @@ from openkms.domain.secrets import (
     stages_after_move,
     stages_after_put,
 )
-from openkms.errors import InvalidArgument, OpenKMSError, SecretInDeleteWindow, SecretNotFound
+from openkms.errors import (
+    InvalidArgument,
+    OpenKMSError,
+    SecretInDeleteWindow,
+    SecretNotFound,
+    UnsupportedOperation,
+)
 from openkms.policy.actions import KmsAction
 from openkms.repository.database import Database
 from openkms.secret import SecretBytes
@@ -70,6 +76,16 @@ def pick_version(
         return version
     what = f"version {version_id!r}" if version_id is not None else f"version at stage {stage!r}"
     raise SecretNotFound(f"The secret has no {what}.")
+
+
+def refuse_managed(secret: Secret, action: str) -> None:
+    """A managed secret's versions are made and staged by its rotation only (Alibaba allows
+    PutSecretValue on generic secrets only): otherwise ACSCurrent and the database could disagree."""
+    if secret.secret_type.managed:
+        raise UnsupportedOperation(
+            f"{action} does not apply to a {secret.secret_type} secret: OpenKMS makes its versions "
+            "(RotateSecret)."
+        )
 
 
 class SecretVersionService:
@@ -128,6 +144,7 @@ class SecretVersionService:
         with self._db.unit_of_work() as uow:
             secret = open_secret(uow, ctx, ref, KmsAction.PUT_SECRET_VALUE)
             with acting_on(secret_resource(secret)):
+                refuse_managed(secret, "PutSecretValue")
                 stages_after_put({v.version_id: v.stages for v in uow.secrets.versions(secret.secret_id)},
                                  version_id, stages)  # fmt: skip
         sealed = self._sealer.seal(ctx, secret.encryption_key_id, secret.arn, version_id, data)
@@ -170,6 +187,7 @@ class SecretVersionService:
         with self._db.unit_of_work(write=True) as uow:
             secret = open_secret(uow, ctx, ref, KmsAction.UPDATE_SECRET_VERSION_STAGE, lock=True)
             with acting_on(secret_resource(secret)):
+                refuse_managed(secret, "UpdateSecretVersionStage")
                 current = {v.version_id: v.stages for v in uow.secrets.versions(secret.secret_id)}
                 moved = stages_after_move(current, stage, move_to, remove_from)
                 uow.secrets.set_stages(

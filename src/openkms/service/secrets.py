@@ -16,6 +16,7 @@ from datetime import timedelta
 from openkms.clock import Clock
 from openkms.domain.key import Key
 from openkms.domain.names import DESCRIPTION_LIMIT
+from openkms.domain.secret_rotation import check_managed
 from openkms.domain.secrets import (
     ACS_CURRENT,
     SECRET_DATA_LIMIT,
@@ -61,6 +62,10 @@ class NewSecret:
     secret_type: SecretType
     policy: str | None
     tags: Mapping[str, str]
+    # Managed types only (OpenKMS.PostgreSQL): ignored for Generic, as Alibaba ignores them.
+    extended_config: str | None = None
+    automatic_rotation: bool = False
+    rotation_interval: int | None = None  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +154,14 @@ class SecretService:
         check_version_id(request.version_id)
         check_description(request.description)
         check_data(request.data)
+        managed = check_managed(
+            request.secret_type,
+            request.data,
+            request.data_type,
+            request.extended_config,
+            request.automatic_rotation,
+            request.rotation_interval,
+        )
         if request.policy is not None:
             parse_policy(request.policy, PolicyKind.KEY)
         with self._db.unit_of_work() as uow:
@@ -176,6 +189,12 @@ class SecretService:
             created_at=now,
             updated_at=now,
             policy=request.policy,
+            extended_config=managed.extended_config,
+            automatic_rotation=managed.automatic_rotation,
+            rotation_interval=managed.rotation_interval,
+            next_rotation_date=None
+            if managed.rotation_interval is None or not managed.automatic_rotation
+            else now + timedelta(seconds=managed.rotation_interval),
         )
         resource = secret_resource(secret, sealed.key_id, sealed.key_version_id)
         with acting_on(resource), self._db.unit_of_work(write=True) as uow:

@@ -21,6 +21,7 @@ from openkms.api.actions import (
     keys,
     lifecycle,
     ram,
+    secret_rotation,
     secrets,
     sts,
     tags,
@@ -49,6 +50,7 @@ ACTIONS: dict[str, Action] = {
         access_points,
         client_keys,
         secrets,
+        secret_rotation,
     )
     for action in group.ACTIONS
 }

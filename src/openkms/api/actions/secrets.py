@@ -18,6 +18,7 @@ from openkms.api.params import Params
 from openkms.api.wire_errors import to_wire
 from openkms.clock import iso_utc
 from openkms.domain.random_password import PasswordRules, random_password
+from openkms.domain.secret_rotation import parse_interval, render_interval
 from openkms.domain.secrets import (
     RECOVERY_WINDOW_DEFAULT_DAYS,
     Secret,
@@ -73,15 +74,32 @@ def _secret_type(params: Params) -> SecretType:
         return SecretType(raw)
     except ValueError:
         raise UnsupportedOperation(
-            f"SecretType {raw!r}: this server makes Generic secrets only (docs/secrets.md)."
+            f"SecretType {raw!r}: this server makes Generic and OpenKMS.PostgreSQL secrets only "
+            "(docs/secrets.md)."
         ) from None
+
+
+def _rotation_fields(secret: Secret, extended_config: bool) -> dict[str, object]:
+    """A managed secret's rotation fields (nothing for a Generic secret, as Alibaba answers)."""
+    if not secret.secret_type.managed:
+        return {}
+    fields: dict[str, object] = {"AutomaticRotation": "Enabled" if secret.automatic_rotation else "Disabled"}
+    if secret.automatic_rotation and secret.rotation_interval is not None:
+        fields["RotationInterval"] = render_interval(secret.rotation_interval)
+    if secret.automatic_rotation and secret.next_rotation_date is not None:
+        fields["NextRotationDate"] = iso_utc(secret.next_rotation_date)
+    if secret.last_rotation_date is not None:
+        fields["LastRotationDate"] = iso_utc(secret.last_rotation_date)
+    if extended_config and secret.extended_config is not None:
+        fields["ExtendedConfig"] = secret.extended_config
+    return fields
 
 
 def _stages(stages: Sequence[str]) -> Mapping[str, object]:
     return {"VersionStage": list(stages)}
 
 
-def _value_fields(found: SecretValue) -> dict[str, object]:
+def _value_fields(found: SecretValue, extended_config: bool = False) -> dict[str, object]:
     value = found.value.reveal()
     if found.version.data_type is SecretDataType.BINARY:
         data = b64encode(value).decode("ascii")
@@ -95,6 +113,7 @@ def _value_fields(found: SecretValue) -> dict[str, object]:
         "VersionId": found.version.version_id,
         "VersionStages": _stages(found.version.stages),
         "CreateTime": iso_utc(found.version.created_at),
+        **_rotation_fields(found.secret, extended_config),
     }
 
 
@@ -120,11 +139,9 @@ def _described(found: Described) -> dict[str, object]:
 # -- actions ------------------------------------------------------------------------------------------
 def create_secret(params: Params, ctx: RequestContext, services: Services) -> Outcome[Mapping[str, object]]:
     secret_type = _secret_type(params)
-    if params.optional_bool("EnableAutomaticRotation", False):
-        raise InvalidArgument(
-            "A Generic secret rotates by PutSecretValue: EnableAutomaticRotation does not apply.",
-            parameter="EnableAutomaticRotation",
-        )
+    automatic = params.optional_bool("EnableAutomaticRotation", False)
+    raw_interval = params.optional_str("RotationInterval") or None
+    interval = parse_interval(raw_interval) if secret_type.managed and automatic and raw_interval else None
     data_type = _data_type(params)
     request = NewSecret(
         name=params.required_str("SecretName"),
@@ -137,6 +154,9 @@ def create_secret(params: Params, ctx: RequestContext, services: Services) -> Ou
         secret_type=secret_type,
         policy=params.optional_str("Policy") or None,
         tags=parse_old_tags(params),
+        extended_config=params.optional_str("ExtendedConfig") or None,
+        automatic_rotation=automatic,
+        rotation_interval=interval,
     )
     created = services.secrets.create(ctx, request)
     return created.map(
@@ -146,6 +166,7 @@ def create_secret(params: Params, ctx: RequestContext, services: Services) -> Ou
             "SecretType": done.secret.secret_type.value,
             "VersionId": done.version_id,
             **({} if done.secret.instance_id is None else {"DKMSInstanceId": done.secret.instance_id}),
+            **_rotation_fields(done.secret, extended_config=True),
         }
     )
 
@@ -157,13 +178,15 @@ def get_secret_value(
     # of the value's data key would act (its own checks included: `end_dry_run` in the pipeline).
     take_dry_run(params, ctx)
     refuse_recipient(params)
-    params.optional_bool("FetchExtendedConfig", False)  # Generic secrets have no extended configuration
+    fetch_config = params.optional_bool("FetchExtendedConfig", False)  # Generic secrets have none
     request = ValueRequest(
         params.required_str("SecretName"),
         params.optional_str("VersionId") or None,
         params.optional_str("VersionStage") or None,
     )
-    return services.secret_versions.get_value(ctx, request).map(_value_fields)
+    return services.secret_versions.get_value(ctx, request).map(
+        lambda found: _value_fields(found, fetch_config)
+    )
 
 
 def _batch_requests(params: Params) -> list[ValueRequest]:
@@ -254,6 +277,7 @@ def describe_secret(params: Params, ctx: RequestContext, services: Services) -> 
         )
         if secret.instance_id is not None:
             fields["DKMSInstanceId"] = secret.instance_id
+        fields.update(_rotation_fields(secret, extended_config=True))
         return fields
 
     return found.map(render)
