@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from openkms.domain.secrets import Secret, SecretDataType, SecretFilter, SecretType, SecretVersion
 from openkms.errors import Conflict
 from openkms.repository.tables import accounts, as_utc, instances, secret_tags, secret_versions, secrets
+from openkms.repository.tag_rows import TagRows
 from openkms.types import AccountId, InstanceId, KeyId, RegionId
 
 
@@ -68,6 +69,7 @@ def _version(row: Any) -> SecretVersion:
 class SecretRepository:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
+        self._tags = TagRows(connection, secret_tags, "secret_id")
 
     # -- secrets ------------------------------------------------------------------------------------
     def get(self, account_id: str, region_id: str, name: str, *, lock: bool = False) -> Secret | None:
@@ -274,29 +276,10 @@ class SecretRepository:
 
     # -- tags ---------------------------------------------------------------------------------------
     def tags(self, secret_id: str) -> dict[str, str]:
-        rows = self._c.execute(
-            select(secret_tags.c.tag_key, secret_tags.c.tag_value)
-            .where(secret_tags.c.secret_id == secret_id)
-            .order_by(secret_tags.c.tag_key)
-        )
-        return {row.tag_key: row.tag_value for row in rows}
+        return self._tags.of(secret_id)
 
     def put_tags(self, secret_id: str, tags: Mapping[str, str]) -> None:
-        existing = self.tags(secret_id)
-        for tag_key, tag_value in tags.items():
-            if tag_key in existing:
-                self._c.execute(
-                    update(secret_tags)
-                    .where(secret_tags.c.secret_id == secret_id, secret_tags.c.tag_key == tag_key)
-                    .values(tag_value=tag_value)
-                )
-            else:
-                self._c.execute(
-                    insert(secret_tags).values(secret_id=secret_id, tag_key=tag_key, tag_value=tag_value)
-                )
+        self._tags.put(secret_id, tags)
 
     def remove_tags(self, secret_id: str, tag_keys: Iterable[str] | None) -> None:
-        statement = delete(secret_tags).where(secret_tags.c.secret_id == secret_id)
-        if tag_keys is not None:
-            statement = statement.where(secret_tags.c.tag_key.in_(list(tag_keys)))
-        self._c.execute(statement)
+        self._tags.remove(secret_id, tag_keys)

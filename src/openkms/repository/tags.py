@@ -4,43 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import Connection, delete, exists, insert, select, update
+from sqlalchemy import Connection, exists, select
 
 from openkms.repository.tables import key_tags, keys
+from openkms.repository.tag_rows import TagRows
 from openkms.types import AccountId, KeyId, RegionId
 
 
 class TagRepository:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
+        self._rows = TagRows(connection, key_tags, "key_id")
 
     def of(self, key_id: KeyId) -> dict[str, str]:
-        rows = self._c.execute(
-            select(key_tags.c.tag_key, key_tags.c.tag_value)
-            .where(key_tags.c.key_id == key_id)
-            .order_by(key_tags.c.tag_key)
-        )
-        return {row.tag_key: row.tag_value for row in rows}
+        return self._rows.of(key_id)
 
     def put(self, key_id: KeyId, tags: Mapping[str, str]) -> None:
         """Add or overwrite tags (the caller checked the limits against `of()` in this transaction)."""
-        existing = self.of(key_id)
-        for tag_key, tag_value in tags.items():
-            if tag_key in existing:
-                self._c.execute(
-                    update(key_tags)
-                    .where(key_tags.c.key_id == key_id, key_tags.c.tag_key == tag_key)
-                    .values(tag_value=tag_value)
-                )
-            else:
-                self._c.execute(insert(key_tags).values(key_id=key_id, tag_key=tag_key, tag_value=tag_value))
+        self._rows.put(key_id, tags)
 
     def remove(self, key_id: KeyId, tag_keys: Iterable[str] | None) -> None:
         """Remove the named tags (absent ones are ignored), or all of them when `tag_keys` is None."""
-        statement = delete(key_tags).where(key_tags.c.key_id == key_id)
-        if tag_keys is not None:
-            statement = statement.where(key_tags.c.tag_key.in_(list(tag_keys)))
-        self._c.execute(statement)
+        self._rows.remove(key_id, tag_keys)
 
     def keys_with(
         self, account_id: AccountId, region_id: RegionId, wanted: Sequence[tuple[str, str]]
