@@ -1,4 +1,5 @@
-"""The CiphertextBlob format: layout, the data-key mark, strict parsing, and an unambiguous AAD."""
+"""The CiphertextBlob formats (v2, Alibaba's shape, written now; v1, still read): layout, the data-key
+mark, strict parsing, and an unambiguous AAD."""
 
 from __future__ import annotations
 
@@ -11,15 +12,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from openkms.domain.ciphertext import (
+    ADVANCE_PREFIX,
     FORMAT_V1,
     FORMAT_V1_DATA_KEY,
+    FORMAT_V2,
     HEADER_LEN,
     MIN_BLOB_LEN,
+    MIN_V2_BLOB_LEN,
     Ciphertext,
     blob_aad,
     data_key_header_for,
     header_for,
     parse_ciphertext,
+    strip_advance_prefix,
+    v2_data_key_header_for,
+    v2_header_for,
 )
 from openkms.domain.encryption_context import canonical_context
 from openkms.errors import InvalidCiphertext
@@ -40,7 +47,89 @@ LEGACY_BLOB = bytes.fromhex(
 
 
 def _blob(sealed: bytes = b"\x00" * 16) -> Ciphertext:
-    return Ciphertext(version_id=VERSION, iv=bytes(range(12)), sealed=sealed)
+    return Ciphertext(version_id=VERSION, iv=bytes(range(12)), sealed=sealed, form=FORMAT_V1)
+
+
+def _v2(sealed: bytes = b"\x00" * 16, data_key: bool = False) -> Ciphertext:
+    return Ciphertext(VERSION, bytes(range(12)), sealed, data_key, FORMAT_V2)
+
+
+# ---- v2 -------------------------------------------------------------------------------------------
+
+
+def test_v2_layout_is_alibabas() -> None:
+    """36 ASCII bytes of the version id, the IV, ct || tag: what the unified SDK slices (Iv =
+    blob[36:48]) and what AdvanceEncrypt returns after its 3-byte prefix."""
+    blob = _v2(b"c" * 20).to_bytes()
+    assert blob[:36] == VERSION.encode() == v2_header_for(VERSION)
+    assert blob[36:48] == bytes(range(12)) and blob[48:] == b"c" * 20
+    assert len(_v2().to_bytes()) == MIN_V2_BLOB_LEN == 64 > 48
+    assert parse_ciphertext(blob) == _v2(b"c" * 20)
+    assert strip_advance_prefix(ADVANCE_PREFIX + blob) == blob
+
+
+def test_v2_data_key_mark_is_the_separator() -> None:
+    blob = _v2(b"c" * 20, data_key=True).to_bytes()
+    assert blob[:36] == VERSION.replace("-", "_").encode() == v2_data_key_header_for(VERSION)
+    assert blob[36:] == _v2(b"c" * 20).to_bytes()[36:]
+    parsed = parse_ciphertext(blob)
+    assert (parsed.version_id, parsed.data_key, parsed.form) == (VERSION, True, FORMAT_V2)
+
+
+def test_the_v2_mark_is_authenticated() -> None:
+    cipher = AESGCM(LEGACY_KEY)
+    for data_key in (False, True):
+        original = _v2(data_key=data_key)
+        iv = original.iv
+        blob = Ciphertext(
+            VERSION, iv, cipher.encrypt(iv, b"x", blob_aad(original.header(), b"aad")), data_key
+        ).to_bytes()
+        flipped_header = blob[:36].replace(b"_", b"-") if data_key else blob[:36].replace(b"-", b"_")
+        flipped = parse_ciphertext(flipped_header + blob[36:])
+        assert flipped.data_key is not data_key
+        with pytest.raises(InvalidTag):
+            cipher.decrypt(flipped.iv, flipped.sealed, blob_aad(flipped.header(), b"aad"))
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "2AB1A983-7072-4BBC-A582-584B5BD8E88A",  # not canonical (upper case)
+        "2ab1a983_7072-4bbc-a582-584b5bd8e88a",  # separators mixed
+        "2ab1a983-7072-4bbc-a582_584b5bd8e88a",
+        "2ab1a9837072-4bbc-a582-584b5bd8e88a-",  # separators misplaced
+        "2ab1a983-7072-4bbc-a582-584b5bd8e88g",  # not hex
+        "2ab1a983-7072-4bbc-a582-584b5bd8e8\u00e9",  # not ASCII
+    ],
+)
+def test_v2_refuses_non_canonical_ids(header: str) -> None:
+    raw = header.encode()[:36].ljust(36, b"a")
+    with pytest.raises(InvalidCiphertext):
+        parse_ciphertext(raw + bytes(12) + bytes(16))
+
+
+def test_v2_too_short_is_refused() -> None:
+    blob = _v2().to_bytes()
+    parse_ciphertext(blob)
+    for cut in range(MIN_V2_BLOB_LEN):
+        with pytest.raises(InvalidCiphertext):
+            parse_ciphertext(blob[:cut])
+
+
+def test_advance_prefix_must_be_exact() -> None:
+    blob = _v2().to_bytes()
+    for prefix in (b"$\x00\x01", b"$\x10\x02", b"#\x00\x02", b""):
+        with pytest.raises(InvalidCiphertext):
+            strip_advance_prefix(prefix + blob)
+
+
+def test_versions_are_told_apart_by_the_first_byte() -> None:
+    assert parse_ciphertext(_blob().to_bytes()).form == FORMAT_V1
+    assert parse_ciphertext(_v2().to_bytes()).form == FORMAT_V2
+    assert b"0123456789abcdef".find(_v2().to_bytes()[:1]) >= 0
+
+
+# ---- v1 -------------------------------------------------------------------------------------------
 
 
 def test_layout() -> None:
@@ -54,7 +143,7 @@ def test_layout() -> None:
 
 def test_a_data_key_blob_differs_only_in_its_format_byte() -> None:
     plain = _blob(b"c" * 20)
-    marked = Ciphertext(VERSION, plain.iv, plain.sealed, data_key=True)
+    marked = Ciphertext(VERSION, plain.iv, plain.sealed, data_key=True, form=FORMAT_V1)
     blob = marked.to_bytes()
     assert blob[0] == FORMAT_V1_DATA_KEY == 0x02
     assert blob[1:] == plain.to_bytes()[1:]
@@ -70,9 +159,8 @@ def test_the_mark_is_authenticated() -> None:
     for data_key in (False, True):
         header = data_key_header_for(VERSION) if data_key else header_for(VERSION)
         iv = bytes(12)
-        blob = bytearray(
-            Ciphertext(VERSION, iv, cipher.encrypt(iv, b"x", blob_aad(header, context)), data_key).to_bytes()
-        )
+        sealed = cipher.encrypt(iv, b"x", blob_aad(header, context))
+        blob = bytearray(Ciphertext(VERSION, iv, sealed, data_key, FORMAT_V1).to_bytes())
         blob[0] ^= FORMAT_V1 ^ FORMAT_V1_DATA_KEY
         flipped = parse_ciphertext(bytes(blob))
         assert flipped.data_key is not data_key
@@ -93,9 +181,15 @@ def test_round_trip() -> None:
     assert parse_ciphertext(original.to_bytes()) == original
 
 
-@given(st.uuids(), st.binary(min_size=12, max_size=12), st.binary(min_size=16, max_size=200), st.booleans())
-def test_round_trip_any(version: uuid.UUID, iv: bytes, sealed: bytes, data_key: bool) -> None:
-    original = Ciphertext(KeyVersionId(str(version)), iv, sealed, data_key)
+@given(
+    st.uuids(),
+    st.binary(min_size=12, max_size=12),
+    st.binary(min_size=16, max_size=200),
+    st.booleans(),
+    st.sampled_from([FORMAT_V1, FORMAT_V2]),
+)
+def test_round_trip_any(version: uuid.UUID, iv: bytes, sealed: bytes, data_key: bool, form: int) -> None:
+    original = Ciphertext(KeyVersionId(str(version)), iv, sealed, data_key, form)
     assert parse_ciphertext(original.to_bytes()) == original
 
 
@@ -108,7 +202,7 @@ def test_too_short_is_refused() -> None:
             parse_ciphertext(blob[:cut])
 
 
-@pytest.mark.parametrize("format_byte", [0x00, 0x03, 0x24, 0xFF])
+@pytest.mark.parametrize("format_byte", [0x00, 0x03, 0x24, 0x32, 0x61, 0xFF])
 def test_unknown_format_byte_is_refused(format_byte: int) -> None:
     blob = bytearray(_blob().to_bytes())
     blob[0] = format_byte
@@ -130,10 +224,9 @@ def test_arbitrary_bytes_parse_or_raise_invalid_ciphertext(data: bytes) -> None:
     "bad", ["2AB1A983-7072-4BBC-A582-584B5BD8E88A", "{2ab1a983-7072-4bbc-a582-584b5bd8e88a}", "key-1", ""]
 )
 def test_header_for_refuses_non_canonical_ids(bad: str) -> None:
-    with pytest.raises(ValueError):
-        header_for(KeyVersionId(bad))
-    with pytest.raises(ValueError):
-        data_key_header_for(KeyVersionId(bad))
+    for make in (header_for, data_key_header_for, v2_header_for, v2_data_key_header_for):
+        with pytest.raises(ValueError):
+            make(KeyVersionId(bad))
 
 
 def test_aad_is_unambiguous() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from openkms.domain.encryption_context import canonical_context
+from openkms.domain.encryption_context import canonical_context, derived_aad
 from openkms.errors import InvalidArgument
 
 contexts = st.dictionaries(st.text(max_size=12), st.text(max_size=12), max_size=6)
@@ -117,3 +118,54 @@ def test_changing_one_entry_changes_the_bytes(context: dict[str, str], name: str
     changed = {**context, name: value}
     if changed != context:
         assert canonical_context(changed) != canonical_context(context)
+
+
+# ---- derived_aad: what the unified SDK sends as Aad for the same context ----------------------------
+
+
+def _sdk_aad(context: dict[str, str]) -> bytes:
+    """Alibaba's unified SDK, spelled out (alibabacloud_kms_kms20160120/utils/encryption_context_utils.py
+    `sort_and_encode` with encoding utf-8): `k=v&` over the sorted keys, the last `&` dropped, SHA-256,
+    lowercase hex as bytes."""
+    text = "".join(f"{name}={context[name]}&" for name in sorted(context))[:-1]
+    return hashlib.sha256(text.encode("utf-8")).hexdigest().encode("utf-8")
+
+
+def test_derived_aad_known_value() -> None:
+    # The value the research stub received from the SDK for {"a": "1", "b": "2"} began 8e85be58.
+    assert derived_aad({"b": "2", "a": "1"}) == _sdk_aad({"a": "1", "b": "2"})
+    assert derived_aad({"b": "2", "a": "1"}).startswith(b"8e85be58")  # type: ignore[union-attr]
+    assert derived_aad(None) == derived_aad({}) == b""
+
+
+_SAFE = st.text(st.characters(blacklist_characters="&=", blacklist_categories=("Cs",)), max_size=12)
+
+
+@given(
+    st.dictionaries(
+        _SAFE,
+        st.text(st.characters(blacklist_characters="&", blacklist_categories=("Cs",))),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_derived_aad_is_the_sdks(context: dict[str, str]) -> None:
+    assert derived_aad(context) == _sdk_aad(context)
+
+
+@pytest.mark.parametrize("context", [{"a": "1&b=2"}, {"a&b": "1"}, {"a=b": "1"}, {"x": "ok", "y": "&"}])
+def test_derived_aad_refuses_what_it_cannot_tell_apart(context: dict[str, str]) -> None:
+    assert derived_aad(context) is None
+
+
+def test_ambiguity_is_what_it_guards() -> None:
+    """The case it exists for: two maps, one string."""
+    assert _sdk_aad({"a": "1&b=2"}) == _sdk_aad({"a": "1", "b": "2"})
+    assert derived_aad({"a": "1&b=2"}) is None and derived_aad({"a": "1", "b": "2"}) is not None
+    assert derived_aad({"a": "x=y"}) == _sdk_aad({"a": "x=y"})  # `=` in a value splits at the first `=`
+
+
+@pytest.mark.parametrize("context", [{"a": 1}, {"a": "\ud800"}])
+def test_derived_aad_refuses_what_canonical_context_refuses(context: dict[str, object]) -> None:
+    with pytest.raises(InvalidArgument):
+        derived_aad(context)  # type: ignore[arg-type]

@@ -15,8 +15,8 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from openkms.domain.ciphertext import Ciphertext, blob_aad, header_for, parse_ciphertext
-from openkms.domain.encryption_context import canonical_context
+from openkms.domain.ciphertext import Ciphertext, blob_aad, parse_ciphertext, v2_header_for
+from openkms.domain.encryption_context import derived_aad
 from openkms.errors import InvalidCiphertext, Sealed, StorageIntegrityError, UnsupportedOperation
 from openkms.keystore import Keystore
 from openkms.providers.base import (
@@ -70,8 +70,8 @@ class _Versions:
         self.refs = {ref.version_id: ref for ref in refs}
 
     def encrypt(self, ref: MaterialRef, plaintext: bytes, context: dict[str, str] | None) -> bytes:
-        header = header_for(ref.version_id)
-        iv, sealed = self.provider.encrypt(ref, plaintext, blob_aad(header, canonical_context(context)))
+        header = v2_header_for(ref.version_id)
+        iv, sealed = self.provider.encrypt(ref, plaintext, blob_aad(header, derived_aad(context) or b""))
         return Ciphertext(ref.version_id, iv, sealed).to_bytes()
 
     def decrypt(self, blob: bytes, context: dict[str, str] | None) -> bytes:
@@ -79,7 +79,7 @@ class _Versions:
         ref = self.refs.get(parsed.version_id)
         if ref is None:
             raise InvalidCiphertext()
-        aad = blob_aad(parsed.header(), canonical_context(context))
+        aad = blob_aad(parsed.header(), derived_aad(context) or b"")
         return self.provider.decrypt(ref, parsed.iv, parsed.sealed, aad).reveal()
 
 
@@ -112,7 +112,7 @@ def test_round_trip(provider: SoftwareProvider, size: int) -> None:
     versions = _Versions(provider, ref := _new_ref(provider))
     plaintext = os.urandom(size)
     blob = versions.encrypt(ref, plaintext, CONTEXT)
-    assert len(blob) == 17 + 12 + size + 16
+    assert len(blob) == 36 + 12 + size + 16  # a v2 blob
     assert versions.decrypt(blob, CONTEXT) == plaintext
     assert versions.decrypt(blob, {"n": "1", "purpose": "test"}) == plaintext
 
@@ -166,7 +166,7 @@ def test_blob_moved_to_another_key_version_fails(provider: SoftwareProvider) -> 
     # Even with the header left alone, the other version's key does not open it.
     with pytest.raises(InvalidCiphertext):
         provider.decrypt(
-            other, parsed.iv, parsed.sealed, blob_aad(parsed.header(), canonical_context(CONTEXT))
+            other, parsed.iv, parsed.sealed, blob_aad(parsed.header(), derived_aad(CONTEXT) or b"")
         )
 
 

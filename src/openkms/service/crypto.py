@@ -5,7 +5,10 @@ provider. Plaintext and data keys cross this boundary only as SecretBytes. The s
 database round trip: key records and version references come from the caches.
 Owns which blobs carry the data-key mark (`domain.ciphertext`): the ones GenerateDataKey makes, and
 ReEncrypt's output exactly when its input had it, so no operation turns an Encrypt result into a blob
-that ExportDataKey accepts.
+that ExportDataKey accepts. Owns which blob version is written: v2 (Alibaba's shape, bound to the
+context's derived Aad, or to the instance API's Aad bytes as given), except for a context whose
+derived Aad would be ambiguous, which gets a v1 blob bound to its canonical JSON
+(`domain.encryption_context`).
 """
 
 from __future__ import annotations
@@ -16,14 +19,17 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from openkms.domain.ciphertext import (
+    FORMAT_V2,
     Ciphertext,
     blob_aad,
     data_key_header_for,
     header_for,
     join_blob,
     parse_ciphertext,
+    v2_data_key_header_for,
+    v2_header_for,
 )
-from openkms.domain.encryption_context import canonical_context
+from openkms.domain.encryption_context import canonical_context, derived_aad
 from openkms.domain.specs import SPEC_RULES
 from openkms.errors import InvalidArgument, InvalidCiphertext, NotADataKey, OpenKMSError
 from openkms.policy.actions import KmsAction
@@ -84,14 +90,21 @@ class CryptoService:
         plaintext: bytes,
         context: Mapping[str, str] | None,
         data_key: bool = False,
+        instance_aad: bytes | None = None,
     ) -> Outcome[Encrypted]:
         """Encrypt under the key's primary version, marking the blob as a data key or not; errors name
-        the key (try/except, not `acting_on`: free when nothing is raised, and this is the hot path)."""
+        the key (try/except, not `acting_on`: free when nothing is raised, and this is the hot path).
+        `instance_aad` (the instance API's Aad) is bound as given, in place of a context."""
         key = target.key
         try:
             ref = self._ops.primary(key)
-            header = data_key_header_for(ref.version_id) if data_key else header_for(ref.version_id)
-            aad = blob_aad(header, canonical_context(context))
+            bound = instance_aad if instance_aad is not None else derived_aad(context)
+            if bound is not None:
+                header = v2_data_key_header_for(ref.version_id) if data_key else v2_header_for(ref.version_id)
+            else:  # a context the derived Aad cannot tell apart from another: the injective v1 binding
+                header = data_key_header_for(ref.version_id) if data_key else header_for(ref.version_id)
+                bound = canonical_context(context)
+            aad = blob_aad(header, bound)
             if ctx.dry_run:
                 end_dry_run(ctx, self._ops.resource(key, ref.version_id))
             iv, sealed = target.provider.encrypt(ref, plaintext, aad, target.invocation(ctx, action))
@@ -126,10 +139,11 @@ class CryptoService:
         context: Mapping[str, str] | None,
         action: KmsAction,
         data_keys_only: bool = False,
+        instance_aad: bytes | None = None,
     ) -> Outcome[Opened]:
         ciphertext, ref, target, resource = self._source(ctx, blob, action, data_keys_only)
         try:
-            aad = blob_aad(ciphertext.header(), canonical_context(context))
+            aad = blob_aad(ciphertext.header(), _bound_context(ciphertext, context, instance_aad))
             if ctx.dry_run:  # a dry run does not decrypt: the blob's authenticity is not checked
                 end_dry_run(ctx, resource)
             invocation = target.invocation(ctx, action)
@@ -141,15 +155,31 @@ class CryptoService:
 
     # -- use cases --------------------------------------------------------------------------------
     def encrypt(
-        self, ctx: RequestContext, key_ref: str, plaintext: bytes, context: Mapping[str, str] | None
+        self,
+        ctx: RequestContext,
+        key_ref: str,
+        plaintext: bytes,
+        context: Mapping[str, str] | None,
+        *,
+        aad: bytes | None = None,
     ) -> Outcome[Encrypted]:
+        """Encrypt `plaintext`, bound to `context` (OpenAPI) or to the instance API's `aad` bytes."""
         if len(plaintext) > PLAINTEXT_LIMIT:
             raise InvalidArgument(f"Plaintext is longer than {PLAINTEXT_LIMIT} bytes.", parameter="Plaintext")
         target = self._ops.prepare(ctx, key_ref, KmsAction.ENCRYPT, SYMMETRIC_KEY)
-        return self._seal(ctx, KmsAction.ENCRYPT, target, plaintext, context)
+        return self._seal(ctx, KmsAction.ENCRYPT, target, plaintext, context, instance_aad=aad)
 
-    def decrypt(self, ctx: RequestContext, blob: bytes, context: Mapping[str, str] | None) -> Outcome[Opened]:
-        return self._open(ctx, blob, context, KmsAction.DECRYPT)
+    def decrypt(
+        self,
+        ctx: RequestContext,
+        blob: bytes,
+        context: Mapping[str, str] | None,
+        *,
+        aad: bytes | None = None,
+    ) -> Outcome[Opened]:
+        """Decrypt a blob of either version, with the `context` (OpenAPI) or the instance `aad` it was
+        made with."""
+        return self._open(ctx, blob, context, KmsAction.DECRYPT, instance_aad=aad)
 
     def open_data_key(
         self, ctx: RequestContext, blob: bytes, context: Mapping[str, str] | None, action: KmsAction
@@ -213,6 +243,37 @@ class CryptoService:
         return self._seal(ctx, action, target, encoded.reveal(), context, data_key=True).map(
             lambda encrypted: DataKey(encoded, encrypted)
         )
+
+    def generate_raw_data_key(
+        self, ctx: RequestContext, key_ref: str, length: int, *, aad: bytes
+    ) -> Outcome[tuple[SecretBytes, Encrypted]]:
+        """The instance API's GenerateDataKey: `length` random bytes and a blob that seals those bytes
+        themselves (the instance API's Decrypt returns bytes), bound to `aad`. The blob carries no
+        data-key mark: ExportDataKey's data keys are the base64 text GenerateDataKey seals, and these
+        are not, so ExportDataKey refuses them as it refuses any Encrypt result."""
+        length = data_key_length(length, None)
+        target = self._ops.prepare(ctx, key_ref, KmsAction.GENERATE_DATA_KEY, SYMMETRIC_KEY)
+        data_key = random_bytes(length)
+        return self._seal(
+            ctx, KmsAction.GENERATE_DATA_KEY, target, data_key.reveal(), None, instance_aad=aad
+        ).map(lambda encrypted: (data_key, encrypted))
+
+
+def _bound_context(
+    ciphertext: Ciphertext, context: Mapping[str, str] | None, instance_aad: bytes | None
+) -> bytes:
+    """What the blob's AAD binds after its header, from what the caller presents. The instance API's
+    Aad is taken as given for either version (a v1 blob was bound to JSON, so only an empty Aad, the
+    empty context, can match it); a context is encoded the way the blob's version binds it. A context
+    whose derived Aad is ambiguous never matches a v2 blob: refused like a wrong context."""
+    if instance_aad is not None:
+        return instance_aad
+    if ciphertext.form != FORMAT_V2:
+        return canonical_context(context)
+    bound = derived_aad(context)
+    if bound is None:
+        raise InvalidCiphertext()
+    return bound
 
 
 def data_key_length(number_of_bytes: int | None, key_spec: str | None) -> int:
