@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import uuid
 from pathlib import Path
 
 import pytest
@@ -74,7 +73,8 @@ def test_external_keys_name_their_external_key_and_double_encrypt(
     # Each key has its own inner key: a blob of one never opens as the other's.
     raw = bytearray(base64.b64decode(one["CiphertextBlob"]))
     other_version = kms.call("DescribeKey", KeyId=second["KeyId"])["KeyMetadata"]["PrimaryKeyVersion"]
-    raw[1:17] = uuid.UUID(other_version).bytes
+    assert raw[:36] == one["KeyVersionId"].encode()  # a v2 blob (docs/ciphertexts.md)
+    raw[:36] = other_version.encode()
     _refused(
         kms,
         "Rejected.InvalidCiphertext",
@@ -205,7 +205,9 @@ def test_a_proxy_that_is_down_refuses_its_keys_only(
 
 
 def test_an_instance_whose_proxy_refuses_the_credential_is_not_created(key_stores: KeyStores) -> None:
-    instances_before = key_stores.cli("instance", "list").stdout
+    listed = key_stores.cli("instance", "list")
+    assert listed.returncode == 0, listed.stderr  # an empty stdout of a failed run would compare equal
+    instances_before = listed.stdout
     made = key_stores.cli(
         "instance",
         "create",
@@ -222,4 +224,5 @@ def test_an_instance_whose_proxy_refuses_the_credential_is_not_created(key_store
         stdin=base64.b64encode(os.urandom(33)).decode() + "\n",
     )
     assert made.returncode == 1 and "refused" in made.stderr
-    assert key_stores.cli("instance", "list").stdout == instances_before
+    listed = key_stores.cli("instance", "list")
+    assert listed.returncode == 0 and listed.stdout == instances_before, listed.stderr
