@@ -262,7 +262,8 @@ def test_unified_sdk_get_secret_value(
     outsider: tuple[str, str],
     tmp_path: Path,
 ) -> None:
-    # Where the instance gateway would be: nothing listens there, so a call routed to it would fail.
+    # Where the instance gateway would be: nothing listens there and the KmsConfig has no client key, so
+    # a call the SDK routed to the instance would fail (it does, without is_use_kms_share_gateway).
     instance_endpoint = f"127.0.0.1:{free_port()}"
     root_config = _openapi_config(https_server, tls, (ACCESS_KEY_ID, ACCESS_KEY_SECRET))
 
@@ -301,3 +302,19 @@ def test_unified_sdk_get_secret_value(
         assert (missing["code"], missing["status"]) == ("Forbidden.ResourceNotFound", 404)
         refused = get(_openapi_config(https_server, tls, outsider), secret_name=secrets.cached)["error"]
         assert (refused["code"], refused["status"]) == ("Forbidden.NoPermission", 403)
+
+
+def test_unified_sdk_routes_get_secret_value_to_an_instance_unless_told(
+    https_server: LiveServer, tls: TlsFiles, secrets: Secrets, tmp_path: Path
+) -> None:
+    """The control for the KmsConfig routes above: without either switch, TransferClient does not reach
+    the OpenAPI endpoint for GetSecretValue."""
+    with DriverSession(DRIVER, tmp_path, {}) as session:
+        answer = session.ask(
+            "unified",
+            route="transfer-instance",
+            config=_openapi_config(https_server, tls, (ACCESS_KEY_ID, ACCESS_KEY_SECRET)),
+            request={"secret_name": secrets.cached},
+            instance_endpoint=f"127.0.0.1:{free_port()}",
+        )
+        assert "error" in answer and answer["error"]["code"] is None  # the SDK's own failure, no answer

@@ -10,7 +10,9 @@ those libraries take from their builder only. The unified KMS SDK is given an Op
 Commands:
   {"op": "open", "library": "old" | "v2", "config_file": <path or null>, "ttl_ms": {<name>: <ms>}}
   {"op": "info" | "value" | "binary" | "refresh", "name": <secret name>}
-  {"op": "unified", "route": <see UNIFIED_ROUTES>, "config": {...}, "request": {...}}
+  {"op": "unified", "route": "client" | "transfer" | "transfer-runtime" | "transfer-api-names"
+   | "transfer-instance", "config": <OpenAPI Config fields>, "request": <GetSecretValueRequest fields>,
+   "instance_endpoint": <for the routes with a KmsConfig>}
   {"op": "close"}
 """
 
@@ -77,7 +79,7 @@ def _unified(command: dict[str, Any]) -> dict[str, Any]:
 
     request = models.GetSecretValueRequest(**command["request"])
     config = _openapi_config(command["config"])
-    # An instance endpoint where nothing listens: a call routed to the instance gateway fails there.
+    # An instance with no client key, at an endpoint where nothing listens: a call routed to it fails.
     instance = {"endpoint": command.get("instance_endpoint"), "protocol": "https"}
     route = command["route"]
     if route == "client":
@@ -88,6 +90,8 @@ def _unified(command: dict[str, Any]) -> dict[str, Any]:
         client = TransferClient(config=config, kms_config=KmsConfig(**instance))
         runtime = KmsRuntimeOptions(is_use_kms_share_gateway=True)
         response = client.get_secret_value_with_options(request, runtime)
+    elif route == "transfer-instance":  # neither: the SDK sends the call to the instance
+        response = TransferClient(config=config, kms_config=KmsConfig(**instance)).get_secret_value(request)
     elif route == "transfer-api-names":
         kms_config = KmsConfig(**instance, default_kms_api_names=["GetSecretValue"])
         response = TransferClient(config=config, kms_config=kms_config).get_secret_value(request)
