@@ -4,9 +4,9 @@ PutSecretValue serves the new value once it refreshes; a missing secret and a ca
 kms:GetSecretValue get Alibaba's codes.
 
 The library is pointed at OpenKMS with its own `add_config` (an OpenAPI `Config` naming the endpoint),
-which is how it is set up for any endpoint it does not know. Its predecessor `aliyun-secret-manager-client`
-pins cryptography <= 38, protobuf <= 3.20 and multidict <= 5.1 (no build for this Python), so it is not
-tested here (docs/secrets.md)."""
+which is how it is set up for any endpoint it does not know. Its environment and `.properties` routes,
+its predecessor `aliyun-secret-manager-client` and the unified KMS SDK pin packages that clash with
+this venv; they are tested in the clients' venv by tests/clients/test_python_secrets_clients.py."""
 
 from __future__ import annotations
 
