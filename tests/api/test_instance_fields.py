@@ -132,3 +132,10 @@ def test_list_kms_instances_filters(kms: KmsCaller, instance_id: str) -> None:
         with pytest.raises(KmsError) as caught:
             kms.call("ListKmsInstances", Filters=bad)
         assert (caught.value.code, caught.value.status) == ("InvalidParameter", 400)
+
+
+def test_default_page_sizes_are_alibabas(kms: KmsCaller) -> None:
+    """ListKmsInstances pages 20 by default (its API page), ListKeys and ListAliases 10."""
+    assert kms.call("ListKmsInstances")["PageSize"] == 20
+    assert kms.call("ListKeys")["PageSize"] == 10
+    assert kms.call("ListAliases")["PageSize"] == 10

@@ -36,7 +36,7 @@ def open_kms_service(params: Params, ctx: RequestContext, services: Services) ->
 
 
 def list_kms_instances(params: Params, ctx: RequestContext, services: Services) -> Mapping[str, object]:
-    page_number, page_size = page_params(params)
+    page_number, page_size = page_params(params, default_size=20)  # Alibaba's default for this action
     wanted = _instance_filters(params)
     rows, total = services.instances.list_instances(
         ctx, page_number, page_size, lambda row: all(_value_of(row, key) in values for key, values in wanted)

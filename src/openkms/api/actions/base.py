@@ -121,7 +121,8 @@ def parse_filters(params: Params, keys: Iterable[str]) -> list[tuple[str, list[s
     return chosen
 
 
-def page_params(params: Params) -> tuple[int, int]:
+def page_params(params: Params, default_size: int = 10) -> tuple[int, int]:
+    """PageNumber (from 1) and PageSize (1 to 100; Alibaba's default is 10 for most lists, 20 for some)."""
     page_number = params.optional_int("PageNumber", 1, minimum=1, maximum=1_000_000)
-    page_size = params.optional_int("PageSize", 10, minimum=1, maximum=100)
+    page_size = params.optional_int("PageSize", default_size, minimum=1, maximum=100)
     return page_number, page_size
