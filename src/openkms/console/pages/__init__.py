@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from openkms.console.pages import audit, create_key, instances, key_details, keys, ram
+from openkms.console.pages import audit, create_key, instances, key_details, keys, ram, secrets
 
 ROUTES: list[BaseRoute] = [
     *create_key.ROUTES,
@@ -12,5 +12,6 @@ ROUTES: list[BaseRoute] = [
     *key_details.ROUTES,
     *instances.ROUTES,
     *ram.ROUTES,
+    *secrets.ROUTES,
     *audit.ROUTES,
 ]
