@@ -42,6 +42,8 @@
     │   ├── SecurityTokenExpired   an STS token past its expiry
     │   ├── InvalidSecurityToken   an STS token that is forged or malformed
     │   ├── NonceReused
+    │   ├── InstanceUnauthorized   the instance API: no client key by that id
+    │   ├── InstanceInvalidParam   the instance API: a bad date, body digest or signature
     │   └── SignInFailed           a console sign-in name and password that do not sign in
     │       └── SignInLocked       too many failed sign-ins: the name is locked for a while
     ├── AccessDenied               authenticated, not allowed
@@ -294,6 +296,19 @@ class InvalidSecurityToken(AuthenticationError):
 
 class NonceReused(AuthenticationError):
     default_message = "The request signature nonce has been used."
+
+
+class InstanceUnauthorized(AuthenticationError):
+    """The instance API: no client key by that id (Alibaba's `Unauthorized`; the unified SDK reports
+    it as InvalidAccessKeyId.NotFound)."""
+
+    default_message = "The client key is not found."
+
+
+class InstanceInvalidParam(AuthenticationError):
+    """The instance API: a request the gateway refuses before the client key's signature is
+    trusted, with Alibaba's messages (`The Param Date is invalid.`, `The Param Authorization is
+    invalid.`), which the unified SDK maps to IllegalTimestamp and IncompleteSignature."""
 
 
 class SignInFailed(AuthenticationError):

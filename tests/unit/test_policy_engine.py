@@ -337,3 +337,63 @@ def test_a_key_policy_shares_with_whom_an_allow_statement_names() -> None:
     denying = key_policy({**allow(user), "Effect": "Deny"})
     assert not shares_with(denying, OTHER, user)
     assert not shares_with(by_name, "3333333333333333", "acs:ram::3333333333333333:user/app")
+
+
+# ---- an application access point of the key's own account needs both sides (rule 4) ---------------
+
+APP = f"acs:ram::{OWNER}:applicationaccesspoint/app"
+
+
+def ask_app(key: PolicyDocument | None, identity: tuple[PolicyDocument, ...] = (USE_KEYS,)) -> Decision:
+    return evaluate(
+        AccessRequest(
+            principal_account=OWNER,
+            principal_arn=APP,
+            action="kms:Encrypt",
+            resource_account=OWNER,
+            resource_arn=KEY_ARN,
+            facts=FACTS,
+            identity_policies=identity,
+            key_policy=key,
+            key_policy_required=True,
+        )
+    )
+
+
+def test_an_access_point_is_allowed_by_the_default_key_policy_and_its_grant() -> None:
+    assert ask_app(DEFAULT).allowed
+    assert not ask_app(DEFAULT, identity=()).allowed  # the access point's own side is required
+
+
+def test_a_key_policy_that_lists_only_others_closes_the_key_to_access_points() -> None:
+    alice_only = key_policy(
+        {
+            "Effect": "Allow",
+            "Principal": {"RAM": [f"acs:ram::{OWNER}:user/alice"]},
+            "Action": ["kms:*"],
+            "Resource": ["*"],
+        }
+    )
+    decision = ask_app(alice_only)
+    assert not decision.allowed and decision.policy_type == KEY_POLICY
+    # The same policy lets a RAM user of the account in through its identity policy (rule 3).
+    assert ask(f"acs:ram::{OWNER}:user/bob", "kms:Encrypt", key=alice_only, identity=(USE_KEYS,)).allowed
+    named = key_policy(
+        {"Effect": "Allow", "Principal": {"RAM": [APP]}, "Action": ["kms:Encrypt"], "Resource": ["*"]}
+    )
+    assert ask_app(named).allowed
+
+
+def test_a_deny_naming_the_access_point_wins() -> None:
+    denying = key_policy(
+        {
+            "Effect": "Allow",
+            "Principal": {"RAM": [f"acs:ram::{OWNER}:*"]},
+            "Action": ["kms:*"],
+            "Resource": ["*"],
+        },
+        {"Effect": "Deny", "Principal": {"RAM": [APP]}, "Action": ["kms:*"], "Resource": ["*"]},
+    )
+    decision = ask_app(denying)
+    assert not decision.allowed and decision.explicit_deny
+    assert not ask_app(None).allowed  # no key policy: nothing on the key's side

@@ -46,7 +46,7 @@ SURFACES = {
         "Target",
         "end_dry_run",
     ],
-    "openkms.policy.actions": ["KMS_ACTIONS", "USAGE_ACTIONS", "KmsAction"],
+    "openkms.policy.actions": ["INSTANCE_USAGE_ACTIONS", "KMS_ACTIONS", "USAGE_ACTIONS", "KmsAction"],
     "openkms.service.outcome": ["Outcome", "acting_on"],
     "openkms.service.runner": ["Attempt", "ErrorCode", "Runner", "SpentNonce"],
     "openkms.service.offload": ["cold_path_threads", "note_lapsed_entry", "run_without_blocking"],

@@ -40,6 +40,8 @@ EXPECTED: dict[type[errors.OpenKMSError], tuple[int, str]] = {
     errors.EntityAlreadyExists: (409, "EntityAlreadyExists"),
     errors.DeleteConflict: (409, "DeleteConflict"),
     errors.EntityLimitExceeded: (409, "LimitExceeded"),
+    errors.InstanceUnauthorized: (401, "Unauthorized"),
+    errors.InstanceInvalidParam: (400, "InvalidParam"),
     errors.SignatureMismatch: (400, "SignatureDoesNotMatch"),
     errors.IncompleteSignature: (400, "IncompleteSignature"),
     errors.InvalidTimestamp: (400, "IllegalTimestamp"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
-__all__ = ["KMS_ACTIONS", "USAGE_ACTIONS", "KmsAction"]
+__all__ = ["INSTANCE_USAGE_ACTIONS", "KMS_ACTIONS", "USAGE_ACTIONS", "KmsAction"]
 
 
 class KmsAction(StrEnum):
@@ -126,5 +126,20 @@ USAGE_ACTIONS: Final = frozenset(
         KmsAction.ASYMMETRIC_DECRYPT,
         KmsAction.GENERATE_AND_EXPORT_DATA_KEY,
         KmsAction.EXPORT_DATA_KEY,
+    }
+)
+
+
+# The instance API's operations that use a key (`api/instance`): counted as uses too, by their names.
+INSTANCE_USAGE_ACTIONS: Final = frozenset(
+    {
+        "Encrypt",
+        "Decrypt",
+        "AdvanceEncrypt",
+        "AdvanceDecrypt",
+        "GenerateDataKey",
+        "AdvanceGenerateDataKey",
+        "Sign",
+        "Verify",
     }
 )

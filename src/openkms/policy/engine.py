@@ -15,7 +15,10 @@ Alibaba's permission evaluation of key policies and RAM policies ("Key policy ov
    actions such as ListKeys) its identity policies decide.
 4. A caller from another account needs both sides: the key policy must allow it (by name, or by
    delegating to its account) and its own account must allow it (its identity policies; a root caller
-   speaks for its account).
+   speaks for its account). So does an application access point of the key's own account
+   (`key_policy_required`): its access policies are its identity side, and the key policy must allow
+   it by name or by its account-wide statement (the default key policy's), so a key whose policy
+   lists only some identities is closed to the instance API unless it names the access point.
 5. Otherwise: denied, naming what was missing.
 """
 
@@ -41,6 +44,7 @@ class AccessRequest:
     facts: RequestFacts
     identity_policies: tuple[PolicyDocument, ...] = ()
     key_policy: PolicyDocument | None = None  # the key's policy when the resource is a key
+    key_policy_required: bool = False  # both sides must allow even in the key's own account (rule 4)
 
     @property
     def is_root(self) -> bool:
@@ -71,7 +75,7 @@ def evaluate(request: AccessRequest) -> Decision:
                     policy_type=kind,
                 )
     identity_allows = request.is_root or bool(identity)
-    if own_account:
+    if own_account and not request.key_policy_required:
         # Alibaba's same-account rule: either side's Allow is enough (rule 3).
         if named:
             return Decision(True, f"allowed by {_describe(KEY_POLICY, *named[0])}")
@@ -84,9 +88,10 @@ def evaluate(request: AccessRequest) -> Decision:
             IDENTITY_POLICY,
             "no identity policy statement allows it and the key policy does not name the caller",
         )
-    # Another account's resource: both sides must allow.
+    # Another account's resource (or an application access point): both sides must allow.
     if request.key_policy is None:
-        return _implicit(request, KEY_POLICY, "the resource belongs to another account")
+        why = "the key policy must allow it" if own_account else "the resource belongs to another account"
+        return _implicit(request, KEY_POLICY, why)
     if not named and not delegating:
         return _implicit(
             request, KEY_POLICY, "the key policy does not grant the caller's account or identity"

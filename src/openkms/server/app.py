@@ -25,6 +25,8 @@ from starlette.types import Receive, Scope, Send
 
 from openkms import metrics
 from openkms.api.dispatch import RawRequest, RpcDispatcher
+from openkms.api.instance.dispatch import CONTENT_TYPE as INSTANCE_CONTENT_TYPE
+from openkms.api.instance.dispatch import InstanceDispatcher
 from openkms.audit import AuditSink
 from openkms.clock import Clock, DevClock, iso_utc
 from openkms.config import Settings, load_settings
@@ -65,6 +67,13 @@ class OpenKMSApp:
         self.settings = settings = runtime.settings
         self.services = runtime.services
         self.dispatcher = dispatcher
+        # The KMS instance API shares the port: its requests are told apart by their x-kms-apiname.
+        self.instance = InstanceDispatcher(
+            runtime.services,
+            runtime.runner,
+            settings.timestamp_window_seconds,
+            settings.timestamp_future_skew_seconds,
+        )
         self.audit: AuditSink = runtime.audit
         self.jobs = JobScheduler(
             runtime.services,
@@ -112,18 +121,21 @@ class OpenKMSApp:
             return  # the client went away (or was cut off at a timeout): nobody to answer
         body, too_large = read
         client = scope.get("client")
-        reply = await self.dispatcher.handle(
-            RawRequest(
-                method=scope["method"],
-                path=scope["path"],
-                query_string=scope["query_string"],
-                headers=scope["headers"],
-                body=body,
-                source_ip=client[0] if client else None,
-                too_large=too_large,
-                scheme=scope.get("scheme", "http"),
-            )
+        raw = RawRequest(
+            method=scope["method"],
+            path=scope["path"],
+            query_string=scope["query_string"],
+            headers=scope["headers"],
+            body=body,
+            source_ip=client[0] if client else None,
+            too_large=too_large,
+            scheme=scope.get("scheme", "http"),
         )
+        for name, _ in scope["headers"]:
+            if name == b"x-kms-apiname":  # the instance API (dkms-gcs): protobuf, client keys
+                await self._instance(raw, send)
+                return
+        reply = await self.dispatcher.handle(raw)
         headers = [
             (b"content-type", reply.content_type),
             # A known length lets the server send the answer in one write, not chunked.
@@ -132,6 +144,19 @@ class OpenKMSApp:
         ]
         if too_large:
             headers.append((b"connection", b"close"))  # the unread rest of the body is dropped with it
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        await send({"type": "http.response.body", "body": reply.body})
+
+    async def _instance(self, raw: RawRequest, send: Send) -> None:
+        reply = await self.instance.handle(raw)
+        headers = [
+            (b"content-type", INSTANCE_CONTENT_TYPE),
+            (b"content-length", str(len(reply.body)).encode()),
+            (b"x-kms-requestid", reply.request_id.encode()),
+            *reply.headers,
+        ]
+        if raw.too_large:
+            headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.body})
 

@@ -74,17 +74,27 @@ class AsymmetricService:
         self._ops = operations
 
     def _version(
-        self, ctx: RequestContext, key_ref: str, version_id: str, action: KmsAction, need: Need[KeyPairs]
+        self,
+        ctx: RequestContext,
+        key_ref: str,
+        version_id: str | None,
+        action: KmsAction,
+        need: Need[KeyPairs],
     ) -> _Versioned:
-        """The pipeline for one version of a key pair: resolve, authorize, check, find the version."""
+        """The pipeline for one version of a key pair: resolve, authorize, check, find the version
+        (None: the key's primary version, as the instance API uses, which names no version)."""
         target = self._ops.prepare(ctx, key_ref, action, need)
         with acting_on(self._ops.resource(target.key)):
-            ref = self._ops.version(target.key, version_id)
+            ref = (
+                self._ops.primary(target.key)
+                if version_id is None
+                else self._ops.version(target.key, version_id)
+            )
         return _Versioned(target, ref, self._ops.resource(target.key, ref.version_id))
 
     # -- use cases --------------------------------------------------------------------------------
     def get_public_key(
-        self, ctx: RequestContext, key_ref: str, version_id: str
+        self, ctx: RequestContext, key_ref: str, version_id: str | None
     ) -> Outcome[tuple[VersionOf, str]]:
         used = self._version(ctx, key_ref, version_id, KmsAction.GET_PUBLIC_KEY, ANY_KEY_PAIR)
         with acting_on(used.resource):
@@ -92,7 +102,7 @@ class AsymmetricService:
             return used.outcome(used.provider.public_key_pem(used.ref))
 
     def sign(
-        self, ctx: RequestContext, key_ref: str, version_id: str, algorithm: str, digest: bytes
+        self, ctx: RequestContext, key_ref: str, version_id: str | None, algorithm: str, digest: bytes
     ) -> Outcome[tuple[VersionOf, bytes]]:
         used = self._version(ctx, key_ref, version_id, KmsAction.ASYMMETRIC_SIGN, SIGNING_KEY_PAIR)
         with acting_on(used.resource):
@@ -104,7 +114,7 @@ class AsymmetricService:
         self,
         ctx: RequestContext,
         key_ref: str,
-        version_id: str,
+        version_id: str | None,
         algorithm: str,
         digest: bytes,
         signature: bytes,
@@ -119,7 +129,7 @@ class AsymmetricService:
         return Outcome(used.names, used.resource)
 
     def encrypt(
-        self, ctx: RequestContext, key_ref: str, version_id: str, algorithm: str, plaintext: bytes
+        self, ctx: RequestContext, key_ref: str, version_id: str | None, algorithm: str, plaintext: bytes
     ) -> Outcome[tuple[VersionOf, bytes]]:
         used = self._version(ctx, key_ref, version_id, KmsAction.ASYMMETRIC_ENCRYPT, ENCRYPTION_KEY_PAIR)
         with acting_on(used.resource):
@@ -138,7 +148,7 @@ class AsymmetricService:
         self,
         ctx: RequestContext,
         key_ref: str,
-        version_id: str,
+        version_id: str | None,
         algorithm: str,
         ciphertext: bytes,
         *,

@@ -9,12 +9,15 @@ authorization, so no answer (AccessDenied and its detail above all) names it or 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 
+from openkms.domain.access_decision import decide_access, key_resource
+from openkms.domain.access_points import InstancePermission
 from openkms.domain.key import Key
 from openkms.errors import AccessDenied
 from openkms.policy.actions import KmsAction
 from openkms.policy.conditions import RequestFacts
-from openkms.policy.document import PolicyDocument
+from openkms.policy.document import PolicyDocument, PolicyKind, Statement
 from openkms.policy.engine import AccessRequest, evaluate, shares_with
 from openkms.policy.key_policy import key_policy_document
 from openkms.service.context import RequestContext
@@ -34,6 +37,9 @@ def may_see(ctx: RequestContext, key: Key) -> bool:
 def authorize(ctx: RequestContext, action: KmsAction, key: Key | None = None) -> None:
     """Deny by default: raise AccessDenied unless the policy engine allows `kms:<action>`."""
     principal = ctx.principal
+    if principal.grant is not None:
+        _authorize_application(ctx, action, key)
+        return
     own = key is None or key.account_id == principal.account_id
     if own and principal.name == "root" and principal.actor == "user":
         return  # an account's root acts on its own account (engine rule 1): the hot path, no facts
@@ -45,6 +51,47 @@ def authorize(ctx: RequestContext, action: KmsAction, key: Key | None = None) ->
         None if key is None else key_policy_document(key.account_id, key.policy),
         None if key is None else key.key_id,
     )
+
+
+APPLICATION_POLICY = "ApplicationAccessPointPolicy"
+
+
+def _authorize_application(ctx: RequestContext, action: KmsAction, key: Key | None) -> None:
+    """An application access point's client key (the instance API) on a key: its access point's
+    policies must grant CryptoServiceKeyUser on the key's instance and the key, from a network rule
+    admitting the caller's address (`domain.access_decision`), and then the key's policy must allow
+    the access point too (engine rule 4, with the grant as the identity side): both, deny by default."""
+    principal = ctx.principal
+    grant = principal.grant
+    auth_action = f"kms:{action}"
+    if grant is None or key is None:  # the instance API acts on keys (and secrets) only
+        raise denied(ctx, auth_action, "*", "an application may act on keys only", False, APPLICATION_POLICY)
+    decision = decide_access(
+        grant,
+        instance_id=key.instance_id or "",
+        resource=key_resource(key.key_id),
+        permission=InstancePermission.KEY_USER,
+        source_ip=ctx.source_ip,
+        now=datetime.fromtimestamp(ctx.received_at, UTC),
+    )
+    if not decision.allowed:
+        raise denied(ctx, auth_action, key.arn, decision.reason, False, APPLICATION_POLICY)
+    granted = PolicyDocument(PolicyKind.IDENTITY, (Statement("Allow", (auth_action,), (key.arn,)),), "")
+    verdict = evaluate(
+        AccessRequest(
+            principal_account=principal.account_id,
+            principal_arn=principal.policy_arn,
+            action=auth_action,
+            resource_account=key.account_id,
+            resource_arn=key.arn,
+            facts=facts(ctx, key.key_id),
+            identity_policies=(granted,),
+            key_policy=key_policy_document(key.account_id, key.policy),
+            key_policy_required=True,
+        )
+    )
+    if not verdict.allowed:
+        raise denied(ctx, auth_action, key.arn, verdict.reason, verdict.explicit_deny, verdict.policy_type)
 
 
 def authorize_own(ctx: RequestContext, auth_action: str, resource_arn: str) -> None:

@@ -7,13 +7,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from openkms.domain.access_decision import AccessGrant
 from openkms.policy.document import PolicyDocument
 from openkms.types import AccountId, RegionId
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated caller: an account's root, a RAM user, or an STS session of a RAM role."""
+    """An authenticated caller: an account's root, a RAM user, an STS session of a RAM role, or an
+    application access point's client key (the instance API; `application_principal`)."""
 
     account_id: AccountId
     name: str  # "root" | "user/<name>" | "assumed-role/<role>/<session>"; a job or service name
@@ -21,7 +23,11 @@ class Principal:
     # Who acts (named `actor`, not `kind`): "user" for callers with an access key; "service" for an
     # integrated cloud service (it may manage service keys, alias/acs/<service>); "system" for the
     # server's own jobs. Services and jobs run in the server or the admin CLI, never over the API.
+    # "application" for a client key of an application access point (the instance API).
     actor: str = "user"
+    # An application's access point, its policies and network rules, read when it authenticated:
+    # what `service/authorization.py` decides an application's requests on, with the key's policy.
+    grant: AccessGrant | None = None
     # Computed once: a principal lives in the credential cache and names every request's audit record.
     _arn: str = field(init=False, repr=False, compare=False)
 
@@ -30,7 +36,8 @@ class Principal:
 
     @property
     def is_user(self) -> bool:
-        return self.actor == "user"
+        """A caller from outside the server (an access key or a client key), not a job or service."""
+        return self.actor in ("user", "application")
 
     @property
     def arn(self) -> str:
@@ -52,11 +59,15 @@ class Principal:
             return f"acs:ram::{self.account_id}:root"
         if self.name.startswith("assumed-role/"):
             return f"acs:ram::{self.account_id}:role/{self.name.split('/')[1]}"
+        if self.actor == "application":  # its client key answers to the access point's ARN
+            return f"acs:ram::{self.account_id}:{self.name.rpartition('/')[0]}"
         return self.arn
 
     @property
     def kind(self) -> str:
         """Alibaba's AuthPrincipalType: Account, SubUser or AssumedRoleUser (System, Service: ours)."""
+        if self.actor == "application":
+            return "ApplicationAccessPoint"
         if self.actor != "user":
             return self.actor.capitalize()
         if self.name == "root":
@@ -71,10 +82,11 @@ class Door(StrEnum):
     CONSOLE = "console"  # the web console
     JOB = "job"  # the server's own jobs (rotation, deletion, material expiry)
     CLI = "cli"  # the admin CLI on the server's machine
+    INSTANCE = "instance"  # the KMS instance API (protobuf, client keys; `api/instance`)
 
     @property
     def speaks_http(self) -> bool:
-        return self in (Door.RPC, Door.CONSOLE)
+        return self in (Door.RPC, Door.CONSOLE, Door.INSTANCE)
 
 
 @dataclass(slots=True)
@@ -104,6 +116,15 @@ def system_principal(account_id: AccountId, job: str) -> Principal:
 def operator_principal(account_id: AccountId, user: str) -> Principal:
     """The administrator running the admin CLI on the server's machine, acting in an account."""
     return Principal(account_id, f"operator/{user}", actor="system")
+
+
+def application_principal(grant: AccessGrant) -> Principal:
+    """The client key of an application access point, as the instance API authenticated it: named
+    `applicationaccesspoint/<name>/<client key id>` (its ARN in the audit log), answering in key
+    policies to `acs:ram::<uid>:applicationaccesspoint/<name>`."""
+    key = grant.client_key
+    name = f"applicationaccesspoint/{grant.access_point.name}/{key.client_key_id}"
+    return Principal(AccountId(key.account_id), name, actor="application", grant=grant)
 
 
 def service_principal(account_id: AccountId, service: str) -> Principal:

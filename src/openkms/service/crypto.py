@@ -39,7 +39,7 @@ from openkms.resource import Resource
 from openkms.secret import SecretBytes
 from openkms.service.context import RequestContext
 from openkms.service.key_ops import SYMMETRIC_KEY, KeyOperations, Target, end_dry_run
-from openkms.service.outcome import Outcome
+from openkms.service.outcome import Outcome, acting_on
 from openkms.types import DataKeySpec, KeyId, KeyVersionId
 
 __all__ = [
@@ -180,6 +180,13 @@ class CryptoService:
         """Decrypt a blob of either version, with the `context` (OpenAPI) or the instance `aad` it was
         made with."""
         return self._open(ctx, blob, context, KmsAction.DECRYPT, instance_aad=aad)
+
+    def primary_version(self, ctx: RequestContext, key_ref: str) -> str:
+        """The version id a blob of the key's primary version names (v2: as its header writes it),
+        for the instance API's plain Decrypt, which may name only the key; authorized as Decrypt."""
+        target = self._ops.prepare(ctx, key_ref, KmsAction.DECRYPT, SYMMETRIC_KEY)
+        with acting_on(self._ops.resource(target.key)):
+            return self._ops.primary(target.key).version_id
 
     def open_data_key(
         self, ctx: RequestContext, blob: bytes, context: Mapping[str, str] | None, action: KmsAction

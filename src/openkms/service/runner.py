@@ -26,7 +26,7 @@ from openkms.audit.event import action_token, cap
 from openkms.clock import Clock
 from openkms.keystore import Keystore
 from openkms.metrics import RequestMeter
-from openkms.policy.actions import USAGE_ACTIONS
+from openkms.policy.actions import INSTANCE_USAGE_ACTIONS, USAGE_ACTIONS
 from openkms.resource import Resource
 from openkms.service.context import Door, RequestContext
 from openkms.service.offload import run_without_blocking
@@ -141,7 +141,11 @@ class Runner:
         if not outcome.acted:
             return outcome.value  # nothing was done (a job found its key no longer due)
         resource = outcome.resource
-        if resource is not None and action in USAGE_ACTIONS and resource.key_id is not None:
+        if (
+            resource is not None
+            and (action in USAGE_ACTIONS or (ctx.door is Door.INSTANCE and action in INSTANCE_USAGE_ACTIONS))
+            and resource.key_id is not None
+        ):
             self._usage.record(resource.key_id, ctx.principal, ctx.received_at)
         await self._append(self._event_of(ctx, action, spent, resource, None), started)
         return outcome.value

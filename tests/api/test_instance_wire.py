@@ -1,0 +1,141 @@
+"""The instance API on the wire, with requests signed here the way the instance SDKs sign them
+(tests/clients/test_instance_sdk.py runs the SDK itself): every refusal before an operation runs is a
+protobuf `Error` with Alibaba's code and status, and changes nothing; the OpenAPI on the same port is
+untouched by the instance API's dispatch."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+import uuid
+from email.utils import formatdate
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from openkms.api.instance import kms_instance_pb2 as pb
+from tests.support.sdk import KmsCaller
+from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
+
+PASSWORD = "Wire-test-passw0rd"
+
+
+@pytest.fixture
+def kms(server: LiveServer) -> KmsCaller:
+    return KmsCaller("tea-acs3", server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+
+
+@pytest.fixture
+def client_key(kms: KmsCaller, instance_id: str) -> tuple[str, rsa.RSAPrivateKey]:
+    suffix = uuid.uuid4().hex[:8]
+    kms.call("CreateNetworkRule", Name=f"n-{suffix}", Type="Private", SourcePrivateIp='["127.0.0.1"]')
+    kms.call(
+        "CreatePolicy",
+        Name=f"p-{suffix}",
+        KmsInstance=instance_id,
+        Permissions='["RbacPermission/Template/CryptoServiceKeyUser"]',
+        Resources='["key/*"]',
+        AccessControlRules=json.dumps({"NetworkRules": [f"n-{suffix}"]}),
+    )
+    kms.call("CreateApplicationAccessPoint", Name=f"a-{suffix}", Policies=f'["p-{suffix}"]')
+    made = kms.call("CreateClientKey", AapName=f"a-{suffix}", Password=PASSWORD)
+    private, _, _ = pkcs12.load_key_and_certificates(
+        base64.b64decode(made["PrivateKeyData"]), PASSWORD.encode()
+    )
+    assert isinstance(private, rsa.RSAPrivateKey)
+    return str(made["ClientKeyId"]), private
+
+
+def signed(
+    client_key_id: str,
+    private: rsa.RSAPrivateKey,
+    api: str,
+    body: bytes,
+    *,
+    date: str | None = None,
+    sha: str | None = None,
+) -> dict[str, str]:
+    """The headers the SDKs send (alibaba-api-coverage.md 5.2-5.3), signed with `private`."""
+    headers = {
+        "content-type": "application/x-protobuf",
+        "content-sha256": sha or hashlib.sha256(body).hexdigest().upper(),
+        "date": date or formatdate(usegmt=True),
+        "x-kms-apiname": api,
+        "x-kms-apiversion": "dkms-gcs-0.2",
+        "x-kms-signaturemethod": "RSA_PKCS1_SHA_256",
+        "x-kms-acccesskeyid": client_key_id,
+    }
+    kms_headers = "".join(
+        f"{name}:{headers[name]}\n" for name in sorted(h for h in headers if h.startswith("x-kms-"))
+    )
+    to_sign = (
+        f"POST\n{headers['content-sha256']}\n{headers['content-type']}\n{headers['date']}\n{kms_headers}/"
+    )
+    signature = private.sign(to_sign.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return {**headers, "authorization": "Bearer " + base64.b64encode(signature).decode()}
+
+
+def post(server: LiveServer, headers: dict[str, str], body: bytes) -> httpx.Response:
+    return httpx.post(f"{server.url}/", headers=headers, content=body, timeout=30)
+
+
+def error_of(answer: httpx.Response) -> tuple[int, str, str]:
+    error = pb.Error.FromString(answer.content)
+    assert error.RequestId == answer.headers["x-kms-requestid"] and error.StatusCode == answer.status_code
+    return answer.status_code, error.ErrorCode, error.ErrorMessage
+
+
+def test_a_signed_request_is_served(
+    server: LiveServer, kms: KmsCaller, instance_id: str, client_key: tuple[str, rsa.RSAPrivateKey]
+) -> None:
+    key_id = kms.call("CreateKey", DKMSInstanceId=instance_id)["KeyMetadata"]["KeyId"]
+    body = pb.AdvanceEncryptRequest(KeyId=key_id, Plaintext=b"wire").SerializeToString()
+    answer = post(server, signed(*client_key, "AdvanceEncrypt", body), body)
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/x-protobuf"
+    sealed = pb.AdvanceEncryptResponse.FromString(answer.content)
+    assert answer.headers["x-kms-migrationkeyversionid"] == sealed.KeyVersionId
+    back = pb.AdvanceDecryptRequest(CiphertextBlob=sealed.CiphertextBlob).SerializeToString()
+    opened = post(server, signed(*client_key, "AdvanceDecrypt", back), back)
+    assert pb.AdvanceDecryptResponse.FromString(opened.content).Plaintext == b"wire"
+
+
+def test_refusals_are_protobuf_errors_with_alibabas_codes(
+    server: LiveServer, kms: KmsCaller, instance_id: str, client_key: tuple[str, rsa.RSAPrivateKey]
+) -> None:
+    key_id = kms.call("CreateKey", DKMSInstanceId=instance_id)["KeyMetadata"]["KeyId"]
+    body = pb.AdvanceEncryptRequest(KeyId=key_id, Plaintext=b"x").SerializeToString()
+    good = signed(*client_key, "AdvanceEncrypt", body)
+    authorization_invalid = (400, "InvalidParam", "The Param Authorization is invalid.")
+
+    unsigned = {name: value for name, value in good.items() if name != "authorization"}
+    assert error_of(post(server, unsigned, body)) == authorization_invalid
+    assert error_of(post(server, good, body + b"\x00")) == authorization_invalid  # content-sha256
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    assert (
+        error_of(post(server, signed(client_key[0], other, "AdvanceEncrypt", body), body))
+        == authorization_invalid
+    )
+    old = formatdate(timeval=time.time() - 3600, usegmt=True)
+    assert error_of(post(server, signed(*client_key, "AdvanceEncrypt", body, date=old), body)) == (
+        400,
+        "InvalidParam",
+        "The Param Date is invalid.",
+    )
+    unknown = signed("KAAP.00000000-0000-4000-8000-000000000000", client_key[1], "AdvanceEncrypt", body)
+    assert error_of(post(server, unknown, body))[:2] == (401, "Unauthorized")
+    assert error_of(post(server, signed(*client_key, "Hmac", body), body))[:2] == (
+        404,
+        "InvalidAction.NotFound",
+    )
+    garbage = b"\xff\xff\xff"
+    assert error_of(post(server, signed(*client_key, "AdvanceEncrypt", garbage), garbage))[:2] == (
+        400,
+        "InvalidParameter",
+    )
+    # The OpenAPI on the same port answers as ever.
+    assert kms.call("Encrypt", KeyId=key_id, Plaintext="still here")["KeyId"] == key_id
