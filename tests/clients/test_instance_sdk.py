@@ -33,6 +33,7 @@ from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
 
 DRIVER = Path(__file__).resolve().parent / "python" / "instance_driver.py"
 KEY_USER = "RbacPermission/Template/CryptoServiceKeyUser"
+SECRET_USER = "RbacPermission/Template/CryptoServiceSecretUser"
 PASSWORD = "Client-key-passw0rd"
 ADVANCE = b"$\x00\x02"
 
@@ -108,6 +109,7 @@ def make_app(
     *,
     sources: str = '["127.0.0.1"]',
     resources: str = '["key/*"]',
+    permissions: tuple[str, ...] = (KEY_USER,),
     **client_key: str,
 ) -> App:
     suffix = uuid.uuid4().hex[:8]
@@ -117,7 +119,7 @@ def make_app(
         "CreatePolicy",
         Name=policy,
         KmsInstance=instance_id,
-        Permissions=json.dumps([KEY_USER]),
+        Permissions=json.dumps(list(permissions)),
         Resources=resources,
         AccessControlRules=json.dumps({"NetworkRules": [rule]}),
     )
@@ -457,8 +459,7 @@ def test_the_audit_records_door_instance_and_the_client_key(
 # ---- the unified SDK's TransferClient --------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def transfer(server: LiveServer, app: App, folder: Path) -> Iterator[DriverSession]:
+def open_transfer(server: LiveServer, app: App, folder: Path) -> DriverSession:
     """A TransferClient with both configs: the handled actions go to the instance API (client key),
     the rest to OpenAPI (access key), each over HTTPS verified with the deployment's CA."""
     session = DriverSession(DRIVER, folder / f"transfer-{uuid.uuid4().hex[:6]}", {})
@@ -479,8 +480,13 @@ def transfer(server: LiveServer, app: App, folder: Path) -> Iterator[DriverSessi
         },
         ca=str(server.tls_ca),
     )
-    yield session
-    session.close()
+    return session
+
+
+@pytest.fixture(scope="module")
+def transfer(server: LiveServer, app: App, folder: Path) -> Iterator[DriverSession]:
+    with open_transfer(server, app, folder) as session:
+        yield session
 
 
 def openapi(session: DriverSession, method: str, model: str, **fields: Any) -> dict[str, Any]:
@@ -630,3 +636,67 @@ def test_transfer_client_key_pairs(transfer: DriverSession, kms: KmsCaller, inst
         ciphertext_blob=encrypted["CiphertextBlob"],
     )
     assert decrypted["Plaintext"] == plaintext
+
+
+# ---- secrets -----------------------------------------------------------------------------------------
+
+
+def test_get_secret_value_through_the_instance(
+    server: LiveServer, kms: KmsCaller, instance_id: str, folder: Path, sdk: DriverSession, key_id: str
+) -> None:
+    name = f"inst/{uuid.uuid4().hex[:8]}"
+    kms.call(
+        "CreateSecret", SecretName=name, VersionId="v1", SecretData="db-password", EncryptionKeyId=key_id
+    )
+    kms.call("PutSecretValue", SecretName=name, VersionId="v2", SecretData="rotated")
+    reader = make_app(kms, instance_id, folder, resources='["secret/inst/*"]', permissions=(SECRET_USER,))
+    with open_sdk(server, reader, folder) as session:
+        body, _ = call(session, "get_secret_value", "GetSecretValueRequest", secret_name=name)
+        assert (body["SecretData"], body["VersionId"], body["SecretDataType"]) == ("rotated", "v2", "text")
+        assert body["VersionStages"] == ["ACSCurrent"]
+        previous, _ = call(
+            session,
+            "get_secret_value",
+            "GetSecretValueRequest",
+            secret_name=name,
+            version_stage="ACSPrevious",
+        )
+        assert previous["SecretData"] == "db-password"
+        # Its grant covers secrets, not the key itself.
+        code = refusal(
+            session, "advance_encrypt", "AdvanceEncryptRequest", key_id=key_id, plaintext=b64(b"x")
+        )
+        assert code == ("Forbidden.NoPermission", 403)
+    # A key user may not read secrets; and no access point reads another path's secrets.
+    assert refusal(sdk, "get_secret_value", "GetSecretValueRequest", secret_name=name) == (
+        "Forbidden.NoPermission",
+        403,
+    )
+    other = f"other/{uuid.uuid4().hex[:8]}"
+    kms.call("CreateSecret", SecretName=other, VersionId="v1", SecretData="x", EncryptionKeyId=key_id)
+    with open_sdk(server, reader, folder) as session:
+        assert refusal(session, "get_secret_value", "GetSecretValueRequest", secret_name=other) == (
+            "Forbidden.NoPermission",
+            403,
+        )
+
+
+def test_transfer_client_get_secret_value_goes_to_the_instance(
+    server: LiveServer, kms: KmsCaller, instance_id: str, folder: Path, key_id: str
+) -> None:
+    name = f"inst/{uuid.uuid4().hex[:8]}"
+    kms.call(
+        "CreateSecret", SecretName=name, VersionId="v1", SecretData="via transfer", EncryptionKeyId=key_id
+    )
+    reader = make_app(kms, instance_id, folder, resources='["secret/*"]', permissions=(SECRET_USER,))
+    with open_transfer(server, reader, folder) as session:
+        got = openapi(session, "get_secret_value", "GetSecretValueRequest", secret_name=name)
+        assert (got["SecretData"], got["VersionId"]) == ("via transfer", "v1")
+    client_key_id = json.loads(reader.key_file.read_text())["KeyId"]
+    reads = [
+        record
+        for path in sorted((server.data_dir / "audit").glob("*.jsonl"))
+        for record in map(json.loads, path.read_text().splitlines())
+        if record.get("action") == "GetSecretValue" and client_key_id in record.get("principal", "")
+    ]
+    assert reads and all(record["door"] == "instance" for record in reads)

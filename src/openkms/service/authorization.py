@@ -61,37 +61,70 @@ def _authorize_application(ctx: RequestContext, action: KmsAction, key: Key | No
     policies must grant CryptoServiceKeyUser on the key's instance and the key, from a network rule
     admitting the caller's address (`domain.access_decision`), and then the key's policy must allow
     the access point too (engine rule 4, with the grant as the identity side): both, deny by default."""
+    auth_action = f"kms:{action}"
+    if key is None:  # the instance API acts on keys (and secrets) only
+        raise denied(ctx, auth_action, "*", "an application may act on keys only", False, APPLICATION_POLICY)
+    if action is KmsAction.DECRYPT and ctx.secret_key_id == key.key_id:
+        return  # the data key of a secret this request may read (`authorize_application`, secrets)
+    authorize_application(
+        ctx,
+        auth_action,
+        InstancePermission.KEY_USER,
+        resource=key_resource(key.key_id),
+        instance_id=key.instance_id,
+        arn=key.arn,
+        account_id=key.account_id,
+        policy=key_policy_document(key.account_id, key.policy),
+        key_id=key.key_id,
+    )
+
+
+def authorize_application(
+    ctx: RequestContext,
+    auth_action: str,
+    permission: InstancePermission,
+    *,
+    resource: str,
+    instance_id: str | None,
+    arn: str,
+    account_id: str,
+    policy: PolicyDocument,
+    key_id: str | None = None,
+) -> None:
+    """Both sides for an application's client key on a key or a secret: the access point's policies
+    (`decide_access`: the permission, the instance, the resource, a network rule admitting the
+    caller, the client key's validity), then the key's or secret's policy (engine rule 4, the grant
+    as the identity side)."""
     principal = ctx.principal
     grant = principal.grant
-    auth_action = f"kms:{action}"
-    if grant is None or key is None:  # the instance API acts on keys (and secrets) only
-        raise denied(ctx, auth_action, "*", "an application may act on keys only", False, APPLICATION_POLICY)
+    if grant is None:
+        raise denied(ctx, auth_action, arn, "not an application", False, APPLICATION_POLICY)
     decision = decide_access(
         grant,
-        instance_id=key.instance_id or "",
-        resource=key_resource(key.key_id),
-        permission=InstancePermission.KEY_USER,
+        instance_id=instance_id or "",
+        resource=resource,
+        permission=permission,
         source_ip=ctx.source_ip,
         now=datetime.fromtimestamp(ctx.received_at, UTC),
     )
     if not decision.allowed:
-        raise denied(ctx, auth_action, key.arn, decision.reason, False, APPLICATION_POLICY)
-    granted = PolicyDocument(PolicyKind.IDENTITY, (Statement("Allow", (auth_action,), (key.arn,)),), "")
+        raise denied(ctx, auth_action, arn, decision.reason, False, APPLICATION_POLICY)
+    granted = PolicyDocument(PolicyKind.IDENTITY, (Statement("Allow", (auth_action,), (arn,)),), "")
     verdict = evaluate(
         AccessRequest(
             principal_account=principal.account_id,
             principal_arn=principal.policy_arn,
             action=auth_action,
-            resource_account=key.account_id,
-            resource_arn=key.arn,
-            facts=facts(ctx, key.key_id),
+            resource_account=account_id,
+            resource_arn=arn,
+            facts=facts(ctx, key_id),
             identity_policies=(granted,),
-            key_policy=key_policy_document(key.account_id, key.policy),
+            key_policy=policy,
             key_policy_required=True,
         )
     )
     if not verdict.allowed:
-        raise denied(ctx, auth_action, key.arn, verdict.reason, verdict.explicit_deny, verdict.policy_type)
+        raise denied(ctx, auth_action, arn, verdict.reason, verdict.explicit_deny, verdict.policy_type)
 
 
 def authorize_own(ctx: RequestContext, auth_action: str, resource_arn: str) -> None:

@@ -106,6 +106,9 @@ class RequestContext:
     # Set by the action's parameter parsing (`api/actions/base.py: take_dry_run`), before the use
     # case runs; the audit record says so.
     dry_run: bool = False
+    # The instance API: the key of the secret an application was allowed to read (CryptoServiceSecretUser),
+    # whose Decrypt of the secret's data key that grant covers (`service/authorization.py`).
+    secret_key_id: str | None = None
 
 
 def system_principal(account_id: AccountId, job: str) -> Principal:

@@ -9,6 +9,7 @@ the place of a key policy (the same rules, `policy/engine.py`). Never reads a va
 
 from __future__ import annotations
 
+from openkms.domain.access_points import InstancePermission
 from openkms.domain.secrets import Secret, parse_secret_ref
 from openkms.errors import SecretInDeleteWindow, SecretNotFound
 from openkms.policy.actions import KmsAction
@@ -16,7 +17,7 @@ from openkms.policy.engine import shares_with
 from openkms.policy.secret_policy import secret_policy_document
 from openkms.repository.database import UnitOfWork
 from openkms.resource import Resource
-from openkms.service.authorization import decide
+from openkms.service.authorization import authorize_application, decide
 from openkms.service.context import RequestContext
 from openkms.service.outcome import acting_on
 
@@ -37,6 +38,19 @@ def authorize_secret(ctx: RequestContext, action: KmsAction, secret: Secret) -> 
     """Deny by default: AccessDenied unless the caller may call `kms:<action>` on the secret."""
     principal = ctx.principal
     if secret.account_id == principal.account_id and principal.name == "root" and principal.actor == "user":
+        return
+    if principal.grant is not None:  # the instance API: CryptoServiceSecretUser, and the secret policy
+        authorize_application(
+            ctx,
+            f"kms:{action}",
+            InstancePermission.SECRET_USER,
+            resource=f"secret/{secret.name}",
+            instance_id=secret.instance_id,
+            arn=secret.arn,
+            account_id=secret.account_id,
+            policy=secret_policy_document(secret.account_id, secret.policy),
+        )
+        ctx.secret_key_id = secret.encryption_key_id  # reading it decrypts under this key
         return
     decide(
         ctx,

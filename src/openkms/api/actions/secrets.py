@@ -99,7 +99,8 @@ def _stages(stages: Sequence[str]) -> Mapping[str, object]:
     return {"VersionStage": list(stages)}
 
 
-def _value_fields(found: SecretValue, extended_config: bool = False) -> dict[str, object]:
+def value_fields(found: SecretValue, extended_config: bool = False) -> dict[str, object]:
+    """GetSecretValue's answer (the instance API's too): binary data as base64 text."""
     value = found.value.reveal()
     if found.version.data_type is SecretDataType.BINARY:
         data = b64encode(value).decode("ascii")
@@ -185,7 +186,7 @@ def get_secret_value(
         params.optional_str("VersionStage") or None,
     )
     return services.secret_versions.get_value(ctx, request).map(
-        lambda found: _value_fields(found, fetch_config)
+        lambda found: value_fields(found, fetch_config)
     )
 
 
@@ -233,7 +234,7 @@ def batch_get_secret_value(
                 }
             )
         else:
-            values.append(_value_fields(result))
+            values.append(value_fields(result))
     return found.map(lambda _: {"SecretValues": values, "Errors": failures})
 
 

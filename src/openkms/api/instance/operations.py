@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from google.protobuf.message import Message
 
+from openkms.api.actions.secrets import value_fields
 from openkms.api.instance import kms_instance_pb2 as pb
 from openkms.domain.ciphertext import ADVANCE_PREFIX, IV_LEN, V2_ID_LEN, strip_advance_prefix
 from openkms.errors import InvalidArgument, InvalidCiphertext, SignatureInvalid, UnsupportedOperation
@@ -27,6 +28,7 @@ from openkms.service.container import Services
 from openkms.service.context import RequestContext
 from openkms.service.crypto import Encrypted
 from openkms.service.outcome import Outcome
+from openkms.service.secret_versions import SecretValue, ValueRequest
 
 VERSION_HEADER = "x-kms-migrationkeyversionid"
 SYMMETRIC_ALGORITHM = "AES_GCM"
@@ -342,6 +344,30 @@ def get_public_key(call: Call, ctx: RequestContext, services: Services) -> Outco
     )
 
 
+# -- secrets --------------------------------------------------------------------------------------
+
+
+def get_secret_value(call: Call, ctx: RequestContext, services: Services) -> Outcome[Answer]:
+    """GetSecretValue as OpenAPI answers it, for a client key whose access point may read the secret
+    (CryptoServiceSecretUser) and whose secret policy allows it; its value is decrypted under the
+    secret's key as part of that grant."""
+    request = call.message
+    wanted = ValueRequest(request.SecretName, request.VersionId or None, request.VersionStage or None)
+
+    def answer(found: SecretValue) -> Answer:
+        fields = value_fields(found, bool(request.FetchExtendedConfig))
+        stages = fields.pop("VersionStages")
+        assert isinstance(stages, Mapping)
+        response = pb.GetSecretValueResponse(
+            RequestId=ctx.request_id,
+            VersionStages=list(stages["VersionStage"]),
+            **{name: str(value) for name, value in fields.items()},
+        )
+        return Answer(response)
+
+    return services.secret_versions.get_value(ctx, wanted).map(answer)
+
+
 OPERATIONS: Mapping[str, Operation] = {
     "Encrypt": Operation(pb.EncryptRequest, encrypt),
     "Decrypt": Operation(pb.DecryptRequest, decrypt),
@@ -353,4 +379,5 @@ OPERATIONS: Mapping[str, Operation] = {
     "Sign": Operation(pb.SignRequest, sign),
     "Verify": Operation(pb.VerifyRequest, verify),
     "GetPublicKey": Operation(pb.GetPublicKeyRequest, get_public_key),
+    "GetSecretValue": Operation(pb.GetSecretValueRequest, get_secret_value),
 }
