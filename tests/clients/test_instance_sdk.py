@@ -700,3 +700,88 @@ def test_transfer_client_get_secret_value_goes_to_the_instance(
         if record.get("action") == "GetSecretValue" and client_key_id in record.get("principal", "")
     ]
     assert reads and all(record["door"] == "instance" for record in reads)
+
+
+# ---- data key pairs ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("spec", "key_format"), [("RSA_2048", "PEM"), ("EC_P256", "DER")])
+def test_data_key_pairs(sdk: DriverSession, key_id: str, spec: str, key_format: str) -> None:
+    load_public = (
+        serialization.load_pem_public_key if key_format == "PEM" else serialization.load_der_public_key
+    )
+    load_private = (
+        serialization.load_pem_private_key if key_format == "PEM" else serialization.load_der_private_key
+    )
+    made, header = call(
+        sdk,
+        "generate_data_key_pair",
+        "GenerateDataKeyPairRequest",
+        key_id=key_id,
+        algorithm="AES_GCM",
+        key_pair_spec=spec,
+        key_format=key_format,
+        aad=b64(b"pair"),
+    )
+    private = load_private(raw(made["PrivateKeyPlaintext"]), password=None)
+    public = load_public(raw(made["PublicKey"]))
+    assert private.public_key().public_numbers() == public.public_numbers()  # type: ignore[union-attr]
+    # Its sealed private key opens with Decrypt (version header, IV, ct || tag) and the same Aad.
+    answer = sdk.ok(
+        "call",
+        method="decrypt",
+        model="DecryptRequest",
+        fields={"ciphertext_blob": made["PrivateKeyCiphertextBlob"], "iv": made["Iv"], "aad": b64(b"pair")},
+        request_headers={"x-kms-migrationkeyversionid": header},
+    )
+    assert raw(answer["body"]["Plaintext"]) == raw(made["PrivateKeyPlaintext"])
+    without, _ = call(
+        sdk,
+        "generate_data_key_pair_without_plaintext",
+        "GenerateDataKeyPairWithoutPlaintextRequest",
+        key_id=key_id,
+        algorithm="AES_GCM",
+        key_pair_spec=spec,
+        key_format=key_format,
+    )
+    assert "PrivateKeyPlaintext" not in without and raw(without["PublicKey"])
+    advance, _ = call(
+        sdk,
+        "advance_generate_data_key_pair",
+        "AdvanceGenerateDataKeyPairRequest",
+        key_id=key_id,
+        key_pair_spec=spec,
+        key_format=key_format,
+        aad=b64(b"pair"),
+    )
+    opened, _ = call(
+        sdk,
+        "advance_decrypt",
+        "AdvanceDecryptRequest",
+        ciphertext_blob=advance["PrivateKeyCiphertextBlob"],
+        aad=b64(b"pair"),
+    )
+    assert raw(opened["Plaintext"]) == raw(advance["PrivateKeyPlaintext"]) and advance["KeyVersionId"]
+    sealed_only, _ = call(
+        sdk,
+        "advance_generate_data_key_pair_without_plaintext",
+        "AdvanceGenerateDataKeyPairWithoutPlaintextRequest",
+        key_id=key_id,
+        key_pair_spec=spec,
+        key_format=key_format,
+    )
+    opened, _ = call(
+        sdk,
+        "advance_decrypt",
+        "AdvanceDecryptRequest",
+        ciphertext_blob=sealed_only["PrivateKeyCiphertextBlob"],
+    )
+    load_private(raw(opened["Plaintext"]), password=None)
+    assert refusal(
+        sdk,
+        "generate_data_key_pair",
+        "GenerateDataKeyPairRequest",
+        key_id=key_id,
+        key_pair_spec="EC_SM2",
+        key_format="PEM",
+    ) == ("InvalidParameter", 400)

@@ -81,7 +81,7 @@ class InstanceDispatcher:
                 message = operation.request.FromString(raw.body)
             except DecodeError:
                 raise errors.InvalidArgument("The request body is not a valid protobuf message.") from None
-            return operation.handler(Call(message, headers), ctx, self._services)
+            return operation.handler(Call(message, headers, operation.with_plaintext), ctx, self._services)
 
         try:
             answer = await self._runner.run(ctx, api_name, use_case, blocking=True, started=started)

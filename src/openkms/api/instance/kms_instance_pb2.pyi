@@ -659,6 +659,284 @@ class VerifyResponse(_message.Message):
 Global___VerifyResponse: _TypeAlias = VerifyResponse  # noqa: Y015
 
 @_typing.final
+class GenerateDataKeyPairRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEYID_FIELD_NUMBER: _builtins.int
+    ALGORITHM_FIELD_NUMBER: _builtins.int
+    KEYPAIRSPEC_FIELD_NUMBER: _builtins.int
+    KEYFORMAT_FIELD_NUMBER: _builtins.int
+    AAD_FIELD_NUMBER: _builtins.int
+    KeyId: _builtins.str
+    Algorithm: _builtins.str
+    KeyPairSpec: _builtins.str
+    KeyFormat: _builtins.str
+    Aad: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        KeyId: _builtins.str = ...,
+        Algorithm: _builtins.str = ...,
+        KeyPairSpec: _builtins.str = ...,
+        KeyFormat: _builtins.str = ...,
+        Aad: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["Aad", b"Aad", "Algorithm", b"Algorithm", "KeyFormat", b"KeyFormat", "KeyId", b"KeyId", "KeyPairSpec", b"KeyPairSpec"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GenerateDataKeyPairRequest: _TypeAlias = GenerateDataKeyPairRequest  # noqa: Y015
+
+@_typing.final
+class GenerateDataKeyPairResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEYID_FIELD_NUMBER: _builtins.int
+    IV_FIELD_NUMBER: _builtins.int
+    KEYPAIRSPEC_FIELD_NUMBER: _builtins.int
+    PRIVATEKEYPLAINTEXT_FIELD_NUMBER: _builtins.int
+    PRIVATEKEYCIPHERTEXTBLOB_FIELD_NUMBER: _builtins.int
+    PUBLICKEY_FIELD_NUMBER: _builtins.int
+    REQUESTID_FIELD_NUMBER: _builtins.int
+    ALGORITHM_FIELD_NUMBER: _builtins.int
+    KeyId: _builtins.str
+    Iv: _builtins.bytes
+    KeyPairSpec: _builtins.str
+    PrivateKeyPlaintext: _builtins.bytes
+    PrivateKeyCiphertextBlob: _builtins.bytes
+    PublicKey: _builtins.bytes
+    RequestId: _builtins.str
+    Algorithm: _builtins.str
+    def __init__(
+        self,
+        *,
+        KeyId: _builtins.str = ...,
+        Iv: _builtins.bytes = ...,
+        KeyPairSpec: _builtins.str = ...,
+        PrivateKeyPlaintext: _builtins.bytes = ...,
+        PrivateKeyCiphertextBlob: _builtins.bytes = ...,
+        PublicKey: _builtins.bytes = ...,
+        RequestId: _builtins.str = ...,
+        Algorithm: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["Algorithm", b"Algorithm", "Iv", b"Iv", "KeyId", b"KeyId", "KeyPairSpec", b"KeyPairSpec", "PrivateKeyCiphertextBlob", b"PrivateKeyCiphertextBlob", "PrivateKeyPlaintext", b"PrivateKeyPlaintext", "PublicKey", b"PublicKey", "RequestId", b"RequestId"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GenerateDataKeyPairResponse: _TypeAlias = GenerateDataKeyPairResponse  # noqa: Y015
+
+@_typing.final
+class GenerateDataKeyPairWithoutPlaintextRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEYID_FIELD_NUMBER: _builtins.int
+    ALGORITHM_FIELD_NUMBER: _builtins.int
+    KEYPAIRSPEC_FIELD_NUMBER: _builtins.int
+    KEYFORMAT_FIELD_NUMBER: _builtins.int
+    AAD_FIELD_NUMBER: _builtins.int
+    KeyId: _builtins.str
+    Algorithm: _builtins.str
+    KeyPairSpec: _builtins.str
+    KeyFormat: _builtins.str
+    Aad: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        KeyId: _builtins.str = ...,
+        Algorithm: _builtins.str = ...,
+        KeyPairSpec: _builtins.str = ...,
+        KeyFormat: _builtins.str = ...,
+        Aad: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["Aad", b"Aad", "Algorithm", b"Algorithm", "KeyFormat", b"KeyFormat", "KeyId", b"KeyId", "KeyPairSpec", b"KeyPairSpec"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GenerateDataKeyPairWithoutPlaintextRequest: _TypeAlias = GenerateDataKeyPairWithoutPlaintextRequest  # noqa: Y015
+
+@_typing.final
+class GenerateDataKeyPairWithoutPlaintextResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEYID_FIELD_NUMBER: _builtins.int
+    IV_FIELD_NUMBER: _builtins.int
+    KEYPAIRSPEC_FIELD_NUMBER: _builtins.int
+    PRIVATEKEYCIPHERTEXTBLOB_FIELD_NUMBER: _builtins.int
+    PUBLICKEY_FIELD_NUMBER: _builtins.int
+    REQUESTID_FIELD_NUMBER: _builtins.int
+    ALGORITHM_FIELD_NUMBER: _builtins.int
+    KeyId: _builtins.str
+    Iv: _builtins.bytes
+    KeyPairSpec: _builtins.str
+    PrivateKeyCiphertextBlob: _builtins.bytes
+    PublicKey: _builtins.bytes
+    RequestId: _builtins.str
+    Algorithm: _builtins.str
+    def __init__(
+        self,
+        *,
+        KeyId: _builtins.str = ...,
+        Iv: _builtins.bytes = ...,
+        KeyPairSpec: _builtins.str = ...,
+        PrivateKeyCiphertextBlob: _builtins.bytes = ...,
+        PublicKey: _builtins.bytes = ...,
+        RequestId: _builtins.str = ...,
+        Algorithm: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["Algorithm", b"Algorithm", "Iv", b"Iv", "KeyId", b"KeyId", "KeyPairSpec", b"KeyPairSpec", "PrivateKeyCiphertextBlob", b"PrivateKeyCiphertextBlob", "PublicKey", b"PublicKey", "RequestId", b"RequestId"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GenerateDataKeyPairWithoutPlaintextResponse: _TypeAlias = GenerateDataKeyPairWithoutPlaintextResponse  # noqa: Y015
+
+@_typing.final
+class AdvanceGenerateDataKeyPairRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEYID_FIELD_NUMBER: _builtins.int
+    KEYPAIRSPEC_FIELD_NUMBER: _builtins.int
+    KEYFORMAT_FIELD_NUMBER: _builtins.int
+    AAD_FIELD_NUMBER: _builtins.int
+    KeyId: _builtins.str
+    KeyPairSpec: _builtins.str
+    KeyFormat: _builtins.str
+    Aad: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        KeyId: _builtins.str = ...,
+        KeyPairSpec: _builtins.str = ...,
+        KeyFormat: _builtins.str = ...,
+        Aad: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["Aad", b"Aad", "KeyFormat", b"KeyFormat", "KeyId", b"KeyId", "KeyPairSpec", b"KeyPairSpec"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdvanceGenerateDataKeyPairRequest: _TypeAlias = AdvanceGenerateDataKeyPairRequest  # noqa: Y015
+
+@_typing.final
+class AdvanceGenerateDataKeyPairResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEYID_FIELD_NUMBER: _builtins.int
+    IV_FIELD_NUMBER: _builtins.int
+    KEYPAIRSPEC_FIELD_NUMBER: _builtins.int
+    PRIVATEKEYPLAINTEXT_FIELD_NUMBER: _builtins.int
+    PRIVATEKEYCIPHERTEXTBLOB_FIELD_NUMBER: _builtins.int
+    PUBLICKEY_FIELD_NUMBER: _builtins.int
+    REQUESTID_FIELD_NUMBER: _builtins.int
+    ALGORITHM_FIELD_NUMBER: _builtins.int
+    KEYVERSIONID_FIELD_NUMBER: _builtins.int
+    KeyId: _builtins.str
+    Iv: _builtins.bytes
+    KeyPairSpec: _builtins.str
+    PrivateKeyPlaintext: _builtins.bytes
+    PrivateKeyCiphertextBlob: _builtins.bytes
+    PublicKey: _builtins.bytes
+    RequestId: _builtins.str
+    Algorithm: _builtins.str
+    KeyVersionId: _builtins.str
+    def __init__(
+        self,
+        *,
+        KeyId: _builtins.str = ...,
+        Iv: _builtins.bytes = ...,
+        KeyPairSpec: _builtins.str = ...,
+        PrivateKeyPlaintext: _builtins.bytes = ...,
+        PrivateKeyCiphertextBlob: _builtins.bytes = ...,
+        PublicKey: _builtins.bytes = ...,
+        RequestId: _builtins.str = ...,
+        Algorithm: _builtins.str = ...,
+        KeyVersionId: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["Algorithm", b"Algorithm", "Iv", b"Iv", "KeyId", b"KeyId", "KeyPairSpec", b"KeyPairSpec", "KeyVersionId", b"KeyVersionId", "PrivateKeyCiphertextBlob", b"PrivateKeyCiphertextBlob", "PrivateKeyPlaintext", b"PrivateKeyPlaintext", "PublicKey", b"PublicKey", "RequestId", b"RequestId"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdvanceGenerateDataKeyPairResponse: _TypeAlias = AdvanceGenerateDataKeyPairResponse  # noqa: Y015
+
+@_typing.final
+class AdvanceGenerateDataKeyPairWithoutPlaintextRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEYID_FIELD_NUMBER: _builtins.int
+    KEYPAIRSPEC_FIELD_NUMBER: _builtins.int
+    KEYFORMAT_FIELD_NUMBER: _builtins.int
+    AAD_FIELD_NUMBER: _builtins.int
+    KeyId: _builtins.str
+    KeyPairSpec: _builtins.str
+    KeyFormat: _builtins.str
+    Aad: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        KeyId: _builtins.str = ...,
+        KeyPairSpec: _builtins.str = ...,
+        KeyFormat: _builtins.str = ...,
+        Aad: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["Aad", b"Aad", "KeyFormat", b"KeyFormat", "KeyId", b"KeyId", "KeyPairSpec", b"KeyPairSpec"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdvanceGenerateDataKeyPairWithoutPlaintextRequest: _TypeAlias = AdvanceGenerateDataKeyPairWithoutPlaintextRequest  # noqa: Y015
+
+@_typing.final
+class AdvanceGenerateDataKeyPairWithoutPlaintextResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEYID_FIELD_NUMBER: _builtins.int
+    IV_FIELD_NUMBER: _builtins.int
+    KEYPAIRSPEC_FIELD_NUMBER: _builtins.int
+    PRIVATEKEYCIPHERTEXTBLOB_FIELD_NUMBER: _builtins.int
+    PUBLICKEY_FIELD_NUMBER: _builtins.int
+    REQUESTID_FIELD_NUMBER: _builtins.int
+    ALGORITHM_FIELD_NUMBER: _builtins.int
+    KEYVERSIONID_FIELD_NUMBER: _builtins.int
+    KeyId: _builtins.str
+    Iv: _builtins.bytes
+    KeyPairSpec: _builtins.str
+    PrivateKeyCiphertextBlob: _builtins.bytes
+    PublicKey: _builtins.bytes
+    RequestId: _builtins.str
+    Algorithm: _builtins.str
+    KeyVersionId: _builtins.str
+    def __init__(
+        self,
+        *,
+        KeyId: _builtins.str = ...,
+        Iv: _builtins.bytes = ...,
+        KeyPairSpec: _builtins.str = ...,
+        PrivateKeyCiphertextBlob: _builtins.bytes = ...,
+        PublicKey: _builtins.bytes = ...,
+        RequestId: _builtins.str = ...,
+        Algorithm: _builtins.str = ...,
+        KeyVersionId: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["Algorithm", b"Algorithm", "Iv", b"Iv", "KeyId", b"KeyId", "KeyPairSpec", b"KeyPairSpec", "KeyVersionId", b"KeyVersionId", "PrivateKeyCiphertextBlob", b"PrivateKeyCiphertextBlob", "PublicKey", b"PublicKey", "RequestId", b"RequestId"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdvanceGenerateDataKeyPairWithoutPlaintextResponse: _TypeAlias = AdvanceGenerateDataKeyPairWithoutPlaintextResponse  # noqa: Y015
+
+@_typing.final
 class GetSecretValueRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 from openkms.api.actions.secrets import value_fields
 from openkms.api.instance import kms_instance_pb2 as pb
 from openkms.domain.ciphertext import ADVANCE_PREFIX, IV_LEN, V2_ID_LEN, strip_advance_prefix
+from openkms.domain.data_key_pairs import generate_data_key_pair as new_key_pair
 from openkms.errors import InvalidArgument, InvalidCiphertext, SignatureInvalid, UnsupportedOperation
 from openkms.providers.base import random_bytes
 from openkms.service.container import Services
@@ -49,6 +50,7 @@ class Call:
 
     message: Any  # the operation's request message type
     headers: Mapping[str, str]
+    with_plaintext: bool = True  # the data key pair operations: False for the WithoutPlaintext forms
 
 
 Handler = Callable[[Call, RequestContext, Services], Outcome[Answer]]
@@ -58,6 +60,7 @@ Handler = Callable[[Call, RequestContext, Services], Outcome[Answer]]
 class Operation:
     request: type[Message]
     handler: Handler
+    with_plaintext: bool = True
 
 
 def _split(encrypted: Encrypted) -> tuple[str, bytes, bytes]:
@@ -344,6 +347,71 @@ def get_public_key(call: Call, ctx: RequestContext, services: Services) -> Outco
     )
 
 
+# -- data key pairs ---------------------------------------------------------------------------------
+
+
+def _data_key_pair(call: Call, ctx: RequestContext, services: Services) -> Outcome[tuple[Any, Encrypted]]:
+    """A new key pair, its private key sealed under the request's key (bound to its Aad), authorized
+    as Encrypt; RSA pairs take a moment to make, off the event loop (the runner's worker thread)."""
+    request = call.message
+    algorithm = getattr(request, "Algorithm", "")
+    if not _symmetric(algorithm):
+        raise UnsupportedOperation("Data key pairs are sealed by symmetric keys (AES_GCM).")
+    pair = new_key_pair(request.KeyPairSpec, request.KeyFormat)
+    sealed = services.crypto.encrypt(ctx, request.KeyId, pair.private_key, None, aad=request.Aad)
+    return sealed.map(lambda encrypted: (pair, encrypted))
+
+
+def generate_data_key_pair(call: Call, ctx: RequestContext, services: Services) -> Outcome[Answer]:
+    request = call.message
+
+    def answer(found: tuple[Any, Encrypted]) -> Answer:
+        pair, encrypted = found
+        version, iv, ciphertext = _split(encrypted)
+        fields: dict[str, Any] = {
+            "KeyId": encrypted.key_id,
+            "Iv": iv,
+            "KeyPairSpec": request.KeyPairSpec,
+            "PrivateKeyCiphertextBlob": ciphertext,
+            "PublicKey": pair.public_key,
+            "RequestId": ctx.request_id,
+            "Algorithm": SYMMETRIC_ALGORITHM,
+        }
+        if call.with_plaintext:
+            return Answer(
+                pb.GenerateDataKeyPairResponse(PrivateKeyPlaintext=pair.private_key, **fields), version
+            )
+        return Answer(pb.GenerateDataKeyPairWithoutPlaintextResponse(**fields), version)
+
+    return _data_key_pair(call, ctx, services).map(answer)
+
+
+def advance_generate_data_key_pair(call: Call, ctx: RequestContext, services: Services) -> Outcome[Answer]:
+    request = call.message
+
+    def answer(found: tuple[Any, Encrypted]) -> Answer:
+        pair, encrypted = found
+        _, iv, _ = _split(encrypted)
+        fields: dict[str, Any] = {
+            "KeyId": encrypted.key_id,
+            "Iv": iv,
+            "KeyPairSpec": request.KeyPairSpec,
+            "PrivateKeyCiphertextBlob": ADVANCE_PREFIX + encrypted.blob,
+            "PublicKey": pair.public_key,
+            "RequestId": ctx.request_id,
+            "Algorithm": SYMMETRIC_ALGORITHM,
+            "KeyVersionId": encrypted.version_id,
+        }
+        response: Message
+        if call.with_plaintext:
+            response = pb.AdvanceGenerateDataKeyPairResponse(PrivateKeyPlaintext=pair.private_key, **fields)
+        else:
+            response = pb.AdvanceGenerateDataKeyPairWithoutPlaintextResponse(**fields)
+        return Answer(response, encrypted.version_id)
+
+    return _data_key_pair(call, ctx, services).map(answer)
+
+
 # -- secrets --------------------------------------------------------------------------------------
 
 
@@ -380,4 +448,16 @@ OPERATIONS: Mapping[str, Operation] = {
     "Verify": Operation(pb.VerifyRequest, verify),
     "GetPublicKey": Operation(pb.GetPublicKeyRequest, get_public_key),
     "GetSecretValue": Operation(pb.GetSecretValueRequest, get_secret_value),
+    "GenerateDataKeyPair": Operation(pb.GenerateDataKeyPairRequest, generate_data_key_pair),
+    "GenerateDataKeyPairWithoutPlaintext": Operation(
+        pb.GenerateDataKeyPairWithoutPlaintextRequest, generate_data_key_pair, with_plaintext=False
+    ),
+    "AdvanceGenerateDataKeyPair": Operation(
+        pb.AdvanceGenerateDataKeyPairRequest, advance_generate_data_key_pair
+    ),
+    "AdvanceGenerateDataKeyPairWithoutPlaintext": Operation(
+        pb.AdvanceGenerateDataKeyPairWithoutPlaintextRequest,
+        advance_generate_data_key_pair,
+        with_plaintext=False,
+    ),
 }
