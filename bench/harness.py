@@ -387,18 +387,28 @@ def parse_wrk(output: str, signed: int) -> RunResult:
     )
 
 
-def wrk_command(url: str, bodies: Path, connections: int, duration: float, threads: int) -> list[str]:
+def wrk_command(
+    url: str, bodies: Path, connections: int, duration: float, threads: int, raw: bool = False
+) -> list[str]:
+    """wrk replaying a file of pre-signed bodies, each once; `raw`: one whole request, again and again."""
     threads = max(1, min(threads, connections))
     return [
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency",
-        "-s", str(LUA_SCRIPT), url + "/", "--", str(bodies), str(threads),
+        "-s", str(LUA_SCRIPT), url + "/", "--", str(bodies), str(threads), *(["raw"] if raw else []),
     ]  # fmt: skip
 
 
 def run_wrk(
-    url: str, bodies: Path, signed: int, connections: int, duration: float, threads: int, meter: UsageMeter
+    url: str,
+    bodies: Path,
+    signed: int,
+    connections: int,
+    duration: float,
+    threads: int,
+    meter: UsageMeter,
+    raw: bool = False,
 ) -> RunResult:
-    cmd = wrk_command(url, bodies, connections, duration, threads)
+    cmd = wrk_command(url, bodies, connections, duration, threads, raw)
     with meter.measure() as usage:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120, check=False)
     if done.returncode != 0:

@@ -7,6 +7,10 @@
 -- stops (a replay would be refused with SignatureNonceUsed); done() reports it as "exhausted", which
 -- makes the run invalid because wrk still divides by the full duration.
 --
+-- With a third argument "raw", BODIES_FILE instead holds one complete HTTP request (request line,
+-- headers, body: the instance API's protobuf, bench/instance_api.py), sent again and again: that API
+-- has no nonce, only a date window, so one signed request stays valid for a whole run.
+--
 -- done() prints one line, "BENCH-RESULT {json}", with the counters the runner needs: non-200 responses
 -- by status, exhausted threads, requests loaded and sent, and precise latency percentiles (microseconds).
 
@@ -25,6 +29,17 @@ function init(args)
       error("usage: wrk ... -s replay.lua URL -- BODIES_FILE THREADS")
    end
    local stride = tonumber(args[2]) or 1 -- the number of wrk threads (-t)
+   loaded = 0
+   sent = 0
+   exhausted = 0
+   non200 = 0
+   statuses = {}
+   if args[3] == "raw" then
+      local file = assert(io.open(path, "rb"))
+      raw_request = file:read("*a")
+      file:close()
+      return
+   end
    local host = wrk.headers["Host"] or (wrk.host .. ":" .. tostring(wrk.port))
    local head = "POST " .. wrk.path .. " HTTP/1.1\r\nHost: " .. host
       .. "\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: "
@@ -49,6 +64,9 @@ end
 
 function request()
    sent = sent + 1
+   if raw_request then
+      return raw_request
+   end
    local r = requests[sent]
    if r == nil then
       sent = sent - 1

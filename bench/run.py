@@ -34,12 +34,12 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench import cold_burst, key_stores, micro, nodes, rsa, scale
+from bench import cold_burst, instance_api, key_stores, micro, nodes, rsa, scale
 from bench.harness import (
     BENCH_DIR,
     NOISE_CORES,
@@ -66,7 +66,7 @@ README_END = "<!-- bench:end -->"
 P99_GOAL_MS = 10.0
 RATIO_TARGET = 0.6  # issue 16: Encrypt full path / bare ceiling at the top connection count, at least
 P99_RATIO_TARGET = 1.5  # issue 16: Encrypt full-path p99 / bare p99 of the same run, at most
-SCENARIOS = ("steady", "cold-burst", "micro", "key-stores", "scale", "rsa", "nodes")
+SCENARIOS = ("steady", "cold-burst", "micro", "key-stores", "scale", "rsa", "nodes", "instance-api")
 UNBALANCED_RETRIES = 3  # repeats of a run whose connections all went to fewer workers than started
 BUSY_WORKER_CORES = 0.1  # a worker below this during a run got (almost) no connections
 HEADROOM = 1.3  # requests signed per second of run = min(max_rate, 2 x warm-up rate) x HEADROOM
@@ -196,12 +196,20 @@ class Bench:
         conns: int,
         seconds: float,
         n: int,
+        raw: Callable[[], bytes] | None = None,
     ) -> RunResult:
-        path, signed = self._sign(action, params, n)
+        """One wrk run: `n` pre-signed RPC requests, each sent once; or, with `raw`, the one request it
+        makes (signed now), sent again and again (the instance API, which has no nonce)."""
+        if raw is not None:
+            path, signed = self.work / f"request-{action}.http", n
+            path.write_bytes(raw())
+        else:
+            path, signed = self._sign(action, params, n)
         try:
             return run_wrk(
-                server.url, path, signed, conns, seconds, self.plan.threads, UsageMeter(server.session)
-            )
+                server.url, path, signed, conns, seconds, self.plan.threads, UsageMeter(server.session),
+                raw=raw is not None,
+            )  # fmt: skip
         finally:
             path.unlink(missing_ok=True)
 
@@ -231,7 +239,13 @@ class Bench:
         plan = self.plan
         cap = plan.max_rate * HEADROOM
         warm = self._once(
-            target.server, action, target.params, conns, plan.warmup, math.ceil(cap * plan.warmup) + 100
+            target.server,
+            action,
+            target.params,
+            conns,
+            plan.warmup,
+            math.ceil(cap * plan.warmup) + 100,
+            target.raw,
         )
         row.warmup_rps = warm.rps
         log(
@@ -248,11 +262,11 @@ class Bench:
         name, server, params = target.name, target.server, target.params
         count = math.ceil(rate * plan.duration) + 1000
         for attempt in range(1 + UNBALANCED_RETRIES):
-            result = self._once(server, action, params, conns, plan.duration, count)
+            result = self._once(server, action, params, conns, plan.duration, count, target.raw)
             if result.exhausted:
                 loud(f"{name} {action} c={conns}: ran out of {count:,} requests; repeating with the cap")
                 count = math.ceil(cap * plan.duration) + 1000
-                result = self._once(server, action, params, conns, plan.duration, count)
+                result = self._once(server, action, params, conns, plan.duration, count, target.raw)
             busy = self._busy_workers(result, conns)
             if busy is None or attempt == UNBALANCED_RETRIES:
                 break
@@ -296,11 +310,13 @@ class Bench:
 
 @dataclass(frozen=True)
 class Target:
-    """A running server under test and the parameters of its benchmarked request."""
+    """A running server under test and the parameters of its benchmarked request (`raw`: instead, a
+    maker of one whole signed HTTP request that is sent again and again, for the instance API)."""
 
     server: ManagedServer
     name: str
     params: Mapping[str, str]
+    raw: Callable[[], bytes] | None = None
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -659,6 +675,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="PostgreSQL server (admin URL) on which cold-burst creates and drops its database",
     )  # fmt: skip
     parser.add_argument(
+        "--instance-connections",
+        default="1,32",
+        help="instance-api scenario: wrk -c values for AdvanceEncrypt beside OpenAPI Encrypt (default 1,32)",
+    )
+    parser.add_argument(
         "--rsa-connections", default="8", help="rsa scenario: wrk -c values for AsymmetricSign (default 8)"
     )
     parser.add_argument(
@@ -703,6 +724,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         if name not in SCENARIOS:
             parser.error(f"--only takes {', '.join(SCENARIOS)}, not {name!r}")
     args.rsa_connections = tuple(int(c) for c in args.rsa_connections.split(",") if c.strip())
+    args.instance_connections = tuple(int(c) for c in args.instance_connections.split(",") if c.strip())
     args.scale_databases = tuple(name.strip() for name in args.scale_databases.split(",") if name.strip())
     for name in args.scale_databases:
         if name not in scale.BACKENDS:
@@ -799,6 +821,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 signed = rsa.run_scenario(bench, stack, args.workers, args.rsa_connections)
                 result["rsa"] = rsa.to_json(signed)
                 extra += ["", *rsa.summary_lines(signed, bench.rows, args.workers)]
+            if "instance-api" in args.only:
+                instance_rows = instance_api.run_scenario(
+                    bench, stack, args.workers, args.instance_connections
+                )
+                extra += ["", *instance_api.summary_lines(instance_rows)]
             if "nodes" in args.only:
                 clustered = nodes.run_scenario(
                     plan, work / "nodes", creds, args.postgres, args.nodes_connections

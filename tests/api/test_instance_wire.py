@@ -139,3 +139,25 @@ def test_refusals_are_protobuf_errors_with_alibabas_codes(
     )
     # The OpenAPI on the same port answers as ever.
     assert kms.call("Encrypt", KeyId=key_id, Plaintext="still here")["KeyId"] == key_id
+
+
+def test_a_change_to_the_access_point_applies_to_the_next_request(
+    server: LiveServer, kms: KmsCaller, instance_id: str, client_key: tuple[str, rsa.RSAPrivateKey]
+) -> None:
+    """What a client key may do is cached like access keys; every change empties the cache."""
+    key_id = kms.call("CreateKey", DKMSInstanceId=instance_id)["KeyMetadata"]["KeyId"]
+    body = pb.AdvanceEncryptRequest(KeyId=key_id, Plaintext=b"x").SerializeToString()
+    assert post(server, signed(*client_key, "AdvanceEncrypt", body), body).status_code == 200
+    rule = kms.call("GetClientKey", ClientKeyId=client_key[0])["AapName"].replace("a-", "n-", 1)
+    kms.call("UpdateNetworkRule", Name=rule, SourcePrivateIp='["10.0.0.0/8"]')
+    assert error_of(post(server, signed(*client_key, "AdvanceEncrypt", body), body))[:2] == (
+        403,
+        "Forbidden.NoPermission",
+    )
+    kms.call("UpdateNetworkRule", Name=rule, SourcePrivateIp='["127.0.0.1"]')
+    assert post(server, signed(*client_key, "AdvanceEncrypt", body), body).status_code == 200
+    kms.call("DeleteClientKey", ClientKeyId=client_key[0])
+    assert error_of(post(server, signed(*client_key, "AdvanceEncrypt", body), body))[:2] == (
+        401,
+        "Unauthorized",
+    )

@@ -11,7 +11,8 @@ Alibaba allows it, and then grants nothing (deny by default).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 
 from sqlalchemy.exc import IntegrityError
@@ -34,10 +35,12 @@ from openkms.domain.access_points import (
     string_list,
 )
 from openkms.errors import Conflict, InvalidArgument, NotFound
+from openkms.node.generation import Generation
 from openkms.policy.actions import KmsAction
 from openkms.repository.database import Database, UnitOfWork
 from openkms.resource import Resource
 from openkms.service.authorization import authorize_own
+from openkms.service.cache import TtlCache
 from openkms.service.context import RequestContext
 from openkms.service.outcome import Outcome
 
@@ -82,9 +85,19 @@ def parse_access_control_rules(raw: str | None) -> tuple[str, ...]:
 
 
 class AccessPointService:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        grants: TtlCache[str, AccessGrant] | None = None,
+        generation: Generation | None = None,
+    ) -> None:
         self._db = db
         self._clock = clock
+        self._generation = generation
+        # The instance API's per-request read: cached like credentials (emptied when anything changes
+        # on this node, or on another node of the store: migration 0014 announces these tables).
+        self._grants = grants
 
     # -- network rules ------------------------------------------------------------------------------
     def create_network_rule(
@@ -136,7 +149,7 @@ class AccessPointService:
     ) -> Outcome[NetworkRule]:
         resource = _allow(ctx, KmsAction.UPDATE_NETWORK_RULE, "network", name)
         addresses = None if source_private_ip is None else _addresses(source_private_ip)
-        with self._db.unit_of_work(write=True) as uow:
+        with self._writing() as uow:
             rule = uow.access_points.network_rule(ctx.principal.account_id, ctx.region_id, name)
             if rule is None:
                 raise _missing("network rule", name)
@@ -152,7 +165,7 @@ class AccessPointService:
 
     def delete_network_rule(self, ctx: RequestContext, name: str) -> Outcome[None]:
         resource = _allow(ctx, KmsAction.DELETE_NETWORK_RULE, "network", name)
-        with self._db.unit_of_work(write=True) as uow:
+        with self._writing() as uow:
             if not uow.access_points.remove_network_rule(ctx.principal.account_id, ctx.region_id, name):
                 raise _missing("network rule", name)
         return Outcome(None, resource)
@@ -228,7 +241,7 @@ class AccessPointService:
         )
         new_resources = None if resources is None else check_resources(string_list(resources, "Resources"))
         new_rules = None if access_control_rules is None else parse_access_control_rules(access_control_rules)
-        with self._db.unit_of_work(write=True) as uow:
+        with self._writing() as uow:
             policy = uow.access_points.policy(ctx.principal.account_id, ctx.region_id, name)
             if policy is None:
                 raise _missing("policy", name)
@@ -248,7 +261,7 @@ class AccessPointService:
 
     def delete_policy(self, ctx: RequestContext, name: str) -> Outcome[None]:
         resource = _allow(ctx, KmsAction.DELETE_POLICY, "policy", name)
-        with self._db.unit_of_work(write=True) as uow:
+        with self._writing() as uow:
             if not uow.access_points.remove_policy(ctx.principal.account_id, ctx.region_id, name):
                 raise _missing("policy", name)
         return Outcome(None, resource)
@@ -310,7 +323,7 @@ class AccessPointService:
     ) -> Outcome[AccessPoint]:
         resource = _allow(ctx, KmsAction.UPDATE_APPLICATION_ACCESS_POINT, "applicationaccesspoint", name)
         names = None if policies is None else _policy_names(policies)
-        with self._db.unit_of_work(write=True) as uow:
+        with self._writing() as uow:
             point = uow.access_points.access_point(ctx.principal.account_id, ctx.region_id, name)
             if point is None:
                 raise _missing("application access point", name)
@@ -329,7 +342,7 @@ class AccessPointService:
     def delete_access_point(self, ctx: RequestContext, name: str) -> Outcome[None]:
         """The access point and its client keys go together."""
         resource = _allow(ctx, KmsAction.DELETE_APPLICATION_ACCESS_POINT, "applicationaccesspoint", name)
-        with self._db.unit_of_work(write=True) as uow:
+        with self._writing() as uow:
             if not uow.access_points.remove_access_point(ctx.principal.account_id, ctx.region_id, name):
                 raise _missing("application access point", name)
         return Outcome(None, resource)
@@ -339,6 +352,11 @@ class AccessPointService:
         """The client key, its access point and the policies and network rules that access point
         names (those that exist), read in one snapshot; None for an unknown client key or one whose
         access point is gone. Authorization is `domain.access_decision.decide_access` on the result."""
+        cache = self._grants
+        if cache is not None:
+            cached = cache.get(client_key_id)
+            if cached is not None:
+                return cached
         with self._db.unit_of_work() as uow:
             repo = uow.access_points
             key = repo.client_key(client_key_id)
@@ -350,13 +368,25 @@ class AccessPointService:
             policies = repo.policies(key.account_id, key.region_id, point.policies)
             rule_names = sorted({name for policy in policies.values() for name in policy.network_rules})
             rules = repo.network_rules(key.account_id, key.region_id, rule_names)
-        return AccessGrant(key, point, policies, rules)
+        grant = AccessGrant(key, point, policies, rules)
+        if cache is not None:
+            cache.put(client_key_id, grant)
+        return grant
 
     # -- helpers ------------------------------------------------------------------------------------
+    @contextmanager
+    def _writing(self) -> Iterator[UnitOfWork]:
+        """A write unit of work; once it committed, every worker's and node's cached grants go (the
+        change generation; other nodes also hear of it from the database, migration 0014)."""
+        with self._db.unit_of_work(write=True) as uow:
+            yield uow
+        if self._generation is not None:
+            self._generation.bump()
+
     def _insert(self, add: Callable[[UnitOfWork], None], what: str, name: str) -> None:
         """Run `add(uow)` in a write unit of work; a name already taken is Rejected.ResourceExist."""
         try:
-            with self._db.unit_of_work(write=True) as uow:
+            with self._writing() as uow:
                 add(uow)
         except IntegrityError:
             raise Conflict(f"A {what} named {name} already exists.") from None

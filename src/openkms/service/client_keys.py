@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -29,8 +31,9 @@ from openkms.domain.access_points import (
     check_entity_name,
 )
 from openkms.errors import InvalidArgument, NotFound
+from openkms.node.generation import Generation
 from openkms.policy.actions import KmsAction
-from openkms.repository.database import Database
+from openkms.repository.database import Database, UnitOfWork
 from openkms.resource import Resource
 from openkms.secret import SecretBytes
 from openkms.service.authorization import authorize_own
@@ -71,9 +74,17 @@ def _resource(ctx: RequestContext, client_key_id: str) -> Resource:
 
 
 class ClientKeyService:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, generation: Generation | None = None) -> None:
         self._db = db
         self._clock = clock
+        self._generation = generation  # bumped after a write: the instance API's cached grants go
+
+    @contextmanager
+    def _writing(self) -> Iterator[UnitOfWork]:
+        with self._db.unit_of_work(write=True) as uow:
+            yield uow
+        if self._generation is not None:
+            self._generation.bump()
 
     def create(
         self,
@@ -113,7 +124,7 @@ class ClientKeyService:
         )
         bundle = _pkcs12(private_key, client_key, password)
         del private_key
-        with self._db.unit_of_work(write=True) as uow:
+        with self._writing() as uow:
             # The access point may have gone meanwhile: a key of no access point is never stored.
             if uow.access_points.access_point(ctx.principal.account_id, ctx.region_id, aap_name) is None:
                 raise NotFound(f"The specified application access point {aap_name} does not exist.")
@@ -136,7 +147,7 @@ class ClientKeyService:
     def delete(self, ctx: RequestContext, client_key_id: str) -> Outcome[None]:
         resource = _resource(ctx, client_key_id)
         authorize_own(ctx, f"kms:{KmsAction.DELETE_CLIENT_KEY}", resource.arn)
-        with self._db.unit_of_work(write=True) as uow:
+        with self._writing() as uow:
             self._own(ctx, uow.access_points.client_key(client_key_id))
             uow.access_points.remove_client_key(client_key_id)
         return Outcome(None, resource)

@@ -19,6 +19,7 @@ from openkms.service.access_points import AccessPointService
 from openkms.service.aliases import AliasService
 from openkms.service.asymmetric import AsymmetricService
 from openkms.service.audit_log import AuditLogService
+from openkms.service.cache import TtlCache
 from openkms.service.client_keys import ClientKeyService
 from openkms.service.crypto import CryptoService
 from openkms.service.data_key_export import DataKeyExportService
@@ -172,8 +173,10 @@ def build_services(
         audit_log=AuditLogService(audit_dir, audit_heads, audit_chain_key, clock),
         key_stores=KeyStoreService(db, keystore, providers, clock),
         providers=providers,
-        access_points=AccessPointService(db, clock),
-        client_keys=ClientKeyService(db, clock),
+        access_points=AccessPointService(
+            db, clock, TtlCache(cache_ttl, generation, name="client_keys"), generation
+        ),
+        client_keys=ClientKeyService(db, clock, generation),
         instance_ca=InstanceCa(db, keystore, clock),
         secrets=SecretService(db, keys, service_keys, sealer, clock, secret_quota),
         secret_versions=secret_versions,

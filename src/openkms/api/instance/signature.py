@@ -15,6 +15,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -65,6 +66,13 @@ def check_body(headers: Mapping[str, str], body: bytes) -> None:
         raise InstanceInvalidParam(AUTHORIZATION_INVALID)
 
 
+@lru_cache(maxsize=4096)
+def _public_key(der: bytes) -> rsa.RSAPublicKey | None:
+    """A client key's RSA public key (parsed once: every request of the client key verifies with it)."""
+    key = serialization.load_der_public_key(der)
+    return key if isinstance(key, rsa.RSAPublicKey) else None
+
+
 def verify(headers: Mapping[str, str], public_key_der: bytes) -> None:
     """The Bearer signature over the string to sign, by the client key's public key."""
     authorization = headers.get("authorization", "")
@@ -72,8 +80,8 @@ def verify(headers: Mapping[str, str], public_key_der: bytes) -> None:
         raise InstanceInvalidParam(AUTHORIZATION_INVALID)
     try:
         signature = base64.b64decode(authorization[len(_BEARER) :].strip(), validate=True)
-        key = serialization.load_der_public_key(public_key_der)
-        if not isinstance(key, rsa.RSAPublicKey):
+        key = _public_key(public_key_der)
+        if key is None:
             raise InstanceInvalidParam(AUTHORIZATION_INVALID)
         key.verify(signature, string_to_sign(headers).encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
     except (binascii.Error, ValueError, InvalidSignature):
