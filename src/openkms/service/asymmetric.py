@@ -18,6 +18,7 @@ from openkms.errors import InvalidArgument
 from openkms.policy.actions import KmsAction
 from openkms.providers import pkix
 from openkms.providers.base import KeyPairs, MaterialRef
+from openkms.repository.blocking import ensure_may_block
 from openkms.resource import Resource
 from openkms.secret import SecretBytes
 from openkms.service.context import RequestContext
@@ -82,7 +83,10 @@ class AsymmetricService:
         need: Need[KeyPairs],
     ) -> _Versioned:
         """The pipeline for one version of a key pair: resolve, authorize, check, find the version
-        (None: the key's primary version, as the instance API uses, which names no version)."""
+        (None: the key's primary version, as the instance API uses, which names no version). A
+        private-key operation takes milliseconds: never on the event loop (a caller there retries in
+        a worker thread)."""
+        ensure_may_block()
         target = self._ops.prepare(ctx, key_ref, action, need)
         with acting_on(self._ops.resource(target.key)):
             ref = (

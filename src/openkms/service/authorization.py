@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from openkms.domain.access_decision import decide_access, key_resource
 from openkms.domain.access_points import InstancePermission
@@ -109,7 +110,6 @@ def authorize_application(
     )
     if not decision.allowed:
         raise denied(ctx, auth_action, arn, decision.reason, False, APPLICATION_POLICY)
-    granted = PolicyDocument(PolicyKind.IDENTITY, (Statement("Allow", (auth_action,), (arn,)),), "")
     verdict = evaluate(
         AccessRequest(
             principal_account=principal.account_id,
@@ -118,13 +118,19 @@ def authorize_application(
             resource_account=account_id,
             resource_arn=arn,
             facts=facts(ctx, key_id),
-            identity_policies=(granted,),
+            identity_policies=_granted(auth_action, arn),
             key_policy=policy,
             key_policy_required=True,
         )
     )
     if not verdict.allowed:
         raise denied(ctx, auth_action, arn, verdict.reason, verdict.explicit_deny, verdict.policy_type)
+
+
+@lru_cache(maxsize=4096)
+def _granted(auth_action: str, arn: str) -> tuple[PolicyDocument, ...]:
+    """The identity side an access point's grant stands for: allow this action on this resource."""
+    return (PolicyDocument(PolicyKind.IDENTITY, (Statement("Allow", (auth_action,), (arn,)),), ""),)
 
 
 def authorize_own(ctx: RequestContext, auth_action: str, resource_arn: str) -> None:

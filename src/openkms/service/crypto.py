@@ -29,6 +29,8 @@ from openkms.domain.ciphertext import (
     v2_data_key_header_for,
     v2_header_for,
 )
+from openkms.domain.data_key_pairs import DataKeyPair
+from openkms.domain.data_key_pairs import generate_data_key_pair as new_data_key_pair
 from openkms.domain.encryption_context import canonical_context, derived_aad
 from openkms.domain.specs import SPEC_RULES
 from openkms.errors import InvalidArgument, InvalidCiphertext, NotADataKey, OpenKMSError
@@ -250,6 +252,18 @@ class CryptoService:
         return self._seal(ctx, action, target, encoded.reveal(), context, data_key=True).map(
             lambda encrypted: DataKey(encoded, encrypted)
         )
+
+    def generate_data_key_pair(
+        self, ctx: RequestContext, key_ref: str, spec: str, key_format: str, *, aad: bytes
+    ) -> Outcome[tuple[DataKeyPair, Encrypted]]:
+        """The instance API's GenerateDataKeyPair: a new key pair, its private key sealed under
+        `key_ref` bound to `aad` (authorized as Encrypt). Making an RSA pair takes a while: never on
+        the event loop."""
+        ensure_may_block()
+        pair = new_data_key_pair(spec, key_format)
+        target = self._ops.prepare(ctx, key_ref, KmsAction.ENCRYPT, SYMMETRIC_KEY)
+        sealed = self._seal(ctx, KmsAction.ENCRYPT, target, pair.private_key, None, instance_aad=aad)
+        return sealed.map(lambda encrypted: (pair, encrypted))
 
     def generate_raw_data_key(
         self, ctx: RequestContext, key_ref: str, length: int, *, aad: bytes

@@ -22,7 +22,6 @@ from google.protobuf.message import Message
 from openkms.api.actions.secrets import value_fields
 from openkms.api.instance import kms_instance_pb2 as pb
 from openkms.domain.ciphertext import ADVANCE_PREFIX, IV_LEN, V2_ID_LEN, strip_advance_prefix
-from openkms.domain.data_key_pairs import generate_data_key_pair as new_key_pair
 from openkms.errors import InvalidArgument, InvalidCiphertext, SignatureInvalid, UnsupportedOperation
 from openkms.providers.base import random_bytes
 from openkms.service.container import Services
@@ -351,15 +350,12 @@ def get_public_key(call: Call, ctx: RequestContext, services: Services) -> Outco
 
 
 def _data_key_pair(call: Call, ctx: RequestContext, services: Services) -> Outcome[tuple[Any, Encrypted]]:
-    """A new key pair, its private key sealed under the request's key (bound to its Aad), authorized
-    as Encrypt; RSA pairs take a moment to make, off the event loop (the runner's worker thread)."""
     request = call.message
-    algorithm = getattr(request, "Algorithm", "")
-    if not _symmetric(algorithm):
+    if not _symmetric(getattr(request, "Algorithm", "")):
         raise UnsupportedOperation("Data key pairs are sealed by symmetric keys (AES_GCM).")
-    pair = new_key_pair(request.KeyPairSpec, request.KeyFormat)
-    sealed = services.crypto.encrypt(ctx, request.KeyId, pair.private_key, None, aad=request.Aad)
-    return sealed.map(lambda encrypted: (pair, encrypted))
+    return services.crypto.generate_data_key_pair(
+        ctx, request.KeyId, request.KeyPairSpec, request.KeyFormat, aad=request.Aad
+    )
 
 
 def generate_data_key_pair(call: Call, ctx: RequestContext, services: Services) -> Outcome[Answer]:
