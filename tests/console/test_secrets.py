@@ -397,6 +397,30 @@ def test_a_user_without_permission_is_refused(
     expect(page.locator("#metadata [role=alert]")).to_contain_text("Forbidden.NoPermission")
     assert "not-for-you" not in page.content()
 
+    # Scheduling deletion is refused in its section, and the secret is untouched.
+    w = words("en")
+    page.get_by_role("button", name=w["schedule"]).click()
+    with page.expect_response(lambda answer: answer.url.endswith("/console/secrets/deletion")) as caught:
+        page.get_by_role("dialog", name=w["schedule"]).get_by_role("button", name=w["ok"]).click()
+    assert caught.value.status == 403
+    expect(page.locator("#deletion [role=alert]")).to_contain_text("Forbidden.NoPermission")
+    assert "PlannedDeleteTime" not in kms.call("DescribeSecret", SecretName=name)
+
+    # So is Create Secret: the form comes back without the value, and no secret is made.
+    made = f"ui/{uuid.uuid4().hex[:10]}"
+    page.goto(f"{console_server.url}/console/secrets/create")
+    page.get_by_label(w["name"]).fill(made)
+    page.get_by_label(w["value"]).fill("typed-by-reader")
+    with page.expect_response(lambda answer: answer.url.endswith("/console/secrets/create")) as caught:
+        page.get_by_role("button", name=w["ok"]).click()
+    assert caught.value.status == 403
+    expect(page.get_by_role("alert")).to_contain_text("Forbidden.NoPermission")
+    expect(page.get_by_label(w["name"])).to_have_value(made)
+    assert "typed-by-reader" not in page.content()
+    with pytest.raises(KmsError) as missing:
+        kms.call("DescribeSecret", SecretName=made)
+    assert missing.value.status == 404
+
 
 def test_the_key_select_offers_enabled_symmetric_keys_only(
     watched_page: Page,

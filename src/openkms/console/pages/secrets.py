@@ -10,6 +10,7 @@ back. Never reads the database, never decides what the API decides.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
@@ -31,10 +32,19 @@ from openkms.console.pages.secret_forms import (
     tags_param,
 )
 from openkms.console.view import ActionFailed, Answer, Console
+from openkms.domain.specs import SPEC_RULES
+from openkms.types import KeyState
 
 PAGE_SIZE = 10
 KEYS_PAGE_SIZE = 100
 KEYS_PAGES = 10  # the key select offers at most the first thousand keys the caller may see
+# ListKeys narrows the list to enabled symmetric keys; DescribeKey then confirms each one.
+USABLE_KEY_FILTERS = json.dumps(
+    [
+        {"Key": "KeyState", "Values": [KeyState.ENABLED.value]},
+        {"Key": "KeySpec", "Values": [rule.spec.value for rule in SPEC_RULES.values() if rule.symmetric]},
+    ]
+)
 FIRST_TAG_ROWS = 1
 DATA_TYPES = ("text", "binary")
 VALUE_LIMIT = 65536  # above SecretData's 30,720-byte limit, so the API is the one that refuses
@@ -120,7 +130,9 @@ async def usable_keys(console: Console) -> list[UsableKey]:
     found = []
     for number in range(1, KEYS_PAGES + 1):
         listed, wire = await attempt(
-            console, "ListKeys", {"PageNumber": str(number), "PageSize": str(KEYS_PAGE_SIZE)}
+            console,
+            "ListKeys",
+            {"PageNumber": str(number), "PageSize": str(KEYS_PAGE_SIZE), "Filters": USABLE_KEY_FILTERS},
         )
         entries = listed.get("Keys", {}).get("Key", []) if wire is None else []
         for entry in entries:
