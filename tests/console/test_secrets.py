@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from typing import Any
 
@@ -467,7 +468,8 @@ def test_list_columns_and_instance_scope(
     instance = kms.call("DescribeSecret", SecretName=name)["DKMSInstanceId"]
     page = signed_in(watched_page, console_server, console_root, sign_in)
     page.goto(f"{console_server.url}/console/secrets")
-    page.get_by_label(w["instance"]).select_option(instance)
+    page.get_by_label(w["instance"]).select_option(instance)  # the choice submits itself
+    expect(page).to_have_url(re.compile(f"instance={instance}"))
     page.get_by_role("searchbox", name=w["name"]).fill(name)
     page.get_by_role("button", name=w["search"]).click()
     row = page.locator(f'#secrets tr[data-secret="{name}"]')
