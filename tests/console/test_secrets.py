@@ -1,13 +1,15 @@
 """The Secrets pages in Chromium (issue 19): the list with its search and paging, Create Secret (text
 and binary), the value behind the reveal step (absent from the details page, shown after the
-confirmation, audited as GetSecretValue), a new version and a stage moved, the secret policy,
-scheduling deletion and restoring, a forced deletion that asks for the name, a user without
-permission refused, and both languages. Secrets are checked through the SDK after each flow."""
+confirmation, audited as GetSecretValue), a new version and a stage moved, the secret policy, a
+managed secret's rotation policy, scheduling deletion and restoring, a forced deletion that asks for
+the name, a user without permission refused, and both languages (and switching between them). Secrets
+are checked through the SDK after each flow."""
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from openkms.console.terms import translate
+from tests.support.postgres_roles import scratch_role
 from tests.support.sdk import KmsCaller, KmsError
 from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
 
@@ -39,6 +42,16 @@ def words(lang: str) -> dict[str, str]:
         "remove_from": "sec.remove_from",
         "policy": "sec.policy",
         "policy_save": "sec.policy_save",
+        "policy_edit": "sec.policy_edit",
+        "description": "field.description",
+        "tag_key": "tag.key",
+        "tag_value": "tag.value",
+        "instance": "field.instance",
+        "title": "sec.title",
+        "rotation": "field.rotation",
+        "rotation_period": "field.rotation_period",
+        "rotation_edit": "sec.rotation_edit",
+        "next_rotation": "sec.next_rotation",
         "schedule": "sec.schedule",
         "days": "sec.recovery_days",
         "restore": "sec.restore",
@@ -75,6 +88,10 @@ def details_url(server: LiveServer, name: str) -> str:
     return f"{server.url}/console/secrets/details?name={name}"
 
 
+def audit_text(server: LiveServer) -> str:
+    return "\n".join(path.read_text() for path in sorted((server.data_dir / "audit").glob("*.jsonl")))
+
+
 def signed_in(page: Page, server: LiveServer, root: Any, sign_in: Any, lang: str = "en") -> Page:
     sign_in(page, server, root.name, root.password, lang=lang)
     return page
@@ -99,12 +116,18 @@ def test_create_text_and_binary_then_reveal(
     page.get_by_label(w["name"]).fill(name)
     page.get_by_label(w["value"]).fill("Pa55-word&=")
     page.get_by_label(w["version_id"]).fill("v1")
-    page.get_by_label(w["key"]).fill(key_id)
+    page.get_by_label(w["key"]).select_option(key_id)
+    page.get_by_label(w["description"]).fill("db password")
+    page.get_by_label(w["tag_key"]).fill("team")
+    page.get_by_label(w["tag_value"]).fill("payments")
     page.get_by_role("button", name=w["ok"]).click()
     expect(page.get_by_role("status")).to_be_visible()
     got = kms.call("GetSecretValue", SecretName=name)
     assert (got["SecretData"], got["VersionId"], got["SecretDataType"]) == ("Pa55-word&=", "v1", "text")
-    assert kms.call("DescribeSecret", SecretName=name)["EncryptionKeyId"] == key_id
+    described = kms.call("DescribeSecret", SecretName=name, FetchTags=True)
+    assert (described["EncryptionKeyId"], described["Description"]) == (key_id, "db password")
+    assert described["Tags"]["Tag"] == [{"TagKey": "team", "TagValue": "payments"}]
+    expect(page.locator("#secret-tags")).to_contain_text("payments")
 
     # The details page never carries the value; the reveal step does, after its confirmation.
     assert "Pa55-word" not in page.content()
@@ -124,7 +147,7 @@ def test_create_text_and_binary_then_reveal(
     page.get_by_label(w["binary"]).check()
     page.get_by_label(w["value"]).fill(base64.b64encode(raw).decode())
     page.get_by_label(w["version_id"]).fill("b1")
-    page.get_by_label(w["key"]).fill(key_id)
+    page.get_by_label(w["key"]).select_option(key_id)
     page.get_by_role("button", name=w["ok"]).click()
     expect(page.get_by_role("status")).to_be_visible()
     got = kms.call("GetSecretValue", SecretName=binary_name)
@@ -132,6 +155,10 @@ def test_create_text_and_binary_then_reveal(
     page.get_by_role("button", name=w["reveal"]).click()
     page.get_by_role("dialog", name=w["reveal"]).get_by_role("button", name=w["show"]).click()
     expect(page.locator("#secret-value")).to_have_text(base64.b64encode(raw).decode())
+
+    # The values typed went to the API only: not into the server's log nor any audit record.
+    assert "Pa55-word" not in console_server.log()
+    assert "Pa55-word" not in audit_text(console_server)
 
 
 def test_reveal_is_audited_and_not_cached(
@@ -236,12 +263,15 @@ def test_policy_edit(
     }
     page = signed_in(watched_page, console_server, console_root, sign_in)
     page.goto(details_url(console_server, name))
+    page.get_by_text(w["policy_edit"]).click()
     page.get_by_role("textbox", name=w["policy"]).fill(json.dumps(policy))
     page.get_by_role("button", name=w["policy_save"]).click()
     expect(page.get_by_role("status")).to_be_visible()
     saved = json.loads(kms.call("GetSecretPolicy", SecretName=name)["Policy"])
     assert saved["Statement"][0]["Sid"] == "console-test"
+    expect(page.locator("#policy-document")).to_contain_text("console-test")
 
+    page.get_by_text(w["policy_edit"]).click()
     page.get_by_role("textbox", name=w["policy"]).fill("{not json")
     page.get_by_role("button", name=w["policy_save"]).click()
     expect(page.locator("#policy [role=alert]")).to_contain_text("MalformedPolicyDocument")
@@ -367,3 +397,177 @@ def test_a_user_without_permission_is_refused(
     assert caught.value.status == 403
     expect(page.locator("#metadata [role=alert]")).to_contain_text("Forbidden.NoPermission")
     assert "not-for-you" not in page.content()
+
+    # Scheduling deletion is refused in its section, and the secret is untouched.
+    w = words("en")
+    page.get_by_role("button", name=w["schedule"]).click()
+    with page.expect_response(lambda answer: answer.url.endswith("/console/secrets/deletion")) as caught:
+        page.get_by_role("dialog", name=w["schedule"]).get_by_role("button", name=w["ok"]).click()
+    assert caught.value.status == 403
+    expect(page.locator("#deletion [role=alert]")).to_contain_text("Forbidden.NoPermission")
+    assert "PlannedDeleteTime" not in kms.call("DescribeSecret", SecretName=name)
+
+    # So is Create Secret: the form comes back without the value, and no secret is made.
+    made = f"ui/{uuid.uuid4().hex[:10]}"
+    page.goto(f"{console_server.url}/console/secrets/create")
+    page.get_by_label(w["name"]).fill(made)
+    page.get_by_label(w["value"]).fill("typed-by-reader")
+    with page.expect_response(lambda answer: answer.url.endswith("/console/secrets/create")) as caught:
+        page.get_by_role("button", name=w["ok"]).click()
+    assert caught.value.status == 403
+    expect(page.get_by_role("alert")).to_contain_text("Forbidden.NoPermission")
+    expect(page.get_by_label(w["name"])).to_have_value(made)
+    assert "typed-by-reader" not in page.content()
+    with pytest.raises(KmsError) as missing:
+        kms.call("DescribeSecret", SecretName=made)
+    assert missing.value.status == 404
+
+
+def test_the_key_select_offers_enabled_symmetric_keys_only(
+    watched_page: Page,
+    console_server: LiveServer,
+    console_root: Any,
+    sign_in: Any,
+    kms: KmsCaller,
+    key_id: str,
+) -> None:
+    """F2.1: a secret's key is symmetric. The select offers the enabled symmetric keys (and the
+    secrets service key by default); an asymmetric key or a disabled one is not offered."""
+    instance = kms.call("DescribeKey", KeyId=key_id)["KeyMetadata"]["DKMSInstanceId"]
+    rsa = kms.call("CreateKey", DKMSInstanceId=instance, KeySpec="RSA_2048", KeyUsage="SIGN/VERIFY")
+    disabled = kms.call("CreateKey", DKMSInstanceId=instance)["KeyMetadata"]["KeyId"]
+    kms.call("DisableKey", KeyId=disabled)
+    w = words("en")
+    page = signed_in(watched_page, console_server, console_root, sign_in)
+    page.goto(f"{console_server.url}/console/secrets/create")
+    offered = page.get_by_label(w["key"]).locator("option").evaluate_all("all => all.map(o => o.value)")
+    assert offered[0] == "" and key_id in offered
+    assert rsa["KeyMetadata"]["KeyId"] not in offered and disabled not in offered
+
+    # The default: the secrets service key, which the API picks.
+    name = f"ui/{uuid.uuid4().hex[:10]}"
+    page.get_by_label(w["name"]).fill(name)
+    page.get_by_label(w["value"]).fill("under-the-service-key")
+    page.get_by_role("button", name=w["ok"]).click()
+    expect(page.get_by_role("status")).to_be_visible()
+    chosen = kms.call("DescribeSecret", SecretName=name)["EncryptionKeyId"]
+    assert chosen and chosen != key_id
+    expect(page.locator("#secret-key")).to_have_text(chosen)
+
+
+def test_list_columns_and_instance_scope(
+    watched_page: Page,
+    console_server: LiveServer,
+    console_root: Any,
+    sign_in: Any,
+    kms: KmsCaller,
+    key_id: str,
+) -> None:
+    w = words("en")
+    name = new_secret(kms, key_id, Description="listed with its key")
+    instance = kms.call("DescribeSecret", SecretName=name)["DKMSInstanceId"]
+    page = signed_in(watched_page, console_server, console_root, sign_in)
+    page.goto(f"{console_server.url}/console/secrets")
+    page.get_by_label(w["instance"]).select_option(instance)  # the choice submits itself
+    expect(page).to_have_url(re.compile(f"instance={instance}"))
+    page.get_by_role("searchbox", name=w["name"]).fill(name)
+    page.get_by_role("button", name=w["search"]).click()
+    row = page.locator(f'#secrets tr[data-secret="{name}"]')
+    expect(row).to_contain_text(key_id)
+    expect(row).to_contain_text("listed with its key")
+    expect(row).to_contain_text("Generic")
+    expect(page.get_by_label(w["instance"])).to_have_value(instance)
+    in_instance = kms.call(
+        "ListSecrets", PageSize=1, Filters=json.dumps([{"Key": "DKMSInstanceId", "Values": [instance]}])
+    )["TotalCount"]
+    page.goto(f"{console_server.url}/console/secrets?instance={instance}")
+    expect(page.locator("#secrets tbody tr")).to_have_count(min(10, in_instance))
+    expect(page.locator("nav.paging")).to_contain_text(f"1 / {(in_instance + 9) // 10}")
+
+
+def test_switching_the_language_keeps_the_secret(
+    watched_page: Page,
+    console_server: LiveServer,
+    console_root: Any,
+    sign_in: Any,
+    kms: KmsCaller,
+    key_id: str,
+) -> None:
+    name = new_secret(kms, key_id)
+    page = signed_in(watched_page, console_server, console_root, sign_in, "en")
+    page.goto(details_url(console_server, name))
+    expect(page.locator("h1")).to_have_text(f"{words('en')['title']}: {name}")
+    page.get_by_role("link", name="中文").click()
+    expect(page.locator("h1")).to_have_text(f"{words('zh')['title']}: {name}")
+    expect(page.get_by_role("button", name=words("zh")["reveal"])).to_be_visible()
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    page.get_by_role("link", name="English").click()
+    expect(page.get_by_role("button", name=words("en")["reveal"])).to_be_visible()
+
+
+def test_a_managed_secret_shows_and_edits_its_rotation(
+    watched_page: Page,
+    console_server: LiveServer,
+    console_root: Any,
+    sign_in: Any,
+    kms: KmsCaller,
+    key_id: str,
+) -> None:
+    """An OpenKMS.PostgreSQL secret on the real PostgreSQL: its rotation settings, and the rotation
+    policy edited (a bad interval refused in place, changing nothing)."""
+    w = words("en")
+    with scratch_role() as role:
+        name = f"pg/{uuid.uuid4().hex[:10]}"
+        kms.call(
+            "CreateSecret",
+            SecretName=name,
+            VersionId="v1",
+            SecretType="OpenKMS.PostgreSQL",
+            EncryptionKeyId=key_id,
+            SecretData=json.dumps({"AccountName": role.role, "AccountPassword": role.password}),
+            ExtendedConfig={
+                "Host": "127.0.0.1",
+                "Port": 5432,
+                "DBName": role.database,
+                "AccountName": role.role,
+            },
+        )
+        page = signed_in(watched_page, console_server, console_root, sign_in)
+        page.goto(details_url(console_server, name))
+        rotation = page.locator("#rotation")
+        expect(rotation).to_contain_text(w["rotation"])
+        expect(rotation).to_contain_text(translate("sec.rotation.Disabled", "en"))
+        assert role.password not in page.content()
+
+        rotation.get_by_text(w["rotation_edit"]).click()
+        rotation.get_by_label(w["rotation"]).check()
+        rotation.get_by_label(w["rotation_period"]).fill("1s")
+        with page.expect_response(lambda answer: answer.url.endswith("/console/secrets/rotation")) as caught:
+            rotation.get_by_role("button", name=w["ok"]).click()
+        assert caught.value.status == 400
+        expect(page.locator("#rotation [role=alert]")).to_contain_text("RotationInterval")
+        assert kms.call("DescribeSecret", SecretName=name)["AutomaticRotation"] == "Disabled"
+
+        rotation.get_by_label(w["rotation_period"]).fill("7d")
+        rotation.get_by_role("button", name=w["ok"]).click()
+        expect(page.get_by_role("status")).to_be_visible()
+        described = kms.call("DescribeSecret", SecretName=name)
+        assert (described["AutomaticRotation"], described["RotationInterval"]) == ("Enabled", "604800s")
+        expect(rotation).to_contain_text("604800s")
+        expect(rotation).to_contain_text(w["next_rotation"])
+        kms.call("DeleteSecret", SecretName=name, ForceDeleteWithoutRecovery="true")
+
+
+def test_a_generic_secret_rotates_by_new_versions(
+    watched_page: Page,
+    console_server: LiveServer,
+    console_root: Any,
+    sign_in: Any,
+    kms: KmsCaller,
+    key_id: str,
+) -> None:
+    name = new_secret(kms, key_id)
+    page = signed_in(watched_page, console_server, console_root, sign_in)
+    page.goto(details_url(console_server, name))
+    expect(page.locator("#rotation")).to_contain_text(translate("sec.rotation_generic", "en"))
+    expect(page.locator("#rotation form")).to_have_count(0)

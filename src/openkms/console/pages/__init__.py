@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from openkms.console.pages import audit, create_key, instances, key_details, keys, ram, secrets
+from openkms.console.pages import (
+    audit,
+    create_key,
+    instances,
+    key_details,
+    keys,
+    ram,
+    secret_details,
+    secrets,
+)
 
 ROUTES: list[BaseRoute] = [
     *create_key.ROUTES,
@@ -13,5 +22,6 @@ ROUTES: list[BaseRoute] = [
     *instances.ROUTES,
     *ram.ROUTES,
     *secrets.ROUTES,
+    *secret_details.ROUTES,
     *audit.ROUTES,
 ]

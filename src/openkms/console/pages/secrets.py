@@ -1,13 +1,11 @@
-"""Console pages: Secrets (issue 19). The secret list with a name search and paging, Create Secret, a
-secret's details (its metadata, versions and their stages, tags and secret policy), its value behind an
-explicit reveal step, a new version, moving a stage, scheduling deletion (with a recovery window, or
-forced after the name is typed again) and restoring.
+"""Console pages: Resource > Secrets (issue 19), the list and Create Secret. The list is the region's
+secrets (an instance's, when one is chosen) with a name search and paging, each row as DescribeSecret
+answers it; Create Secret takes a text or base64 value, the first version's id, one of the caller's
+enabled symmetric keys, a description and tags. A secret's own page is `pages/secret_details.py`.
 
 Everything is an action of the API run through `Console.call`, so the pages get the API's
-authorization, validation, codes and audit records: the value is read only by the reveal step's
-GetSecretValue, answered on a page of its own (never part of the details page; every console answer
-is `no-store`). A refusal is shown in the section its form belongs to, with the API's status, and
-changes nothing. Never reads the database, never decides what the API decides.
+authorization, validation, codes and audit records. A value typed into a refused form is never echoed
+back. Never reads the database, never decides what the API decides.
 """
 
 from __future__ import annotations
@@ -24,54 +22,57 @@ from starlette.routing import BaseRoute, Route
 from openkms.api.wire_errors import WireError
 from openkms.console.auth import page
 from openkms.console.pages.key_details import is_symmetric
+from openkms.console.pages.keys import Instance, instances_of
+from openkms.console.pages.secret_forms import (
+    MAX_TAGS,
+    list_filters,
+    page_number,
+    secret_url,
+    tags_of,
+    tags_param,
+)
 from openkms.console.view import ActionFailed, Answer, Console
+from openkms.domain.specs import SPEC_RULES
+from openkms.types import KeyState
 
 PAGE_SIZE = 10
-VERSIONS_PAGE_SIZE = 100
+KEYS_PAGE_SIZE = 100
+KEYS_PAGES = 10  # the key select offers at most the first thousand keys the caller may see
+# ListKeys narrows the list to enabled symmetric keys; DescribeKey then confirms each one.
+USABLE_KEY_FILTERS = json.dumps(
+    [
+        {"Key": "KeyState", "Values": [KeyState.ENABLED.value]},
+        {"Key": "KeySpec", "Values": [rule.spec.value for rule in SPEC_RULES.values() if rule.symmetric]},
+    ]
+)
+FIRST_TAG_ROWS = 1
 DATA_TYPES = ("text", "binary")
-CURRENT, PREVIOUS = "ACSCurrent", "ACSPrevious"
-_VALUE_LIMIT = 65536  # above SecretData's 30,720-byte limit, so the API is the one that refuses
-_FIELD_LIMIT = 4096
+VALUE_LIMIT = 65536  # above SecretData's 30,720-byte limit, so the API is the one that refuses
+FIELD_LIMIT = 4096
 
 
-@dataclass(slots=True)
-class Shown:
-    """What a render of the details page adds: a refusal in the section it belongs to, with the
-    values typed (never a secret value), and the status to answer with."""
-
-    section: str = ""
-    wire: WireError | None = None
-    form: dict[str, str] = field(default_factory=dict)
-    status: int = 200
-
-
-def secret_url(name: str) -> str:
-    """The details page of a secret (its name, which may hold `/`, in the query)."""
-    return f"/secrets/details?{urlencode({'name': name})}"
-
-
-def _text(form: FormData, name: str, limit: int = _FIELD_LIMIT) -> str:
+def text_of(form: FormData, name: str, limit: int = FIELD_LIMIT) -> str:
     value = form.get(name)
     return value[:limit] if isinstance(value, str) else ""
 
 
-def _page(value: str | None) -> int:
-    return int(value) if value and value.isascii() and value.isdigit() and 0 < int(value) < 1_000_000 else 1
-
-
-def _name_of(console: Console, form: FormData | None = None) -> str:
-    given = console.request.query_params.get("name", "") if form is None else _text(form, "name")
-    return given[:256]
-
-
-async def _attempt(
+async def attempt(
     console: Console, action: str, params: Mapping[str, str | None]
 ) -> tuple[Answer, WireError | None]:
-    """A read the page can live without (a user may see a secret but not its policy)."""
+    """A read the page can live without (a user may list secrets but not describe them)."""
     try:
         return await console.call(action, params), None
     except ActionFailed as failed:
         return {}, failed.wire
+
+
+async def visible_instances(console: Console) -> list[Instance]:
+    """The instances to scope the list by; none when the caller may not list them (the list then
+    shows every secret of the region)."""
+    try:
+        return await instances_of(console)
+    except ActionFailed:
+        return []
 
 
 # --- the list -------------------------------------------------------------------------------------
@@ -80,28 +81,34 @@ async def _attempt(
 async def secret_list(console: Console) -> Response:
     query = console.request.query_params
     search = query.get("q", "").strip()[:192]
-    page_number = _page(query.get("page"))
+    instances = await visible_instances(console)
+    wanted = query.get("instance", "")
+    instance_id = wanted if any(one.instance_id == wanted for one in instances) else ""
+    number = page_number(query.get("page"))
     params: dict[str, str | None] = {
-        "PageNumber": str(page_number),
+        "PageNumber": str(number),
         "PageSize": str(PAGE_SIZE),
-        "FetchTags": "true",
-        "Filters": json.dumps([{"Key": "SecretName", "Values": [search]}]) if search else None,
+        "Filters": list_filters(search, instance_id),
     }
-    listed, wire = await _attempt(console, "ListSecrets", params)
-    rows = [
-        {**row, "TagList": list(row.get("Tags", {}).get("Tag", []))}
-        for row in (listed.get("SecretList", {}).get("Secret", []) if listed else [])
-    ]
+    listed, wire = await attempt(console, "ListSecrets", params)
+    rows = []
+    for entry in listed.get("SecretList", {}).get("Secret", []):
+        # ListSecrets answers no key, description or instance: DescribeSecret does, if allowed.
+        described, _ = await attempt(console, "DescribeSecret", {"SecretName": str(entry["SecretName"])})
+        rows.append({**entry, **described})
+    kept = {name: value for name, value in (("q", search), ("instance", instance_id)) if value}
     return console.render(
         "secrets/list.html",
         status=wire.status if wire else 200,
         section="secrets",
         secrets=rows,
         search=search,
-        page_number=page_number,
+        instances=instances,
+        instance_id=instance_id,
+        page_number=number,
         page_size=PAGE_SIZE,
         total=int(listed.get("TotalCount", 0)) if listed else 0,
-        paging_query="&" + urlencode({"q": search}) if search else "",
+        paging_query="&" + urlencode(kept) if kept else "",
         wire=wire,
         secret_url=secret_url,
     )
@@ -110,31 +117,61 @@ async def secret_list(console: Console) -> Response:
 # --- Create Secret ------------------------------------------------------------------------------
 
 
-async def usable_keys(console: Console) -> list[dict[str, str]]:
+@dataclass(frozen=True, slots=True)
+class UsableKey:
+    key_id: str
+    instance_id: str
+    description: str
+
+
+async def usable_keys(console: Console) -> list[UsableKey]:
     """The enabled symmetric keys the caller can see, to offer as a secret's encryption key (F2.1:
     only a symmetric key may encrypt secret values; the API checks it again)."""
-    listed, wire = await _attempt(console, "ListKeys", {"PageSize": "100"})
     found = []
-    for entry in listed.get("Keys", {}).get("Key", []) if wire is None else []:
-        described, refused = await _attempt(console, "DescribeKey", {"KeyId": str(entry["KeyId"])})
-        key = described.get("KeyMetadata", {})
-        if refused is None and key.get("KeyState") == "Enabled" and is_symmetric(str(key.get("KeySpec"))):
-            found.append({"KeyId": str(key["KeyId"]), "Description": str(key.get("Description", ""))})
+    for number in range(1, KEYS_PAGES + 1):
+        listed, wire = await attempt(
+            console,
+            "ListKeys",
+            {"PageNumber": str(number), "PageSize": str(KEYS_PAGE_SIZE), "Filters": USABLE_KEY_FILTERS},
+        )
+        entries = listed.get("Keys", {}).get("Key", []) if wire is None else []
+        for entry in entries:
+            described, refused = await attempt(console, "DescribeKey", {"KeyId": str(entry["KeyId"])})
+            key = described.get("KeyMetadata", {})
+            if refused is None and key.get("KeyState") == "Enabled" and is_symmetric(str(key.get("KeySpec"))):
+                found.append(
+                    UsableKey(
+                        str(key["KeyId"]), str(key.get("DKMSInstanceId", "")), str(key.get("Description", ""))
+                    )
+                )
+        if len(entries) < KEYS_PAGE_SIZE:
+            break
     return found
 
 
+@dataclass(slots=True)
+class Typed:
+    """What the Create Secret form holds, to show it again when the API refuses it (never the value)."""
+
+    fields: dict[str, str] = field(default_factory=lambda: {"data_type": "text", "VersionId": "v1"})
+    tags: list[tuple[str, str]] = field(default_factory=list)
+
+
 async def create_form(console: Console) -> Response:
-    return await _render_create(console, {"data_type": "text", "version_id": "v1"})
+    return await _render_create(console, Typed())
 
 
 async def _render_create(
-    console: Console, form: Mapping[str, str], wire: WireError | None = None, status: int = 200
+    console: Console, typed: Typed, wire: WireError | None = None, status: int = 200
 ) -> Response:
+    tags = typed.tags + [("", "")] * max(FIRST_TAG_ROWS - len(typed.tags), 0)
     return console.render(
         "secrets/create.html",
         status=status,
         section="secrets",
-        form=form,
+        form=typed.fields,
+        tags=tags[:MAX_TAGS],
+        max_tags=MAX_TAGS,
         keys=await usable_keys(console),
         data_types=DATA_TYPES,
         wire=wire,
@@ -144,187 +181,28 @@ async def _render_create(
 async def create(console: Console) -> Response:
     form = await console.request.form()
     given = {
-        name: _text(form, name)
+        name: text_of(form, name)
         for name in ("SecretName", "VersionId", "EncryptionKeyId", "Description", "data_type")
     }
-    data_type = given["data_type"] if given["data_type"] in DATA_TYPES else "text"
+    tags = tags_of(
+        [value for value in form.getlist("tag_key") if isinstance(value, str)],
+        [value for value in form.getlist("tag_value") if isinstance(value, str)],
+    )
     params: dict[str, str | None] = {
         "SecretName": given["SecretName"].strip(),
         "VersionId": given["VersionId"].strip(),
-        "SecretData": _text(form, "SecretData", _VALUE_LIMIT),
-        "SecretDataType": data_type,
+        "SecretData": text_of(form, "SecretData", VALUE_LIMIT),
+        "SecretDataType": given["data_type"] if given["data_type"] in DATA_TYPES else "text",
         "EncryptionKeyId": given["EncryptionKeyId"].strip() or None,
         "Description": given["Description"] or None,
+        "Tags": tags_param(tags),
     }
     try:
         await console.call("CreateSecret", params)
     except ActionFailed as failed:
-        # The form comes back with what was typed, except the value, which is never echoed.
-        return await _render_create(console, given, failed.wire, failed.wire.status)
+        return await _render_create(console, Typed(given, tags), failed.wire, failed.wire.status)
     return console.redirect(
         "/secrets/details", notice="notice.secret.created", name=params["SecretName"] or ""
-    )
-
-
-# --- a secret's details ---------------------------------------------------------------------------
-
-
-async def details(console: Console) -> Response:
-    return await _render_details(console, _name_of(console), Shown())
-
-
-async def _render_details(console: Console, name: str, shown: Shown) -> Response:
-    described = await console.call("DescribeSecret", {"SecretName": name, "FetchTags": "true"})
-    versions, versions_wire = await _attempt(
-        console,
-        "ListSecretVersionIds",
-        {"SecretName": name, "IncludeDeprecated": "true", "PageSize": str(VERSIONS_PAGE_SIZE)},
-    )
-    policy, policy_wire = await _attempt(console, "GetSecretPolicy", {"SecretName": name})
-    version_rows = [
-        {
-            "VersionId": str(version["VersionId"]),
-            "CreateTime": str(version.get("CreateTime", "")),
-            "Stages": list(version.get("VersionStages", {}).get("VersionStage", [])),
-        }
-        for version in versions.get("VersionIds", {}).get("VersionId", [])
-    ]
-    return console.render(
-        "secrets/details.html",
-        status=shown.status,
-        section="secrets",
-        secret=described,
-        name=str(described["SecretName"]),
-        tags=list(described.get("Tags", {}).get("Tag", [])),
-        versions=version_rows,
-        versions_wire=versions_wire,
-        policy=str(policy.get("Policy", "")),
-        policy_wire=policy_wire,
-        shown=shown,
-        data_types=DATA_TYPES,
-        secret_url=secret_url,
-    )
-
-
-async def _act(
-    console: Console,
-    section: str,
-    action: str,
-    params: dict[str, str | None],
-    notice: str,
-    form: dict[str, str] | None = None,
-) -> Response:
-    """Run one action of a details-page form; back to the details with a notice, or the details with
-    the refusal in the form's section (and the API's status)."""
-    name = str(params["SecretName"])
-    try:
-        await console.call(action, params)
-    except ActionFailed as failed:
-        return await _render_details(
-            console, name, Shown(section, failed.wire, form or {}, failed.wire.status)
-        )
-    return console.redirect("/secrets/details", notice=notice, name=name)
-
-
-async def put_value(console: Console) -> Response:
-    """PutSecretValue: a new version, ACSCurrent unless other stages are named (the previous current
-    version becomes ACSPrevious, as the API moves it)."""
-    form = await console.request.form()
-    typed = {name: _text(form, name).strip() for name in ("VersionId", "VersionStages", "data_type")}
-    stages = [
-        stage.strip() for stage in typed["VersionStages"].replace(",", "\n").splitlines() if stage.strip()
-    ]
-    params: dict[str, str | None] = {
-        "SecretName": _name_of(console, form),
-        "VersionId": typed["VersionId"],
-        "SecretData": _text(form, "SecretData", _VALUE_LIMIT),
-        "SecretDataType": typed["data_type"] if typed["data_type"] in DATA_TYPES else "text",
-        "VersionStages": json.dumps(stages) if stages else None,
-    }
-    return await _act(console, "versions", "PutSecretValue", params, "notice.secret.version_added", typed)
-
-
-async def move_stage(console: Console) -> Response:
-    """UpdateSecretVersionStage: move a stage to a version (and off the one that has it)."""
-    form = await console.request.form()
-    typed = {
-        name: _text(form, name).strip() for name in ("VersionStage", "MoveToVersion", "RemoveFromVersion")
-    }
-    params: dict[str, str | None] = {
-        "SecretName": _name_of(console, form),
-        "VersionStage": typed["VersionStage"],
-        "MoveToVersion": typed["MoveToVersion"] or None,
-        "RemoveFromVersion": typed["RemoveFromVersion"] or None,
-    }
-    return await _act(
-        console, "stages", "UpdateSecretVersionStage", params, "notice.secret.stage_moved", typed
-    )
-
-
-async def set_policy(console: Console) -> Response:
-    form = await console.request.form()
-    typed = {"policy": _text(form, "policy", 32768)}
-    params: dict[str, str | None] = {"SecretName": _name_of(console, form), "Policy": typed["policy"]}
-    return await _act(console, "policy", "SetSecretPolicy", params, "notice.secret.policy_saved", typed)
-
-
-async def schedule_deletion(console: Console) -> Response:
-    """DeleteSecret with a recovery window, or forced; a forced deletion needs the name typed again
-    (checked here, before the API is asked, since it cannot be undone)."""
-    form = await console.request.form()
-    name = _name_of(console, form)
-    typed = {name: _text(form, name).strip() for name in ("mode", "RecoveryWindowInDays")}
-    typed["confirm_name"] = _text(form, "confirm_name", 256)
-    if typed["mode"] == "force":
-        if typed["confirm_name"] != name:
-            wire = WireError(400, "InvalidParameter", console.t("sec.force_confirm_mismatch"))
-            return await _render_details(console, name, Shown("deletion", wire, typed, 400))
-        params: dict[str, str | None] = {"SecretName": name, "ForceDeleteWithoutRecovery": "true"}
-        try:
-            await console.call("DeleteSecret", params)
-        except ActionFailed as failed:
-            return await _render_details(
-                console, name, Shown("deletion", failed.wire, typed, failed.wire.status)
-            )
-        return console.redirect("/secrets", notice="notice.secret.deleted")
-    params = {"SecretName": name, "RecoveryWindowInDays": typed["RecoveryWindowInDays"] or None}
-    return await _act(console, "deletion", "DeleteSecret", params, "notice.secret.deletion_scheduled", typed)
-
-
-async def restore(console: Console) -> Response:
-    form = await console.request.form()
-    params: dict[str, str | None] = {"SecretName": _name_of(console, form)}
-    return await _act(console, "deletion", "RestoreSecret", params, "notice.secret.restored")
-
-
-# --- the reveal step ------------------------------------------------------------------------------
-
-
-async def reveal(console: Console) -> Response:
-    """GetSecretValue of one version (by id) or stage, after the dialog's confirmation: the only
-    console answer that carries a secret value, on a page of its own, recorded in the audit log as
-    GetSecretValue by the signed-in principal."""
-    form = await console.request.form()
-    name = _name_of(console, form)
-    chosen = _text(form, "version", 128)
-    kind, _, value = chosen.partition(":")
-    params: dict[str, str | None] = {"SecretName": name}
-    if kind == "id" and value:
-        params["VersionId"] = value
-    else:
-        params["VersionStage"] = value if kind == "stage" and value else CURRENT
-    try:
-        found = await console.call("GetSecretValue", params)
-    except ActionFailed as failed:
-        return await _render_details(console, name, Shown("reveal", failed.wire, {}, failed.wire.status))
-    return console.render(
-        "secrets/value.html",
-        section="secrets",
-        name=name,
-        found=found,
-        stages=list(found.get("VersionStages", {}).get("VersionStage", [])),
-        data_types=DATA_TYPES,
-        secret_url=secret_url,
     )
 
 
@@ -332,11 +210,4 @@ ROUTES: list[BaseRoute] = [
     Route("/secrets", page(secret_list), methods=["GET"]),
     Route("/secrets/create", page(create_form), methods=["GET"]),
     Route("/secrets/create", page(create), methods=["POST"]),
-    Route("/secrets/details", page(details), methods=["GET"]),
-    Route("/secrets/value", page(reveal), methods=["POST"]),
-    Route("/secrets/versions", page(put_value), methods=["POST"]),
-    Route("/secrets/stages", page(move_stage), methods=["POST"]),
-    Route("/secrets/policy", page(set_policy), methods=["POST"]),
-    Route("/secrets/deletion", page(schedule_deletion), methods=["POST"]),
-    Route("/secrets/restore", page(restore), methods=["POST"]),
 ]
