@@ -785,3 +785,77 @@ def test_data_key_pairs(sdk: DriverSession, key_id: str, spec: str, key_format: 
         key_pair_spec="EC_SM2",
         key_format="PEM",
     ) == ("InvalidParameter", 400)
+
+
+# ---- the unified SDK's Client, and a TransferClient with the instance only ----------------------------
+
+
+def test_unified_client_instance_methods_and_openapi_wrappers(
+    server: LiveServer, app: App, folder: Path, kms: KmsCaller, instance_id: str
+) -> None:
+    """`alibabacloud_kms_kms20160120.client.Client`: dkms-gcs's methods go to the instance API, its
+    2016-01-20 wrappers (create_key, describe_key, ...) to OpenAPI."""
+    with DriverSession(DRIVER, folder / f"unified-{uuid.uuid4().hex[:6]}", {}) as session:
+        session.ok(
+            "unified",
+            openapi={
+                "access_key_id": ACCESS_KEY_ID,
+                "access_key_secret": ACCESS_KEY_SECRET,
+                "endpoint": server.endpoint,
+                "protocol": "https",
+                "region_id": "cn-hangzhou",
+            },
+            instance={
+                "protocol": "https",
+                "endpoint": server.endpoint,
+                "client_key_file": str(app.key_file),
+                "password": PASSWORD,
+            },
+            ca=str(server.tls_ca),
+        )
+        made = session.ok(
+            "unified_call", method="create_key", model="CreateKeyRequest", shape="openapi",
+            fields={"dkmsinstance_id": instance_id},
+        )  # fmt: skip
+        key_id = made["KeyMetadata"]["KeyId"]
+        sealed = session.ok(
+            "unified_call", method="advance_encrypt", model="AdvanceEncryptRequest", shape="instance",
+            fields={"key_id": key_id, "plaintext": b64(b"unified"), "aad": b64(b"u")},
+        )  # fmt: skip
+        opened = session.ok(
+            "unified_call", method="advance_decrypt", model="AdvanceDecryptRequest", shape="instance",
+            fields={"ciphertext_blob": sealed["CiphertextBlob"], "aad": b64(b"u")},
+        )  # fmt: skip
+        assert raw(opened["Plaintext"]) == b"unified"
+        described = session.ok(
+            "unified_call", method="describe_key", model="DescribeKeyRequest", shape="openapi",
+            fields={"key_id": key_id},
+        )  # fmt: skip
+        assert described["KeyMetadata"]["KeyId"] == key_id
+    assert kms.call("DescribeKey", KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
+
+
+def test_transfer_client_with_the_instance_only(
+    server: LiveServer, app: App, folder: Path, key_id: str
+) -> None:
+    """With `kms_config` alone, the handled actions go to the instance API (the rest has no OpenAPI
+    credentials: the SDK's own failure, not OpenKMS's)."""
+    with DriverSession(DRIVER, folder / f"transfer-only-{uuid.uuid4().hex[:6]}", {}) as session:
+        session.ok(
+            "transfer",
+            openapi=None,
+            instance={
+                "protocol": "https",
+                "endpoint": server.endpoint,
+                "client_key_file": str(app.key_file),
+                "password": PASSWORD,
+            },
+            ca=str(server.tls_ca),
+        )
+        sealed = openapi(session, "encrypt", "EncryptRequest", key_id=key_id, plaintext="instance only")
+        opened = openapi(session, "decrypt", "DecryptRequest", ciphertext_blob=sealed["CiphertextBlob"])
+        assert opened["Plaintext"] == "instance only"
+        refused = session.error(
+            "openapi", method="describe_key", model="DescribeKeyRequest", fields={"key_id": key_id}
+        )
+        assert refused["status"] is None  # refused by the SDK itself: no OpenAPI credentials

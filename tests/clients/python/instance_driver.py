@@ -14,6 +14,9 @@ Commands:
          handled actions to the instance, the rest to OpenAPI
   {"op": "openapi", "method": "encrypt", "model": "EncryptRequest", "fields": {...}}
       -> the OpenAPI response body (to_map)
+  {"op": "unified", "openapi": <OpenAPI Config fields>, "instance": <dkms-gcs Config fields>, "ca": <CA>}
+      -> the unified SDK's `Client`: dkms-gcs's methods to the instance, its OpenAPI wrappers to OpenAPI
+  {"op": "unified_call", "method": ..., "model": ..., "shape": "instance" | "openapi", "fields": {...}}
   {"op": "close"}
 """
 
@@ -67,6 +70,7 @@ def main() -> None:
     client = None
     transfer = None
     transfer_ca = None
+    unified = None
     for line in sys.stdin:
         command = json.loads(line)
         try:
@@ -97,9 +101,8 @@ def main() -> None:
                 from alibabacloud_kms_kms20160120.transfer_client import TransferClient
                 from alibabacloud_tea_openapi.models import Config as OpenApiConfig
 
-                transfer = TransferClient(
-                    config=OpenApiConfig(**command["openapi"]), kms_config=KmsConfig(**command["instance"])
-                )
+                openapi_config = None if command["openapi"] is None else OpenApiConfig(**command["openapi"])
+                transfer = TransferClient(config=openapi_config, kms_config=KmsConfig(**command["instance"]))
                 transfer_ca = command["ca"]
                 answer = True
             elif command["op"] == "openapi":
@@ -111,6 +114,32 @@ def main() -> None:
                 runtime = KmsRuntimeOptions(ca=transfer_ca, autoretry=False)
                 response = getattr(transfer, f"{command['method']}_with_options")(request, runtime)
                 answer = _encode(response.body.to_map())
+            elif command["op"] == "unified":
+                from alibabacloud_kms_kms20160120.client import Client as UnifiedClient
+                from alibabacloud_tea_openapi.models import Config as OpenApiConfig
+
+                unified = UnifiedClient(
+                    kms_instance_config=Config(**command["instance"], ca_file_path=command["ca"]),
+                    open_api_config=OpenApiConfig(**command["openapi"]),
+                )
+                transfer_ca = command["ca"]
+                answer = True
+            elif command["op"] == "unified_call":
+                from alibabacloud_kms20160120 import models as openapi_models
+                from alibabacloud_tea_util.models import RuntimeOptions as OpenApiRuntime
+
+                fields = {name: _decode(value) for name, value in command.get("fields", {}).items()}
+                method = getattr(unified, f"{command['method']}_with_options")
+                if command["shape"] == "instance":
+                    runtime = RuntimeOptions(response_headers=[VERSION_HEADER], autoretry=False)
+                    mapped = method(getattr(models, command["model"])(**fields), runtime).to_map()
+                    mapped.pop("responseHeaders", None)
+                else:
+                    runtime = OpenApiRuntime(ca=transfer_ca, autoretry=False)
+                    mapped = method(
+                        getattr(openapi_models, command["model"])(**fields), runtime
+                    ).body.to_map()
+                answer = _encode(mapped)
             elif command["op"] == "close":
                 ANSWERS.write(json.dumps({"ok": True}) + "\n")
                 ANSWERS.flush()
