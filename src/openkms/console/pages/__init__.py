@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from openkms.console.pages import (
+    app_access,
     audit,
     create_key,
     instances,
@@ -23,5 +24,6 @@ ROUTES: list[BaseRoute] = [
     *ram.ROUTES,
     *secrets.ROUTES,
     *secret_details.ROUTES,
+    *app_access.ROUTES,
     *audit.ROUTES,
 ]
