@@ -10,7 +10,9 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from email.utils import formatdate
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from openkms.api.instance import kms_instance_pb2 as pb
+from tests.support.raw import send, signed_params
 from tests.support.sdk import KmsCaller
 from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
 
@@ -30,8 +33,7 @@ def kms(server: LiveServer) -> KmsCaller:
     return KmsCaller("tea-acs3", server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
 
 
-@pytest.fixture
-def client_key(kms: KmsCaller, instance_id: str) -> tuple[str, rsa.RSAPrivateKey]:
+def make_client_key(kms: KmsCaller, instance_id: str, **validity: str) -> tuple[str, rsa.RSAPrivateKey]:
     suffix = uuid.uuid4().hex[:8]
     kms.call("CreateNetworkRule", Name=f"n-{suffix}", Type="Private", SourcePrivateIp='["127.0.0.1"]')
     kms.call(
@@ -43,12 +45,17 @@ def client_key(kms: KmsCaller, instance_id: str) -> tuple[str, rsa.RSAPrivateKey
         AccessControlRules=json.dumps({"NetworkRules": [f"n-{suffix}"]}),
     )
     kms.call("CreateApplicationAccessPoint", Name=f"a-{suffix}", Policies=f'["p-{suffix}"]')
-    made = kms.call("CreateClientKey", AapName=f"a-{suffix}", Password=PASSWORD)
+    made = kms.call("CreateClientKey", AapName=f"a-{suffix}", Password=PASSWORD, **validity)
     private, _, _ = pkcs12.load_key_and_certificates(
         base64.b64decode(made["PrivateKeyData"]), PASSWORD.encode()
     )
     assert isinstance(private, rsa.RSAPrivateKey)
     return str(made["ClientKeyId"]), private
+
+
+@pytest.fixture
+def client_key(kms: KmsCaller, instance_id: str) -> tuple[str, rsa.RSAPrivateKey]:
+    return make_client_key(kms, instance_id)
 
 
 def signed(
@@ -161,3 +168,32 @@ def test_a_change_to_the_access_point_applies_to_the_next_request(
         401,
         "Unauthorized",
     )
+
+
+@pytest.fixture
+def dev_server(tmp_path: Path) -> Iterator[LiveServer]:
+    live = LiveServer(tmp_path / "data", extra_args=["--dev-clock"]).start()
+    yield live
+    live.stop()
+
+
+def test_an_expired_client_key_is_refused(dev_server: LiveServer) -> None:
+    """A client key past its NotAfter, on a server whose development clock moved two days on (the
+    request's date stays the wall clock's, as signed requests' freshness does)."""
+    kms = KmsCaller("tea-acs3", dev_server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+    instance_id = kms.call("ListKmsInstances")["KmsInstances"]["KmsInstance"][0]["KmsInstanceId"]
+    key_id = kms.call("CreateKey", DKMSInstanceId=instance_id)["KeyMetadata"]["KeyId"]
+    now = time.time()
+    window = {
+        "NotBefore": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60)),
+        "NotAfter": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 86400)),
+    }
+    client_key_id, private = make_client_key(kms, instance_id, **window)
+    body = pb.AdvanceEncryptRequest(KeyId=key_id, Plaintext=b"x").SerializeToString()
+    assert post(dev_server, signed(client_key_id, private, "AdvanceEncrypt", body), body).status_code == 200
+    moved = send(
+        dev_server.url, signed_params("DevAdvanceClock", ACCESS_KEY_ID, ACCESS_KEY_SECRET, Duration="2d")
+    )
+    assert moved.status_code == 200, moved.text
+    refused = post(dev_server, signed(client_key_id, private, "AdvanceEncrypt", body), body)
+    assert error_of(refused)[:2] == (403, "Forbidden.NoPermission"), error_of(refused)

@@ -15,7 +15,7 @@ InternalFailure, never a trace.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import NamedTuple
 
 from google.protobuf.message import DecodeError
@@ -112,7 +112,7 @@ class InstanceDispatcher:
         if grant is None:
             raise errors.InstanceUnauthorized()
         verify(headers, grant.client_key.public_key_der)
-        _check_validity(grant, now)
+        _check_validity(grant, self._services.clock.now())
         operation = OPERATIONS.get(api_name)
         if operation is None:
             raise errors.UnknownAction(f"Specified api {api_name!r} is not found.")
@@ -129,10 +129,10 @@ class InstanceDispatcher:
         return ctx, operation
 
 
-def _check_validity(grant: AccessGrant, now: float) -> None:
-    """A client key outside NotBefore..NotAfter is refused whatever it asks (key operations ask
-    again in `decide_access`, with the rest of the access point's rules)."""
-    moment = datetime.fromtimestamp(now, UTC)
+def _check_validity(grant: AccessGrant, moment: datetime) -> None:
+    """A client key outside NotBefore..NotAfter at the server's time (the development clock's, when it
+    runs one, as STS sessions expire by it) is refused whatever it asks (key operations ask again in
+    `decide_access`, with the rest of the access point's rules)."""
     key = grant.client_key
     if not key.not_before <= moment < key.not_after:
         raise errors.AccessDenied("The client key is not valid at this time (NotBefore / NotAfter).")
