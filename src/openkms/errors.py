@@ -283,7 +283,7 @@ class InvalidTimestamp(AuthenticationError):
 
 
 class ExpiredTimestamp(AuthenticationError):
-    default_message = "The request timestamp is outside the allowed window of 15 minutes."
+    default_message = "The request timestamp is outside the allowed window."
 
 
 class SecurityTokenExpired(AuthenticationError):

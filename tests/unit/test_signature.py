@@ -1253,11 +1253,16 @@ def test_expired(offset: float) -> None:
 def test_custom_future_skew() -> None:
     # Ahead of the server's clock, only the skew is allowed, whatever the window behind it.
     check_freshness(signed_at(160.0), 100.0, window_seconds=900.0, future_skew_seconds=60.0)
-    with pytest.raises(ExpiredTimestamp, match="ahead of the server's clock"):
+    with pytest.raises(ExpiredTimestamp, match="more than 1 minute ahead of the server's clock"):
         check_freshness(signed_at(161.0), 100.0, window_seconds=900.0, future_skew_seconds=60.0)
 
 
 def test_custom_window() -> None:
     check_freshness(signed_at(100.0), 110.0, window_seconds=10.0)
-    with pytest.raises(ExpiredTimestamp):
+    # The message names the window in force, not the default's 15 minutes.
+    with pytest.raises(ExpiredTimestamp, match="more than 10 seconds behind the server's clock"):
         check_freshness(signed_at(100.0), 111.0, window_seconds=10.0)
+    with pytest.raises(ExpiredTimestamp, match="more than 15 minutes behind"):
+        check_freshness(signed_at(100.0), 1001.0, window_seconds=900.0)
+    with pytest.raises(ExpiredTimestamp, match="more than 90 seconds behind"):
+        check_freshness(signed_at(100.0), 191.0, window_seconds=90.0)

@@ -349,8 +349,18 @@ def check_freshness(
     ``future_skew_seconds`` after it (a clock that runs ahead by more is refused, not remembered for
     longer: a request's nonce then lives at most window + skew)."""
     if now - signed.timestamp > window_seconds:
-        raise ExpiredTimestamp()
+        raise ExpiredTimestamp(
+            f"The request timestamp is more than {_span(window_seconds)} behind the server's clock."
+        )
     if signed.timestamp - now > future_skew_seconds:
         raise ExpiredTimestamp(
-            f"The request timestamp is more than {future_skew_seconds:g} seconds ahead of the server's clock."
+            f"The request timestamp is more than {_span(future_skew_seconds)} ahead of the server's clock."
         )
+
+
+def _span(seconds: float) -> str:
+    """A window as people say it: "15 minutes" for 900 s, "90 seconds" for 90 s."""
+    if seconds >= 60 and seconds % 60 == 0:
+        minutes = int(seconds // 60)
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{seconds:g} second{'s' if seconds != 1 else ''}"
