@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from openkms.api.instance import kms_instance_pb2 as pb
+from tests.api.test_dry_run import audit_record
 from tests.support.raw import send, signed_params
 from tests.support.sdk import KmsCaller
 from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
@@ -33,15 +35,27 @@ def kms(server: LiveServer) -> KmsCaller:
     return KmsCaller("tea-acs3", server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
 
 
-def make_client_key(kms: KmsCaller, instance_id: str, **validity: str) -> tuple[str, rsa.RSAPrivateKey]:
+KEY_USER = "RbacPermission/Template/CryptoServiceKeyUser"
+SECRET_USER = "RbacPermission/Template/CryptoServiceSecretUser"
+
+
+def make_client_key(
+    kms: KmsCaller,
+    instance_id: str,
+    *,
+    permissions: tuple[str, ...] = (KEY_USER,),
+    resources: tuple[str, ...] = ("key/*",),
+    source: str = "127.0.0.1",
+    **validity: str,
+) -> tuple[str, rsa.RSAPrivateKey]:
     suffix = uuid.uuid4().hex[:8]
-    kms.call("CreateNetworkRule", Name=f"n-{suffix}", Type="Private", SourcePrivateIp='["127.0.0.1"]')
+    kms.call("CreateNetworkRule", Name=f"n-{suffix}", Type="Private", SourcePrivateIp=json.dumps([source]))
     kms.call(
         "CreatePolicy",
         Name=f"p-{suffix}",
         KmsInstance=instance_id,
-        Permissions='["RbacPermission/Template/CryptoServiceKeyUser"]',
-        Resources='["key/*"]',
+        Permissions=json.dumps(list(permissions)),
+        Resources=json.dumps(list(resources)),
         AccessControlRules=json.dumps({"NetworkRules": [f"n-{suffix}"]}),
     )
     kms.call("CreateApplicationAccessPoint", Name=f"a-{suffix}", Policies=f'["p-{suffix}"]')
@@ -197,3 +211,120 @@ def test_an_expired_client_key_is_refused(dev_server: LiveServer) -> None:
     assert moved.status_code == 200, moved.text
     refused = post(dev_server, signed(client_key_id, private, "AdvanceEncrypt", body), body)
     assert error_of(refused)[:2] == (403, "Forbidden.NoPermission"), error_of(refused)
+
+
+def test_a_key_policy_deny_keeps_a_secret_value_closed(
+    server: LiveServer, kms: KmsCaller, instance_id: str
+) -> None:
+    """GetSecretValue through the instance decrypts under the secret's key: the access point's secret
+    grant stands for the key-user side, but an explicit Deny of the access point in the key's policy
+    still refuses, as it refuses AdvanceEncrypt on that key."""
+    key_id = kms.call("CreateKey", DKMSInstanceId=instance_id)["KeyMetadata"]["KeyId"]
+    name = f"wire/{uuid.uuid4().hex[:8]}"
+    kms.call(
+        "CreateSecret", SecretName=name, VersionId="v1", SecretData="db-password", EncryptionKeyId=key_id
+    )
+    reader = make_client_key(
+        kms, instance_id, permissions=(KEY_USER, SECRET_USER), resources=("key/*", "secret/*")
+    )
+    read = pb.GetSecretValueRequest(SecretName=name).SerializeToString()
+    got = post(server, signed(*reader, "GetSecretValue", read), read)
+    assert (
+        got.status_code == 200
+        and pb.GetSecretValueResponse.FromString(got.content).SecretData == "db-password"
+    )
+
+    account = kms.call("DescribeKey", KeyId=key_id)["KeyMetadata"]["Creator"]
+    access_point = kms.call("GetClientKey", ClientKeyId=reader[0])["AapName"]
+    policy = json.loads(kms.call("GetKeyPolicy", KeyId=key_id)["Policy"])
+    deny = {
+        "Effect": "Deny",
+        "Principal": {"RAM": [f"acs:ram::{account}:applicationaccesspoint/{access_point}"]},
+        "Action": ["kms:*"],
+        "Resource": ["*"],
+    }
+    policy["Statement"].append(deny)
+    kms.call("SetKeyPolicy", KeyId=key_id, Policy=json.dumps(policy))
+    seal = pb.AdvanceEncryptRequest(KeyId=key_id, Plaintext=b"x").SerializeToString()
+    for api, body in (("GetSecretValue", read), ("AdvanceEncrypt", seal)):
+        assert error_of(post(server, signed(*reader, api, body), body))[:2] == (403, "Forbidden.NoPermission")
+    # The account itself still reads it through OpenAPI: the Deny names the access point only.
+    assert kms.call("GetSecretValue", SecretName=name)["SecretData"] == "db-password"
+
+
+def test_generate_random_needs_a_network_rule_admitting_the_caller(
+    server: LiveServer, kms: KmsCaller, instance_id: str
+) -> None:
+    """GenerateRandom acts on no key, but an access point whose policies admit nobody from the
+    caller's address may not ask for it either."""
+    body = pb.GenerateRandomRequest(Length=32).SerializeToString()
+    elsewhere = make_client_key(kms, instance_id, source="10.0.0.0/8")
+    assert error_of(post(server, signed(*elsewhere, "GenerateRandom", body), body))[:2] == (
+        403,
+        "Forbidden.NoPermission",
+    )
+    here = make_client_key(kms, instance_id)
+    answer = post(server, signed(*here, "GenerateRandom", body), body)
+    assert (
+        answer.status_code == 200 and len(pb.GenerateRandomResponse.FromString(answer.content).Random) == 32
+    )
+
+
+def test_refusals_are_audited_with_the_client_key_they_claimed(
+    server: LiveServer, kms: KmsCaller, instance_id: str, client_key: tuple[str, rsa.RSAPrivateKey]
+) -> None:
+    """Before the signature is checked, a refusal names the claimed client key (a bounded token) and
+    no account; after it, the access point's principal and account."""
+    key_id = kms.call("CreateKey", DKMSInstanceId=instance_id)["KeyMetadata"]["KeyId"]
+    body = pb.AdvanceEncryptRequest(KeyId=key_id, Plaintext=b"x").SerializeToString()
+    forged = signed(
+        client_key[0], rsa.generate_private_key(public_exponent=65537, key_size=2048), "AdvanceEncrypt", body
+    )
+    refused = post(server, forged, body)
+    record = audit_record(server, refused.headers["x-kms-requestid"])
+    assert (record["door"], record["result"], record["account_id"]) == ("instance", "InvalidParam", None)
+    assert record["principal"] == f"acs:ram::unknown:client-key/{client_key[0]}"
+    flood = "KAAP." + "x" * 500
+    refused = post(server, signed(flood, client_key[1], "AdvanceEncrypt", body), body)
+    assert len(audit_record(server, refused.headers["x-kms-requestid"])["principal"]) < 100
+
+    unknown_action = post(server, signed(*client_key, "Hmac", body), body)
+    record = audit_record(server, unknown_action.headers["x-kms-requestid"])
+    account = kms.call("DescribeKey", KeyId=key_id)["KeyMetadata"]["Creator"]
+    assert (record["result"], record["account_id"]) == ("InvalidAction.NotFound", account)
+    assert (
+        record["principal"].endswith(f"/{client_key[0]}")
+        and ":applicationaccesspoint/" in record["principal"]
+    )
+
+
+def test_a_store_fault_before_the_operation_answers_internal_failure_and_is_audited(tmp_path: Path) -> None:
+    """The client key cannot be read (its table is away): InternalFailure as a protobuf Error, no
+    trace, a record of the refusal; the server serves again once the store is back."""
+    live = LiveServer(tmp_path / "data").start()
+    try:
+        kms = KmsCaller("tea-acs3", live.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+        instance_id = kms.call("ListKmsInstances")["KmsInstances"]["KmsInstance"][0]["KmsInstanceId"]
+        key_id = kms.call("CreateKey", DKMSInstanceId=instance_id)["KeyMetadata"]["KeyId"]
+        client_key_id, private = make_client_key(kms, instance_id)
+        body = pb.AdvanceEncryptRequest(KeyId=key_id, Plaintext=b"x").SerializeToString()
+        store = sqlite3.connect(live.data_dir / "openkms.db")
+        store.execute("ALTER TABLE client_keys RENAME TO client_keys_away")
+        store.commit()
+        try:
+            answer = post(live, signed(client_key_id, private, "AdvanceEncrypt", body), body)
+            assert error_of(answer) == (500, "InternalFailure", "Internal Failure.")
+            assert b"Traceback" not in answer.content and b"client_keys" not in answer.content
+            record = audit_record(live, answer.headers["x-kms-requestid"])
+            assert (record["door"], record["result"], record["http_status"]) == (
+                "instance",
+                "InternalFailure",
+                500,
+            )
+        finally:
+            store.execute("ALTER TABLE client_keys_away RENAME TO client_keys")
+            store.commit()
+            store.close()
+        assert post(live, signed(client_key_id, private, "AdvanceEncrypt", body), body).status_code == 200
+    finally:
+        live.stop()

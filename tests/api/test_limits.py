@@ -6,16 +6,23 @@ no nonce."""
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
 
+from openkms.api.instance import kms_instance_pb2 as pb
 from tests.api.test_identities import create_account
+from tests.api.test_instance_wire import KEY_USER, PASSWORD, error_of, post, signed
 from tests.support.raw import send, signed_params
 from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
 
@@ -151,6 +158,51 @@ def test_an_unknown_action_spends_no_nonce(limited: LiveServer) -> None:
     other_version = tenant.send(tenant.sign("DescribeRegions", nonce=nonce, version="2099-01-01"))
     assert other_version.json()["Code"] == "InvalidVersion"
     assert tenant.send(tenant.sign("DescribeRegions", nonce=nonce)).status_code == 200
+
+
+def test_the_instance_api_charges_the_same_buckets(limited: LiveServer) -> None:
+    """A client key flooding AdvanceEncrypt is throttled like an access key (the account's and the
+    client key's crypto buckets), answered as a protobuf Error; a forged signature costs nothing."""
+    tenant = _tenant(limited)
+
+    def ok(action: str, **params: str) -> dict[str, Any]:
+        response = _until_admitted(lambda: tenant.call(action, **params))
+        assert response.status_code == 200, response.text
+        document: dict[str, Any] = response.json()
+        return document
+
+    instance = ok("ListKmsInstances")["KmsInstances"]["KmsInstance"][0]["KmsInstanceId"]
+    key_id = ok("CreateKey", DKMSInstanceId=instance)["KeyMetadata"]["KeyId"]
+    suffix = uuid.uuid4().hex[:8]
+    ok("CreateNetworkRule", Name=f"n-{suffix}", Type="Private", SourcePrivateIp='["127.0.0.1"]')
+    ok(
+        "CreatePolicy",
+        Name=f"p-{suffix}",
+        KmsInstance=instance,
+        Permissions=json.dumps([KEY_USER]),
+        Resources='["key/*"]',
+        AccessControlRules=json.dumps({"NetworkRules": [f"n-{suffix}"]}),
+    )
+    ok("CreateApplicationAccessPoint", Name=f"a-{suffix}", Policies=f'["p-{suffix}"]')
+    made = ok("CreateClientKey", AapName=f"a-{suffix}", Password=PASSWORD)
+    private, _, _ = pkcs12.load_key_and_certificates(
+        base64.b64decode(made["PrivateKeyData"]), PASSWORD.encode()
+    )
+    assert isinstance(private, rsa.RSAPrivateKey)
+    client_key_id = str(made["ClientKeyId"])
+    body = pb.AdvanceEncryptRequest(KeyId=key_id, Plaintext=b"x").SerializeToString()
+
+    forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    for _ in range(30):
+        forged = post(limited, signed(client_key_id, forger, "AdvanceEncrypt", body), body)
+        assert error_of(forged)[:2] == (400, "InvalidParam")
+    first = post(limited, signed(client_key_id, private, "AdvanceEncrypt", body), body)
+    assert first.status_code == 200  # the forgeries took no token
+
+    answers = [post(limited, signed(client_key_id, private, "AdvanceEncrypt", body), body) for _ in range(60)]
+    throttled = [answer for answer in answers if answer.status_code != 200]
+    assert throttled and len(throttled) < len(answers)
+    assert {error_of(answer)[:2] for answer in throttled} == {(429, "Rejected.Throttling")}
 
 
 @pytest.mark.parametrize(("minutes", "status"), [(4, 200), (6, 400), (-14, 200)])

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from openkms.domain.access_decision import AccessGrant, decide_access, key_resource
+from openkms.domain.access_decision import AccessGrant, admits_source, decide_access, key_resource
 from openkms.domain.access_points import (
     AccessPoint,
     AccessPolicy,
@@ -120,6 +120,23 @@ def test_deny_by_default_for_missing_and_empty_things() -> None:
 def test_any_one_policy_is_enough() -> None:
     g = grant(policy("narrow", resources=("key/other",)), policy("wide"))
     assert ask(g) == (True, "allowed by policy wide")
+
+
+def test_an_operation_on_no_resource_needs_a_rule_admitting_the_caller() -> None:
+    """GenerateRandom: any policy's network rule admitting the address, whatever it grants."""
+
+    def admits(g: AccessGrant, ip: str | None = "10.1.2.3", now: datetime = NOW) -> bool:
+        return admits_source(g, source_ip=ip, now=now).allowed
+
+    secrets_only = policy("s", permissions=(InstancePermission.SECRET_USER.value,), resources=("secret/*",))
+    assert admits(grant(secrets_only)) and admits(grant(policy("p")), ip="2001:db8::1")
+    assert not admits(grant(policy("p")), ip="192.168.1.1")
+    assert not admits(grant(policy("p")), ip=None)
+    assert not admits(grant(policy("p", rules=("gone",))))
+    assert not admits(grant(names=("gone",)))
+    assert admits_source(grant(names=()), source_ip="10.1.2.3", now=NOW).reason.endswith("has no policy")
+    assert not admits(grant(policy("p"), not_after=NOW))
+    assert not admits(grant(policy("p"), not_before=NOW + timedelta(seconds=1)))
 
 
 def test_list_parameters_take_json_arrays_or_commas() -> None:

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from openkms.domain.access_points import AccessPoint, AccessPolicy, ClientKey, InstancePermission, NetworkRule
 
-__all__ = ["AccessDecision", "AccessGrant", "decide_access", "key_resource"]
+__all__ = ["AccessDecision", "AccessGrant", "admits_source", "decide_access", "key_resource"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +71,28 @@ def decide_access(
     if not reasons:
         return AccessDecision(False, "the application access point has no policy")
     return AccessDecision(False, "; ".join(reasons))
+
+
+def admits_source(grant: AccessGrant, *, source_ip: str | None, now: datetime) -> AccessDecision:
+    """An operation on no key or secret (GenerateRandom): allowed when the client key is valid at
+    `now` and some policy of its access point, whatever it grants, names a network rule that admits
+    the address. An access point whose policies admit nobody from there may ask for nothing."""
+    client_key = grant.client_key
+    if client_key.aap_name != grant.access_point.name:
+        return AccessDecision(False, "the client key belongs to another application access point")
+    if not client_key.not_before <= now < client_key.not_after:
+        return AccessDecision(False, "the client key is not valid at this time (NotBefore / NotAfter)")
+    for name in grant.access_point.policies:
+        policy = grant.policies.get(name)
+        if policy is None:
+            continue
+        for rule_name in policy.network_rules:
+            rule = grant.network_rules.get(rule_name)
+            if rule is not None and rule.admits(source_ip):
+                return AccessDecision(True, f"admitted by policy {name}")
+    if not grant.access_point.policies:
+        return AccessDecision(False, "the application access point has no policy")
+    return AccessDecision(False, "no network rule of the access point's policies admits the source address")
 
 
 def _policy_refusal(

@@ -73,6 +73,7 @@ class OpenKMSApp:
             runtime.runner,
             settings.timestamp_window_seconds,
             settings.timestamp_future_skew_seconds,
+            limits,
         )
         self.audit: AuditSink = runtime.audit
         self.jobs = JobScheduler(

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from openkms.domain.access_decision import decide_access, key_resource
+from openkms.domain.access_decision import admits_source, decide_access, key_resource
 from openkms.domain.access_points import InstancePermission
 from openkms.domain.key import Key
 from openkms.errors import AccessDenied
@@ -66,7 +66,18 @@ def _authorize_application(ctx: RequestContext, action: KmsAction, key: Key | No
     if key is None:  # the instance API acts on keys (and secrets) only
         raise denied(ctx, auth_action, "*", "an application may act on keys only", False, APPLICATION_POLICY)
     if action is KmsAction.DECRYPT and ctx.secret_key_id == key.key_id:
-        return  # the data key of a secret this request may read (`authorize_application`, secrets)
+        # The data key of a secret this request may read: the access point's grant on the secret
+        # (`service.secret_access`) stands for the key-user side, but the key's own policy still
+        # decides (an explicit Deny of the access point there keeps the value closed).
+        _decide_resource_policy(
+            ctx,
+            auth_action,
+            arn=key.arn,
+            account_id=key.account_id,
+            policy=key_policy_document(key.account_id, key.policy),
+            key_id=key.key_id,
+        )
+        return
     authorize_application(
         ctx,
         auth_action,
@@ -110,6 +121,21 @@ def authorize_application(
     )
     if not decision.allowed:
         raise denied(ctx, auth_action, arn, decision.reason, False, APPLICATION_POLICY)
+    _decide_resource_policy(ctx, auth_action, arn=arn, account_id=account_id, policy=policy, key_id=key_id)
+
+
+def _decide_resource_policy(
+    ctx: RequestContext,
+    auth_action: str,
+    *,
+    arn: str,
+    account_id: str,
+    policy: PolicyDocument,
+    key_id: str | None,
+) -> None:
+    """The key's or secret's policy on an application (engine rule 4, the grant as the identity
+    side): it must allow the access point, and an explicit Deny there refuses."""
+    principal = ctx.principal
     verdict = evaluate(
         AccessRequest(
             principal_account=principal.account_id,
@@ -125,6 +151,17 @@ def authorize_application(
     )
     if not verdict.allowed:
         raise denied(ctx, auth_action, arn, verdict.reason, verdict.explicit_deny, verdict.policy_type)
+
+
+def authorize_application_source(ctx: RequestContext, auth_action: str) -> None:
+    """An application's operation on no key or secret (GenerateRandom): its access point must admit
+    the caller's address through some policy's network rule (`domain.access_decision.admits_source`)."""
+    grant = ctx.principal.grant
+    if grant is None:
+        raise denied(ctx, auth_action, "*", "not an application", False, APPLICATION_POLICY)
+    decision = admits_source(grant, source_ip=ctx.source_ip, now=datetime.fromtimestamp(ctx.received_at, UTC))
+    if not decision.allowed:
+        raise denied(ctx, auth_action, "*", decision.reason, False, APPLICATION_POLICY)
 
 
 @lru_cache(maxsize=4096)

@@ -14,6 +14,7 @@ InternalFailure, never a trace.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 from typing import NamedTuple
@@ -34,6 +35,7 @@ from openkms.api.instance.signature import (
 )
 from openkms.api.wire_errors import INTERNAL_FAILURE, WireError, to_wire
 from openkms.domain.access_decision import AccessGrant
+from openkms.node.rate_limits import RateClass, SharedRateLimiter
 from openkms.service.container import Services
 from openkms.service.context import Door, RequestContext, application_principal
 from openkms.service.ids import new_request_id
@@ -43,6 +45,9 @@ from openkms.service.runner import Attempt, Runner
 from openkms.types import RegionId
 
 CONTENT_TYPE = b"application/x-protobuf"
+CLAIMED_ID_LIMIT = 64  # characters of an unproven client key id the audit record keeps
+
+log = logging.getLogger("openkms.instance")
 
 
 class InstanceReply(NamedTuple):
@@ -52,27 +57,60 @@ class InstanceReply(NamedTuple):
     headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
+class _Claimed:
+    """Who a refused request is recorded as: the client key it claimed (a bounded token, before the
+    store knew it), then the access point's principal and account once its grant was read."""
+
+    __slots__ = ("account_id", "principal", "region")
+
+    def __init__(self) -> None:
+        self.principal = "anonymous"
+        self.account_id: str | None = None
+        self.region: str | None = None
+
+
 class InstanceDispatcher:
     def __init__(
-        self, services: Services, runner: Runner, timestamp_window: float, future_skew: float
+        self,
+        services: Services,
+        runner: Runner,
+        timestamp_window: float,
+        future_skew: float,
+        limits: SharedRateLimiter | None = None,
     ) -> None:
         self._services = services
         self._runner = runner
         self._window = timestamp_window
         self._future_skew = future_skew
+        self._limits = limits
 
     async def handle(self, raw: RawRequest) -> InstanceReply:
         started = time.perf_counter()
         request_id = new_request_id()
         headers = header_map(raw.headers)
         api_name = headers.get("x-kms-apiname", "")
-        attempt = Attempt(Door.INSTANCE, request_id, api_name, raw.source_ip)
+        claimed = _Claimed()
         try:
-            ctx, operation = await self._authenticate(raw, headers, request_id, api_name)
-        except errors.OpenKMSError as exc:
+            ctx, operation = await self._authenticate(raw, headers, request_id, api_name, claimed)
+        except Exception as exc:
+            if not isinstance(exc, errors.OpenKMSError):
+                # A fault of ours before the use case (the store unreachable, say): recorded and
+                # answered as InternalFailure, never the trace.
+                log.exception("instance request %s failed before its operation", request_id)
+            attempt = Attempt(
+                Door.INSTANCE,
+                request_id,
+                api_name,
+                raw.source_ip,
+                claimed.principal,
+                claimed.account_id,
+                claimed.region,
+            )
             try:
                 await self._runner.refuse(attempt, exc, started=started)
             except errors.AuditUnavailable:
+                return _error(INTERNAL_FAILURE, request_id)
+            if not isinstance(exc, errors.OpenKMSError):
                 return _error(INTERNAL_FAILURE, request_id)
             return _error(to_wire(exc), request_id)
 
@@ -93,7 +131,12 @@ class InstanceDispatcher:
         return InstanceReply(200, answer.message.SerializeToString(), request_id, extra)
 
     async def _authenticate(
-        self, raw: RawRequest, headers: dict[str, str], request_id: str, api_name: str
+        self,
+        raw: RawRequest,
+        headers: dict[str, str],
+        request_id: str,
+        api_name: str,
+        claimed: _Claimed,
     ) -> tuple[RequestContext, Operation]:
         if raw.too_large:
             raise errors.RequestTooLarge()
@@ -101,10 +144,12 @@ class InstanceDispatcher:
             raise errors.UnknownAction("The instance API takes POST.")
         if self._services.keystore.sealed:
             raise errors.Sealed()
+        client_key_id = headers.get(CLIENT_KEY_HEADER, "")
+        if client_key_id:
+            claimed.principal = f"acs:ram::unknown:client-key/{client_key_id[:CLAIMED_ID_LIMIT]}"
         now = self._services.clock.timestamp()
         check_date(headers, now, self._window, self._future_skew)
         check_body(headers, raw.body)
-        client_key_id = headers.get(CLIENT_KEY_HEADER, "")
         if not client_key_id:
             raise errors.InstanceInvalidParam(AUTHORIZATION_INVALID)
         access_points = self._services.access_points
@@ -112,13 +157,20 @@ class InstanceDispatcher:
         if grant is None:
             raise errors.InstanceUnauthorized()
         verify(headers, grant.client_key.public_key_der)
+        principal = application_principal(grant)
+        claimed.principal, claimed.account_id = principal.arn, principal.account_id
+        claimed.region = grant.client_key.region_id
         _check_validity(grant, self._services.clock.now())
+        # Charged once the signature proved the client key: a flood under one access point's keys
+        # is throttled per account and per client key, as the OpenAPI door does per access key.
+        if self._limits is not None:
+            self._limits.admit(principal.account_id, client_key_id, RateClass.CRYPTO, now)
         operation = OPERATIONS.get(api_name)
         if operation is None:
             raise errors.UnknownAction(f"Specified api {api_name!r} is not found.")
         ctx = RequestContext(
             request_id,
-            application_principal(grant),
+            principal,
             RegionId(grant.client_key.region_id),
             raw.source_ip,
             door=Door.INSTANCE,

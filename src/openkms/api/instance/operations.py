@@ -24,6 +24,7 @@ from openkms.api.instance import kms_instance_pb2 as pb
 from openkms.domain.ciphertext import ADVANCE_PREFIX, IV_LEN, V2_ID_LEN, strip_advance_prefix
 from openkms.errors import InvalidArgument, InvalidCiphertext, SignatureInvalid, UnsupportedOperation
 from openkms.providers.base import random_bytes
+from openkms.service.authorization import authorize_application_source
 from openkms.service.container import Services
 from openkms.service.context import RequestContext
 from openkms.service.crypto import Encrypted
@@ -232,6 +233,7 @@ def advance_generate_data_key(call: Call, ctx: RequestContext, services: Service
 
 def generate_random(call: Call, ctx: RequestContext, services: Services) -> Outcome[Answer]:
     length = call.message.Length
+    authorize_application_source(ctx, "kms:GenerateRandom")
     if not 1 <= length <= RANDOM_LIMIT:
         raise InvalidArgument(f"Length must be between 1 and {RANDOM_LIMIT}.", parameter="Length")
     random = random_bytes(length).reveal()
