@@ -284,6 +284,8 @@ def test_scheduled_deletion_destroys_the_objects_in_the_token(kms: KmsCaller, ke
         return False
 
     _eventually(gone)
+    # The job destroys the two keys one after the other: wait for both, then for their objects.
+    _eventually(lambda: not held())
     assert held() == []
     _refused(kms, "Rejected.InvalidCiphertext", "Decrypt", CiphertextBlob=blob)
 

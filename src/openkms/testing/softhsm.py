@@ -14,15 +14,17 @@ import secrets
 import shutil
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 __all__ = ["SOFTHSM_MODULE", "SoftHsmToken", "make_token"]
 
 SOFTHSM_MODULE: Final = "/usr/lib/softhsm/libsofthsm2.so"
 _LOCK = threading.Lock()
 _CONF: list[Path] = []
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -76,21 +78,28 @@ class SoftHsmToken:
         """The CKA_IDs of every object on the token (to see what a destruction left)."""
         from pkcs11 import Attribute
 
-        session = self.session()
-        try:
-            return {bytes(found[Attribute.ID]) for found in session.get_objects()}
-        finally:
-            session.close()
+        return set(self._each_object(lambda found: bytes(found[Attribute.ID])))
 
     def object_labels(self) -> list[str]:
         """The CKA_LABEL of every object on the token (one per object: a key pair gives two)."""
         from pkcs11 import Attribute
 
-        session = self.session()
-        try:
-            return [str(found[Attribute.LABEL]) for found in session.get_objects()]
-        finally:
-            session.close()
+        return self._each_object(lambda found: str(found[Attribute.LABEL]))
+
+    def _each_object(self, read: Callable[[Any], T]) -> list[T]:
+        """`read` of every object on the token. A server in another process may destroy an object
+        between the search and the read of its attributes (ObjectHandleInvalid): list again."""
+        from pkcs11.exceptions import ObjectHandleInvalid
+
+        for _ in range(20):
+            session = self.session()
+            try:
+                return [read(found) for found in session.get_objects()]
+            except ObjectHandleInvalid:
+                continue
+            finally:
+                session.close()
+        raise RuntimeError("the token's objects kept changing while they were listed")
 
 
 def _library() -> Any:
