@@ -64,6 +64,9 @@ class Settings:
     grant_release_seconds: int = 300  # how long a removed grant keeps its quota unit
     # Secrets an instance may hold (and an account per region outside any instance); docs/secrets.md.
     secret_quota: int = 1000
+    # Database hosts OpenKMS.PostgreSQL secrets may name (DNS names, IP addresses, CIDR networks);
+    # empty: managed secrets are off. OpenKMS signs in there and changes passwords: docs/secrets.md.
+    managed_secret_hosts: tuple[str, ...] = ()
     key_quota: int = 100_000  # keys an instance may hold (GetKmsInstance KeyNum); README
     log_level: str = "info"
     log_format: LogFormat = "text"  # "json": one JSON object per log line, in every process
@@ -162,6 +165,7 @@ class Settings:
             "access_quota": self.access_quota,
             "grant_release_seconds": self.grant_release_seconds,
             "secret_quota": self.secret_quota,
+            "managed_secret_hosts": ",".join(self.managed_secret_hosts),
             "key_quota": self.key_quota,
             "log_level": self.log_level,
             "log_format": self.log_format,
@@ -252,7 +256,7 @@ def _coerce(name: str, raw: Any) -> Any:
             if lowered not in {"true", "false", "1", "0", "yes", "no"}:
                 raise ValueError
             return lowered in {"true", "1", "yes"}
-        if name in {"regions", "tls_names"}:
+        if name in {"regions", "tls_names", "managed_secret_hosts"}:
             items = raw if isinstance(raw, list) else str(raw).split(",")
             return tuple(str(item).strip() for item in items if str(item).strip())
         return None if raw is None else str(raw)
@@ -277,6 +281,7 @@ def _validate(settings: Settings) -> Settings:
     _validate_tls(settings.tls_cert, settings.tls_key)
     _validate_replay_cache(settings)
     _validate_instance_tls(settings)
+    _validate_managed_hosts(settings)
     if not 0 <= settings.cache_ttl_seconds <= 60:
         raise ConfigError("setting 'cache_ttl_seconds': must be between 0 and 60")
     for quota, most_quota in (
@@ -356,6 +361,20 @@ def _validate_tls(cert: Path | None, key: Path | None) -> None:
 
 
 _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def _validate_managed_hosts(settings: Settings) -> None:
+    """Each of `managed_secret_hosts` is a DNS name, an IP address or a CIDR network."""
+    for entry in settings.managed_secret_hosts:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+            continue
+        except ValueError:
+            pass
+        if len(entry) > 253 or not all(_DNS_LABEL.match(label) for label in entry.rstrip(".").split(".")):
+            raise ConfigError(
+                f"setting 'managed_secret_hosts': {entry!r} is not a DNS name, IP address or network"
+            )
 
 
 def _validate_instance_tls(settings: Settings) -> None:

@@ -54,14 +54,18 @@ def credentials(role: str, password: str) -> str:
     return json.dumps({"AccountName": role, "AccountPassword": password})
 
 
-def create_pg_secret(kms: KmsCaller, role: ScratchRole, name: str, **more: object) -> dict[str, object]:
+def create_pg_secret(
+    kms: KmsCaller, role: ScratchRole, name: str, target: dict[str, object] | None = None, **more: object
+) -> dict[str, object]:
+    """CreateSecret of an OpenKMS.PostgreSQL secret for `role` (ExtendedConfig `target`, else the
+    role's own on the development PostgreSQL)."""
     return kms.call(
         "CreateSecret",
         SecretName=name,
         VersionId="v1",
         SecretType=PG,
         SecretData=credentials(role.role, role.password),
-        ExtendedConfig=config(role),
+        ExtendedConfig=config(role) if target is None else target,
         **more,
     )
 

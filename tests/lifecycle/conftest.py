@@ -48,7 +48,13 @@ def build_stack(url: str, db_path: Path | None) -> Stack:
     keystore.unseal()
     generation = LocalGeneration()
     services = build_services(
-        db, keystore, clock, generation, cache_ttl=0.0, providers=software_providers(keystore, generation)
+        db,
+        keystore,
+        clock,
+        generation,
+        cache_ttl=0.0,
+        providers=software_providers(keystore, generation),
+        managed_secret_hosts=("127.0.0.1",),  # the development PostgreSQL (managed secrets' tests)
     )
     with db.unit_of_work() as uow:
         instance = uow.instances.in_region(account, REGION)

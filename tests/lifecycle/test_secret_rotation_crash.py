@@ -177,9 +177,9 @@ def test_set_password_quotes_the_role_and_tries_each_login_in_turn() -> None:
             Credentials("okms_rot_no_such_role", SecretBytes(b"x")),  # refused at sign-in
             Credentials(odd.role, SecretBytes(odd.password.encode())),
         ]
-        PostgresRoles().set_password(target, logins, SecretBytes(b"N3w-password"))
+        PostgresRoles(["127.0.0.1"]).set_password(target, logins, SecretBytes(b"N3w-password"))
         assert scram_matches(verifier(odd.role), "N3w-password")
         with pytest.raises(RotationFailed) as caught:
-            PostgresRoles().set_password(target, logins[:1], SecretBytes(b"other"))
+            PostgresRoles(["127.0.0.1"]).set_password(target, logins[:1], SecretBytes(b"other"))
         assert "other" not in caught.value.message
         assert scram_matches(verifier(odd.role), "N3w-password")

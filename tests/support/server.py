@@ -71,6 +71,9 @@ class LiveServer:
             # (tests/api/test_limits.py).
             "OPENKMS_NONCE_ACCOUNT_SHARE": "1",
             **{f"OPENKMS_RATE_{kind}_PER_{scope}": "1000000" for kind in _RATE_KINDS for scope in _SCOPES},
+            # OpenKMS.PostgreSQL secrets may name the development PostgreSQL (tests of the setting
+            # itself give their own value).
+            "OPENKMS_MANAGED_SECRET_HOSTS": "127.0.0.1,localhost",
             **self.extra_env,
         }
         args = [

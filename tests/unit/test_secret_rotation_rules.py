@@ -13,6 +13,7 @@ from openkms.domain.secret_rotation import (
     PASSWORD_RULES,
     Credentials,
     check_managed,
+    host_allowed,
     parse_credentials,
     parse_interval,
     parse_postgres_target,
@@ -143,3 +144,54 @@ def test_rotation_passwords_need_no_quoting() -> None:
         assert len(password) == 32
         assert not set(password) & set("\"'`\\/@:?#&%=;$ ")
         assert set(password) & set(string.ascii_lowercase) and set(password) & set(string.digits)
+
+
+def _host(host: str, **more: object) -> str:
+    return json.dumps({"Host": host, "AccountName": "app", **more})
+
+
+@pytest.mark.parametrize(
+    ("host", "kept"),
+    [
+        ("db.internal", "db.internal"),
+        ("DB.Example.COM", "db.example.com"),
+        ("10.0.0.5", "10.0.0.5"),
+        ("::1", "::1"),
+    ],
+)
+def test_a_host_is_one_name_or_one_address(host: str, kept: str) -> None:
+    assert parse_postgres_target(_host(host)).host == kept
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "/var/run/postgresql",
+        "@/tmp",
+        "a,b",
+        "10.0.0.1,10.0.0.2",
+        "user@db",
+        "db name",
+        "db=x",
+        "-db",
+        "db..x",
+    ],
+)
+def test_hosts_libpq_would_read_as_more_are_refused(host: str) -> None:
+    with pytest.raises(InvalidArgument):
+        parse_postgres_target(_host(host))
+
+
+@pytest.mark.parametrize("dbname", ["host=evil dbname=app", "postgresql://evil/app", "postgres://evil/app"])
+def test_a_dbname_that_is_a_connection_string_is_refused(dbname: str) -> None:
+    with pytest.raises(InvalidArgument):
+        parse_postgres_target(_host("db.internal", DBName=dbname))
+
+
+def test_the_operators_host_list() -> None:
+    allowed = ("db.internal", "10.0.0.0/8", "192.168.1.7", "2001:db8::/32")
+    assert host_allowed("db.internal", allowed) and host_allowed("DB.internal", allowed)
+    assert host_allowed("10.200.3.4", allowed) and host_allowed("192.168.1.7", allowed)
+    assert host_allowed("2001:db8::5", allowed)
+    assert not host_allowed("db.internal.evil", allowed) and not host_allowed("192.168.1.8", allowed)
+    assert not host_allowed("11.0.0.1", allowed) and not host_allowed("db.internal", ())

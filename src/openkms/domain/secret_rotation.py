@@ -9,9 +9,10 @@ SecretBytes.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from openkms.domain.random_password import PasswordRules
@@ -31,6 +32,11 @@ PASSWORD_RULES = PasswordRules(length=32, exclude_characters="\"'`\\/@:?#&%=;$ "
 
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _INTERVAL = re.compile(r"^([0-9]{1,10})([dhms])\Z")
+# One DNS name or one IP address: never a Unix-socket path (`/...`), a host list (`,`), a user
+# (`@`) or anything libpq would read as more than a host.
+_HOST_NAME = re.compile(
+    r"^(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?\Z"
+)
 _CONFIG_KEYS = frozenset(
     {"Host", "Port", "DBName", "AccountName", "MasterSecretName", "SSLMode", "CustomData"}
 )
@@ -97,6 +103,40 @@ def _text(fields: Mapping[str, object], name: str, limit: int = 255) -> str:
     return value
 
 
+def _host(raw: str) -> str:
+    """ExtendedConfig.Host: one DNS name or one IP address (not a socket path, not a list)."""
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError:
+        pass
+    if _HOST_NAME.match(raw) is None:
+        raise _config_error("ExtendedConfig.Host is one DNS name or one IP address.")
+    return raw.lower()
+
+
+def host_allowed(host: str, allowed: Sequence[str]) -> bool:
+    """Whether the operator's `managed_secret_hosts` admits `host`: an entry is a DNS name (matched
+    exactly, without resolving it), an IP address or a network in CIDR form. Empty admits nothing."""
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for raw_entry in allowed:
+        entry = raw_entry.strip().lower()
+        if not entry:
+            continue
+        if address is None:
+            if entry == host.lower():
+                return True
+            continue
+        try:
+            if address in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue  # a name: an address does not match it
+    return False
+
+
 def parse_postgres_target(raw: str | None) -> PostgresTarget:
     """An OpenKMS.PostgreSQL secret's ExtendedConfig (a JSON object): Host, Port (default 5432),
     DBName (default postgres), AccountName (the role to rotate), optional MasterSecretName, SSLMode
@@ -126,10 +166,14 @@ def parse_postgres_target(raw: str | None) -> PostgresTarget:
     if custom is not None and not isinstance(custom, dict):
         raise _config_error("ExtendedConfig.CustomData is a JSON object.")
     master = fields.get("MasterSecretName")
+    dbname = _text(fields, "DBName") if "DBName" in fields else "postgres"
+    if "=" in dbname or dbname.startswith(("postgresql:", "postgres:")):
+        # libpq reads such a dbname as a whole connection string (other hosts, users, files).
+        raise _config_error("ExtendedConfig.DBName is a database name, not a connection string.")
     return PostgresTarget(
-        host=_text(fields, "Host"),
+        host=_host(_text(fields, "Host")),
         port=port,
-        dbname=_text(fields, "DBName") if "DBName" in fields else "postgres",
+        dbname=dbname,
         account_name=_text(fields, "AccountName", 63),
         master_secret=None if master is None else _text(fields, "MasterSecretName", 192),
         sslmode=str(sslmode),

@@ -170,6 +170,7 @@ def build_store(
         key_store_providers(db, keystore, generation),
         access_quota=settings.access_quota,
         secret_quota=settings.secret_quota,
+        managed_secret_hosts=settings.managed_secret_hosts,
         key_quota=settings.key_quota,
         crypto_rate=settings.rate_crypto_per_account,
         grant_release_seconds=settings.grant_release_seconds,

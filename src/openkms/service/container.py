@@ -121,6 +121,7 @@ def build_services(
     *,
     access_quota: int = DEFAULT_QUOTA,
     secret_quota: int = DEFAULT_SECRET_QUOTA,
+    managed_secret_hosts: tuple[str, ...] = (),
     key_quota: int = DEFAULT_KEY_QUOTA,
     crypto_rate: int = DEFAULT_SPEC,
     grant_release_seconds: float = DEFAULT_RELEASE_SECONDS,
@@ -139,6 +140,9 @@ def build_services(
     usage = UsageRecorder(db)
     sealer = SecretSealer(crypto, usage)
     secret_versions = SecretVersionService(db, sealer, clock)
+    secret_rotation = SecretRotationService(
+        db, sealer, secret_versions, clock, PostgresRoles(managed_secret_hosts)
+    )
 
     def audit_chain_key() -> bytes | None:
         if keystore.sealed:
@@ -178,8 +182,10 @@ def build_services(
         ),
         client_keys=ClientKeyService(db, clock, generation),
         instance_ca=InstanceCa(db, keystore, clock),
-        secrets=SecretService(db, keys, service_keys, sealer, clock, secret_quota),
+        secrets=SecretService(
+            db, keys, service_keys, sealer, clock, secret_quota, secret_rotation.check_target
+        ),
         secret_versions=secret_versions,
         secret_tags=SecretTagService(db),
-        secret_rotation=SecretRotationService(db, sealer, secret_versions, clock, PostgresRoles()),
+        secret_rotation=secret_rotation,
     )

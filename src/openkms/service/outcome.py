@@ -31,10 +31,13 @@ class Outcome(NamedTuple, Generic[T_co]):
     value: T_co
     resource: Resource | None = None
     acted: bool = True
+    # A request that acted on several resources one by one (BatchGetSecretValue): each one's
+    # resource and its failure (None: done), recorded after the request's own record.
+    parts: tuple[tuple[Resource | None, OpenKMSError | None], ...] = ()
 
     def map(self, render: Callable[[T_co], U]) -> Outcome[U]:
         """The same outcome with its value rendered (an adapter turning a result into its answer)."""
-        return Outcome(render(self.value), self.resource, self.acted)
+        return Outcome(render(self.value), self.resource, self.acted, self.parts)
 
 
 class acting_on:

@@ -8,6 +8,10 @@ current or pending password, or a master secret's admin role) and runs `ALTER RO
 statement log in clear; the role name is quoted by psycopg.sql. Setting the same password twice is
 harmless, which is what lets an interrupted rotation be finished later. No password appears in a log
 line or an error message.
+
+Only hosts the operator admits (`managed_secret_hosts`) are signed in to, and libpq accepts only
+SCRAM-SHA-256 or no authentication (`require_auth`): a server asking for the password in clear or as
+MD5 is hung up on before the password leaves.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from collections.abc import Sequence
 import psycopg
 from psycopg import sql
 
-from openkms.domain.secret_rotation import Credentials, PostgresTarget
-from openkms.errors import RotationFailed
+from openkms.domain.secret_rotation import Credentials, PostgresTarget, host_allowed
+from openkms.errors import InvalidArgument, OpenKMSError, RotationFailed, UnsupportedOperation
 from openkms.secret import SecretBytes
 
 log = logging.getLogger("openkms.secrets.rotation")
@@ -29,10 +33,33 @@ VERIFIER_ALGORITHM = b"scram-sha-256"
 
 
 class PostgresRoles:
-    """Changes passwords of roles on PostgreSQL servers named by ExtendedConfig."""
+    """Changes passwords of roles on the PostgreSQL servers the operator admits
+    (`managed_secret_hosts`) that ExtendedConfig names."""
 
-    def __init__(self, connect_timeout: int = CONNECT_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self, allowed_hosts: Sequence[str] = (), connect_timeout: int = CONNECT_TIMEOUT_SECONDS
+    ) -> None:
+        self._allowed = tuple(allowed_hosts)
         self._timeout = connect_timeout
+
+    @property
+    def allowed_hosts(self) -> tuple[str, ...]:
+        return self._allowed
+
+    def check_host(self, target: PostgresTarget) -> None:
+        """UnsupportedOperation when managed secrets are off here; InvalidArgument when the host is
+        not one the operator admits. Asked at CreateSecret and again before every sign-in."""
+        if not self._allowed:
+            raise UnsupportedOperation(
+                "OpenKMS.PostgreSQL secrets are off on this server: the operator lists the database "
+                "hosts OpenKMS may manage in the setting managed_secret_hosts."
+            )
+        if not host_allowed(target.host, self._allowed):
+            raise InvalidArgument(
+                f"ExtendedConfig.Host {target.host!r} is not among the database hosts this server may "
+                "manage (the setting managed_secret_hosts).",
+                parameter="ExtendedConfig",
+            )
 
     def _where(self, target: PostgresTarget) -> str:
         return f"{target.host}:{target.port}/{target.dbname}"
@@ -48,6 +75,10 @@ class PostgresRoles:
                     user=login.account_name,
                     password=login.password.reveal().decode("utf-8"),
                     sslmode=target.sslmode,
+                    # The password goes to the server only inside SCRAM (or not at all, when the
+                    # server asks for nothing): never in clear or as MD5 to whoever answers there.
+                    require_auth="scram-sha-256,none",
+                    gssencmode="disable",
                     connect_timeout=self._timeout,
                     application_name="openkms-rotation",
                     autocommit=True,
@@ -66,6 +97,10 @@ class PostgresRoles:
         self, target: PostgresTarget, logins: Sequence[Credentials], new_password: SecretBytes
     ) -> None:
         """Give `target.account_name` the password `new_password`; RotationFailed if it cannot."""
+        try:
+            self.check_host(target)
+        except OpenKMSError as exc:
+            raise RotationFailed(f"OpenKMS may not rotate at {self._where(target)}: {exc.message}") from None
         with self._connect(target, logins) as conn:
             try:
                 verifier = conn.pgconn.encrypt_password(

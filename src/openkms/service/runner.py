@@ -148,6 +148,8 @@ class Runner:
         ):
             self._usage.record(resource.key_id, ctx.principal, ctx.received_at)
         await self._append(self._event_of(ctx, action, spent, resource, None), started)
+        for part, part_failure in outcome.parts:  # one record per resource a batch acted on
+            await self._append(self._event_of(ctx, action, None, part, part_failure), started, metered=False)
         return outcome.value
 
     def _event_of(
@@ -228,9 +230,11 @@ class Runner:
             dry_run=dry_run,
         )
 
-    async def _append(self, event: AuditEvent, started: float, action: str | None = None) -> None:
+    async def _append(
+        self, event: AuditEvent, started: float, action: str | None = None, *, metered: bool = True
+    ) -> None:
         """Write the record, then count the request (as InternalFailure if the record failed: that is
-        what its caller is answered)."""
+        what its caller is answered); a batch's records of its parts are not requests (`metered`)."""
         code = event.result
         try:
             await self._audit.append(event)
@@ -243,6 +247,10 @@ class Runner:
             code = INTERNAL_FAILURE
             raise errors.AuditUnavailable() from exc
         finally:
-            self._meter.record(
-                event.door, event.action if action is None else action, code, time.perf_counter() - started
-            )
+            if metered:
+                self._meter.record(
+                    event.door,
+                    event.action if action is None else action,
+                    code,
+                    time.perf_counter() - started,
+                )

@@ -100,6 +100,23 @@ class SecretRotationService:
         self._clock = clock
         self._roles = roles
 
+    # -- what a managed secret may name -------------------------------------------------------------
+    def check_target(self, ctx: RequestContext, extended_config: str) -> None:
+        """CreateSecret's and UpdateSecretRotationPolicy's checks of where a managed secret points:
+        a host the operator admits (`managed_secret_hosts`), and a master secret the caller may read
+        itself (its GetSecretValue and its key's Decrypt, as a GetSecretValue would ask), holding
+        credentials. The rotation job later signs in with that master for the account: only who may
+        read it may bind a secret to it."""
+        target = parse_postgres_target(extended_config)
+        self._roles.check_host(target)
+        self._check_master(ctx, target.master_secret)
+
+    def _check_master(self, ctx: RequestContext, master_secret: str | None) -> None:
+        """The caller reads the master secret (as GetSecretValue would), and it holds credentials."""
+        if master_secret is not None:
+            master = self._versions.get_value(ctx, ValueRequest(master_secret)).value
+            parse_credentials(master.value, "MasterSecretName")
+
     # -- the rotation policy ----------------------------------------------------------------------
     def update_policy(
         self, ctx: RequestContext, ref: str, enable: bool, interval: int | None
@@ -112,6 +129,8 @@ class SecretRotationService:
             with acting_on(secret_resource(secret)):
                 if enable and interval is None:
                     raise MissingParameter("RotationInterval")
+                if enable and secret.extended_config is not None:
+                    self.check_target(ctx, secret.extended_config)  # who turns the job on answers for it
                 pending = _pending(uow.secrets.versions(secret.secret_id))
                 if enable:
                     assert interval is not None
@@ -141,6 +160,8 @@ class SecretRotationService:
             _refuse_generic(secret, "RotateSecret")
         resource = secret_resource(secret)
         with acting_on(resource):
+            if secret.extended_config is not None:  # the caller's right to the master, before staging
+                self._check_master(ctx, parse_postgres_target(secret.extended_config).master_secret)
             self._rotate(ctx, secret, version_id)
         return Outcome(Rotated(secret, version_id), resource)
 

@@ -31,6 +31,7 @@ from openkms.errors import (
 )
 from openkms.policy.actions import KmsAction
 from openkms.repository.database import Database
+from openkms.resource import Resource
 from openkms.secret import SecretBytes
 from openkms.service.context import RequestContext
 from openkms.service.outcome import Outcome, acting_on
@@ -123,12 +124,19 @@ class SecretVersionService:
         if len(set(names)) != len(names):
             raise InvalidArgument("SecretsList names a secret more than once.", parameter="SecretsList")
         results: list[tuple[str, SecretValue | OpenKMSError]] = []
+        parts: list[tuple[Resource | None, OpenKMSError | None]] = []
         for request in requests:
             try:
-                results.append((request.secret, self.get_value(ctx, request).value))
+                got = self.get_value(ctx, request)
             except OpenKMSError as error:
                 results.append((request.secret, error))
-        return Outcome(results)
+                parts.append((error.resource, error))
+            else:
+                results.append((request.secret, got.value))
+                parts.append((got.resource, None))
+        # The audit log names each secret read (and the key that opened it) or refused, one record
+        # apiece after the request's own.
+        return Outcome(results, parts=tuple(parts))
 
     def put_value(
         self,

@@ -9,7 +9,7 @@ Values are sealed and opened by `service.secret_values`; versions and stages are
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -30,7 +30,7 @@ from openkms.domain.secrets import (
     secret_arn,
 )
 from openkms.domain.specs import SPEC_RULES
-from openkms.errors import Conflict, InvalidArgument, QuotaExceeded, SecretNotFound
+from openkms.errors import Conflict, InvalidArgument, QuotaExceeded, SecretNotFound, UnsupportedOperation
 from openkms.policy.actions import KmsAction
 from openkms.policy.document import PolicyKind, parse_policy
 from openkms.policy.secret_policy import default_secret_policy
@@ -108,7 +108,9 @@ class SecretService:
         sealer: SecretSealer,
         clock: Clock,
         quota: int = DEFAULT_SECRET_QUOTA,
+        check_target: Callable[[RequestContext, str], None] | None = None,
     ) -> None:
+        self._check_target = check_target  # `SecretRotationService.check_target`; None: managed types off
         self._db = db
         self._keys = keys
         self._service_keys = service_keys
@@ -164,6 +166,12 @@ class SecretService:
         )
         if request.policy is not None:
             parse_policy(request.policy, PolicyKind.KEY)
+            # A policy given at creation is a SetSecretPolicy: sharing the secret is its own right.
+            decide(ctx, f"kms:{KmsAction.SET_SECRET_POLICY}", arn, ctx.principal.account_id, None)
+        if managed.extended_config is not None:
+            if self._check_target is None:
+                raise UnsupportedOperation(f"{request.secret_type} secrets are off on this server.")
+            self._check_target(ctx, managed.extended_config)
         with self._db.unit_of_work() as uow:
             if uow.secrets.get(ctx.principal.account_id, ctx.region_id, name) is not None:
                 raise Conflict(f"A secret named {name!r} already exists.")
