@@ -361,6 +361,7 @@ def _validate_tls(cert: Path | None, key: Path | None) -> None:
 
 
 _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")  # also container names (db_1)
 
 
 def _validate_managed_hosts(settings: Settings) -> None:
@@ -371,7 +372,7 @@ def _validate_managed_hosts(settings: Settings) -> None:
             continue
         except ValueError:
             pass
-        if len(entry) > 253 or not all(_DNS_LABEL.match(label) for label in entry.rstrip(".").split(".")):
+        if len(entry) > 253 or not all(_HOST_LABEL.match(label) for label in entry.rstrip(".").split(".")):
             raise ConfigError(
                 f"setting 'managed_secret_hosts': {entry!r} is not a DNS name, IP address or network"
             )

@@ -246,8 +246,8 @@ def verify_audit(server: LiveServer, ledgers: list[list[Entry]]) -> list[str]:
     for path in sorted((server.data_dir / "audit").glob("*.jsonl")):
         for line in path.read_bytes().splitlines():
             record = json.loads(line)
-            if record.get("request_id"):
-                results[str(record["request_id"])] = str(record.get("result"))
+            if record.get("request_id"):  # the request's own record comes first (a batch adds parts)
+                results.setdefault(str(record["request_id"]), str(record.get("result")))
     for ledger in ledgers:
         for entry in ledger:
             if entry.request_id is None or entry.outcome is Outcome.UNKNOWN:

@@ -15,7 +15,7 @@ import pytest
 
 from openkms.domain.secret_rotation import Credentials, PostgresTarget
 from openkms.domain.secrets import SecretDataType, SecretType
-from openkms.errors import RotationFailed
+from openkms.errors import RotationFailed, SecretNotFound
 from openkms.secret import SecretBytes
 from openkms.service.context import Door, RequestContext, system_principal
 from openkms.service.postgres_roles import PostgresRoles
@@ -113,7 +113,7 @@ def test_a_crash_before_the_database_changed_is_finished_by_the_next_rotate_secr
         def set_password(self, *_: object) -> None:
             raise Crash()
 
-    monkeypatch.setattr(rotation, "_roles", Dying())
+    monkeypatch.setattr(rotation, "_roles", Dying(["127.0.0.1"]))
     with pytest.raises(Crash):
         rotation.rotate(stack.ctx(), name, "v2")
     assert _password(stack, name, "ACSCurrent") == ("v1", role.password)
@@ -183,3 +183,17 @@ def test_set_password_quotes_the_role_and_tries_each_login_in_turn() -> None:
             PostgresRoles(["127.0.0.1"]).set_password(target, logins[:1], SecretBytes(b"other"))
         assert "other" not in caught.value.message
         assert scram_matches(verifier(odd.role), "N3w-password")
+
+
+def test_a_host_no_longer_admitted_fails_the_rotation_before_anything_is_staged(
+    stack: Stack, role: ScratchRole, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = _create(stack, role)
+    rotation = stack.services.secret_rotation
+    monkeypatch.setattr(rotation, "_roles", PostgresRoles(["10.0.0.0/8"]))  # the operator narrowed it
+    with pytest.raises(RotationFailed) as caught:
+        rotation.rotate(stack.ctx(), name, "v2")
+    assert "managed_secret_hosts" in caught.value.message
+    with pytest.raises(SecretNotFound):
+        _password(stack, name, "ACSPending")  # nothing staged
+    assert _password(stack, name, "ACSCurrent") == ("v1", role.password)

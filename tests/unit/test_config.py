@@ -155,9 +155,9 @@ def test_bad_tenant_limits_are_named(tmp_path: Path, document: str, fragment: st
 
 def test_managed_secret_hosts_are_off_by_default_and_checked() -> None:
     assert load_settings(environ={}).managed_secret_hosts == ()
-    listed = load_settings(environ={"OPENKMS_MANAGED_SECRET_HOSTS": " db.internal, 10.0.0.0/8 ,::1"})
-    assert listed.managed_secret_hosts == ("db.internal", "10.0.0.0/8", "::1")
-    assert listed.redacted()["managed_secret_hosts"] == "db.internal,10.0.0.0/8,::1"
+    listed = load_settings(environ={"OPENKMS_MANAGED_SECRET_HOSTS": " db.internal, 10.0.0.0/8 ,::1,db_1"})
+    assert listed.managed_secret_hosts == ("db.internal", "10.0.0.0/8", "::1", "db_1")
+    assert listed.redacted()["managed_secret_hosts"] == "db.internal,10.0.0.0/8,::1,db_1"
     for bad in ("/var/run/postgresql", "user@db", "db name"):
         with pytest.raises(ConfigError, match="managed_secret_hosts"):
             load_settings(environ={"OPENKMS_MANAGED_SECRET_HOSTS": bad})

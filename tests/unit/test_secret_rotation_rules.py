@@ -191,6 +191,7 @@ def test_a_dbname_that_is_a_connection_string_is_refused(dbname: str) -> None:
 def test_the_operators_host_list() -> None:
     allowed = ("db.internal", "10.0.0.0/8", "192.168.1.7", "2001:db8::/32")
     assert host_allowed("db.internal", allowed) and host_allowed("DB.internal", allowed)
+    assert host_allowed("db.internal.", allowed) and host_allowed("db.internal", ("db.internal.",))
     assert host_allowed("10.200.3.4", allowed) and host_allowed("192.168.1.7", allowed)
     assert host_allowed("2001:db8::5", allowed)
     assert not host_allowed("db.internal.evil", allowed) and not host_allowed("192.168.1.8", allowed)

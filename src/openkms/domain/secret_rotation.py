@@ -35,7 +35,7 @@ _INTERVAL = re.compile(r"^([0-9]{1,10})([dhms])\Z")
 # One DNS name or one IP address: never a Unix-socket path (`/...`), a host list (`,`), a user
 # (`@`) or anything libpq would read as more than a host.
 _HOST_NAME = re.compile(
-    r"^(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?\Z"
+    r"^(?=.{1,253}\Z)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\Z"
 )
 _CONFIG_KEYS = frozenset(
     {"Host", "Port", "DBName", "AccountName", "MasterSecretName", "SSLMode", "CustomData"}
@@ -109,9 +109,10 @@ def _host(raw: str) -> str:
         return str(ipaddress.ip_address(raw))
     except ValueError:
         pass
-    if _HOST_NAME.match(raw) is None:
+    name = raw.removesuffix(".")  # `db.internal.` is `db.internal`
+    if _HOST_NAME.match(name) is None:
         raise _config_error("ExtendedConfig.Host is one DNS name or one IP address.")
-    return raw.lower()
+    return name.lower()
 
 
 def host_allowed(host: str, allowed: Sequence[str]) -> bool:
@@ -122,11 +123,11 @@ def host_allowed(host: str, allowed: Sequence[str]) -> bool:
     except ValueError:
         address = None
     for raw_entry in allowed:
-        entry = raw_entry.strip().lower()
+        entry = raw_entry.strip().lower().removesuffix(".")
         if not entry:
             continue
         if address is None:
-            if entry == host.lower():
+            if entry == host.lower().removesuffix("."):
                 return True
             continue
         try:
@@ -168,7 +169,8 @@ def parse_postgres_target(raw: str | None) -> PostgresTarget:
     master = fields.get("MasterSecretName")
     dbname = _text(fields, "DBName") if "DBName" in fields else "postgres"
     if "=" in dbname or dbname.startswith(("postgresql:", "postgres:")):
-        # libpq reads such a dbname as a whole connection string (other hosts, users, files).
+        # libpq can read such a dbname as a whole connection string (other hosts, users, files);
+        # psycopg does not ask it to, so this is defense in depth.
         raise _config_error("ExtendedConfig.DBName is a database name, not a connection string.")
     return PostgresTarget(
         host=_host(_text(fields, "Host")),

@@ -61,6 +61,15 @@ class PostgresRoles:
                 parameter="ExtendedConfig",
             )
 
+    def ensure_admitted(self, target: PostgresTarget) -> None:
+        """`check_host` for a rotation: RotationFailed (and a warning in the server log, where an
+        operator who upgraded without setting `managed_secret_hosts` sees why rotations stopped)."""
+        try:
+            self.check_host(target)
+        except OpenKMSError as exc:
+            log.warning("rotation: %s refused: %s", self._where(target), exc.message)
+            raise RotationFailed(f"OpenKMS may not rotate at {self._where(target)}: {exc.message}") from None
+
     def _where(self, target: PostgresTarget) -> str:
         return f"{target.host}:{target.port}/{target.dbname}"
 
@@ -97,10 +106,7 @@ class PostgresRoles:
         self, target: PostgresTarget, logins: Sequence[Credentials], new_password: SecretBytes
     ) -> None:
         """Give `target.account_name` the password `new_password`; RotationFailed if it cannot."""
-        try:
-            self.check_host(target)
-        except OpenKMSError as exc:
-            raise RotationFailed(f"OpenKMS may not rotate at {self._where(target)}: {exc.message}") from None
+        self.ensure_admitted(target)
         with self._connect(target, logins) as conn:
             try:
                 verifier = conn.pgconn.encrypt_password(

@@ -147,9 +147,19 @@ class Runner:
             and resource.key_id is not None
         ):
             self._usage.record(resource.key_id, ctx.principal, ctx.received_at)
-        await self._append(self._event_of(ctx, action, spent, resource, None), started)
-        for part, part_failure in outcome.parts:  # one record per resource a batch acted on
-            await self._append(self._event_of(ctx, action, None, part, part_failure), started, metered=False)
+        event = self._event_of(ctx, action, spent, resource, None)
+        if not outcome.parts:
+            await self._append(event, started)
+            return outcome.value
+        # A batch: its own record, then one per resource it acted on, queued in that order and made
+        # durable together (one group commit, not one per part).
+        await asyncio.gather(
+            self._append(event, started),
+            *(
+                self._append(self._event_of(ctx, action, None, part, part_failure), started, metered=False)
+                for part, part_failure in outcome.parts
+            ),
+        )
         return outcome.value
 
     def _event_of(

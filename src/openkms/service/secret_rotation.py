@@ -123,14 +123,20 @@ class SecretRotationService:
     ) -> Outcome[Secret]:
         """EnableAutomaticRotation and RotationInterval (seconds). The next rotation is the last
         one (or the secret's creation) plus the interval; one already past is due at once."""
+        if enable:
+            # Who turns the job on answers for what it signs in with: checked before the locked
+            # write (it reads and decrypts the master secret); ExtendedConfig never changes.
+            with self._db.unit_of_work() as uow:
+                found = open_secret(uow, ctx, ref, KmsAction.UPDATE_SECRET_ROTATION_POLICY)
+            if found.extended_config is not None:
+                with acting_on(secret_resource(found)):
+                    self.check_target(ctx, found.extended_config)
         with self._db.unit_of_work(write=True) as uow:
             secret = open_secret(uow, ctx, ref, KmsAction.UPDATE_SECRET_ROTATION_POLICY, lock=True)
             _refuse_generic(secret, "UpdateSecretRotationPolicy")
             with acting_on(secret_resource(secret)):
                 if enable and interval is None:
                     raise MissingParameter("RotationInterval")
-                if enable and secret.extended_config is not None:
-                    self.check_target(ctx, secret.extended_config)  # who turns the job on answers for it
                 pending = _pending(uow.secrets.versions(secret.secret_id))
                 if enable:
                     assert interval is not None
@@ -200,6 +206,8 @@ class SecretRotationService:
             raise
 
     def _steps(self, ctx: RequestContext, secret: Secret, version_id: str | None) -> None:
+        if secret.extended_config is not None:  # a host no longer admitted: refused before staging
+            self._roles.ensure_admitted(parse_postgres_target(secret.extended_config))
         with self._db.unit_of_work() as uow:
             versions = uow.secrets.versions(secret.secret_id)
         pending = _pending(versions)
