@@ -51,13 +51,9 @@ def decide_access(
     source_ip: str | None,
     now: datetime,
 ) -> AccessDecision:
-    client_key = grant.client_key
-    if client_key.aap_name != grant.access_point.name:
-        return AccessDecision(False, "the client key belongs to another application access point")
-    if now < client_key.not_before:
-        return AccessDecision(False, "the client key is not valid yet (NotBefore)")
-    if now >= client_key.not_after:
-        return AccessDecision(False, "the client key has expired (NotAfter)")
+    refusal = _client_key_refusal(grant, now)
+    if refusal is not None:
+        return AccessDecision(False, refusal)
     reasons: list[str] = []
     for name in grant.access_point.policies:
         policy = grant.policies.get(name)
@@ -77,11 +73,9 @@ def admits_source(grant: AccessGrant, *, source_ip: str | None, now: datetime) -
     """An operation on no key or secret (GenerateRandom): allowed when the client key is valid at
     `now` and some policy of its access point, whatever it grants, names a network rule that admits
     the address. An access point whose policies admit nobody from there may ask for nothing."""
-    client_key = grant.client_key
-    if client_key.aap_name != grant.access_point.name:
-        return AccessDecision(False, "the client key belongs to another application access point")
-    if not client_key.not_before <= now < client_key.not_after:
-        return AccessDecision(False, "the client key is not valid at this time (NotBefore / NotAfter)")
+    refusal = _client_key_refusal(grant, now)
+    if refusal is not None:
+        return AccessDecision(False, refusal)
     for name in grant.access_point.policies:
         policy = grant.policies.get(name)
         if policy is None:
@@ -93,6 +87,18 @@ def admits_source(grant: AccessGrant, *, source_ip: str | None, now: datetime) -
     if not grant.access_point.policies:
         return AccessDecision(False, "the application access point has no policy")
     return AccessDecision(False, "no network rule of the access point's policies admits the source address")
+
+
+def _client_key_refusal(grant: AccessGrant, now: datetime) -> str | None:
+    """Why the client key itself may not act at `now` (its access point, its validity), or None."""
+    client_key = grant.client_key
+    if client_key.aap_name != grant.access_point.name:
+        return "the client key belongs to another application access point"
+    if now < client_key.not_before:
+        return "the client key is not valid yet (NotBefore)"
+    if now >= client_key.not_after:
+        return "the client key has expired (NotAfter)"
+    return None
 
 
 def _policy_refusal(

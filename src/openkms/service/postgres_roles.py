@@ -42,10 +42,6 @@ class PostgresRoles:
         self._allowed = tuple(allowed_hosts)
         self._timeout = connect_timeout
 
-    @property
-    def allowed_hosts(self) -> tuple[str, ...]:
-        return self._allowed
-
     def check_host(self, target: PostgresTarget) -> None:
         """UnsupportedOperation when managed secrets are off here; InvalidArgument when the host is
         not one the operator admits. Asked at CreateSecret and again before every sign-in."""

@@ -93,10 +93,13 @@ class InstanceDispatcher:
         try:
             ctx, operation = await self._authenticate(raw, headers, request_id, api_name, claimed)
         except Exception as exc:
-            if not isinstance(exc, errors.OpenKMSError):
+            if isinstance(exc, errors.OpenKMSError):
+                wire = to_wire(exc)
+            else:
                 # A fault of ours before the use case (the store unreachable, say): recorded and
                 # answered as InternalFailure, never the trace.
                 log.exception("instance request %s failed before its operation", request_id)
+                wire = INTERNAL_FAILURE
             attempt = Attempt(
                 Door.INSTANCE,
                 request_id,
@@ -110,9 +113,7 @@ class InstanceDispatcher:
                 await self._runner.refuse(attempt, exc, started=started)
             except errors.AuditUnavailable:
                 return _error(INTERNAL_FAILURE, request_id)
-            if not isinstance(exc, errors.OpenKMSError):
-                return _error(INTERNAL_FAILURE, request_id)
-            return _error(to_wire(exc), request_id)
+            return _error(wire, request_id)
 
         def use_case() -> Outcome[Answer]:
             try:
