@@ -144,7 +144,7 @@ async def _full(creds: Credentials, data_dir: Path, args: argparse.Namespace) ->
         extra = {"KeyId": key_id, "Plaintext": base64.b64encode(os.urandom(32)).decode()}
         template = Template.build("Encrypt", creds, extra, timestamp_now())
         await _drive(app, _bodies(template, 2000), args.tasks)  # warm caches and code paths
-        return await _measure(app, template, args)
+        return await _measure(app, template, args, profile=args.profile)
     finally:
         await stop()
 
@@ -160,13 +160,15 @@ async def _bare(creds: Credentials, args: argparse.Namespace) -> dict[str, Any]:
     extra = {"KeyId": str(uuid.uuid4()), "Plaintext": base64.b64encode(os.urandom(32)).decode()}
     template = Template.build("Encrypt", creds, extra, timestamp_now())
     await _drive(bare.app, _bodies(template, 2000), args.tasks)
-    return await _measure(bare.app, template, args)
+    return await _measure(bare.app, template, args, profile=None)
 
 
-async def _measure(app: App, template: Template, args: argparse.Namespace) -> dict[str, Any]:
+async def _measure(
+    app: App, template: Template, args: argparse.Namespace, *, profile: str | None
+) -> dict[str, Any]:
     bodies = _bodies(template, args.requests)
     profiler = None
-    if args.profile:
+    if profile:
         import cProfile
 
         profiler = cProfile.Profile()
@@ -174,7 +176,7 @@ async def _measure(app: App, template: Template, args: argparse.Namespace) -> di
     cpu, wall, statuses = await _drive(app, bodies, args.tasks)
     if profiler is not None:
         profiler.disable()
-        profiler.dump_stats(args.profile)
+        profiler.dump_stats(profile)
     if statuses.get(200) != len(bodies):
         raise RuntimeError(f"not every request succeeded: {statuses}")
     return {"cpu_us": cpu / len(bodies) * 1e6, "wall_us": wall / len(bodies) * 1e6}

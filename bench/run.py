@@ -66,6 +66,7 @@ README_END = "<!-- bench:end -->"
 P99_GOAL_MS = 10.0
 RATIO_TARGET = 0.6  # issue 16: Encrypt full path / bare ceiling at the top connection count, at least
 P99_RATIO_TARGET = 1.5  # issue 16: Encrypt full-path p99 / bare p99 of the same run, at most
+ABLATABLE = ("audit", "replay", "limits")  # what --ablate can take out (bench/ablation/sitecustomize.py)
 SCENARIOS = ("steady", "cold-burst", "micro", "key-stores", "scale", "rsa", "nodes", "instance-api")
 UNBALANCED_RETRIES = 3  # repeats of a run whose connections all went to fewer workers than started
 BUSY_WORKER_CORES = 0.1  # a worker below this during a run got (almost) no connections
@@ -369,6 +370,11 @@ def start_openkms(
     bench: Bench, stack: contextlib.ExitStack, args: argparse.Namespace
 ) -> tuple[ManagedServer, Fixture]:
     server_env = dict(item.split("=", 1) for item in args.server_env)
+    if args.ablate:
+        # bench/ablation/sitecustomize.py patches the named parts out of the server and its workers.
+        server_env["PYTHONPATH"] = os.pathsep.join((str(BENCH_DIR / "ablation"), str(REPO_DIR)))
+        server_env["BENCH_ABLATE"] = ",".join(args.ablate)
+        loud(f"ABLATED server: {', '.join(args.ablate)} taken out (bench/ablation); not OpenKMS as shipped")
     server = openkms_server(bench.work, bench.creds, args.workers, server_env)
     stack.callback(server.stop)
     server.start()
@@ -540,6 +546,12 @@ def write_markdown(
         f"server: {plan['workers']} uvicorn workers, wrk on the same {machine['nproc']} cores. "
         "Any error makes a row INVALID.",
     ]
+    if result.get("ablated"):
+        block[:0] = [
+            f"**ABLATED**: {', '.join(result['ablated'])} taken out of the full server (bench/ablation); "
+            "not OpenKMS as shipped.",
+            "",
+        ]
     if rows:
         block += ["", markdown_table(rows), "", *summary_lines(rows, info)]
         key_store_lines = key_stores.summary_lines(rows)
@@ -709,6 +721,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--server-env", action="append", default=[], metavar="NAME=VALUE",
         help="extra environment for openkms serve, e.g. OPENKMS_NONCE_SLOTS=16777216 (repeatable)",
     )  # fmt: skip
+    parser.add_argument(
+        "--ablate", default="", metavar="PARTS",
+        help=f"take parts out of the full server to bound their cost: {', '.join(ABLATABLE)} "
+        "(bench/ablation); results go to latest-ablated.*, never to the README",
+    )  # fmt: skip
     parser.add_argument("--results", type=Path, default=BENCH_DIR / "results", help="results folder")
     parser.add_argument("--readme", type=Path, default=REPO_DIR / "README.md", help="README to update")
     parser.add_argument("--keep", action="store_true", help="keep the temporary work folder (data dir, logs)")
@@ -719,6 +736,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for item in args.server_env:
         if "=" not in item or not item.startswith("OPENKMS_"):
             parser.error(f"--server-env wants OPENKMS_NAME=VALUE, not {item!r}")
+    args.ablate = sorted({part.strip() for part in args.ablate.split(",") if part.strip()})
+    for part in args.ablate:
+        if part not in ABLATABLE:
+            parser.error(f"--ablate takes {', '.join(ABLATABLE)}, not {part!r}")
     args.only = [name.strip() for name in args.only.split(",") if name.strip()]
     for name in args.only:
         if name not in SCENARIOS:
@@ -798,6 +819,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = machine_facts()
     log(f"machine: {machine_line(machine)}")
     result: dict[str, Any] = {"machine": machine, "plan": asdict(plan), "findings": {}}
+    result["ablated"] = args.ablate
     cold: list[cold_burst.ColdResult] = []
     extra: list[str] = []  # the scale, rsa and nodes scenarios' report lines
     scaled: list[scale.ScaleResult] = []
@@ -867,17 +889,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["summary"] = info
     result["rows"] = [row.to_json() for row in rows]
     args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
-    block = write_markdown(args.results / "latest.md", rows, info, cold, result, extra)
+    stem = "latest-ablated" if args.ablate else "latest"
+    (args.results / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    block = write_markdown(args.results / f"{stem}.md", rows, info, cold, result, extra)
     print(block)
-    update_readme(args.readme, block)
+    if not args.ablate:
+        update_readme(args.readme, block)
     invalid = [f"{r.target} {r.action} c={r.connections}" for r in rows if not r.valid]
     invalid += [f"cold burst on {c.backend}" for c in cold if not c.valid]
     invalid += [f"scale on {s.backend}" for s in scaled if not s.valid]
     invalid += nodes_invalid
     if invalid:
         loud(f"{len(invalid)} row(s) INVALID: " + ", ".join(invalid))
-    log(f"results: {args.results / 'latest.md'}, {args.results / 'latest.json'}")
+    log(f"results: {args.results / f'{stem}.md'}, {args.results / f'{stem}.json'}")
     return 1 if invalid else 0
 
 
