@@ -372,7 +372,8 @@ def start_openkms(
     server_env = dict(item.split("=", 1) for item in args.server_env)
     if args.ablate:
         # bench/ablation/sitecustomize.py patches the named parts out of the server and its workers.
-        server_env["PYTHONPATH"] = os.pathsep.join((str(BENCH_DIR / "ablation"), str(REPO_DIR)))
+        paths = (str(BENCH_DIR / "ablation"), str(REPO_DIR), os.environ.get("PYTHONPATH", ""))
+        server_env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
         server_env["BENCH_ABLATE"] = ",".join(args.ablate)
         loud(f"ABLATED server: {', '.join(args.ablate)} taken out (bench/ablation); not OpenKMS as shipped")
     server = openkms_server(bench.work, bench.creds, args.workers, server_env)
@@ -548,8 +549,8 @@ def write_markdown(
     ]
     if result.get("ablated"):
         block[:0] = [
-            f"**ABLATED**: {', '.join(result['ablated'])} taken out of the full server (bench/ablation); "
-            "not OpenKMS as shipped.",
+            f"**ABLATED**: {', '.join(result['ablated'])} taken out of the steady scenario's full server "
+            "(bench/ablation); not OpenKMS as shipped.",
             "",
         ]
     if rows:
@@ -741,6 +742,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         if part not in ABLATABLE:
             parser.error(f"--ablate takes {', '.join(ABLATABLE)}, not {part!r}")
     args.only = [name.strip() for name in args.only.split(",") if name.strip()]
+    if args.ablate and "steady" not in args.only:
+        parser.error("--ablate applies to the steady scenario's full server: add steady to --only")
     for name in args.only:
         if name not in SCENARIOS:
             parser.error(f"--only takes {', '.join(SCENARIOS)}, not {name!r}")
