@@ -15,13 +15,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Runs in a fresh interpreter, where Python imports the ablation's sitecustomize at start-up.
 _PROBE = r"""
-import asyncio, json, sys, tempfile
+import asyncio, json, sys
 from pathlib import Path
 from openkms.audit.event import AuditEvent
 from openkms.audit.sink import JsonlAuditSink
 from openkms.node.nonces import SharedNonceStore
 
-work = Path(tempfile.mkdtemp())
+work = Path(sys.argv[1])
 store = SharedNonceStore(work / "nonces", slots=1024)
 held = []
 def admit():
@@ -43,20 +43,25 @@ print(json.dumps({"first": first, "again": again, "admit_held": held, "seq": cha
 """
 
 
-def _probe(ablate: str | None) -> dict[str, object]:
+def _probe(ablate: str | None, work: Path) -> dict[str, object]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
     env["PYTHONPATH"] = os.pathsep.join((str(REPO / "bench" / "ablation"), str(REPO)))
     if ablate is not None:
         env["BENCH_ABLATE"] = ablate
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", _PROBE, str(work)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
-def test_without_parts_nothing_is_taken_out() -> None:
-    result = _probe(None)
+def test_without_parts_nothing_is_taken_out(tmp_path: Path) -> None:
+    result = _probe(None, tmp_path)
     assert (result["first"], result["again"]) == (True, False)  # the replay is caught
     assert result["admit_held"] == [True]  # charged once, under the lock, not for the replay
     assert result["seq"] == 2 and result["lines"] == 2  # genesis and the event, written
@@ -73,9 +78,9 @@ def test_without_parts_nothing_is_taken_out() -> None:
     ],
 )
 def test_each_part_is_taken_out_alone(
-    parts: str, first_again: tuple[bool, bool], admits: list[bool], lines: int
+    parts: str, first_again: tuple[bool, bool], admits: list[bool], lines: int, tmp_path: Path
 ) -> None:
-    result = _probe(parts)
+    result = _probe(parts, tmp_path)
     assert (result["first"], result["again"]) == first_again
     assert result["admit_held"] == admits  # whatever is charged is charged under the lock
     assert result["seq"] == 2  # the record is always built and chained
