@@ -12,6 +12,7 @@ import pytest
 
 from openkms.service.replay import node_memory_dir
 from openkms.testing.softhsm import SoftHsmToken, make_token
+from tests.support.products import Caller
 from tests.support.sdk import SIGNING_MODES, KmsCaller
 from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, STARTED_DATA_DIRS, LiveServer
 
@@ -86,6 +87,19 @@ def server(
 @pytest.fixture(params=SIGNING_MODES)
 def kms(request: pytest.FixtureRequest, server: LiveServer) -> KmsCaller:
     return KmsCaller(str(request.param), server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+
+
+@pytest.fixture
+def ram(server: LiveServer) -> Caller:
+    """The root account's RAM client."""
+    return Caller("ram", server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+
+
+@pytest.fixture
+def account_id(server: LiveServer) -> str:
+    """The root account's id, as STS GetCallerIdentity says it."""
+    sts = Caller("sts", server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+    return str(sts.call("GetCallerIdentity")["AccountId"])
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,8 @@ from typing import Any, Literal, get_args
 
 from sqlalchemy.engine import make_url
 
+from openkms.domain.secret_rotation import is_host_name
+
 SealKind = Literal["keyfile", "passphrase"]
 # Where a spent SignatureNonce is remembered: this node's memory ("node"), or also the database every
 # node shares ("shared", PostgreSQL only); "auto" is shared on PostgreSQL and node on SQLite.
@@ -361,7 +363,6 @@ def _validate_tls(cert: Path | None, key: Path | None) -> None:
 
 
 _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")  # also container names (db_1)
 
 
 def _validate_managed_hosts(settings: Settings) -> None:
@@ -372,7 +373,7 @@ def _validate_managed_hosts(settings: Settings) -> None:
             continue
         except ValueError:
             pass
-        if len(entry) > 253 or not all(_HOST_LABEL.match(label) for label in entry.rstrip(".").split(".")):
+        if not is_host_name(entry):
             raise ConfigError(
                 f"setting 'managed_secret_hosts': {entry!r} is not a DNS name, IP address or network"
             )

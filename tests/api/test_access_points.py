@@ -32,12 +32,6 @@ def api(server: LiveServer) -> KmsCaller:
     return KmsCaller("tea-acs3", server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
 
 
-@pytest.fixture
-def account_id(server: LiveServer) -> str:
-    sts = Caller("sts", server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
-    return str(sts.call("GetCallerIdentity")["AccountId"])
-
-
 def openkms(server: LiveServer, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     """An `openkms` command on the server's store (as its operator would run it on that machine)."""
     store = ["--data-dir", str(server.data_dir)]

@@ -20,7 +20,7 @@ from openkms.errors import SignInFailed
 from openkms.repository.database import Database
 from openkms.service.sign_in import ConsoleSession, SignInPolicy, SignInService
 from tests.support.products import Caller, DeniedError
-from tests.support.server import ACCESS_KEY_ID, ACCESS_KEY_SECRET, LiveServer
+from tests.support.server import LiveServer
 
 PASSWORD = "Login-Passw0rd"
 NEW_PASSWORD = "Changed-Passw0rd"
@@ -28,17 +28,6 @@ NEW_PASSWORD = "Changed-Passw0rd"
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def ram(server: LiveServer) -> Caller:
-    return Caller("ram", server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
-
-
-@pytest.fixture
-def account_id(server: LiveServer) -> str:
-    sts = Caller("sts", server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
-    return str(sts.call("GetCallerIdentity")["AccountId"])
 
 
 @pytest.fixture

@@ -34,17 +34,6 @@ def owner(server: LiveServer) -> KmsCaller:
 
 
 @pytest.fixture
-def ram(server: LiveServer) -> Caller:
-    return Caller("ram", server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
-
-
-@pytest.fixture
-def account_id(server: LiveServer) -> str:
-    sts = Caller("sts", server.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
-    return str(sts.call("GetCallerIdentity")["AccountId"])
-
-
-@pytest.fixture
 def role() -> Iterator[ScratchRole]:
     with scratch_role() as made:
         yield made

@@ -109,10 +109,15 @@ def _host(raw: str) -> str:
         return str(ipaddress.ip_address(raw))
     except ValueError:
         pass
-    name = raw.removesuffix(".")  # `db.internal.` is `db.internal`
-    if _HOST_NAME.match(name) is None:
+    if not is_host_name(raw):
         raise _config_error("ExtendedConfig.Host is one DNS name or one IP address.")
-    return name.lower()
+    return raw.removesuffix(".").lower()  # `db.internal.` is `db.internal`
+
+
+def is_host_name(text: str) -> bool:
+    """One DNS name (labels of letters, digits, `_` and inner `-`; a trailing dot allowed): what a
+    managed secret's Host and an entry of `managed_secret_hosts` may be when not an address."""
+    return _HOST_NAME.match(text.removesuffix(".")) is not None
 
 
 def host_allowed(host: str, allowed: Sequence[str]) -> bool:
